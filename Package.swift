@@ -1,0 +1,49 @@
+// swift-tools-version: 6.0
+// Lanes: a user-space packet I/O engine over AF_XDP.
+//
+// Modules, ordered by distance from the OS (arrows point down the list only):
+//   lanes (CLI) -> LanesLab (testbed, experiments) -> LanesEngine (lane loop, apps)
+//   -> LanesXDP (UMEM, AF_XDP sockets, XDP program, ethtool, netlink, netns)
+//   -> CLanes (libxdp, libbpf, libnuma, linux headers, shims)
+//   LanesPacket and LanesCore are pure Swift: no C import, no root, no project imports.
+import PackageDescription
+
+let optimize: [SwiftSetting] = []
+
+let package = Package(
+    name: "Lanes",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "lanes", targets: ["lanes"]),
+        .library(name: "LanesPacket", targets: ["LanesPacket"]),
+        .library(name: "LanesCore", targets: ["LanesCore"]),
+        .library(name: "LanesXDP", targets: ["LanesXDP"]),
+        .library(name: "LanesEngine", targets: ["LanesEngine"]),
+        .library(name: "LanesLab", targets: ["LanesLab"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CLanes", path: "Sources/CLanes", pkgConfig: "libxdp",
+                       providers: [.apt(["libxdp-dev", "libbpf-dev", "libnuma-dev"])]),
+        .plugin(name: "BPFBuild", capability: .buildTool(), path: "Plugins/BPFBuild"),
+        .target(name: "LanesPacket"),
+        .target(name: "LanesCore"),
+        .target(name: "LanesXDP", dependencies: ["CLanes", "LanesCore"],
+                swiftSettings: optimize, plugins: ["BPFBuild"]),
+        .target(name: "LanesEngine", dependencies: ["LanesXDP", "LanesCore", "LanesPacket", "CLanes"],
+                swiftSettings: optimize),
+        .target(name: "LanesLab", dependencies: ["LanesEngine", "LanesXDP", "LanesPacket", "LanesCore"],
+                swiftSettings: optimize),
+        .executableTarget(name: "lanes", dependencies: [
+            "LanesLab", "LanesEngine", "LanesXDP", "LanesPacket", "LanesCore",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: optimize),
+        .testTarget(name: "LanesPacketTests", dependencies: ["LanesPacket"]),
+        .testTarget(name: "LanesCoreTests", dependencies: ["LanesCore"]),
+        .testTarget(name: "LanesIntegrationTests",
+                    dependencies: ["LanesLab", "LanesXDP", "LanesCore", "LanesPacket", "lanes"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,92 @@
+/* C side of Lanes: libxdp, libbpf, libnuma and the Linux headers, plus small
+ * inline shims (prefixed lanes_) for what Swift cannot import: macros,
+ * CPU_SET, and relaxed atomics on plain memory. */
+#ifndef LANES_SHIM_H
+#define LANES_SHIM_H
+
+#include <stdint.h>
+#include <errno.h>
+#include <sched.h>
+#include <pthread.h>
+#include <unistd.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <net/if.h>
+#include <linux/if_link.h>
+#include <linux/if_xdp.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
+#include <linux/netlink.h>
+#include <linux/genetlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/capability.h>
+#include <bpf/libbpf.h>
+#include <bpf/bpf.h>
+#include <xdp/xsk.h>
+#include <xdp/libxdp.h>
+#include <numa.h>
+#include <numaif.h>
+
+/* These need _GNU_SOURCE, which breaks Glibc's module map (fd_set, sockaddr
+ * unions) when defined for the importer; declare them here instead. */
+extern int pthread_setaffinity_np(pthread_t thread, size_t cpusetsize, const cpu_set_t *cpuset);
+extern int setns(int fd, int nstype);
+extern int unshare(int flags);
+
+/* Pin the calling thread to one CPU. Returns 0 or an errno value. */
+static inline int lanes_pin_self(int cpu) {
+    cpu_set_t set;
+    /* CPU_ZERO/CPU_SET need _GNU_SOURCE; their __ forms are always there. */
+    __CPU_ZERO_S(sizeof(set), &set);
+    __CPU_SET_S(cpu, sizeof(set), &set);
+    return pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+static inline int lanes_clone_newnet(void) { return 0x40000000; /* CLONE_NEWNET */ }
+static inline int lanes_clone_newns(void) { return 0x00020000; /* CLONE_NEWNS */ }
+
+/* XDP attach flags (linux/if_link.h macros). */
+static inline uint32_t lanes_xdp_flags_update_if_noexist(void) { return XDP_FLAGS_UPDATE_IF_NOEXIST; }
+static inline uint32_t lanes_xdp_flags_skb_mode(void) { return XDP_FLAGS_SKB_MODE; }
+static inline uint32_t lanes_xdp_flags_drv_mode(void) { return XDP_FLAGS_DRV_MODE; }
+static inline uint32_t lanes_xdp_flags_replace(void) { return XDP_FLAGS_REPLACE; }
+
+/* AF_XDP bind flags (linux/if_xdp.h). */
+static inline uint16_t lanes_xdp_copy(void) { return XDP_COPY; }
+static inline uint16_t lanes_xdp_zerocopy(void) { return XDP_ZEROCOPY; }
+static inline uint16_t lanes_xdp_use_need_wakeup(void) { return XDP_USE_NEED_WAKEUP; }
+static inline uint32_t lanes_xsk_inhibit_prog_load(void) { return XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD; }
+
+/* Relaxed atomics on plain 64-bit counters: one writer (a lane), any number of
+ * readers (the monitor). Aligned 8-byte accesses; no fences needed. */
+static inline void lanes_store_relaxed_u64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+static inline uint64_t lanes_load_relaxed_u64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static inline uint32_t lanes_load_acquire_u32(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+
+/* Kick the kernel to process the TX ring (copy mode and need_wakeup). */
+static inline int lanes_kick_tx(int fd) {
+    return (int)sendto(fd, NULL, 0, MSG_DONTWAIT, NULL, 0);
+}
+/* Wake the kernel to refill RX (fill ring needs_wakeup). */
+static inline int lanes_kick_rx(int fd) {
+    return (int)recvfrom(fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
+}
+
+/* Ring occupancy as the kernel sees it, for frame accounting. */
+static inline uint32_t lanes_prod_occupancy(const struct xsk_ring_prod *r) {
+    return *r->producer - lanes_load_acquire_u32(r->consumer);
+}
+static inline uint32_t lanes_cons_occupancy(const struct xsk_ring_cons *r) {
+    return lanes_load_acquire_u32(r->producer) - *r->consumer;
+}
+
+static inline int lanes_errno(void) { return errno; }
+
+/* Netlink message helpers (NLMSG_* are macros). */
+static inline uint32_t lanes_nlmsg_align(uint32_t len) { return NLMSG_ALIGN(len); }
+static inline uint32_t lanes_nla_align(uint32_t len) { return NLA_ALIGN(len); }
+
+#endif

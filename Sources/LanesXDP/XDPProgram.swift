@@ -1,0 +1,253 @@
+import CLanes
+import Glibc
+import LanesCore
+
+/// The XDP programs compiled from bpf/ and embedded in the binary (see Plugins/BPFBuild).
+public enum EmbeddedBPF {}
+
+/// How the XDP program is attached: `--xdp native|generic|auto`.
+public enum XDPMode: String, Sendable, CaseIterable, Codable {
+    case native, generic, auto
+
+    /// XDP_FLAGS_DRV_MODE / XDP_FLAGS_SKB_MODE.
+    var flags: UInt32 {
+        switch self {
+        case .native: lanes_xdp_flags_drv_mode()
+        case .generic: lanes_xdp_flags_skb_mode()
+        case .auto: 0
+        }
+    }
+}
+
+/// What the program does with matching packets (enum lanes_action in bpf/lanes.bpf.c).
+public enum XDPAction: UInt32, Sendable {
+    /// Redirect into the queue's AF_XDP socket when one is registered.
+    case redirect = 0
+    /// Count and drop in XDP: the sink that generator tests count into.
+    case sink = 1
+    /// Count and pass to the kernel.
+    case countAndPass = 2
+}
+
+/// Per-queue counters of the XDP program, summed over CPUs (struct lanes_qstats).
+public struct XDPQueueCounters: Sendable, Equatable, Codable {
+    public var redirected: UInt64 = 0
+    public var passed: UInt64 = 0
+    public var dropped: UInt64 = 0
+    public var matchedBytes: UInt64 = 0
+    public init() {}
+    public static func + (a: Self, b: Self) -> Self {
+        var s = a
+        s.redirected += b.redirected; s.passed += b.passed; s.dropped += b.dropped; s.matchedBytes += b.matchedBytes
+        return s
+    }
+}
+
+/// What is attached to an interface now.
+public struct AttachedXDP: Sendable, Codable, Equatable {
+    public var id: UInt32
+    public var name: String
+    /// "native", "generic" or "offload".
+    public var mode: String
+    public var isLanes: Bool { name == XDPProgram.programName }
+}
+
+private let libbpfQuiet: Void = {
+    if getenv("LANES_DEBUG_BPF") == nil {
+        libbpf_set_print(nil)
+    }
+}()
+
+/// Lanes' XDP program (bpf/lanes.bpf.c), loaded into the kernel, configured and
+/// attached to one interface. The program is recognised by its name, so a program
+/// left behind by a killed Lanes is replaced at the next start; a foreign program
+/// is refused unless `force`.
+public final class XDPProgram {
+    public static let programName = "lanes_xdp"
+    static let magic: UInt32 = 0x4c41_4e45
+
+    let object: OpaquePointer
+    public let programFD: Int32
+    public let xsksMapFD: Int32
+    let configFD: Int32
+    let statsFD: Int32
+    public private(set) var ifindex: UInt32 = 0
+    public private(set) var attachedMode: XDPMode?
+    public private(set) var interface = ""
+
+    /// Loads the embedded program into the kernel (not yet attached).
+    public init(filter: LaneFilter = .all, action: XDPAction = .redirect) throws(LanesError) {
+        _ = libbpfQuiet
+        guard let bytes = base64Decode(EmbeddedBPF.lanes) else {
+            throw LanesError("embedded XDP object is corrupt", fix: "rebuild with 'swift build'")
+        }
+        var openOpts = bpf_object_open_opts()
+        openOpts.sz = MemoryLayout<bpf_object_open_opts>.size
+        let obj: OpaquePointer? = bytes.withUnsafeBytes { raw in
+            "lanes".withCString { name in
+                openOpts.object_name = name
+                return bpf_object__open_mem(raw.baseAddress, raw.count, &openOpts)
+            }
+        }
+        guard let obj, libbpf_get_error(UnsafeRawPointer(obj)) == 0 else {
+            throw LanesError.system("open the embedded XDP object", errno: lanes_errno())
+        }
+        let loaded = bpf_object__load(obj)
+        if loaded < 0 {
+            bpf_object__close(obj)
+            let e = -loaded
+            throw LanesError.system("load the XDP program into the kernel", errno: e,
+                                    fix: e == EPERM ? "run as root; BPF needs CAP_BPF and CAP_NET_ADMIN" : nil)
+        }
+        object = obj
+        func fd(ofMap name: String) -> Int32 { bpf_object__find_map_fd_by_name(obj, name) }
+        programFD = bpf_program__fd(bpf_object__find_program_by_name(obj, XDPProgram.programName))
+        xsksMapFD = fd(ofMap: "lanes_xsks")
+        configFD = fd(ofMap: "lanes_config")
+        statsFD = fd(ofMap: "lanes_qstats")
+        guard programFD >= 0, xsksMapFD >= 0, configFD >= 0, statsFD >= 0 else {
+            bpf_object__close(obj)
+            throw LanesError("embedded XDP object lacks its program or maps", fix: "rebuild with 'swift build'")
+        }
+        try configure(filter: filter, action: action)
+    }
+
+    deinit {
+        detach()
+        bpf_object__close(object)
+    }
+
+    /// Writes the filter and action into the program's config map (struct lanes_config).
+    public func configure(filter: LaneFilter, action: XDPAction) throws(LanesError) {
+        var cfg = [UInt32](repeating: 0, count: 6)
+        cfg[0] = XDPProgram.magic
+        cfg[1] = action.rawValue
+        cfg[2] = filter.protocols.rawValue
+        cfg[3] = UInt32(filter.transport)
+        let lo = UInt32(filter.destinationPorts?.lowerBound ?? 0), hi = UInt32(filter.destinationPorts?.upperBound ?? 0)
+        cfg[4] = lo | hi << 16 // dport_lo, dport_hi as two little-endian u16
+        var key: UInt32 = 0
+        try negErrno("write the XDP filter config") {
+            cfg.withUnsafeBytes { bpf_map_update_elem(configFD, &key, $0.baseAddress, 0) }
+        }
+    }
+
+    /// Attaches to `interface` in the current namespace. A Lanes program already
+    /// there (from a killed run) is replaced; a foreign one only with `force`.
+    public func attach(interface name: String, mode: XDPMode, force: Bool = false) throws(LanesError) {
+        let index = if_nametoindex(name)
+        guard index != 0 else {
+            throw LanesError("interface '\(name)' not found", fix: "see 'ip link', or pass --netns NS (or run 'lanes testbed up')")
+        }
+        if let existing = XDPProgram.attached(ifindex: index) {
+            if !existing.isLanes && !force {
+                throw LanesError("interface \(name) already has XDP program '\(existing.name)' (id \(existing.id)) attached",
+                                 fix: "detach it ('ip link set dev \(name) xdp off') or pass --force to replace it")
+            }
+            XDPProgram.detachAny(ifindex: index, mode: existing.mode)
+        }
+        let tries: [XDPMode] = mode == .auto ? [.native, .generic] : [mode]
+        var lastErr: Int32 = 0
+        for m in tries {
+            let r = bpf_xdp_attach(Int32(index), programFD, m.flags | lanes_xdp_flags_update_if_noexist(), nil)
+            if r == 0 {
+                ifindex = index
+                attachedMode = m
+                interface = name
+                return
+            }
+            lastErr = -r
+        }
+        throw LanesError.system("attach XDP program to \(name) in \(mode.rawValue) mode", errno: lastErr,
+                                fix: lastErr == EOPNOTSUPP ? "the driver lacks native XDP; try --xdp generic" : nil)
+    }
+
+    /// Detaches this program if it is still the one attached. Safe to call twice.
+    public func detach() {
+        guard ifindex != 0, let mode = attachedMode else { return }
+        var opts = bpf_xdp_attach_opts()
+        opts.sz = MemoryLayout<bpf_xdp_attach_opts>.size
+        opts.old_prog_fd = programFD
+        _ = bpf_xdp_detach(Int32(ifindex), mode.flags | lanes_xdp_flags_replace(), &opts)
+        ifindex = 0
+        attachedMode = nil
+    }
+
+    static func detachAny(ifindex: UInt32, mode: String) {
+        let flags: UInt32 = mode == "generic" ? lanes_xdp_flags_skb_mode() : mode == "native" ? lanes_xdp_flags_drv_mode() : 0
+        _ = bpf_xdp_detach(Int32(ifindex), flags, nil)
+    }
+
+    /// Registers an AF_XDP socket for `queue` in the XSKMAP.
+    public func register(socketFD: Int32, queue: UInt32) throws(LanesError) {
+        var q = queue, fd = socketFD
+        try negErrno("register AF_XDP socket for queue \(queue) in the XSKMAP") { bpf_map_update_elem(xsksMapFD, &q, &fd, 0) }
+    }
+
+    public func unregister(queue: UInt32) {
+        var q = queue
+        _ = bpf_map_delete_elem(xsksMapFD, &q)
+    }
+
+    /// Per-queue counters, summed over CPUs.
+    public func counters(queue: UInt32) -> XDPQueueCounters {
+        let cpus = Int(libbpf_num_possible_cpus())
+        guard cpus > 0 else { return XDPQueueCounters() }
+        var values = [UInt64](repeating: 0, count: cpus * 4)
+        var key = queue
+        let r = values.withUnsafeMutableBytes { bpf_map_lookup_elem(statsFD, &key, $0.baseAddress) }
+        var c = XDPQueueCounters()
+        guard r == 0 else { return c }
+        for cpu in 0..<cpus {
+            c.redirected += values[cpu * 4]
+            c.passed += values[cpu * 4 + 1]
+            c.dropped += values[cpu * 4 + 2]
+            c.matchedBytes += values[cpu * 4 + 3]
+        }
+        return c
+    }
+
+    /// The program attached to an interface now, if any.
+    public static func attached(ifindex: UInt32) -> AttachedXDP? {
+        var opts = bpf_xdp_query_opts()
+        opts.sz = MemoryLayout<bpf_xdp_query_opts>.size
+        guard bpf_xdp_query(Int32(ifindex), 0, &opts) == 0, opts.prog_id != 0 else { return nil }
+        let mode: String
+        switch UInt32(opts.attach_mode) {
+        case UInt32(XDP_ATTACHED_DRV): mode = "native"
+        case UInt32(XDP_ATTACHED_SKB): mode = "generic"
+        case UInt32(XDP_ATTACHED_HW): mode = "offload"
+        default: mode = "multi"
+        }
+        var name = "?"
+        let fd = bpf_prog_get_fd_by_id(opts.prog_id)
+        if fd >= 0 {
+            var info = bpf_prog_info()
+            var len = UInt32(MemoryLayout<bpf_prog_info>.size)
+            if bpf_obj_get_info_by_fd(fd, &info, &len) == 0 { name = cString(&info.name) }
+            close(fd)
+        }
+        return AttachedXDP(id: opts.prog_id, name: name, mode: mode)
+    }
+}
+
+/// Standard base64 (RFC 4648) without Foundation, for the embedded objects.
+func base64Decode(_ text: String) -> [UInt8]? {
+    var table = [UInt8](repeating: 255, count: 256)
+    for (i, c) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8.enumerated() { table[Int(c)] = UInt8(i) }
+    var out: [UInt8] = []
+    out.reserveCapacity(text.utf8.count * 3 / 4)
+    var acc: UInt32 = 0, bits = 0
+    for c in text.utf8 {
+        if c == UInt8(ascii: "=") { break }
+        let v = table[Int(c)]
+        guard v != 255 else { return nil }
+        acc = acc << 6 | UInt32(v)
+        bits += 6
+        if bits >= 8 {
+            bits -= 8
+            out.append(UInt8(truncatingIfNeeded: acc >> UInt32(bits)))
+        }
+    }
+    return out
+}

@@ -1,0 +1,43 @@
+import ArgumentParser
+import LanesXDP
+
+struct InfoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "info",
+        abstract: "What a user checks before a run: driver, queues, XDP features, RSS, enhanced networking.",
+        discussion: "Example: lanes info d0 --netns lanes-dut --json")
+    @Argument(help: "Interface name.") var interface: String
+    @OptionGroup var ns: NamespaceOption
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        try ns.enter()
+        let info = try InterfaceInfo.gather(interface)
+        if json { return printJSON(info) }
+        print("\(info.interface) (ifindex \(info.ifindex))")
+        print("  driver        \(info.driver) \(info.driverVersion)" + (info.firmware.isEmpty ? "" : " firmware \(info.firmware)"))
+        print("  bus           \(info.busInfo.isEmpty ? "none" : info.busInfo)" + (info.pciAddress.map { "  pci \($0)" } ?? ""))
+        print("  sr-iov        \(info.sriov)")
+        print("  mac           \(info.mac ?? "?")   mtu \(info.mtu.map(String.init) ?? "?")   numa node \(info.numaNode.map(String.init) ?? "none")")
+        if let ch = info.channels {
+            print("  queues        rx \(ch.rx) tx \(ch.tx) combined \(ch.combined) (max rx \(ch.maxRx) tx \(ch.maxTx) combined \(ch.maxCombined))")
+        } else {
+            print("  queues        rx \(info.rxQueues) tx \(info.txQueues) (from sysfs)")
+        }
+        print("  xdp features  " + (info.xdpFeatures.map { $0.isEmpty ? "none" : $0.joined(separator: ", ") } ?? "unknown"))
+        if let rss = info.rss {
+            print("  rss           \(rss.hashFunctionName), key \(rss.key.map { String($0, radix: 16) }.joined(separator: ":"))")
+            print("  indirection   \(rss.indirection.count) entries: \(rss.indirection.prefix(16).map(String.init).joined(separator: " "))\(rss.indirection.count > 16 ? " ..." : "")")
+        } else {
+            print("  rss           not reported by the driver (Lanes uses the standard Toeplitz key)")
+        }
+        if let x = info.attachedXDP {
+            print("  xdp program   \(x.name) id \(x.id) (\(x.mode))\(x.isLanes ? ", Lanes'" : "")")
+        } else {
+            print("  xdp program   none")
+        }
+        for (k, v) in info.allowanceCounters.sorted(by: { $0.key < $1.key }) { print("  \(k) \(v)") }
+        for n in info.notes { print("  note: \(n)") }
+        print("  verdict       \(info.verdict)")
+    }
+}
