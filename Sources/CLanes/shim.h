@@ -34,6 +34,7 @@
  * unions) when defined for the importer; declare them here instead. */
 extern int pthread_setaffinity_np(pthread_t thread, size_t cpusetsize, const cpu_set_t *cpuset);
 extern int setns(int fd, int nstype);
+extern int pthread_setname_np(pthread_t thread, const char *name);
 extern int unshare(int flags);
 
 /* Pin the calling thread to one CPU. Returns 0 or an errno value. */

@@ -1,0 +1,211 @@
+import CLanes
+import Glibc
+import LanesCore
+import LanesXDP
+
+/// How an engine is set up: which interface, which queues on which cores, the
+/// UMEM and socket geometry, and how the XDP program is attached.
+public struct EngineConfig: Sendable {
+    public var interface: String
+    /// Queues to serve; nil = every RX queue of the interface.
+    public var queues: [Int]?
+    /// One core per lane; nil = lane i on core i modulo the online CPUs.
+    public var cores: [Int]?
+    public var umem = UMEM.Config()
+    public var socket = XSKSocket.Config()
+    public var batch = 64
+    public var xdpMode: XDPMode = .auto
+    public var filter = LaneFilter.all
+    public var force = false
+
+    public init(interface: String) { self.interface = interface }
+
+    /// Default UMEM per lane, stated for --help and the README.
+    public static let defaultUMEMBytes = UMEM.Config().bytes
+}
+
+/// One lane's kernel resources, made during set-up.
+public final class LaneResources {
+    public let queue: Int
+    public let core: Int
+    public let umem: UMEM
+    public let socket: XSKSocket
+    init(queue: Int, core: Int, umem: UMEM, socket: XSKSocket) {
+        self.queue = queue; self.core = core; self.umem = umem; self.socket = socket
+    }
+    var rings: LaneRings {
+        LaneRings(rx: socket.rx, tx: socket.tx, fill: socket.fill, completion: socket.completion, fd: socket.fd)
+    }
+}
+
+/// The lane engine on one interface: the XDP program attached, one AF_XDP
+/// socket and UMEM per queue, one pinned thread per lane. Set-up throws; the
+/// lanes count. Shutdown (deinit or `close`) detaches the program and frees all.
+public final class Engine {
+    public let config: EngineConfig
+    public let program: XDPProgram
+    public private(set) var lanes: [LaneResources] = []
+    public let stats: StatsArea
+    public let ifindex: UInt32
+    public let numaNode: Int?
+
+    public init(_ config: EngineConfig) throws(LanesError) {
+        try requireRoot(for: "AF_XDP")
+        try config.umem.validate()
+        guard config.batch >= 1 && config.batch <= 256 else {
+            throw LanesError("burst size \(config.batch) out of range", fix: "use --burst 1-256 (default 64)")
+        }
+        let name = config.interface
+        ifindex = if_nametoindex(name)
+        guard ifindex != 0 else {
+            throw LanesError("interface '\(name)' not found", fix: "see 'ip link', pass --netns NS, or run 'lanes testbed up'")
+        }
+        let (rxQueues, _) = try InterfaceInfo.queueCount(name)
+        let queues = config.queues ?? Array(0..<rxQueues)
+        if let bad = queues.first(where: { $0 >= rxQueues }) {
+            throw LanesError("queue \(bad) out of range: \(name) has \(rxQueues) RX queue\(rxQueues == 1 ? "" : "s") (0-\(rxQueues - 1))",
+                             fix: "pick --queues within 0-\(rxQueues - 1)")
+        }
+        guard Set(queues).count == queues.count else { throw LanesError("a queue is listed twice in --queues") }
+        let online = Sysfs.onlineCPUs()
+        let cores = config.cores ?? queues.indices.map { $0 % online }
+        guard cores.count == queues.count else {
+            throw LanesError("\(queues.count) queues but \(cores.count) cores", fix: "give one core per queue, e.g. --queues 0-1 --cores 0-1")
+        }
+        if let bad = cores.first(where: { $0 >= online }) {
+            throw LanesError("core \(bad) out of range: \(online) CPUs online (0-\(online - 1))", fix: "pick --cores within 0-\(online - 1)")
+        }
+        var umemConfig = config.umem
+        numaNode = Sysfs.read("/sys/class/net/\(name)/device/numa_node").flatMap(Int.init).flatMap { $0 >= 0 ? $0 : nil }
+        umemConfig.numaNode = numaNode
+        self.config = config
+        stats = StatsArea(lanes: queues.count)
+        program = try XDPProgram(filter: config.filter, action: .redirect)
+        for (q, core) in zip(queues, cores) {
+            let umem = try UMEM(umemConfig)
+            let sock = try XSKSocket(interface: name, queue: UInt32(q), umem: umem, config: config.socket)
+            lanes.append(LaneResources(queue: q, core: core, umem: umem, socket: sock))
+        }
+        for l in lanes { try program.register(socketFD: l.socket.fd, queue: UInt32(l.queue)) }
+        try program.attach(interface: name, mode: config.xdpMode, force: config.force)
+    }
+
+    /// Detaches the program and releases sockets and UMEM. Safe to call twice.
+    public func close() {
+        program.detach()
+        for l in lanes { program.unregister(queue: UInt32(l.queue)) }
+        lanes.removeAll()
+    }
+
+    deinit { close() }
+
+    public var bindMode: String { lanes.first?.socket.boundMode ?? "none" }
+
+    /// Runs every lane with an app from `makeApp(laneIndex)` until `duration`
+    /// seconds pass, SIGINT/SIGTERM arrives, or the interface disappears.
+    /// `onInterval` gets a report every `interval` seconds (0: never).
+    public func run<App: LaneApp>(duration: Double?, interval: Double,
+                                  onInterval: (IntervalReport) -> Void,
+                                  makeApp: (Int) -> App) throws(LanesError) -> RunSummary {
+        StopSignals.block()
+        let stop = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
+        stop.initialize(to: 0)
+        defer { stop.deallocate() }
+        let results = LaneResultSlots(count: lanes.count)
+        var threads: [PinnedThread] = []
+        let start = monotonicSeconds()
+        for (i, l) in lanes.enumerated() {
+            let app = makeApp(i)
+            let rings = l.rings, area = l.umem.area, fs = l.umem.config.frameSize, fc = l.umem.config.frameCount
+            let counters = stats.counters(i), batch = config.batch
+            do {
+                threads.append(try PinnedThread(core: l.core, name: "lane\(l.queue)") {
+                    var lane = Lane(rings: rings, app: app, umem: area, frameSize: fs, frameCount: fc,
+                                    batch: batch, counters: counters)
+                    lane.run(stop: stop)
+                    results.ledgers[i] = lane.drainAndAccount()
+                })
+            } catch {
+                lanes_store_relaxed_u64(stop, 1)
+                threads.forEach { $0.join() }
+                throw error
+            }
+        }
+        var exitReason = "duration"
+        var previous = snapshot()
+        var lastReport = start
+        while true {
+            let now = monotonicSeconds()
+            if let duration, now - start >= duration { break }
+            var wait = 0.1
+            if let duration { wait = min(wait, max(0.001, duration - (now - start))) }
+            let sig = StopSignals.wait(seconds: wait)
+            if sig != 0 { exitReason = sig == SIGINT ? "SIGINT" : "SIGTERM"; break }
+            if if_nametoindex(config.interface) != ifindex {
+                exitReason = "interface lost"
+                break
+            }
+            let t = monotonicSeconds()
+            if interval > 0 && t - lastReport >= interval {
+                let cur = snapshot()
+                onInterval(IntervalReport(elapsed: t - start, seconds: t - lastReport, lanes: lanes.map { ($0.queue, $0.core) },
+                                          previous: previous, current: cur))
+                previous = cur
+                lastReport = t
+            }
+        }
+        lanes_store_relaxed_u64(stop, 1)
+        threads.forEach { $0.join() }
+        let elapsed = monotonicSeconds() - start
+        let summary = makeSummary(duration: elapsed, ledgers: results.ledgers, exitReason: exitReason)
+        if exitReason == "interface lost" {
+            close()
+            throw LanesError("interface \(config.interface) disappeared during the run (namespace or device removed)",
+                             fix: "check 'ip link'; nothing is left attached")
+        }
+        return summary
+    }
+
+    public func snapshot() -> [LaneSnapshot] { (0..<lanes.count).map { stats.counters($0).snapshot() } }
+
+    func makeSummary(duration: Double, ledgers: [FrameLedger?], exitReason: String) -> RunSummary {
+        let snaps = snapshot()
+        var laneSummaries: [RunSummary.LaneSummary] = []
+        for (i, l) in lanes.enumerated() {
+            let s = snaps[i]
+            var drops: [String: UInt64] = [:]
+            for c in LaneCounter.allCases where c.isDrop { drops[c.name] = s[c] }
+            laneSummaries.append(.init(queue: l.queue, core: l.core, rxPackets: s[.rxPackets], txPackets: s[.txPackets],
+                                       rxBytes: s[.rxBytes], txBytes: s[.txBytes], drops: drops,
+                                       txKicks: s[.txKicks], idlePolls: s[.idlePolls],
+                                       xsk: l.socket.statistics(), xdp: program.counters(queue: UInt32(l.queue)),
+                                       frames: ledgers[i] ?? FrameLedger(total: l.umem.config.frameCount, free: 0, fillRing: 0, rxRing: 0, inHands: 0, txRing: 0, completionRing: 0)))
+        }
+        let umemBytes = lanes.reduce(0) { $0 + $1.umem.config.bytes }
+        let rss = ProcessMemory.residentBytes()
+        return RunSummary(interface: config.interface, bindMode: bindMode, xdpMode: program.attachedMode?.rawValue ?? "none",
+                          filter: config.filter.description, umemPlacement: lanes.first?.umem.placement ?? "",
+                          framesPerLane: config.umem.frameCount, frameSize: config.umem.frameSize,
+                          umemBytesPerLane: config.umem.bytes, durationS: duration, exitReason: exitReason,
+                          processRSSBytes: rss, processBeyondUMEMBytes: max(0, rss - umemBytes), lanes: laneSummaries)
+    }
+}
+
+/// Written by each lane thread once, read by the main thread after join
+/// (pthread_join orders the two).
+final class LaneResultSlots: @unchecked Sendable {
+    var ledgers: [FrameLedger?]
+    init(count: Int) { ledgers = Array(repeating: nil, count: count) }
+}
+
+public enum ProcessMemory {
+    /// VmRSS of this process, in bytes.
+    public static func residentBytes() -> Int {
+        guard let s = Sysfs.read("/proc/self/status") else { return 0 }
+        for line in s.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            let kb = line.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
+            return kb * 1024
+        }
+        return 0
+    }
+}

@@ -1,0 +1,70 @@
+import LanesCore
+import LanesPacket
+
+/// What a lane gives its app: the UMEM bytes and the lane's counters.
+public struct LaneContext {
+    /// Start of the lane's UMEM; a descriptor's `addr` is an offset into it.
+    public let umem: UnsafeMutableRawPointer
+    public let frameSize: Int
+    /// The lane's stats block (LaneCounter slots).
+    public let counters: LaneCounters
+
+    @inlinable @inline(__always)
+    public func bytes(_ d: FrameDesc) -> UnsafeMutableRawPointer { umem + Int(d.addr) }
+}
+
+/// An app runs inside a lane: a burst in, a burst out. It partitions the burst in
+/// place so that the first k descriptors are to be transmitted and returns k; the
+/// rest are recycled as drops (the app counts their cause). Apps are value types
+/// and the lane is generic over its app: no existentials on the per-packet path.
+public protocol LaneApp {
+    mutating func process(_ burst: UnsafeMutablePointer<FrameDesc>, count: Int, context: LaneContext) -> Int
+}
+
+/// `lanes drop`: count and recycle.
+public struct DropApp: LaneApp {
+    public init() {}
+    @inlinable
+    public mutating func process(_ burst: UnsafeMutablePointer<FrameDesc>, count: Int, context: LaneContext) -> Int {
+        context.counters.add(.dropApp, UInt64(count))
+        return 0
+    }
+}
+
+/// `lanes fwd --mode macswap`: swap the Ethernet addresses and send the packet
+/// back out of the same queue.
+public struct MacSwapApp: LaneApp {
+    public init() {}
+    @inlinable
+    public mutating func process(_ burst: UnsafeMutablePointer<FrameDesc>, count: Int, context: LaneContext) -> Int {
+        let counters = context.counters
+        return LaneApps.partition(burst, count: count) { d in
+            if d.len < 14 {
+                counters.add(.dropMalformed, 1)
+                return false
+            }
+            EthernetEdit.swapAddresses(context.bytes(d))
+            return true
+        }
+    }
+}
+
+public enum LaneApps {
+    /// Stable partition of a burst by `keep`, swapping so no descriptor is lost:
+    /// kept ones first, in order; dropped ones after. Returns the kept count.
+    @inlinable @inline(__always)
+    public static func partition(_ burst: UnsafeMutablePointer<FrameDesc>, count: Int,
+                                 keep: (inout FrameDesc) -> Bool) -> Int {
+        var kept = 0
+        for i in 0..<count {
+            if keep(&burst[i]) {
+                if i != kept {
+                    let t = burst[i]; burst[i] = burst[kept]; burst[kept] = t
+                }
+                kept &+= 1
+            }
+        }
+        return kept
+    }
+}
+

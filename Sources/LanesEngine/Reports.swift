@@ -1,0 +1,123 @@
+import LanesCore
+import LanesXDP
+
+/// Rates over one monitor interval.
+public struct IntervalReport {
+    public struct Row: Codable, Sendable {
+        public var queue: Int, core: Int
+        public var rxPps: Double, txPps: Double, rxBps: Double, txBps: Double
+        public var drops: UInt64
+    }
+    public var elapsed: Double
+    public var rows: [Row]
+    public var total: Row
+
+    public init(elapsed: Double, seconds: Double, lanes: [(Int, Int)], previous: [LaneSnapshot], current: [LaneSnapshot]) {
+        self.elapsed = elapsed
+        var rows: [Row] = []
+        for (i, (q, c)) in lanes.enumerated() {
+            let p = previous[i], n = current[i]
+            func rate(_ k: LaneCounter) -> Double { Double(n[k] &- p[k]) / max(seconds, 1e-9) }
+            rows.append(Row(queue: q, core: c, rxPps: rate(.rxPackets), txPps: rate(.txPackets),
+                            rxBps: rate(.rxBytes) * 8, txBps: rate(.txBytes) * 8, drops: n.drops))
+        }
+        self.rows = rows
+        total = Row(queue: -1, core: -1, rxPps: rows.reduce(0) { $0 + $1.rxPps }, txPps: rows.reduce(0) { $0 + $1.txPps },
+                    rxBps: rows.reduce(0) { $0 + $1.rxBps }, txBps: rows.reduce(0) { $0 + $1.txBps },
+                    drops: rows.reduce(0) { $0 + $1.drops })
+    }
+
+    /// A table: a row per lane with pps and bps, then totals.
+    public var table: String {
+        func f(_ r: Row, _ label: String) -> String {
+            "\(label.padding(8)) \(fmtRate(r.rxPps, "pps").padding(12)) \(fmtRate(r.rxBps, "bps").padding(12)) \(fmtRate(r.txPps, "pps").padding(12)) \(fmtRate(r.txBps, "bps").padding(12)) \(r.drops)"
+        }
+        var s = "[\(String(format1(elapsed)))s] lane     rx           rx bits      tx           tx bits      drops\n"
+        for r in rows { s += "        " + f(r, "q\(r.queue)/c\(r.core)") + "\n" }
+        s += "        " + f(total, "total")
+        return s
+    }
+}
+
+func format1(_ v: Double) -> String {
+    let x = (v * 10).rounded() / 10
+    return "\(x)"
+}
+
+/// 1.23M pps style.
+public func fmtRate(_ v: Double, _ unit: String) -> String {
+    let (d, p): (Double, String) = v >= 1e9 ? (1e9, "G") : v >= 1e6 ? (1e6, "M") : v >= 1e3 ? (1e3, "k") : (1, "")
+    let x = (v / d * 100).rounded() / 100
+    return "\(x)\(p) \(unit)"
+}
+
+extension String {
+    func padding(_ n: Int) -> String { count >= n ? self : self + String(repeating: " ", count: n - count) }
+}
+
+/// The end-of-run summary; `--json` prints it as one object.
+public struct RunSummary: Encodable, Sendable {
+    public struct LaneSummary: Codable, Sendable {
+        public var queue: Int, core: Int
+        public var rxPackets: UInt64, txPackets: UInt64, rxBytes: UInt64, txBytes: UInt64
+        public var drops: [String: UInt64]
+        public var txKicks: UInt64, idlePolls: UInt64
+        public var xsk: XSKStatistics
+        public var xdp: XDPQueueCounters
+        public var frames: FrameLedger
+    }
+    public var interface: String
+    public var bindMode: String
+    public var xdpMode: String
+    public var filter: String
+    public var umemPlacement: String
+    public var framesPerLane: Int
+    public var frameSize: Int
+    public var umemBytesPerLane: Int
+    public var durationS: Double
+    public var exitReason: String
+    public var processRSSBytes: Int
+    public var processBeyondUMEMBytes: Int
+    public var lanes: [LaneSummary]
+
+    public var rxPackets: UInt64 { lanes.reduce(0) { $0 + $1.rxPackets } }
+    public var txPackets: UInt64 { lanes.reduce(0) { $0 + $1.txPackets } }
+    public var rxBytes: UInt64 { lanes.reduce(0) { $0 + $1.rxBytes } }
+    public var txBytes: UInt64 { lanes.reduce(0) { $0 + $1.txBytes } }
+    public var framesBalanced: Bool { lanes.allSatisfy { $0.frames.balanced } }
+
+    enum CodingKeys: String, CodingKey {
+        case interface, bindMode, xdpMode, filter, umemPlacement, framesPerLane, frameSize, umemBytesPerLane
+        case durationS, exitReason, processRSSBytes = "processRssBytes", processBeyondUMEMBytes = "processBeyondUmemBytes", lanes
+        case rxPackets, txPackets, rxBytes, txBytes, rxPps, txPps, framesBalanced, drops, xsk, xdp
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(interface, forKey: .interface)
+        try c.encode(bindMode, forKey: .bindMode)
+        try c.encode(xdpMode, forKey: .xdpMode)
+        try c.encode(filter, forKey: .filter)
+        try c.encode(umemPlacement, forKey: .umemPlacement)
+        try c.encode(framesPerLane, forKey: .framesPerLane)
+        try c.encode(frameSize, forKey: .frameSize)
+        try c.encode(umemBytesPerLane, forKey: .umemBytesPerLane)
+        try c.encode(durationS, forKey: .durationS)
+        try c.encode(exitReason, forKey: .exitReason)
+        try c.encode(processRSSBytes, forKey: .processRSSBytes)
+        try c.encode(processBeyondUMEMBytes, forKey: .processBeyondUMEMBytes)
+        try c.encode(lanes, forKey: .lanes)
+        try c.encode(rxPackets, forKey: .rxPackets)
+        try c.encode(txPackets, forKey: .txPackets)
+        try c.encode(rxBytes, forKey: .rxBytes)
+        try c.encode(txBytes, forKey: .txBytes)
+        try c.encode(Double(rxPackets) / max(durationS, 1e-9), forKey: .rxPps)
+        try c.encode(Double(txPackets) / max(durationS, 1e-9), forKey: .txPps)
+        try c.encode(framesBalanced, forKey: .framesBalanced)
+        var drops: [String: UInt64] = [:]
+        for l in lanes { for (k, v) in l.drops { drops[k, default: 0] += v } }
+        try c.encode(drops, forKey: .drops)
+        try c.encode(lanes.reduce(XSKStatistics()) { $0 + $1.xsk }, forKey: .xsk)
+        try c.encode(lanes.reduce(XDPQueueCounters()) { $0 + $1.xdp }, forKey: .xdp)
+    }
+}

@@ -1,0 +1,63 @@
+import CLanes
+import Glibc
+import LanesXDP
+
+/// A thread pinned to one core, started with a closure (set-up code: the one
+/// allocation and retain happen here, never on the lane's path).
+public final class PinnedThread {
+    final class Box {
+        let body: () -> Void
+        let core: Int
+        var pinError: Int32 = 0
+        init(core: Int, body: @escaping () -> Void) { self.core = core; self.body = body }
+    }
+
+    let tid: pthread_t
+
+    public init(core: Int, name: String, _ body: @escaping () -> Void) throws(LanesError) {
+        let box = Box(core: core, body: body)
+        var t = pthread_t()
+        let r = pthread_create(&t, nil, { raw in
+            let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+            if box.core >= 0 { box.pinError = lanes_pin_self(Int32(box.core)) }
+            box.body()
+            return nil
+        }, Unmanaged.passRetained(box).toOpaque())
+        guard r == 0 else { throw LanesError.system("start thread \(name)", errno: r) }
+        tid = t
+        _ = name.withCString { pthread_setname_np(t, $0) }
+    }
+
+    public func join() { pthread_join(tid, nil) }
+}
+
+/// Signals the engine waits for on the main thread (blocked in every other thread).
+public enum StopSignals {
+    static var set: sigset_t = {
+        var s = sigset_t()
+        sigemptyset(&s)
+        sigaddset(&s, SIGINT)
+        sigaddset(&s, SIGTERM)
+        return s
+    }()
+
+    /// Blocks SIGINT/SIGTERM in the calling thread; threads started after inherit it.
+    public static func block() {
+        var s = set
+        pthread_sigmask(SIG_BLOCK, &s, nil)
+    }
+
+    /// Waits up to `seconds` for SIGINT/SIGTERM; returns the signal or 0.
+    public static func wait(seconds: Double) -> Int32 {
+        var s = set
+        var ts = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - Double(Int(seconds))) * 1e9))
+        let r = sigtimedwait(&s, nil, &ts)
+        return r > 0 ? r : 0
+    }
+}
+
+public func monotonicSeconds() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+}

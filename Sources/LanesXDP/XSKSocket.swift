@@ -1,0 +1,152 @@
+import CLanes
+import Glibc
+
+/// `--bind auto|copy|zero-copy`.
+public enum BindMode: String, Sendable, CaseIterable, Codable {
+    case auto, copy
+    case zeroCopy = "zero-copy"
+}
+
+/// The kernel's XDP_STATISTICS for one socket.
+public struct XSKStatistics: Sendable, Equatable, Codable {
+    public var rxDropped: UInt64 = 0
+    public var rxInvalidDescs: UInt64 = 0
+    public var txInvalidDescs: UInt64 = 0
+    public var rxRingFull: UInt64 = 0
+    public var rxFillRingEmptyDescs: UInt64 = 0
+    public var txRingEmptyDescs: UInt64 = 0
+    public init() {}
+    public static func + (a: Self, b: Self) -> Self {
+        var s = a
+        s.rxDropped += b.rxDropped; s.rxInvalidDescs += b.rxInvalidDescs; s.txInvalidDescs += b.txInvalidDescs
+        s.rxRingFull += b.rxRingFull; s.rxFillRingEmptyDescs += b.rxFillRingEmptyDescs; s.txRingEmptyDescs += b.txRingEmptyDescs
+        return s
+    }
+}
+
+/// One AF_XDP socket bound to one queue of one interface, over a lane's UMEM.
+/// Its RX and TX rings live at stable addresses for the lane to use.
+public final class XSKSocket {
+    public struct Config: Sendable {
+        public var rxSize: Int = 2048
+        public var txSize: Int = 2048
+        public var bind: BindMode = .auto
+        public var busyPoll: Bool = false
+        public var busyPollBudget: Int = 64
+        public init() {}
+    }
+
+    let handle: OpaquePointer
+    public let fd: Int32
+    public let interface: String
+    public let queue: UInt32
+    /// "zero-copy" or "copy": what the kernel gave us.
+    public let boundMode: String
+    public let rx: UnsafeMutablePointer<xsk_ring_cons>
+    public let tx: UnsafeMutablePointer<xsk_ring_prod>
+    /// For a socket sharing another socket's UMEM: its own fill/completion rings.
+    public let fill: UnsafeMutablePointer<xsk_ring_prod>
+    public let completion: UnsafeMutablePointer<xsk_ring_cons>
+    let ownsRings: Bool
+    public let umem: UMEM
+
+    /// Creates a socket on `interface` queue `queue`. The first socket of a UMEM
+    /// uses the UMEM's fill/completion rings; later ones (`shared: true`) get their own.
+    public init(interface: String, queue: UInt32, umem: UMEM, config: Config, shared: Bool = false) throws(LanesError) {
+        guard config.rxSize >= 64, config.rxSize & (config.rxSize - 1) == 0,
+              config.txSize >= 64, config.txSize & (config.txSize - 1) == 0 else {
+            throw LanesError("ring size must be a power of two of at least 64", fix: "e.g. --ring-size 2048")
+        }
+        let rx = UnsafeMutablePointer<xsk_ring_cons>.allocate(capacity: 1); rx.initialize(to: xsk_ring_cons())
+        let tx = UnsafeMutablePointer<xsk_ring_prod>.allocate(capacity: 1); tx.initialize(to: xsk_ring_prod())
+        let fill: UnsafeMutablePointer<xsk_ring_prod>, completion: UnsafeMutablePointer<xsk_ring_cons>
+        if shared {
+            fill = .allocate(capacity: 1); fill.initialize(to: xsk_ring_prod())
+            completion = .allocate(capacity: 1); completion.initialize(to: xsk_ring_cons())
+        } else {
+            fill = umem.fill
+            completion = umem.completion
+        }
+        self.rx = rx; self.tx = tx; self.fill = fill; self.completion = completion
+        ownsRings = shared
+        self.umem = umem
+        self.interface = interface
+        self.queue = queue
+
+        let tries: [UInt16]
+        switch config.bind {
+        case .copy: tries = [lanes_xdp_copy()]
+        case .zeroCopy: tries = [lanes_xdp_zerocopy()]
+        case .auto: tries = [lanes_xdp_zerocopy(), lanes_xdp_copy()]
+        }
+        var lastErr: Int32 = 0
+        var made: OpaquePointer?
+        var mode = "copy"
+        for bindFlags in tries {
+            var cfg = xsk_socket_config()
+            cfg.rx_size = UInt32(config.rxSize)
+            cfg.tx_size = UInt32(config.txSize)
+            cfg.libxdp_flags = lanes_xsk_inhibit_prog_load()
+            cfg.xdp_flags = 0
+            cfg.bind_flags = bindFlags | lanes_xdp_use_need_wakeup()
+            var h: OpaquePointer?
+            let umemHandle = umem.handle
+            let r = interface.withCString { name in
+                shared ? xsk_socket__create_shared(&h, name, queue, umemHandle, rx, tx, fill, completion, &cfg)
+                       : xsk_socket__create(&h, name, queue, umemHandle, rx, tx, &cfg)
+            }
+            if r == 0, let h {
+                made = h
+                mode = bindFlags == lanes_xdp_zerocopy() ? "zero-copy" : "copy"
+                break
+            }
+            lastErr = -r
+        }
+        guard let made else {
+            rx.deallocate(); tx.deallocate()
+            if shared { fill.deallocate(); completion.deallocate() }
+            var fix: String? = nil
+            if config.bind == .zeroCopy && (lastErr == EOPNOTSUPP || lastErr == EINVAL || lastErr == EPROTONOSUPPORT) {
+                fix = "this driver has no AF_XDP zero-copy (veth never does); use --bind copy or auto"
+            } else if lastErr == EBUSY {
+                fix = "another AF_XDP socket is bound to \(interface) queue \(queue)"
+            }
+            throw LanesError.system("create AF_XDP socket on \(interface) queue \(queue) (bind \(config.bind.rawValue))",
+                                    errno: lastErr, fix: fix)
+        }
+        handle = made
+        fd = xsk_socket__fd(made)
+        boundMode = mode
+        if config.busyPoll { try enableBusyPoll(budget: config.busyPollBudget) }
+    }
+
+    deinit {
+        xsk_socket__delete(handle)
+        rx.deallocate(); tx.deallocate()
+        if ownsRings { fill.deallocate(); completion.deallocate() }
+    }
+
+    /// SO_PREFER_BUSY_POLL, SO_BUSY_POLL (20 us) and SO_BUSY_POLL_BUDGET.
+    func enableBusyPoll(budget: Int) throws(LanesError) {
+        var one: Int32 = 1, usecs: Int32 = 20, b = Int32(budget)
+        let size = socklen_t(4)
+        try syscall("setsockopt(SO_PREFER_BUSY_POLL)") { setsockopt(fd, SOL_SOCKET, 69 /* SO_PREFER_BUSY_POLL */, &one, size) }
+        try syscall("setsockopt(SO_BUSY_POLL)") { setsockopt(fd, SOL_SOCKET, SO_BUSY_POLL, &usecs, size) }
+        try syscall("setsockopt(SO_BUSY_POLL_BUDGET)") { setsockopt(fd, SOL_SOCKET, 70 /* SO_BUSY_POLL_BUDGET */, &b, size) }
+    }
+
+    /// XDP_STATISTICS from the kernel.
+    public func statistics() -> XSKStatistics {
+        var st = xdp_statistics()
+        var len = socklen_t(MemoryLayout<xdp_statistics>.size)
+        var s = XSKStatistics()
+        guard getsockopt(fd, SOL_XDP, XDP_STATISTICS, &st, &len) == 0 else { return s }
+        s.rxDropped = st.rx_dropped
+        s.rxInvalidDescs = st.rx_invalid_descs
+        s.txInvalidDescs = st.tx_invalid_descs
+        s.rxRingFull = st.rx_ring_full
+        s.rxFillRingEmptyDescs = st.rx_fill_ring_empty_descs
+        s.txRingEmptyDescs = st.tx_ring_empty_descs
+        return s
+    }
+}

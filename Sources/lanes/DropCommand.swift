@@ -1,0 +1,38 @@
+import ArgumentParser
+import LanesEngine
+
+struct DropCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "drop",
+        abstract: "Receive on every queue of an interface, count, and drop (recycle) each packet.",
+        discussion: """
+        Memory: UMEM of --frames x --frame-size per lane (default 4096 x 2048 B = 8 MiB), plus a few MiB for the process.
+        Example: lanes drop d0 --netns lanes-dut --queues 0-1 --cores 0-1 --duration 10
+        """)
+    @OptionGroup var options: EngineOptions
+
+    func run() throws {
+        let config = try options.prepare()
+        try options.run(config, mode: "drop") { _ in DropApp() }
+    }
+}
+
+struct FwdCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fwd",
+        abstract: "Forward packets: --mode macswap swaps Ethernet addresses and sends each packet back out of its queue.",
+        discussion: """
+        Memory: UMEM of --frames x --frame-size per lane (default 8 MiB), plus a few MiB for the process.
+        Example: lanes fwd d0 --netns lanes-dut --mode macswap --duration 10
+        """)
+    @OptionGroup var options: EngineOptions
+    @Option(help: "Forwarding mode: macswap.") var mode = "macswap"
+
+    func run() throws {
+        guard mode == "macswap" else {
+            throw ValidationError("mode '\(mode)' is not available; use --mode macswap")
+        }
+        let config = try options.prepare()
+        try options.run(config, mode: "fwd macswap") { _ in MacSwapApp() }
+    }
+}

@@ -1,0 +1,127 @@
+import ArgumentParser
+import Foundation
+import LanesCore
+import LanesEngine
+import LanesLab
+import LanesXDP
+
+extension BindMode: ExpressibleByArgument {}
+extension XDPMode: ExpressibleByArgument {}
+
+/// Options of every command that runs lanes on an interface.
+struct EngineOptions: ParsableArguments {
+    @Argument(help: "Interface (default: the testbed's dut:d0).") var interface: String?
+    @Option(help: "Network namespace of the interface (default with no interface: the testbed's NAME-dut).") var netns: String?
+    @Option(help: "Testbed name used when no interface is given.") var testbed = Testbed.defaultName
+    @Option(help: "Queues to serve, e.g. 0-3 or 0,2 (default: all).") var queues: String?
+    @Option(help: "One core per queue, e.g. 0-3 (default: lane i on core i mod online CPUs).") var cores: String?
+    @Option(help: "UMEM frame size: 2048 or 4096.") var frameSize = 2048
+    @Option(help: "UMEM frames per lane (power of two; 4096 x 2048 B = 8 MiB per lane).") var frames = 4096
+    @Option(help: "Headroom bytes before each packet in its frame.") var headroom = 0
+    @Option(help: "RX, TX, fill and completion ring size (power of two, >= 64).") var ringSize = 2048
+    @Option(help: "Burst size (1-256).") var burst = 64
+    @Option(help: "Socket bind mode: auto, copy, zero-copy.") var bind: BindMode = .auto
+    @Option(help: "XDP attach mode: native, generic, auto.") var xdp: XDPMode = .auto
+    @Flag(help: "Set SO_PREFER_BUSY_POLL, SO_BUSY_POLL and SO_BUSY_POLL_BUDGET.") var busyPoll = false
+    @Option(help: "Which packets the lanes take: ip, ipv4, ipv6, udp, tcp [dport A[-B]].") var filter = "ip"
+    @Flag(help: "Replace an XDP program that is not Lanes'.") var force = false
+    @Option(help: "Run for S seconds (default: until SIGINT/SIGTERM).") var duration: Double?
+    @Option(help: "Seconds between live reports (0: none).") var interval: Double = 1
+    @Flag(help: "JSON lines every interval, then one JSON summary object.") var json = false
+
+    /// Enters the right namespace and returns the engine configuration.
+    func prepare() throws -> EngineConfig {
+        let iface: String
+        if let interface {
+            iface = interface
+            if let netns { try NetworkNamespace.enterWithSysfs(netns) }
+        } else {
+            let tb = Testbed(name: testbed)
+            let ns = netns ?? tb.dut
+            guard NetworkNamespace.exists(ns) else {
+                throw LanesError("no interface given and the testbed '\(testbed)' is not up", fix: "run 'lanes testbed up' or name an interface")
+            }
+            try NetworkNamespace.enterWithSysfs(ns)
+            iface = tb.d0.interface
+        }
+        var c = EngineConfig(interface: iface)
+        if let queues {
+            guard let q = IndexList.parse(queues) else { throw LanesError("bad --queues '\(queues)'", fix: "use e.g. 0-3 or 0,2") }
+            c.queues = q
+        }
+        if let cores {
+            guard let k = IndexList.parse(cores) else { throw LanesError("bad --cores '\(cores)'", fix: "use e.g. 0-3 or 0,2") }
+            c.cores = k
+        }
+        guard frameSize > 0, frameSize & (frameSize - 1) == 0 else {
+            throw LanesError("frame size \(frameSize) is not a power of two", fix: "use --frame-size 2048 or 4096")
+        }
+        c.umem.frameSize = frameSize
+        c.umem.frameCount = frames
+        c.umem.headroom = headroom
+        guard ringSize >= 64, ringSize & (ringSize - 1) == 0 else {
+            throw LanesError("ring size \(ringSize) too small or not a power of two", fix: "use --ring-size 64 or more, a power of two (default 2048)")
+        }
+        c.umem.fillSize = min(ringSize, frames)
+        c.umem.completionSize = min(ringSize, frames)
+        c.socket.rxSize = ringSize
+        c.socket.txSize = ringSize
+        c.socket.bind = bind
+        c.socket.busyPoll = busyPoll
+        c.batch = burst
+        c.xdpMode = xdp
+        c.force = force
+        do { c.filter = try LaneFilter(parsing: filter) } catch { throw LanesError("bad --filter: \(error)") }
+        if let duration, !(duration > 0) { throw LanesError("bad --duration \(duration)", fix: "give seconds > 0") }
+        return c
+    }
+
+    /// Runs the engine with an app and prints live reports and the summary.
+    func run<App: LaneApp>(_ config: EngineConfig, mode: String, makeApp: (Int) -> App) throws {
+        let engine = try Engine(config)
+        let tty = isatty(1) == 1
+        if !json {
+            print("lanes \(mode) on \(config.interface): \(engine.lanes.count) lane(s), bind \(engine.bindMode), xdp \(engine.program.attachedMode?.rawValue ?? "?"), filter '\(config.filter)', UMEM \(config.umem.bytes / 1024) KiB/lane on \(engine.lanes.first?.umem.placement ?? "")")
+        }
+        let summary = try engine.run(duration: duration, interval: interval, onInterval: { r in
+            if json {
+                printJSONLine(["elapsed_s": r.elapsed, "rx_pps": r.total.rxPps, "tx_pps": r.total.txPps,
+                               "rx_bps": r.total.rxBps, "tx_bps": r.total.txBps])
+            } else {
+                if tty { print("\u{1B}[2J\u{1B}[H", terminator: "") }
+                print(r.table)
+            }
+        }, makeApp: makeApp)
+        engine.close()
+        if json {
+            printJSONLine(summary)
+        } else {
+            printSummary(summary)
+        }
+        if !summary.framesBalanced {
+            throw LanesError("frame accounting does not balance: " + summary.lanes.map { "q\($0.queue) \($0.frames)" }.joined(separator: "; "))
+        }
+    }
+
+    func printSummary(_ s: RunSummary) {
+        let d = max(s.durationS, 1e-9)
+        print("summary: \(s.rxPackets) rx packets (\(fmtRate(Double(s.rxPackets) / d, "pps"))), \(s.txPackets) tx packets (\(fmtRate(Double(s.txPackets) / d, "pps"))) in \(format2(s.durationS)) s, stopped by \(s.exitReason)")
+        for l in s.lanes {
+            let drops = l.drops.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+            print("  q\(l.queue)/core \(l.core): rx \(l.rxPackets) tx \(l.txPackets)" + (drops.isEmpty ? "" : ", \(drops)")
+                  + "; xdp redirected \(l.xdp.redirected) passed \(l.xdp.passed); kernel rx_dropped \(l.xsk.rxDropped) rx_ring_full \(l.xsk.rxRingFull) fill_empty \(l.xsk.rxFillRingEmptyDescs)")
+            print("    \(l.frames)")
+        }
+        print("  memory: \(s.processRSSBytes / 1024) KiB resident, \(s.processBeyondUMEMBytes / 1024) KiB beyond UMEM")
+    }
+}
+
+func format2(_ v: Double) -> String { "\((v * 100).rounded() / 100)" }
+
+func printJSONLine<T: Encodable>(_ value: T) {
+    let enc = JSONEncoder()
+    enc.outputFormatting = [.sortedKeys]
+    enc.keyEncodingStrategy = .convertToSnakeCase
+    if let d = try? enc.encode(value) { print(String(decoding: d, as: UTF8.self)) }
+    fflush(stdout)
+}
