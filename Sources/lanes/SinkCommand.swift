@@ -1,0 +1,82 @@
+import ArgumentParser
+import Glibc
+import LanesCore
+import LanesEngine
+import LanesLab
+import LanesXDP
+
+/// An XDP_DROP sink that counts matching packets per queue in XDP itself: the
+/// reference receiver for generator and forwarder measurements.
+struct SinkCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sink",
+        abstract: "Count and drop matching packets in XDP (no AF_XDP), per RX queue.",
+        discussion: "Example: lanes sink s0 --netns lanes-sink --filter 'udp dport 9000' --duration 5 --json")
+    @Argument(help: "Interface (default: the testbed's sink:s0).") var interface: String?
+    @Option(help: "Network namespace of the interface (default with no interface: NAME-sink).") var netns: String?
+    @Option(help: "Testbed name used when no interface is given.") var testbed = Testbed.defaultName
+    @Option(help: "Which packets to count and drop; the rest pass to the kernel.") var filter = "udp"
+    @Option(help: "XDP attach mode: native, generic, auto.") var xdp: XDPMode = .auto
+    @Flag(help: "Count and pass instead of drop.") var pass = false
+    @Flag(help: "Replace an XDP program that is not Lanes'.") var force = false
+    @Option(help: "Run for S seconds (default: until SIGINT/SIGTERM).") var duration: Double?
+    @Option(help: "Seconds between live reports (0: none).") var interval: Double = 1
+    @Flag(help: "Print JSON.") var json = false
+
+    struct Result: Encodable {
+        var interface: String
+        var durationS: Double
+        var packets: UInt64
+        var bytes: UInt64
+        var pps: Double
+        var queues: [QueueCount]
+        var exitReason: String
+    }
+    struct QueueCount: Encodable { var queue: Int; var packets: UInt64; var bytes: UInt64 }
+
+    func run() throws {
+        let tb = Testbed(name: testbed)
+        let iface = interface ?? tb.s0.interface
+        if let ns = netns ?? (interface == nil ? tb.sink : nil) { try NetworkNamespace.enterWithSysfs(ns) }
+        try requireRoot(for: "the XDP sink")
+        let parsed: LaneFilter
+        do { parsed = try LaneFilter(parsing: filter) } catch { throw LanesError("bad --filter: \(error)") }
+        let (rxq, _) = try InterfaceInfo.queueCount(iface)
+        StopSignals.block()
+        let prog = try XDPProgram(filter: parsed, action: pass ? .countAndPass : .sink)
+        try prog.attach(interface: iface, mode: xdp, force: force)
+        let ifindex = if_nametoindex(iface)
+        let start = monotonicSeconds()
+        var last = start
+        var lastTotal: UInt64 = 0
+        var reason = "duration"
+        func total() -> XDPQueueCounters { (0..<rxq).reduce(XDPQueueCounters()) { $0 + prog.counters(queue: UInt32($1)) } }
+        func count(_ c: XDPQueueCounters) -> UInt64 { pass ? c.passed : c.dropped }
+        if !json { print("lanes sink on \(iface): \(rxq) queue(s), filter '\(parsed)', xdp \(prog.attachedMode?.rawValue ?? "?")") }
+        while true {
+            let now = monotonicSeconds()
+            if let duration, now - start >= duration { break }
+            let sig = StopSignals.wait(seconds: min(0.1, duration.map { max(0.001, $0 - (now - start)) } ?? 0.1))
+            if sig != 0 { reason = sig == SIGINT ? "SIGINT" : "SIGTERM"; break }
+            if if_nametoindex(iface) != ifindex { reason = "interface lost"; break }
+            let t = monotonicSeconds()
+            if interval > 0 && t - last >= interval {
+                let n = count(total())
+                let line = "[\(format2(t - start))s] \(fmtRate(Double(n - lastTotal) / (t - last), "pps")), \(n) packets"
+                if json { printJSONLine(["elapsed_s": t - start, "pps": Double(n - lastTotal) / (t - last)]) } else { print(line) }
+                last = t
+                lastTotal = n
+            }
+        }
+        let elapsed = monotonicSeconds() - start
+        let per = (0..<rxq).map { q in let c = prog.counters(queue: UInt32(q)); return QueueCount(queue: q, packets: count(c), bytes: c.matchedBytes) }
+        prog.detach()
+        let n = per.reduce(0) { $0 + $1.packets }
+        let r = Result(interface: iface, durationS: elapsed, packets: n, bytes: per.reduce(0) { $0 + $1.bytes },
+                       pps: Double(n) / max(elapsed, 1e-9), queues: per, exitReason: reason)
+        if json { printJSONLine(r) } else {
+            print("sink: \(n) packets in \(format2(elapsed)) s (\(fmtRate(r.pps, "pps"))); per queue: " + per.map { "q\($0.queue) \($0.packets)" }.joined(separator: ", "))
+        }
+        if reason == "interface lost" { throw LanesError("interface \(iface) disappeared during the run") }
+    }
+}

@@ -1,0 +1,162 @@
+import Foundation
+import Testing
+
+/// Real traffic over a real netns+veth testbed, through the real XDP program and
+/// AF_XDP sockets. One at a time: they share two cores.
+@Suite(.serialized, .enabled(if: Privileged.available, Privileged.reason))
+struct IntegrationTests {
+
+    @Suite(.serialized) struct Foundation {
+        @Test func testbedUpInfoDown() throws {
+            let name = try withTestbed(queues: 2) { tb -> String in
+                let o = try lanes("info", "d0", "--netns", tb.dut, "--json")
+                try #require(o.status == 0, "\(o.stderr)")
+                let info = try JSONSerialization.jsonObject(with: Data(o.stdout.utf8)) as! [String: Any]
+                #expect(info["driver"] as? String == "veth")
+                #expect(info["rx_queues"] as? Int == 2)
+                #expect(info["tx_queues"] as? Int == 2)
+                #expect(info["mac"] as? String == "02:4c:00:00:00:02")
+                #expect((info["xdp_features"] as? [String])?.contains("native") == true)
+                #expect((info["verdict"] as? String)?.contains("not an enhanced-networking driver") == true)
+                // up again is harmless
+                let again = try lanes("testbed", "up", "--queues", "2", "--name", tb.name)
+                #expect(again.status == 0)
+                #expect(again.stdout.contains("already up"))
+                let status = try lanes("testbed", "status", "--name", tb.name, "--json")
+                #expect(status.stdout.contains("\"up\" : true"))
+                return tb.name
+            }
+            let ns = try ip("netns", "list").stdout
+            #expect(!ns.contains(name), "namespaces left behind: \(ns)")
+        }
+
+        @Test func infoOnMissingInterfaceIsOneLineError() throws {
+            try withTestbed(queues: 1) { tb in
+                let o = try lanes("info", "nosuch0", "--netns", tb.dut)
+                #expect(o.status != 0)
+                #expect(o.stderr.split(separator: "\n").count == 1)
+                #expect(o.stderr.contains("not found"))
+            }
+        }
+
+        @Test func pingCrossesWhileProgramAttached() throws {
+            try withTestbed(queues: 2) { tb in
+                let run = try Running(["drop", "--netns", tb.dut, "d0", "--filter", "udp", "--duration", "8", "--interval", "0", "--json"])
+                try tb.waitForXDP(tb.dut, "d0")
+                let ping = try run_ping(tb.gen, "198.18.0.2")
+                #expect(ping.status == 0, "ping failed while lanes ran with a UDP filter: \(ping.stdout)")
+                run.signal(SIGINT)
+                let out = run.wait()
+                #expect(out.status == 0, "\(out.stderr)")
+                #expect(try !tb.xdpAttached(tb.dut, "d0"))
+            }
+        }
+    }
+
+    @Suite(.serialized) struct Engine {
+        @Test func dropCountsEveryPacketOverSeveralLanes() throws {
+            try withTestbed(queues: 2) { tb in
+                let k = 20000
+                let run = try Running(["drop", "--netns", tb.dut, "d0", "--filter", "udp dport 9000", "--duration", "30", "--interval", "0", "--json"])
+                try tb.waitForXDP(tb.dut, "d0")
+                try tb.traffic(count: k, flows: 64)
+                usleep(500_000)
+                run.signal(SIGINT)
+                let out = run.wait()
+                try #require(out.status == 0, "\(out.stderr)")
+                let s = try out.json()
+                #expect(s["rx_packets"] as? Int == k)
+                #expect(s["exit_reason"] as? String == "SIGINT")
+                #expect(s["frames_balanced"] as? Bool == true)
+                let laneList = try #require(s["lanes"] as? [[String: Any]])
+                #expect(laneList.count == 2)
+                let busy = laneList.filter { ($0["rx_packets"] as? Int ?? 0) > 0 }
+                #expect(busy.count == 2, "only \(busy.count) lane(s) received")
+                let redirected = laneList.reduce(0) { $0 + (($1["xdp"] as? [String: Any])?["redirected"] as? Int ?? 0) }
+                #expect(redirected == k)
+                #expect(try !tb.xdpAttached(tb.dut, "d0"))
+            }
+        }
+
+        @Test func macswapReturnsEveryPacket() throws {
+            try withTestbed(queues: 2) { tb in
+                let k = 10000
+                let sink = try Running(["sink", "g0", "--netns", tb.gen, "--filter", "udp dport 9000", "--duration", "30", "--interval", "0", "--json"])
+                try tb.waitForXDP(tb.gen, "g0")
+                let fwd = try Running(["fwd", "--netns", tb.dut, "d0", "--mode", "macswap", "--filter", "udp dport 9000", "--duration", "30", "--interval", "0", "--json"])
+                try tb.waitForXDP(tb.dut, "d0")
+                try tb.traffic(count: k, flows: 32)
+                usleep(500_000)
+                fwd.signal(SIGINT)
+                sink.signal(SIGINT)
+                let f = fwd.wait(), s = sink.wait()
+                try #require(f.status == 0 && s.status == 0, "\(f.stderr) \(s.stderr)")
+                let fj = try f.json(), sj = try s.json()
+                #expect(fj["rx_packets"] as? Int == k)
+                #expect(fj["tx_packets"] as? Int == k)
+                #expect(fj["frames_balanced"] as? Bool == true)
+                #expect(sj["packets"] as? Int == k, "gen counted \(sj["packets"] ?? "?") returned packets")
+            }
+        }
+
+        @Test func sigintDetachesWithinOneSecond() throws {
+            try withTestbed(queues: 2) { tb in
+                let run = try Running(["drop", "--netns", tb.dut, "d0", "--interval", "0"])
+                try tb.waitForXDP(tb.dut, "d0")
+                let t0 = Date()
+                run.signal(SIGINT)
+                let out = run.wait(timeout: 5)
+                let took = Date().timeIntervalSince(t0)
+                #expect(out.status == 0, "\(out.stderr)")
+                #expect(took < 1.0, "shutdown took \(took) s")
+                #expect(try !tb.xdpAttached(tb.dut, "d0"))
+            }
+        }
+
+        @Test func staleProgramFromKilledRunIsReplaced() throws {
+            try withTestbed(queues: 2) { tb in
+                let first = try Running(["drop", "--netns", tb.dut, "d0", "--interval", "0"])
+                try tb.waitForXDP(tb.dut, "d0")
+                first.signal(SIGKILL)
+                first.wait()
+                #expect(try tb.xdpAttached(tb.dut, "d0"), "a killed run should leave its program behind")
+                let second = try Running(["drop", "--netns", tb.dut, "d0", "--filter", "udp dport 9000", "--duration", "30", "--interval", "0", "--json"])
+                usleep(1_500_000)
+                try tb.traffic(count: 2000, flows: 8)
+                usleep(300_000)
+                second.signal(SIGINT)
+                let out = second.wait()
+                try #require(out.status == 0, "\(out.stderr)")
+                #expect(try out.json()["rx_packets"] as? Int == 2000)
+                #expect(try !tb.xdpAttached(tb.dut, "d0"))
+            }
+        }
+
+        @Test(arguments: [
+            (["drop", "nosuch0"], "not found"),
+            (["drop", "d0", "--queues", "5"], "out of range"),
+            (["drop", "d0", "--queues", "0-1", "--cores", "0,99"], "core 99 out of range"),
+            (["drop", "d0", "--queues", "0-1", "--cores", "0"], "1 cores"),
+            (["drop", "d0", "--frame-size", "3000"], "not a power of two"),
+            (["drop", "d0", "--ring-size", "16"], "ring size"),
+            (["drop", "d0", "--bind", "zero-copy"], "zero-copy"),
+            (["drop", "d0", "--filter", "udp dport 0"], "bad --filter"),
+            (["drop", "d0", "--queues", "x"], "bad --queues"),
+            (["fwd", "d0", "--mode", "teleport"], "not available"),
+        ])
+        func badInputIsOneLineAndLeavesNothing(args: [String], message: String) throws {
+            try withTestbed(queues: 2) { tb in
+                let o = try run(args + ["--netns", tb.dut, "--duration", "1"])
+                #expect(o.status != 0)
+                let lines = o.stderr.split(separator: "\n")
+                #expect(lines.count == 1, "stderr: \(o.stderr)")
+                #expect(o.stderr.contains(message), "stderr: \(o.stderr)")
+                #expect(try !tb.xdpAttached(tb.dut, "d0"))
+            }
+        }
+    }
+}
+
+func run_ping(_ ns: String, _ addr: String) throws -> Output {
+    try run(["ip", "netns", "exec", ns, "ping", "-c", "3", "-i", "0.2", "-W", "2", addr], tool: "/usr/bin/env")
+}

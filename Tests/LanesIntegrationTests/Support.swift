@@ -1,0 +1,135 @@
+import Foundation
+import Testing
+
+/// Root-only tests run where root is; on CI (CI=true) they always run, so a
+/// missing privilege fails loudly instead of skipping.
+enum Privileged {
+    static let onCI = ProcessInfo.processInfo.environment["CI"] == "true"
+    static let available = geteuid() == 0 || onCI
+    static let reason: Comment = "needs root (run the README's test command as root); on CI this test runs and fails instead"
+}
+
+/// The `lanes` binary built next to this test bundle.
+let lanesBinary: String = {
+    let me = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+    var dir = me.deletingLastPathComponent()
+    // swift test runs .build/<triple>/debug/LanesPackageTests.xctest
+    for _ in 0..<3 {
+        let candidate = dir.appendingPathComponent("lanes").path
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        dir = dir.deletingLastPathComponent()
+    }
+    return URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(".build/debug/lanes").path
+}()
+
+struct Output {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+    var lastLine: String { stdout.split(separator: "\n").last.map(String.init) ?? "" }
+    func json() throws -> [String: Any] {
+        let obj = try JSONSerialization.jsonObject(with: Data(lastLine.utf8))
+        return try #require(obj as? [String: Any], "not a JSON object: \(lastLine)")
+    }
+}
+
+/// A process running in the background, with its output collected.
+final class Running {
+    let process = Process()
+    let outURL: URL, errURL: URL
+
+    init(_ args: [String], tool: String = lanesBinary) throws {
+        let tmp = FileManager.default.temporaryDirectory
+        outURL = tmp.appendingPathComponent("lanes-test-\(UUID().uuidString).out")
+        errURL = tmp.appendingPathComponent("lanes-test-\(UUID().uuidString).err")
+        FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        process.executableURL = URL(fileURLWithPath: tool)
+        process.arguments = args
+        process.standardOutput = try FileHandle(forWritingTo: outURL)
+        process.standardError = try FileHandle(forWritingTo: errURL)
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    /// Waits for exit up to `timeout` seconds; kills it after that.
+    @discardableResult
+    func wait(timeout: Double = 30) -> Output {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        defer {
+            try? FileManager.default.removeItem(at: outURL)
+            try? FileManager.default.removeItem(at: errURL)
+        }
+        return Output(status: process.terminationStatus,
+                      stdout: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",
+                      stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
+    }
+
+    func signal(_ sig: Int32) { kill(process.processIdentifier, sig) }
+}
+
+/// Runs a command to completion.
+@discardableResult
+func run(_ args: [String], tool: String = lanesBinary, timeout: Double = 60) throws -> Output {
+    try Running(args, tool: tool).wait(timeout: timeout)
+}
+
+func lanes(_ args: String..., timeout: Double = 60) throws -> Output { try run(args, timeout: timeout) }
+
+func ip(_ args: String...) throws -> Output { try run(["ip"] + args, tool: "/usr/bin/env", timeout: 30) }
+
+private let counter = LockedCounter()
+final class LockedCounter: @unchecked Sendable {
+    private var n = 0
+    private let lock = NSLock()
+    func next() -> Int { lock.lock(); defer { lock.unlock() }; n += 1; return n }
+}
+
+/// A testbed of our own, with a unique name, always torn down.
+struct TestbedHandle {
+    let name: String
+    var gen: String { "\(name)-gen" }
+    var dut: String { "\(name)-dut" }
+    var sink: String { "\(name)-sink" }
+
+    /// Whether an XDP program is attached to `iface` in `ns`.
+    func xdpAttached(_ ns: String, _ iface: String) throws -> Bool {
+        let o = try run(["ip", "-n", ns, "link", "show", iface], tool: "/usr/bin/env")
+        return o.stdout.contains("prog/xdp")
+    }
+
+    /// Waits until a program is attached (a lanes run finished its set-up).
+    func waitForXDP(_ ns: String, _ iface: String, timeout: Double = 20) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if try xdpAttached(ns, iface) {
+                usleep(300_000) // lanes start and fill their rings
+                return
+            }
+            usleep(50_000)
+        }
+        Issue.record("no XDP program appeared on \(ns):\(iface) within \(timeout) s")
+    }
+
+    func traffic(count: Int, flows: Int = 32, to: String = "198.18.0.2", port: Int = 9000, pps: Int = 20000) throws {
+        let o = try lanes("testbed", "traffic", "--name", name, "--count", "\(count)", "--flows", "\(flows)",
+                          "--to", to, "--port", "\(port)", "--pps", "\(pps)")
+        #expect(o.status == 0, "traffic failed: \(o.stderr)")
+    }
+}
+
+func withTestbed<T>(queues: Int = 2, _ body: (TestbedHandle) throws -> T) throws -> T {
+    let tb = TestbedHandle(name: "lt\(getpid() % 100000)x\(counter.next())")
+    let up = try lanes("testbed", "up", "--queues", "\(queues)", "--name", tb.name)
+    try #require(up.status == 0, "testbed up failed: \(up.stderr)")
+    defer {
+        let down = try? lanes("testbed", "down", "--name", tb.name)
+        if down?.status != 0 { Issue.record("testbed down failed: \(down?.stderr ?? "?")") }
+    }
+    return try body(tb)
+}
