@@ -40,7 +40,7 @@ let package = Package(
             "LanesLab", "LanesEngine", "LanesXDP", "LanesPacket", "LanesCore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: optimize),
-        // LanesPacketTests: added with the packet layer.
+        .testTarget(name: "LanesPacketTests", dependencies: ["LanesPacket"]),
         .testTarget(name: "LanesCoreTests", dependencies: ["LanesCore"]),
         .testTarget(name: "LanesIntegrationTests",
                     dependencies: ["LanesLab", "LanesXDP", "LanesCore", "LanesPacket", "lanes"]),

@@ -1,0 +1,148 @@
+/// Classic pcap (read and write) and pcapng (read), Ethernet link type.
+public struct PcapRecord: Sendable, Equatable {
+    public var timestampNanos: UInt64
+    public var originalLength: Int
+    public var data: [UInt8]
+    public init(timestampNanos: UInt64, originalLength: Int? = nil, data: [UInt8]) {
+        self.timestampNanos = timestampNanos
+        self.originalLength = originalLength ?? data.count
+        self.data = data
+    }
+}
+
+public enum PcapError: Error, Equatable, CustomStringConvertible {
+    case tooShort
+    case badMagic(UInt32)
+    case unsupportedLinkType(UInt32)
+    case truncatedRecord(index: Int)
+    case badBlock(offset: Int)
+
+    public var description: String {
+        switch self {
+        case .tooShort: "not a pcap file: shorter than its header"
+        case .badMagic(let m): "not a pcap or pcapng file (magic 0x\(String(m, radix: 16)))"
+        case .unsupportedLinkType(let t): "link type \(t) is not Ethernet (1)"
+        case .truncatedRecord(let i): "record \(i) runs past the end of the file"
+        case .badBlock(let o): "bad pcapng block at byte \(o)"
+        }
+    }
+}
+
+public enum Pcap {
+    /// Writes classic pcap: microsecond timestamps, link type Ethernet.
+    public static func write(_ records: [PcapRecord], snaplen: UInt32 = 65535) -> [UInt8] {
+        var out: [UInt8] = []
+        func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        func u16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        u32(0xa1b2_c3d4); u16(2); u16(4); u32(0); u32(0); u32(snaplen); u32(1)
+        for r in records {
+            let incl = min(r.data.count, Int(snaplen))
+            u32(UInt32(r.timestampNanos / 1_000_000_000))
+            u32(UInt32(r.timestampNanos % 1_000_000_000 / 1000))
+            u32(UInt32(incl))
+            u32(UInt32(max(r.originalLength, incl)))
+            out.append(contentsOf: r.data[0..<incl])
+        }
+        return out
+    }
+
+    /// Reads classic pcap (either byte order, micro- or nanosecond) or pcapng.
+    public static func read(_ bytes: [UInt8]) throws(PcapError) -> [PcapRecord] {
+        guard bytes.count >= 4 else { throw .tooShort }
+        let magicLE = le32(bytes, 0)
+        if magicLE == 0x0a0d_0d0a { return try readPcapNG(bytes) }
+        guard bytes.count >= 24 else { throw .tooShort }
+        let swapped: Bool, nanos: Bool
+        switch magicLE {
+        case 0xa1b2_c3d4: swapped = false; nanos = false
+        case 0xa1b2_3c4d: swapped = false; nanos = true
+        case 0xd4c3_b2a1: swapped = true; nanos = false
+        case 0x4d3c_b2a1: swapped = true; nanos = true
+        default: throw .badMagic(magicLE)
+        }
+        func u32(_ o: Int) -> UInt32 { swapped ? le32(bytes, o).byteSwapped : le32(bytes, o) }
+        let link = u32(20) & 0x0fff_ffff
+        guard link == 1 else { throw .unsupportedLinkType(link) }
+        var out: [PcapRecord] = []
+        var o = 24
+        while o < bytes.count {
+            guard o + 16 <= bytes.count else { throw .truncatedRecord(index: out.count) }
+            let sec = UInt64(u32(o)), frac = UInt64(u32(o + 4))
+            let incl = Int(u32(o + 8)), orig = Int(u32(o + 12))
+            guard incl <= bytes.count - o - 16 else { throw .truncatedRecord(index: out.count) }
+            out.append(PcapRecord(timestampNanos: sec * 1_000_000_000 + (nanos ? frac : frac * 1000),
+                                  originalLength: orig, data: Array(bytes[(o + 16)..<(o + 16 + incl)])))
+            o += 16 + incl
+        }
+        return out
+    }
+
+    static func le32(_ b: [UInt8], _ o: Int) -> UInt32 {
+        UInt32(b[o]) | UInt32(b[o + 1]) << 8 | UInt32(b[o + 2]) << 16 | UInt32(b[o + 3]) << 24
+    }
+
+    /// pcapng: section header, interface description, enhanced and simple packet blocks.
+    static func readPcapNG(_ bytes: [UInt8]) throws(PcapError) -> [PcapRecord] {
+        var out: [PcapRecord] = []
+        var o = 0
+        var swapped = false
+        var tsResolution: [UInt64] = [] // nanoseconds per tick, per interface
+        var linkTypes: [UInt32] = []
+        func u32(_ at: Int) -> UInt32 { swapped ? le32(bytes, at).byteSwapped : le32(bytes, at) }
+        func u16(_ at: Int) -> UInt16 {
+            let v = UInt16(bytes[at]) | UInt16(bytes[at + 1]) << 8
+            return swapped ? v.byteSwapped : v
+        }
+        while o + 12 <= bytes.count {
+            let type = le32(bytes, o)
+            if type == 0x0a0d_0d0a {
+                let bom = le32(bytes, o + 8)
+                if bom == 0x1a2b_3c4d { swapped = false } else if bom == 0x4d3c_2b1a { swapped = true } else { throw .badBlock(offset: o) }
+                tsResolution = []; linkTypes = []
+            }
+            let t = u32(o)
+            let len = Int(u32(o + 4))
+            guard len >= 12, len % 4 == 0, len <= bytes.count - o else { throw .badBlock(offset: o) }
+            switch t {
+            case 1: // interface description
+                guard len >= 20 else { throw .badBlock(offset: o) }
+                linkTypes.append(UInt32(u16(o + 8)))
+                var res: UInt64 = 1000 // default: microseconds
+                var p = o + 16
+                while p + 4 <= o + len - 4 {
+                    let code = u16(p), olen = Int(u16(p + 2))
+                    if code == 0 { break }
+                    if code == 9 && olen >= 1 && p + 4 < bytes.count {
+                        let v = bytes[p + 4]
+                        if v & 0x80 == 0 {
+                            var x: UInt64 = 1_000_000_000
+                            for _ in 0..<Int(v) { x /= 10 }
+                            res = max(x, 1)
+                        }
+                    }
+                    p += 4 + (olen + 3) & ~3
+                }
+                tsResolution.append(res)
+            case 6: // enhanced packet
+                guard len >= 32 else { throw .badBlock(offset: o) }
+                let iface = Int(u32(o + 8))
+                guard iface < linkTypes.count else { throw .badBlock(offset: o) }
+                guard linkTypes[iface] == 1 else { throw .unsupportedLinkType(linkTypes[iface]) }
+                let ts = UInt64(u32(o + 12)) << 32 | UInt64(u32(o + 16))
+                let cap = Int(u32(o + 20)), orig = Int(u32(o + 24))
+                guard cap <= len - 32 else { throw .badBlock(offset: o) }
+                out.append(PcapRecord(timestampNanos: ts &* tsResolution[iface], originalLength: orig,
+                                      data: Array(bytes[(o + 28)..<(o + 28 + cap)])))
+            case 3: // simple packet
+                guard len >= 16, !linkTypes.isEmpty else { throw .badBlock(offset: o) }
+                let orig = Int(u32(o + 8))
+                let cap = min(orig, len - 16)
+                out.append(PcapRecord(timestampNanos: 0, originalLength: orig, data: Array(bytes[(o + 12)..<(o + 12 + cap)])))
+            default: break
+            }
+            o += len
+        }
+        guard o == bytes.count else { throw .badBlock(offset: o) }
+        return out
+    }
+}

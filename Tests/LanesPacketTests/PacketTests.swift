@@ -1,0 +1,237 @@
+import Testing
+@testable import LanesPacket
+
+let macA = MACAddress("02:00:00:00:00:0a")!, macB = MACAddress("02:00:00:00:00:0b")!
+
+func build(_ spec: FrameSpec) -> [UInt8] {
+    var buf = [UInt8](repeating: 0, count: spec.frameLength)
+    let ok = buf.withUnsafeMutableBytes { FrameBuilder.build(spec, into: $0.baseAddress!, fill: 0xab) }
+    precondition(ok != nil)
+    return buf
+}
+
+func parse(_ b: [UInt8], verify: Bool = true) -> ParsedPacket { b.withUnsafeBytes { PacketParser.parse($0, verifyChecksums: verify) } }
+
+func v4(_ s: String) -> IPAddress { .v4(IPv4Address(s)!) }
+func v6(_ s: String) -> IPAddress { .v6(IPv6Address(s)!) }
+
+@Suite struct BuildAndParseTests {
+    @Test(arguments: [(17 as UInt8, false), (6, false), (17, true), (6, true)])
+    func builtFramesParseWithValidChecksums(transport: UInt8, ipv6: Bool) {
+        for size in [64, 65, 128, 570, 1518] {
+            var spec = FrameSpec(dstMAC: macB, srcMAC: macA, src: ipv6 ? v6("fd00::1") : v4("198.18.0.1"),
+                                 dst: ipv6 ? v6("fd00::2") : v4("198.18.1.1"), transport: transport,
+                                 srcPort: 1234, dstPort: 9000, frameLength: max(size, ipv6 ? 86 : 66))
+            spec.ttl = 17
+            let b = build(spec)
+            let r = parse(b)
+            #expect(r.stop == nil, "\(r.stop!)")
+            #expect(r.layers.contains(ipv6 ? .ipv6 : .ipv4))
+            #expect(r.layers.contains(transport == 6 ? .tcp : .udp))
+            #expect(r.srcPort == 1234 && r.dstPort == 9000)
+            #expect(r.ttl == 17)
+            #expect(r.ipLength == spec.frameLength - 14)
+            if !ipv6 { #expect(r.ipv4ChecksumValid == true) }
+            #expect(r.l4ChecksumValid == true)
+            #expect(r.payloadOffset + r.payloadLength == spec.frameLength)
+        }
+    }
+
+    @Test func vlanTaggedFrame() {
+        var spec = FrameSpec(dstMAC: macB, srcMAC: macA, src: v4("198.18.0.1"), dst: v4("198.18.1.1"), srcPort: 1, dstPort: 2, frameLength: 80)
+        spec.vlan = 42
+        let r = parse(build(spec))
+        #expect(r.vlanCount == 1 && r.vlanIDs.0 == 42)
+        #expect(r.layers.contains(.vlan) && r.layers.contains(.udp))
+        #expect(r.l4ChecksumValid == true)
+    }
+
+    @Test func rejectsImpossibleLengths() {
+        let spec = FrameSpec(dstMAC: macB, srcMAC: macA, src: v4("198.18.0.1"), dst: v4("198.18.1.1"), srcPort: 1, dstPort: 2, frameLength: 30)
+        var buf = [UInt8](repeating: 0, count: 64)
+        #expect(buf.withUnsafeMutableBytes { FrameBuilder.build(spec, into: $0.baseAddress!) } == nil)
+        let mixed = FrameSpec(dstMAC: macB, srcMAC: macA, src: v4("198.18.0.1"), dst: v6("fd00::1"), srcPort: 1, dstPort: 2, frameLength: 64)
+        #expect(buf.withUnsafeMutableBytes { FrameBuilder.build(mixed, into: $0.baseAddress!) } == nil)
+    }
+}
+
+@Suite struct MalformedTests {
+    static func udp4() -> [UInt8] {
+        build(FrameSpec(dstMAC: macB, srcMAC: macA, src: v4("198.18.0.1"), dst: v4("198.18.1.1"), srcPort: 1, dstPort: 2, frameLength: 64))
+    }
+
+    @Test func tooShortForEthernet() {
+        #expect(parse([1, 2, 3]).stop == .truncatedEthernet)
+        #expect(parse([]).stop == .truncatedEthernet)
+    }
+
+    @Test func wrongIHL() {
+        var b = Self.udp4(); b[14] = 0x44
+        #expect(parse(b).stop == .badIHL)
+    }
+
+    @Test func badVersion() {
+        var b = Self.udp4(); b[14] = 0x55
+        #expect(parse(b).stop == .badIPv4Version)
+    }
+
+    @Test func totalLengthPastFrame() {
+        var b = Self.udp4(); b[16] = 0x05; b[17] = 0xdc
+        let r = parse(b)
+        #expect(r.stop == .ipv4TotalLengthPastFrame)
+        #expect(r.stopOffset == 14)
+        #expect(r.ipv4Src == 0xc612_0001) // the header itself was read
+    }
+
+    @Test func truncatedInsideIPv4() {
+        let b = Array(Self.udp4().prefix(30))
+        #expect(parse(b).stop == .truncatedIPv4)
+    }
+
+    @Test func extensionChainPastFrame() {
+        var b = build(FrameSpec(dstMAC: macB, srcMAC: macA, src: v6("fd00::1"), dst: v6("fd00::2"), srcPort: 1, dstPort: 2, frameLength: 70))
+        b[14 + 6] = 0 // next header: hop-by-hop, whose length byte claims 16 bytes more
+        b[54 + 1] = 2
+        #expect(parse(b).stop == .extensionChainPastFrame)
+    }
+
+    @Test func badChecksumsAreReportedNotFatal() {
+        var b = Self.udp4(); b[63] ^= 0xff
+        let r = parse(b)
+        #expect(r.stop == nil)
+        #expect(r.l4ChecksumValid == false)
+        b = Self.udp4(); b[22] ^= 1 // ttl, without fixing the header checksum
+        #expect(parse(b).ipv4ChecksumValid == false)
+    }
+
+    /// Every truncation and many corruptions of real frames parse without trapping.
+    @Test func noTrapOnMutations() {
+        let seeds = [Self.udp4(),
+                     build(FrameSpec(dstMAC: macB, srcMAC: macA, src: v6("fd00::1"), dst: v6("fd00::2"), transport: 6, srcPort: 1, dstPort: 2, frameLength: 100))]
+        var rng = SplitMix(seed: 42)
+        for seed in seeds {
+            for cut in 0...seed.count { _ = parse(Array(seed.prefix(cut))) }
+            for _ in 0..<20000 {
+                var b = seed
+                for _ in 0..<Int(rng.next() % 4 + 1) { b[Int(rng.next() % UInt64(b.count))] = UInt8(truncatingIfNeeded: rng.next()) }
+                let r = parse(b)
+                #expect(r.payloadOffset >= 0 && r.payloadOffset <= b.count)
+            }
+        }
+    }
+}
+
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9e37_79b9_7f4a_7c15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+        return z ^ (z >> 31)
+    }
+}
+
+@Suite struct EditTests {
+    func fullyRecomputedMatches(_ b: [UInt8]) -> Bool {
+        let r = parse(b)
+        return r.stop == nil && r.l4ChecksumValid != false && r.ipv4ChecksumValid != false
+    }
+
+    @Test func macSwap() {
+        var b = MalformedTests.udp4()
+        b.withUnsafeMutableBytes { EthernetEdit.swapAddresses($0.baseAddress!) }
+        #expect(Array(b[0..<6]) == macA.array && Array(b[6..<12]) == macB.array)
+    }
+
+    @Test func ttlDecrementMatchesFullRecomputation() {
+        for ttl in [2, 64, 255] as [UInt8] {
+            var spec = FrameSpec(dstMAC: macB, srcMAC: macA, src: v4("198.18.0.1"), dst: v4("198.18.1.1"), srcPort: 1, dstPort: 2, frameLength: 64)
+            spec.ttl = ttl
+            var b = build(spec)
+            let r = parse(b)
+            let ok = b.withUnsafeMutableBytes { PacketEdit.decrementTTL($0.baseAddress!, r) }
+            #expect(ok)
+            spec.ttl = ttl - 1
+            #expect(b == build(spec), "incremental update differs from a full rebuild at ttl \(ttl)")
+        }
+        var spec = FrameSpec(dstMAC: macB, srcMAC: macA, src: v6("fd00::1"), dst: v6("fd00::2"), srcPort: 1, dstPort: 2, frameLength: 90)
+        spec.ttl = 1
+        var b = build(spec)
+        let r = parse(b)
+        #expect(!b.withUnsafeMutableBytes { PacketEdit.decrementTTL($0.baseAddress!, r) })
+    }
+
+    @Test func addressAndPortRewriteMatchFullRecomputation() {
+        var rng = SplitMix(seed: 7)
+        for transport in [17, 6] as [UInt8] {
+            for _ in 0..<500 {
+                let s = UInt32(truncatingIfNeeded: rng.next()), d = UInt32(truncatingIfNeeded: rng.next())
+                let sp = UInt16(truncatingIfNeeded: rng.next()), dp = UInt16(truncatingIfNeeded: rng.next())
+                let len = 60 + Int(rng.next() % 200)
+                let orig = FrameSpec(dstMAC: macB, srcMAC: macA, src: v4("198.18.0.1"), dst: v4("198.18.1.1"), transport: transport, srcPort: 1, dstPort: 2, frameLength: len)
+                var b = build(orig)
+                var r = parse(b)
+                b.withUnsafeMutableBytes { p in
+                    PacketEdit.rewriteIPv4(p.baseAddress!, &r, src: s, dst: d)
+                    PacketEdit.rewritePorts(p.baseAddress!, &r, src: sp, dst: dp)
+                }
+                var want = orig
+                want.src = .v4(IPv4Address(s)); want.dst = .v4(IPv4Address(d)); want.srcPort = sp; want.dstPort = dp
+                let expected = build(want)
+                #expect(b == expected)
+                if b != expected { return }
+            }
+        }
+    }
+
+    @Test func incrementalUpdateMatchesRecomputationForRandomWords() {
+        var rng = SplitMix(seed: 9)
+        for _ in 0..<2000 {
+            var words = (0..<10).map { _ in UInt16(truncatingIfNeeded: rng.next()) }
+            func full() -> UInt16 {
+                let bytes = words.flatMap { [UInt8($0 >> 8), UInt8($0 & 255)] }
+                return bytes.withUnsafeBytes { Checksum.finish(Checksum.sum($0.baseAddress!, count: 20)) }
+            }
+            let before = full()
+            let i = Int(rng.next() % 10)
+            let old = words[i], new = UInt16(truncatingIfNeeded: rng.next())
+            words[i] = new
+            let inc = Checksum.update(before, old: old, new: new)
+            let f = full()
+            // 0x0000 and 0xffff are the same value in ones' complement.
+            #expect(inc == f || (inc == 0xffff && f == 0) || (inc == 0 && f == 0xffff))
+        }
+    }
+}
+
+@Suite struct PcapTests {
+    @Test func writeReadRoundTrip() throws {
+        let recs = [PcapRecord(timestampNanos: 1_700_000_000_123_456_000, data: MalformedTests.udp4()),
+                    PcapRecord(timestampNanos: 5_000, originalLength: 100, data: [1, 2, 3])]
+        let file = Pcap.write(recs)
+        #expect(file.count == 24 + 16 + 64 + 16 + 3)
+        #expect(try Pcap.read(file) == recs)
+    }
+
+    @Test func rejectsGarbage() {
+        #expect(throws: PcapError.tooShort) { try Pcap.read([1, 2]) }
+        #expect(throws: PcapError.self) { try Pcap.read([UInt8](repeating: 7, count: 40)) }
+        var truncated = Pcap.write([PcapRecord(timestampNanos: 0, data: [1, 2, 3, 4])])
+        truncated.removeLast()
+        #expect(throws: PcapError.truncatedRecord(index: 0)) { try Pcap.read(truncated) }
+    }
+
+    @Test func readsPcapNG() throws {
+        var f: [UInt8] = []
+        func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { f.append(contentsOf: $0) } }
+        func u16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { f.append(contentsOf: $0) } }
+        u32(0x0a0d_0d0a); u32(28); u32(0x1a2b_3c4d); u16(1); u16(0); u32(0xffff_ffff); u32(0xffff_ffff); u32(28)
+        u32(1); u32(20); u16(1); u16(0); u32(65535); u32(20)
+        let pkt: [UInt8] = [9, 8, 7, 6, 5]
+        u32(6); u32(32 + 8); u32(0); u32(0); u32(1_000_000); u32(5); u32(5); f += pkt + [0, 0, 0]; u32(40)
+        let recs = try Pcap.read(f)
+        #expect(recs == [PcapRecord(timestampNanos: 1_000_000_000, data: pkt)])
+    }
+}
