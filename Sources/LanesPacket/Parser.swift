@@ -213,7 +213,7 @@ public enum PacketParser {
         if r.fragmentOffset != 0 || r.moreFragments { r.layers.insert(.fragment) }
         if r.fragmentOffset != 0 { return r } // no transport header in later fragments
         let pseudo = Checksum.pseudoIPv4(src: r.ipv4Src, dst: r.ipv4Dst, proto: r.ipProtocol, length: total - hl)
-        return parseTransport(p, end, off + hl, r.ipProtocol, &r, verify && !r.moreFragments, pseudo, isV6: false)
+        return parseTransport(p, end, off + hl, r.ipProtocol, &r, verify, complete: !r.moreFragments, pseudo, isV6: false)
     }
 
     static func parseIPv6(_ p: UnsafeRawPointer, _ n: Int, _ off: Int, _ r: inout ParsedPacket, _ verify: Bool) -> ParsedPacket {
@@ -261,11 +261,14 @@ public enum PacketParser {
         r.payloadLength = end - cur
         if r.fragmentOffset != 0 { return r }
         let pseudo = Checksum.sum(p + off + 8, count: 32) &+ UInt64(next) &+ UInt64(end - cur)
-        return parseTransport(p, end, cur, next, &r, verify && !fragmented, pseudo, isV6: true)
+        return parseTransport(p, end, cur, next, &r, verify, complete: !fragmented, pseudo, isV6: true)
     }
 
+    /// `verifyRequested`: check checksums; `complete`: the datagram is whole here
+    /// (not a first fragment), so a checksum over it can be checked.
     static func parseTransport(_ p: UnsafeRawPointer, _ end: Int, _ off: Int, _ proto: UInt8, _ r: inout ParsedPacket,
-                               _ verify: Bool, _ pseudo: UInt64, isV6: Bool) -> ParsedPacket {
+                               _ verifyRequested: Bool, complete: Bool, _ pseudo: UInt64, isV6: Bool) -> ParsedPacket {
+        let verify = verifyRequested && complete
         r.l4Offset = off
         let avail = end - off
         switch proto {
@@ -276,8 +279,10 @@ public enum PacketParser {
             r.dstPort = be16(p, off + 2)
             r.udpLength = Int(be16(p, off + 4))
             guard r.udpLength >= 8, r.udpLength <= avail else { return stopped(&r, .badUDPLength, off) }
-            if verify {
-                let ck = be16(p, off + 6)
+            let ck = be16(p, off + 6)
+            if verifyRequested && isV6 && ck == 0 {
+                r.l4ChecksumValid = false // RFC 8200 8.1: a zero UDP checksum is not allowed over IPv6
+            } else if verify {
                 r.l4ChecksumValid = (ck == 0 && !isV6) ? nil : Checksum.fold(Checksum.sum(p + off, count: r.udpLength, initial: pseudo)) == 0xffff
             }
             r.payloadOffset = off + 8
