@@ -46,10 +46,7 @@ public struct Lane<App: LaneApp>: ~Copyable {
         refill()
         var idle = 0
         while lanes_load_relaxed_u64(stop) == 0 {
-            let done = drainCompletions()
-            let got = receiveBurst()
-            refill()
-            if got == 0 && done == 0 {
+            if step() == 0 {
                 idle &+= 1
                 if idle >= 256 {
                     // Idle: sleep in poll() until packets arrive (wakes the kernel too).
@@ -64,6 +61,16 @@ public struct Lane<App: LaneApp>: ~Copyable {
             }
         }
         publishGauges()
+    }
+
+    /// One turn of the loop: completions, one RX burst through the app, TX,
+    /// refill. Returns the number of descriptors it moved (0 = idle).
+    @inline(__always)
+    public mutating func step() -> Int {
+        let done = drainCompletions()
+        let got = receiveBurst()
+        refill()
+        return done &+ got
     }
 
     @inline(__always)

@@ -1,0 +1,25 @@
+import LanesCore
+
+/// A lane over an InMemoryPort, stepped by hand: the lane loop without the kernel.
+public struct InMemoryLane<App: LaneApp>: ~Copyable {
+    public let port: InMemoryPort
+    public var lane: Lane<App>
+    let stats: StatsArea
+
+    public init(app: App, port: InMemoryPort, batch: Int = 64) {
+        self.port = port
+        stats = StatsArea(lanes: 1)
+        lane = Lane(rings: port.rings, app: app, umem: port.umem, frameSize: port.frameSize,
+                    frameCount: port.frameCount, batch: batch, counters: stats.counters(0))
+        lane.refill()
+    }
+
+    public var counters: LaneSnapshot { stats.counters(0).snapshot() }
+
+    /// Where every frame is now.
+    public var ledger: FrameLedger {
+        let o = port.occupancy
+        return FrameLedger(total: port.frameCount, free: lane.pool.count, fillRing: o.fill, rxRing: o.rx,
+                           inHands: 0, txRing: o.tx, completionRing: o.completion)
+    }
+}

@@ -1,0 +1,115 @@
+import CLanes
+import Glibc
+import LanesCore
+
+/// AF_XDP rings and a UMEM in plain memory, with a fake kernel side: it takes
+/// frames from the fill ring and produces RX descriptors (copying a template
+/// packet, as copy mode does), and consumes TX descriptors into completions.
+/// The lane loop runs over it unchanged: this is how the loop is tested without
+/// root and measured without the kernel's cost (Benchmarks/).
+public final class InMemoryPort {
+    public let size: UInt32
+    public let frameSize: Int
+    public let frameCount: Int
+    public let umem: UnsafeMutableRawPointer
+    let words: UnsafeMutablePointer<UInt32> // producer, consumer, flags x 4 rings
+    let rxDescs, txDescs: UnsafeMutablePointer<xdp_desc>
+    let fillAddrs, compAddrs: UnsafeMutablePointer<UInt64>
+    public let rx = UnsafeMutablePointer<xsk_ring_cons>.allocate(capacity: 1)
+    public let tx = UnsafeMutablePointer<xsk_ring_prod>.allocate(capacity: 1)
+    public let fill = UnsafeMutablePointer<xsk_ring_prod>.allocate(capacity: 1)
+    public let completion = UnsafeMutablePointer<xsk_ring_cons>.allocate(capacity: 1)
+    var template: [UInt8] = []
+
+    /// Word slots: 0-2 rx, 3-5 tx, 6-8 fill, 9-11 completion (producer, consumer, flags).
+    public init(ringSize: Int = 2048, frameSize: Int = 2048, frameCount: Int = 4096) {
+        precondition(ringSize > 0 && ringSize & (ringSize - 1) == 0)
+        size = UInt32(ringSize)
+        self.frameSize = frameSize
+        self.frameCount = frameCount
+        umem = .allocate(byteCount: frameSize * frameCount, alignment: 4096)
+        umem.initializeMemory(as: UInt8.self, repeating: 0, count: frameSize * frameCount)
+        words = .allocate(capacity: 16)
+        words.initialize(repeating: 0, count: 16)
+        rxDescs = .allocate(capacity: ringSize)
+        txDescs = .allocate(capacity: ringSize)
+        fillAddrs = .allocate(capacity: ringSize)
+        compAddrs = .allocate(capacity: ringSize)
+        let mask = size - 1
+        func cons(_ base: Int, _ ring: UnsafeMutableRawPointer) -> xsk_ring_cons {
+            var r = xsk_ring_cons()
+            r.cached_prod = 0; r.cached_cons = 0; r.mask = mask; r.size = size
+            r.producer = words + base; r.consumer = words + base + 1; r.flags = words + base + 2; r.ring = ring
+            return r
+        }
+        func prod(_ base: Int, _ ring: UnsafeMutableRawPointer) -> xsk_ring_prod {
+            var r = xsk_ring_prod()
+            r.cached_prod = 0; r.cached_cons = size; r.mask = mask; r.size = size
+            r.producer = words + base; r.consumer = words + base + 1; r.flags = words + base + 2; r.ring = ring
+            return r
+        }
+        rx.initialize(to: cons(0, UnsafeMutableRawPointer(rxDescs)))
+        tx.initialize(to: prod(3, UnsafeMutableRawPointer(txDescs)))
+        fill.initialize(to: prod(6, UnsafeMutableRawPointer(fillAddrs)))
+        completion.initialize(to: cons(9, UnsafeMutableRawPointer(compAddrs)))
+    }
+
+    deinit {
+        umem.deallocate(); words.deallocate(); rxDescs.deallocate(); txDescs.deallocate()
+        fillAddrs.deallocate(); compAddrs.deallocate()
+        rx.deallocate(); tx.deallocate(); fill.deallocate(); completion.deallocate()
+    }
+
+    public var rings: LaneRings { LaneRings(rx: rx, tx: tx, fill: fill, completion: completion, fd: -1) }
+
+    /// The packet the fake kernel "receives" (copied into each frame).
+    public func setTemplate(_ bytes: [UInt8]) { template = bytes }
+
+    /// Kernel side of RX: up to `count` packets from fill-ring frames onto the RX ring.
+    @discardableResult
+    public func kernelReceive(_ count: Int) -> Int {
+        let mask = size - 1
+        let fillAvail = Int(words[6] &- words[7])
+        let rxRoom = Int(size &- (words[0] &- words[1]))
+        let n = min(count, fillAvail, rxRoom)
+        guard n > 0 else { return 0 }
+        let len = UInt32(template.count)
+        var fc = words[7], rp = words[0]
+        template.withUnsafeBytes { t in
+            for _ in 0..<n {
+                let addr = fillAddrs[Int(fc & mask)]
+                if t.count > 0 { memcpy(umem + Int(addr), t.baseAddress!, t.count) }
+                rxDescs[Int(rp & mask)] = xdp_desc(addr: addr, len: len, options: 0)
+                fc &+= 1; rp &+= 1
+            }
+        }
+        words[7] = fc // fill consumer
+        words[0] = rp // rx producer
+        return n
+    }
+
+    /// Kernel side of TX: every TX descriptor "sent" and completed. Returns how
+    /// many; `inspect` sees each sent packet's bytes.
+    @discardableResult
+    public func kernelTransmit(_ inspect: ((UnsafeRawBufferPointer) -> Void)? = nil) -> Int {
+        let mask = size - 1
+        let pending = Int(words[3] &- words[4])
+        let room = Int(size &- (words[9] &- words[10]))
+        let n = min(pending, room)
+        var tc = words[4], cp = words[9]
+        for _ in 0..<n {
+            let d = txDescs[Int(tc & mask)]
+            inspect?(UnsafeRawBufferPointer(start: umem + Int(d.addr), count: Int(d.len)))
+            compAddrs[Int(cp & mask)] = d.addr
+            tc &+= 1; cp &+= 1
+        }
+        words[4] = tc
+        words[9] = cp
+        return n
+    }
+
+    /// Frames the "kernel" holds: fill ring, RX ring, TX ring, completion ring.
+    public var occupancy: (fill: Int, rx: Int, tx: Int, completion: Int) {
+        (Int(words[6] &- words[7]), Int(words[0] &- words[1]), Int(words[3] &- words[4]), Int(words[9] &- words[10]))
+    }
+}
