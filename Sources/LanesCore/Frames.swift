@@ -10,39 +10,48 @@ public struct FrameDesc: Equatable, Sendable {
     }
 }
 
-/// A lane's free frames: a LIFO stack of UMEM addresses owned by one thread
-/// (single-producer, single-consumer by contract: the lane itself). LIFO keeps
-/// recently used, cache-warm frames in play. Storage is allocated once.
+/// A lane's free frames: a FIFO ring of UMEM addresses owned by one thread
+/// (single-producer, single-consumer by contract: the lane itself), with
+/// free-running indices and a mask. FIFO keeps a generator's frames cycling in
+/// the order they were built, so every flow gets its turn. Allocated once.
 public struct FramePool: ~Copyable {
     @usableFromInline let slots: UnsafeMutablePointer<UInt64>
+    @usableFromInline let mask: Int
+    /// How many frames the pool was made with (it never holds more).
     public let capacity: Int
-    @usableFromInline var top: Int
+    @usableFromInline var head = 0 // next pop
+    @usableFromInline var tail = 0 // next push
 
-    /// A pool holding every frame of an area: addresses 0, frameSize, 2*frameSize...
-    public init(frameCount: Int, frameSize: Int) {
+    /// A pool of `frameCount` frames starting at frame `first`: addresses
+    /// first*frameSize, (first+1)*frameSize, ... in that order.
+    public init(frameCount: Int, frameSize: Int, first: Int = 0) {
         capacity = frameCount
-        slots = .allocate(capacity: max(frameCount, 1))
-        for i in 0..<frameCount { slots[i] = UInt64((frameCount - 1 - i) * frameSize) }
-        top = frameCount
+        var size = 1
+        while size < max(frameCount, 1) { size <<= 1 }
+        mask = size - 1
+        slots = .allocate(capacity: size)
+        for i in 0..<frameCount { slots[i] = UInt64((first + i) * frameSize) }
+        tail = frameCount
     }
 
     deinit { slots.deallocate() }
 
-    @inlinable public var count: Int { top }
-    @inlinable public var isEmpty: Bool { top == 0 }
+    @inlinable public var count: Int { tail &- head }
+    @inlinable public var isEmpty: Bool { tail == head }
 
-    /// Returns a frame to the pool. The pool can never overflow: it holds at most
-    /// the frames it was created with, and every frame is in exactly one place.
+    /// Returns a frame. The pool cannot overflow: it holds at most the frames it
+    /// was made with, and every frame is in exactly one place.
     @inlinable @inline(__always)
     public mutating func push(_ addr: UInt64) {
-        slots[top] = addr
-        top &+= 1
+        slots[tail & mask] = addr
+        tail &+= 1
     }
 
     @inlinable @inline(__always)
     public mutating func pop() -> UInt64 {
-        top &-= 1
-        return slots[top]
+        let a = slots[head & mask]
+        head &+= 1
+        return a
     }
 }
 

@@ -15,6 +15,8 @@ public enum LaneCounter: Int, CaseIterable, Sendable {
     case txKicks, rxWakeups, idlePolls, bursts
     /// Gauges: free frames and fill-ring frames at the last publish.
     case freeFrames, fillFrames
+    /// 1 once a generator lane has sent all it was asked to and drained TX.
+    case finished
 
     public var name: String {
         switch self {
@@ -37,6 +39,7 @@ public enum LaneCounter: Int, CaseIterable, Sendable {
         case .bursts: "bursts"
         case .freeFrames: "free_frames"
         case .fillFrames: "fill_frames"
+        case .finished: "finished"
         }
     }
 

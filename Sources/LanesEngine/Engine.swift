@@ -17,6 +17,8 @@ public struct EngineConfig: Sendable {
     public var xdpMode: XDPMode = .auto
     public var filter = LaneFilter.all
     public var force = false
+    /// Attach the XDP program (needed to receive; a TX-only generator skips it).
+    public var attachProgram = true
 
     public init(interface: String) { self.interface = interface }
 
@@ -86,8 +88,10 @@ public final class Engine {
             let sock = try XSKSocket(interface: name, queue: UInt32(q), umem: umem, config: config.socket)
             lanes.append(LaneResources(queue: q, core: core, umem: umem, socket: sock))
         }
-        for l in lanes { try program.register(socketFD: l.socket.fd, queue: UInt32(l.queue)) }
-        try program.attach(interface: name, mode: config.xdpMode, force: config.force)
+        if config.attachProgram {
+            for l in lanes { try program.register(socketFD: l.socket.fd, queue: UInt32(l.queue)) }
+            try program.attach(interface: name, mode: config.xdpMode, force: config.force)
+        }
     }
 
     /// Detaches the program and releases sockets and UMEM. Safe to call twice.
@@ -104,18 +108,22 @@ public final class Engine {
     /// Runs every lane with an app from `makeApp(laneIndex)` until `duration`
     /// seconds pass, SIGINT/SIGTERM arrives, or the interface disappears.
     /// `onInterval` gets a report every `interval` seconds (0: never).
-    public func run<App: LaneApp>(duration: Double?, interval: Double,
+    /// Generator lanes that finish (count reached) end the run `grace` seconds later.
+    /// Returns the summary and each lane's app as it ended.
+    public func run<App: LaneApp>(duration: Double?, interval: Double, grace: Double = 0.2,
                                   onInterval: (IntervalReport) -> Void,
-                                  makeApp: (Int) -> App) throws(LanesError) -> RunSummary {
+                                  makeApp: (Int) -> App) throws(LanesError) -> (summary: RunSummary, apps: [App]) {
         StopSignals.block()
         let stop = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
         stop.initialize(to: 0)
         defer { stop.deallocate() }
-        let results = LaneResultSlots(count: lanes.count)
+        let results = LaneResultSlots<App>(count: lanes.count)
         var threads: [PinnedThread] = []
+        let apps = lanes.indices.map { makeApp($0) }
+        let generators = zip(apps, lanes).contains { $0.generatorFrames(of: $1.umem.config.frameCount) > 0 }
         let start = monotonicSeconds()
         for (i, l) in lanes.enumerated() {
-            let app = makeApp(i)
+            let app = apps[i]
             let rings = l.rings, area = l.umem.area, fs = l.umem.config.frameSize, fc = l.umem.config.frameCount
             let counters = stats.counters(i), batch = config.batch
             do {
@@ -124,9 +132,10 @@ public final class Engine {
                                     batch: batch, counters: counters)
                     lane.run(stop: stop)
                     results.ledgers[i] = lane.drainAndAccount()
+                    results.apps[i] = lane.app
                 })
             } catch {
-                lanes_store_relaxed_u64(stop, 1)
+                lanes_store_relaxed_u64(stop, 2)
                 threads.forEach { $0.join() }
                 throw error
             }
@@ -134,9 +143,14 @@ public final class Engine {
         var exitReason = "duration"
         var previous = snapshot()
         var lastReport = start
+        var finishedAt: Double? = nil
         while true {
             let now = monotonicSeconds()
             if let duration, now - start >= duration { break }
+            if finishedAt == nil && (0..<lanes.count).allSatisfy({ stats.counters($0).snapshot()[.finished] == 1 }) {
+                finishedAt = now
+            }
+            if let f = finishedAt, now - f >= grace { exitReason = "count reached"; break }
             var wait = 0.1
             if let duration { wait = min(wait, max(0.001, duration - (now - start))) }
             let sig = StopSignals.wait(seconds: wait)
@@ -154,16 +168,22 @@ public final class Engine {
                 lastReport = t
             }
         }
-        lanes_store_relaxed_u64(stop, 1)
-        threads.forEach { $0.join() }
         let elapsed = monotonicSeconds() - start
+        if generators && exitReason != "count reached" && exitReason != "interface lost" {
+            // Drain: generators stop sending; what is in flight still arrives.
+            lanes_store_relaxed_u64(stop, 1)
+            let until = monotonicSeconds() + grace
+            while monotonicSeconds() < until && StopSignals.wait(seconds: 0.02) == 0 {}
+        }
+        lanes_store_relaxed_u64(stop, 2)
+        threads.forEach { $0.join() }
         let summary = makeSummary(duration: elapsed, ledgers: results.ledgers, exitReason: exitReason)
         if exitReason == "interface lost" {
             close()
             throw LanesError("interface \(config.interface) disappeared during the run (namespace or device removed)",
                              fix: "check 'ip link'; nothing is left attached")
         }
-        return summary
+        return (summary, results.apps.map { $0! })
     }
 
     public func snapshot() -> [LaneSnapshot] { (0..<lanes.count).map { stats.counters($0).snapshot() } }
@@ -193,9 +213,13 @@ public final class Engine {
 
 /// Written by each lane thread once, read by the main thread after join
 /// (pthread_join orders the two).
-final class LaneResultSlots: @unchecked Sendable {
+final class LaneResultSlots<App>: @unchecked Sendable {
     var ledgers: [FrameLedger?]
-    init(count: Int) { ledgers = Array(repeating: nil, count: count) }
+    var apps: [App?]
+    init(count: Int) {
+        ledgers = Array(repeating: nil, count: count)
+        apps = Array(repeating: nil, count: count)
+    }
 }
 
 public enum ProcessMemory {

@@ -19,7 +19,7 @@ public struct InMemoryLane<App: LaneApp>: ~Copyable {
     /// Where every frame is now.
     public var ledger: FrameLedger {
         let o = port.occupancy
-        return FrameLedger(total: port.frameCount, free: lane.pool.count, fillRing: o.fill, rxRing: o.rx,
+        return FrameLedger(total: lane.totalFrames, free: lane.freeFrames, fillRing: o.fill, rxRing: o.rx,
                            inHands: 0, txRing: o.tx, completionRing: o.completion)
     }
 }

@@ -20,6 +20,8 @@ public final class InMemoryPort {
     public let fill = UnsafeMutablePointer<xsk_ring_prod>.allocate(capacity: 1)
     public let completion = UnsafeMutablePointer<xsk_ring_cons>.allocate(capacity: 1)
     var template: [UInt8] = []
+    var packetLength: UInt32 = 0
+    var copyTemplate = true
 
     /// Word slots: 0-2 rx, 3-5 tx, 6-8 fill, 9-11 completion (producer, consumer, flags).
     public init(ringSize: Int = 2048, frameSize: Int = 2048, frameCount: Int = 4096) {
@@ -62,8 +64,14 @@ public final class InMemoryPort {
 
     public var rings: LaneRings { LaneRings(rx: rx, tx: tx, fill: fill, completion: completion, fd: -1) }
 
-    /// The packet the fake kernel "receives" (copied into each frame).
-    public func setTemplate(_ bytes: [UInt8]) { template = bytes }
+    /// The packet the fake kernel "receives", copied into each frame as copy-mode
+    /// AF_XDP does; with `copy: false` only its length goes into the descriptors
+    /// (the frames keep whatever bytes they hold: zero-copy's cost model).
+    public func setTemplate(_ bytes: [UInt8], copy: Bool = true) {
+        template = bytes
+        packetLength = UInt32(bytes.count)
+        copyTemplate = copy
+    }
 
     /// Kernel side of RX: up to `count` packets from fill-ring frames onto the RX ring.
     @discardableResult
@@ -73,12 +81,13 @@ public final class InMemoryPort {
         let rxRoom = Int(size &- (words[0] &- words[1]))
         let n = min(count, fillAvail, rxRoom)
         guard n > 0 else { return 0 }
-        let len = UInt32(template.count)
+        let len = packetLength
+        let copy = copyTemplate
         var fc = words[7], rp = words[0]
         template.withUnsafeBytes { t in
             for _ in 0..<n {
                 let addr = fillAddrs[Int(fc & mask)]
-                if t.count > 0 { memcpy(umem + Int(addr), t.baseAddress!, t.count) }
+                if copy && t.count > 0 { memcpy(umem + Int(addr), t.baseAddress!, t.count) }
                 rxDescs[Int(rp & mask)] = xdp_desc(addr: addr, len: len, options: 0)
                 fc &+= 1; rp &+= 1
             }

@@ -18,37 +18,66 @@ public struct LaneRings {
 public struct Lane<App: LaneApp>: ~Copyable {
     public let rings: LaneRings
     public var app: App
+    /// Frames for the fill ring and received packets.
     public var pool: FramePool
+    /// A generator's own frames (frames below `generatorBoundary`), built once.
+    public var generatorPool: FramePool
+    let generatorBoundary: UInt64
+    let generating: Bool
     public let context: LaneContext
     public let batch: Int
     let burst: UnsafeMutablePointer<FrameDesc>
+    let genBurst: UnsafeMutablePointer<FrameDesc>
     let frameMask: UInt64
     /// TX descriptors submitted and not yet completed.
     var txOutstanding: Int = 0
+    var finishedReported = false
+    /// Set by the engine's drain phase: generate nothing more.
+    public var draining = false
 
     public init(rings: LaneRings, app: App, umem: UnsafeMutableRawPointer, frameSize: Int, frameCount: Int,
                 batch: Int, counters: LaneCounters) {
         self.rings = rings
+        let g = min(max(app.generatorFrames(of: frameCount), 0), frameCount)
         self.app = app
-        self.pool = FramePool(frameCount: frameCount, frameSize: frameSize)
+        self.generatorPool = FramePool(frameCount: g, frameSize: frameSize, first: 0)
+        self.pool = FramePool(frameCount: frameCount - g, frameSize: frameSize, first: g)
+        self.generatorBoundary = UInt64(g * frameSize)
+        self.generating = g > 0
         self.context = LaneContext(umem: umem, frameSize: frameSize, counters: counters)
         self.batch = batch
         self.burst = .allocate(capacity: batch)
+        self.genBurst = .allocate(capacity: batch)
         self.frameMask = ~UInt64(frameSize - 1)
         self.txOutstanding = 0
+        if g > 0 { self.app.prepare(generatorFrames: 0..<g, context: context) }
     }
 
-    deinit { burst.deallocate() }
+    deinit {
+        burst.deallocate()
+        genBurst.deallocate()
+    }
 
-    /// Runs until `*stop` becomes non-zero.
+    /// Every frame the lane owns now (both pools).
+    public var freeFrames: Int { pool.count + generatorPool.count }
+    public var totalFrames: Int { pool.capacity + generatorPool.capacity }
+
+    /// Runs until `*stop` reaches 2. At 1 the lane drains: a generator stops
+    /// sending while the lane still receives and completes what is in flight.
     public mutating func run(stop: UnsafePointer<UInt64>) {
         let c = context.counters
         refill()
         var idle = 0
-        while lanes_load_relaxed_u64(stop) == 0 {
+        while true {
+            let s = lanes_load_relaxed_u64(stop)
+            if s >= 2 { break }
+            if s == 1 && !draining { draining = true }
             if step() == 0 {
                 idle &+= 1
-                if idle >= 256 {
+                if generating && !finishedReported {
+                    // Waiting for the pacing clock: short sleeps keep the rate even.
+                    if idle >= 64 { usleep(10); idle = 0 }
+                } else if idle >= 256 {
                     // Idle: sleep in poll() until packets arrive (wakes the kernel too).
                     var pfd = pollfd(fd: rings.fd, events: Int16(POLLIN), revents: 0)
                     _ = poll(&pfd, 1, 1)
@@ -68,9 +97,39 @@ public struct Lane<App: LaneApp>: ~Copyable {
     @inline(__always)
     public mutating func step() -> Int {
         let done = drainCompletions()
+        var made = 0
+        if generating { made = generateBurst() }
         let got = receiveBurst()
         refill()
-        return done &+ got
+        return done &+ got &+ made
+    }
+
+    /// A generator's turn: as many frames as the app's budget, the free
+    /// generator frames and the TX ring allow; only changing fields are rewritten.
+    @inline(__always)
+    mutating func generateBurst() -> Int {
+        var limit = min(batch, generatorPool.count)
+        if limit > 0 { limit = min(limit, Int(xsk_prod_nb_free(rings.tx, UInt32(limit)))) }
+        let now = monotonicNanos()
+        let n = limit > 0 && !draining ? app.budget(limit, now: now) : 0
+        if n == 0 {
+            if !finishedReported && (app.finished || draining) && txOutstanding == 0 {
+                finishedReported = true
+                context.counters.set(.finished, 1)
+            }
+            return 0
+        }
+        for i in 0..<n { genBurst[i] = FrameDesc(addr: generatorPool.pop(), len: 0) }
+        app.generate(genBurst, count: n, now: now, context: context)
+        let sent = transmit(genBurst, count: n)
+        if sent < n { for i in sent..<n { generatorPool.push(genBurst[i].addr & frameMask) } }
+        return n
+    }
+
+    @inline(__always)
+    mutating func recycle(_ addr: UInt64) {
+        let a = addr & frameMask
+        if a < generatorBoundary { generatorPool.push(a) } else { pool.push(a) }
     }
 
     @inline(__always)
@@ -80,7 +139,7 @@ public struct Lane<App: LaneApp>: ~Copyable {
         let n = Int(xsk_ring_cons__peek(rings.completion, UInt32(batch), &idx))
         if n > 0 {
             for i in 0..<n {
-                pool.push(xsk_ring_cons__comp_addr(rings.completion, idx &+ UInt32(i)).pointee & frameMask)
+                recycle(xsk_ring_cons__comp_addr(rings.completion, idx &+ UInt32(i)).pointee)
             }
             xsk_ring_cons__release(rings.completion, UInt32(n))
             txOutstanding &-= n
@@ -112,11 +171,11 @@ public struct Lane<App: LaneApp>: ~Copyable {
         let k = app.process(burst, count: n, context: context)
         var sent = 0
         if k > 0 {
-            sent = transmit(count: k)
+            sent = transmit(burst, count: k)
         }
         // Drops (from the app, or TX ring full) go back to the free frames.
         if sent < n {
-            for i in sent..<n { pool.push(burst[i].addr & frameMask) }
+            for i in sent..<n { recycle(burst[i].addr) }
         }
         return n
     }
@@ -124,7 +183,7 @@ public struct Lane<App: LaneApp>: ~Copyable {
     /// Puts burst[0..<count] on the TX ring; returns how many went. The rest are
     /// counted as TX-ring-full drops and left for the caller to recycle.
     @inline(__always)
-    mutating func transmit(count: Int) -> Int {
+    mutating func transmit(_ burst: UnsafeMutablePointer<FrameDesc>, count: Int) -> Int {
         var idx: UInt32 = 0
         let room = Int(xsk_prod_nb_free(rings.tx, UInt32(count)))
         let r = room > 0 ? Int(xsk_ring_prod__reserve(rings.tx, UInt32(min(count, room)), &idx)) : 0
@@ -174,7 +233,7 @@ public struct Lane<App: LaneApp>: ~Copyable {
     }
 
     func publishGauges() {
-        context.counters.set(.freeFrames, UInt64(pool.count))
+        context.counters.set(.freeFrames, UInt64(freeFrames))
         context.counters.set(.fillFrames, UInt64(lanes_prod_occupancy(rings.fill)))
     }
 
@@ -190,7 +249,7 @@ public struct Lane<App: LaneApp>: ~Copyable {
             }
         }
         publishGauges()
-        return FrameLedger(total: pool.capacity, free: pool.count,
+        return FrameLedger(total: totalFrames, free: freeFrames,
                            fillRing: Int(lanes_prod_occupancy(rings.fill)),
                            rxRing: Int(lanes_cons_occupancy(rings.rx)),
                            inHands: 0,

@@ -13,7 +13,7 @@ struct DropCommand: ParsableCommand {
 
     func run() throws {
         let config = try options.prepare()
-        try options.run(config, mode: "drop") { _ in DropApp() }
+        try options.run(config, mode: "drop") { _, _ in DropApp() }
     }
 }
 
@@ -33,6 +33,6 @@ struct FwdCommand: ParsableCommand {
             throw ValidationError("mode '\(mode)' is not available; use --mode macswap")
         }
         let config = try options.prepare()
-        try options.run(config, mode: "fwd macswap") { _ in MacSwapApp() }
+        try options.run(config, mode: "fwd macswap") { _, _ in MacSwapApp() }
     }
 }

@@ -29,20 +29,21 @@ struct EngineOptions: ParsableArguments {
     @Option(help: "Seconds between live reports (0: none).") var interval: Double = 1
     @Flag(help: "JSON lines every interval, then one JSON summary object.") var json = false
 
-    /// Enters the right namespace and returns the engine configuration.
-    func prepare() throws -> EngineConfig {
+    /// Enters the right namespace and returns the engine configuration. With no
+    /// interface given, the testbed port `defaultPort` (dut:d0 unless said).
+    func prepare(defaultPort: KeyPath<Testbed, Testbed.Port> = \.d0) throws -> EngineConfig {
         let iface: String
         if let interface {
             iface = interface
             if let netns { try NetworkNamespace.enterWithSysfs(netns) }
         } else {
-            let tb = Testbed(name: testbed)
-            let ns = netns ?? tb.dut
+            let port = Testbed(name: testbed)[keyPath: defaultPort]
+            let ns = netns ?? port.namespace
             guard NetworkNamespace.exists(ns) else {
                 throw LanesError("no interface given and the testbed '\(testbed)' is not up", fix: "run 'lanes testbed up' or name an interface")
             }
             try NetworkNamespace.enterWithSysfs(ns)
-            iface = tb.d0.interface
+            iface = port.interface
         }
         var c = EngineConfig(interface: iface)
         if let queues {
@@ -77,13 +78,17 @@ struct EngineOptions: ParsableArguments {
     }
 
     /// Runs the engine with an app and prints live reports and the summary.
-    func run<App: LaneApp>(_ config: EngineConfig, mode: String, makeApp: (Int) -> App) throws {
+    /// `report` replaces the default summary output (the generator prints its own).
+    @discardableResult
+    func run<App: LaneApp>(_ config: EngineConfig, mode: String, grace: Double = 0.2,
+                           report: ((RunSummary, [App]) -> Void)? = nil,
+                           makeApp: (Engine, Int) -> App) throws -> (RunSummary, [App]) {
         let engine = try Engine(config)
         let tty = isatty(1) == 1
         if !json {
             print("lanes \(mode) on \(config.interface): \(engine.lanes.count) lane(s), bind \(engine.bindMode), xdp \(engine.program.attachedMode?.rawValue ?? "?"), filter '\(config.filter)', UMEM \(config.umem.bytes / 1024) KiB/lane on \(engine.lanes.first?.umem.placement ?? "")")
         }
-        let summary = try engine.run(duration: duration, interval: interval, onInterval: { r in
+        let (summary, apps) = try engine.run(duration: duration, interval: interval, grace: grace, onInterval: { r in
             if json {
                 printJSONLine(["elapsed_s": r.elapsed, "rx_pps": r.total.rxPps, "tx_pps": r.total.txPps,
                                "rx_bps": r.total.rxBps, "tx_bps": r.total.txBps])
@@ -91,9 +96,11 @@ struct EngineOptions: ParsableArguments {
                 if tty { print("\u{1B}[2J\u{1B}[H", terminator: "") }
                 print(r.table)
             }
-        }, makeApp: makeApp)
+        }, makeApp: { makeApp(engine, $0) })
         engine.close()
-        if json {
+        if let report {
+            report(summary, apps)
+        } else if json {
             printJSONLine(summary)
         } else {
             printSummary(summary)
@@ -101,6 +108,7 @@ struct EngineOptions: ParsableArguments {
         if !summary.framesBalanced {
             throw LanesError("frame accounting does not balance: " + summary.lanes.map { "q\($0.queue) \($0.frames)" }.joined(separator: "; "))
         }
+        return (summary, apps)
     }
 
     func printSummary(_ s: RunSummary) {

@@ -62,13 +62,16 @@ import Testing
         #expect(pool.count == 64)
     }
 
-    @Test func poolIsLIFO() {
-        var pool = FramePool(frameCount: 8, frameSize: 4096)
-        let a = pool.pop(), b = pool.pop()
-        pool.push(b)
-        pool.push(a)
-        #expect(pool.pop() == a)
-        #expect(pool.pop() == b)
+    @Test func poolIsFIFOAndWraps() {
+        var pool = FramePool(frameCount: 6, frameSize: 4096, first: 2)
+        #expect(pool.pop() == 2 * 4096)
+        #expect(pool.pop() == 3 * 4096)
+        pool.push(2 * 4096)
+        for _ in 0..<1000 { pool.push(pool.pop()) }
+        #expect(pool.count == 5)
+        var seen = Set<UInt64>()
+        while !pool.isEmpty { seen.insert(pool.pop()) }
+        #expect(seen == Set([2, 4, 5, 6, 7].map { UInt64($0 * 4096) }))
     }
 
     @Test func ledgerBalancesAndFindsLoss() {
@@ -86,5 +89,46 @@ import Testing
         #expect(Set(names).count == names.count)
         #expect(LaneCounter.allCases.count <= LaneCounter.slots)
         #expect(LaneCounter.dropTTL.isDrop && !LaneCounter.rxPackets.isDrop)
+    }
+}
+
+@Suite struct TrafficSpecTests {
+    @Test func rates() {
+        #expect(Rate.parse("50000") == .pps(50000))
+        #expect(Rate.parse("50kpps") == .pps(50000))
+        #expect(Rate.parse("2Mpps") == .pps(2e6))
+        #expect(Rate.parse("500Mbps") == .bps(5e8))
+        #expect(Rate.parse("1Gbps") == .bps(1e9))
+        #expect(Rate.parse("0") == nil)
+        #expect(Rate.parse("fast") == nil)
+        #expect(Rate.parse("-5kpps") == nil)
+        #expect(Rate.bps(1e9).packetsPerSecond(meanFrameBytes: 125) == 1e6)
+    }
+
+    @Test func sizesAndIMIX() {
+        #expect(FrameSizes.parseList("64,128", minimum: 60, maximum: 1518) == [64, 128])
+        #expect(FrameSizes.parseList("32", minimum: 60, maximum: 1518) == nil)
+        let mix = FrameSizes.parseIMIX("64:7,570:4,1518:1", minimum: 60, maximum: 1518)!
+        let p = FrameSizes.pattern(mix)
+        #expect(p.count == 12)
+        #expect(p.filter { $0 == 64 }.count == 7 && p.filter { $0 == 570 }.count == 4 && p.filter { $0 == 1518 }.count == 1)
+        #expect(FrameSizes.parseIMIX("64:x", minimum: 60, maximum: 1518) == nil)
+    }
+
+    @Test func histogramPercentilesAreMonotoneAndClose() {
+        var h = LatencyHistogram()
+        defer { h.release() }
+        for v in 1...100_000 { h.record(UInt64(v)) }
+        var last: UInt64 = 0
+        for q in [0.0, 0.5, 0.9, 0.99, 0.999, 1.0] {
+            let p = h.percentile(q)
+            #expect(p >= last)
+            last = p
+        }
+        let p50 = Double(h.percentile(0.5))
+        #expect(abs(p50 - 50_000) / 50_000 < 0.04)
+        #expect(h.percentile(1.0) == 100_000)
+        #expect(h.min == 1 && h.count == 100_000)
+        for i in 0..<LatencyHistogram.bucketCount - 1 { #expect(LatencyHistogram.index(LatencyHistogram.lowerBound(i)) == i) }
     }
 }

@@ -19,6 +19,27 @@ public struct LaneContext {
 /// and the lane is generic over its app: no existentials on the per-packet path.
 public protocol LaneApp {
     mutating func process(_ burst: UnsafeMutablePointer<FrameDesc>, count: Int, context: LaneContext) -> Int
+
+    /// Generators: how many of the lane's `frameCount` frames the app wants for
+    /// its own packets (0: it only handles received packets).
+    func generatorFrames(of frameCount: Int) -> Int
+    /// Called once, before the loop, with the generator frames' indices: build
+    /// the packets there (they are then reused, rewriting only what changes).
+    mutating func prepare(generatorFrames: Range<Int>, context: LaneContext)
+    /// How many packets the app may send now, at most `limit` (rate, count).
+    mutating func budget(_ limit: Int, now: UInt64) -> Int
+    /// Fill `count` generator frames (burst holds their addresses; set `len`).
+    mutating func generate(_ burst: UnsafeMutablePointer<FrameDesc>, count: Int, now: UInt64, context: LaneContext)
+    /// True once a generator has sent all it was asked to.
+    var finished: Bool { get }
+}
+
+extension LaneApp {
+    public func generatorFrames(of frameCount: Int) -> Int { 0 }
+    public mutating func prepare(generatorFrames: Range<Int>, context: LaneContext) {}
+    public mutating func budget(_ limit: Int, now: UInt64) -> Int { 0 }
+    public mutating func generate(_ burst: UnsafeMutablePointer<FrameDesc>, count: Int, now: UInt64, context: LaneContext) {}
+    public var finished: Bool { false }
 }
 
 /// `lanes drop`: count and recycle.

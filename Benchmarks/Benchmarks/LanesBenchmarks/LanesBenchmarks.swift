@@ -1,0 +1,122 @@
+import Benchmark
+import LanesCore
+import LanesEngine
+import LanesPacket
+
+// Each benchmark iteration handles one burst of 64 packets (or 64 operations),
+// so ns per packet = the reported time / 64. Mallocs must be 0 in steady state.
+
+let burst = 64
+
+func udpFrame(_ size: Int = 64) -> [UInt8] {
+    let spec = FrameSpec(dstMAC: MACAddress("02:00:00:00:00:0b")!, srcMAC: MACAddress("02:00:00:00:00:0a")!,
+                         src: .v4(IPv4Address("198.18.0.1")!), dst: .v4(IPv4Address("198.18.1.1")!),
+                         srcPort: 1024, dstPort: 9000, frameLength: size)
+    var b = [UInt8](repeating: 0, count: size)
+    _ = b.withUnsafeMutableBytes { FrameBuilder.build(spec, into: $0.baseAddress!) }
+    return b
+}
+
+let benchmarks: @Sendable () -> Void = {
+    Benchmark.defaultConfiguration = .init(
+        metrics: [.wallClock, .cpuTotal, .mallocCountTotal, .instructions, .throughput],
+        warmupIterations: 100,
+        scalingFactor: .one,
+        maxDuration: .seconds(2),
+        maxIterations: 1_000_000)
+
+    Benchmark("parse eth/ipv4/udp x64") { benchmark in
+        let frame = udpFrame()
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: frame.count, alignment: 64)
+        defer { buf.deallocate() }
+        buf.copyBytes(from: frame)
+        let raw = UnsafeRawBufferPointer(buf)
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            var ports: UInt32 = 0
+            for _ in 0..<burst {
+                let r = PacketParser.parse(raw)
+                ports &+= UInt32(r.dstPort)
+            }
+            blackHole(ports)
+        }
+    }
+
+    Benchmark("macswap x64") { benchmark in
+        let buf = UnsafeMutableRawPointer.allocate(byteCount: 64 * 2048, alignment: 64)
+        defer { buf.deallocate() }
+        let frame = udpFrame()
+        for i in 0..<burst { frame.withUnsafeBytes { (buf + i * 2048).copyMemory(from: $0.baseAddress!, byteCount: 64) } }
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            for i in 0..<burst { EthernetEdit.swapAddresses(buf + i * 2048) }
+        }
+        blackHole(buf.load(as: UInt8.self))
+    }
+
+    Benchmark("incremental checksum (ttl decrement) x64") { benchmark in
+        let frame = udpFrame()
+        let buf = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64)
+        defer { buf.deallocate() }
+        frame.withUnsafeBytes { buf.copyMemory(from: $0.baseAddress!, byteCount: 64) }
+        var r = PacketParser.parse(UnsafeRawBufferPointer(start: buf, count: 64))
+        r.ttl = 255
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            for _ in 0..<burst {
+                buf.storeBytes(of: 255, toByteOffset: 22, as: UInt8.self)
+                blackHole(PacketEdit.decrementTTL(buf, r))
+            }
+        }
+    }
+
+    Benchmark("toeplitz ipv4+ports x64") { benchmark in
+        let t = Toeplitz()
+        let input = FlowKey(src: .v4(IPv4Address("198.18.0.1")!), dst: .v4(IPv4Address("198.18.1.1")!), srcPort: 1024, dstPort: 9000).rssInput()
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            var h: UInt32 = 0
+            for _ in 0..<burst { h ^= t.hash(input) }
+            blackHole(h)
+        }
+    }
+
+    Benchmark("frame pool pop+push x64") { benchmark in
+        var pool = FramePool(frameCount: 4096, frameSize: 2048)
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            var acc: UInt64 = 0
+            for _ in 0..<burst { acc &+= pool.pop() }
+            for i in 0..<burst { pool.push(UInt64(i * 2048)) }
+            blackHole(acc)
+        }
+    }
+
+    Benchmark("lane loop drop, in-memory rings, burst of 64") { benchmark in
+        let port = InMemoryPort(ringSize: 2048, frameSize: 2048, frameCount: 4096)
+        port.setTemplate(udpFrame(), copy: false)
+        var l = InMemoryLane(app: DropApp(), port: port, batch: burst)
+        for _ in 0..<1000 { port.kernelReceive(burst); _ = l.lane.step() }
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            port.kernelReceive(burst)
+            blackHole(l.lane.step())
+        }
+    }
+
+    Benchmark("lane loop macswap, in-memory rings, burst of 64") { benchmark in
+        let port = InMemoryPort(ringSize: 2048, frameSize: 2048, frameCount: 4096)
+        port.setTemplate(udpFrame(), copy: false)
+        // Frames keep their bytes between turns (the template copy is off): fill each once.
+        let frame = udpFrame()
+        for i in 0..<4096 { frame.withUnsafeBytes { (port.umem + i * 2048).copyMemory(from: $0.baseAddress!, byteCount: 64) } }
+        var l = InMemoryLane(app: MacSwapApp(), port: port, batch: burst)
+        for _ in 0..<1000 { port.kernelReceive(burst); _ = l.lane.step(); port.kernelTransmit() }
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            port.kernelReceive(burst)
+            blackHole(l.lane.step())
+            port.kernelTransmit()
+        }
+    }
+}

@@ -1,0 +1,64 @@
+/// A log-linear (HDR-style) histogram of nanosecond values in memory allocated
+/// once: exact below 64 ns, then 32 sub-buckets per power of two (about 3%
+/// precision) up to 2^40 ns. Recording never allocates; one writer. It is a
+/// handle (copies share the buckets, not the summary fields): the owner calls
+/// `release()` once.
+public struct LatencyHistogram {
+    public static let bucketCount = 64 + 35 * 32
+    @usableFromInline let buckets: UnsafeMutablePointer<UInt64>
+    public private(set) var count: UInt64 = 0
+    public private(set) var min: UInt64 = .max
+    public private(set) var max: UInt64 = 0
+    public private(set) var sum: Double = 0
+
+    public init() {
+        buckets = .allocate(capacity: LatencyHistogram.bucketCount)
+        buckets.initialize(repeating: 0, count: LatencyHistogram.bucketCount)
+    }
+
+    public func release() { buckets.deallocate() }
+
+    @inlinable @inline(__always)
+    public static func index(_ v: UInt64) -> Int {
+        if v < 64 { return Int(v) }
+        let e = 63 - v.leadingZeroBitCount // >= 6
+        let sub = Int((v >> UInt64(e - 5)) & 31)
+        return Swift.min(64 + (e - 6) * 32 + sub, bucketCount - 1)
+    }
+
+    /// The smallest value that maps to bucket `i`.
+    public static func lowerBound(_ i: Int) -> UInt64 {
+        if i < 64 { return UInt64(i) }
+        let e = (i - 64) / 32 + 6, sub = UInt64((i - 64) % 32)
+        return (32 + sub) << UInt64(e - 5)
+    }
+
+    @inline(__always)
+    public mutating func record(_ v: UInt64) {
+        buckets[LatencyHistogram.index(v)] &+= 1
+        count &+= 1
+        if v < min { min = v }
+        if v > max { max = v }
+        sum += Double(v)
+    }
+
+    public mutating func add(_ other: LatencyHistogram) {
+        for i in 0..<LatencyHistogram.bucketCount { buckets[i] &+= other.buckets[i] }
+        count &+= other.count
+        min = Swift.min(min, other.min)
+        max = Swift.max(max, other.max)
+        sum += other.sum
+    }
+
+    /// The value at quantile q (0...1): the bucket's lower bound, clamped to [min, max].
+    public func percentile(_ q: Double) -> UInt64 {
+        guard count > 0 else { return 0 }
+        let rank = Swift.max(1, UInt64((q * Double(count)).rounded(.up)))
+        var seen: UInt64 = 0
+        for i in 0..<LatencyHistogram.bucketCount {
+            seen &+= buckets[i]
+            if seen >= rank { return Swift.min(Swift.max(LatencyHistogram.lowerBound(i), min), max) }
+        }
+        return max
+    }
+}

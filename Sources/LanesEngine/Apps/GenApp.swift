@@ -1,0 +1,240 @@
+import LanesCore
+import LanesPacket
+
+/// The payload signature every generated packet carries, right after the UDP
+/// header, big-endian: magic "LN" (u16), stream id (u16), sequence (u32),
+/// TX timestamp (u64, CLOCK_MONOTONIC ns). 16 bytes.
+public enum Signature {
+    public static let magic: UInt16 = 0x4c4e
+    public static let length = 16
+}
+
+/// What one generator lane sends.
+public struct GenLanePlan: Sendable {
+    /// Global stream ids (indices into `flows`) this lane sends, in turn.
+    public var streams: [Int]
+    public var flows: [FlowKey]
+    public var srcMAC: MACAddress
+    public var dstMAC: MACAddress
+    public var vlan: UInt16?
+    /// Frame sizes in turn (one size, a list, or an IMIX pattern).
+    public var sizes: [Int]
+    /// Packets per second for this lane; nil = as fast as it can.
+    public var pps: Double?
+    /// Packets to send; nil = until stopped.
+    public var count: UInt64?
+    /// Count received signed packets (loss, reorder, duplicates, latency).
+    public var receive: Bool
+
+    public init(streams: [Int], flows: [FlowKey], srcMAC: MACAddress, dstMAC: MACAddress, vlan: UInt16? = nil,
+                sizes: [Int], pps: Double?, count: UInt64?, receive: Bool) {
+        self.streams = streams; self.flows = flows; self.srcMAC = srcMAC; self.dstMAC = dstMAC; self.vlan = vlan
+        self.sizes = sizes; self.pps = pps; self.count = count; self.receive = receive
+    }
+}
+
+/// Per-stream receive state: counts and a 256-sequence window for duplicates and reordering.
+public struct StreamRx: Sendable {
+    public init() {}
+    public var received: UInt64 = 0
+    public var duplicates: UInt64 = 0
+    public var reordered: UInt64 = 0
+    public var highest: UInt64 = 0 // one past the highest sequence seen
+    var window: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0) // bit i: sequence highest-1-i seen
+
+    @inline(__always)
+    mutating func shift(_ d: UInt64) {
+        if d >= 256 { window = (0, 0, 0, 0); return }
+        var w = [window.0, window.1, window.2, window.3]
+        let words = Int(d / 64), bits = d % 64
+        var out: [UInt64] = [0, 0, 0, 0]
+        for i in (0..<4).reversed() where i - words >= 0 {
+            out[i] = w[i - words] << bits
+            if bits > 0 && i - words - 1 >= 0 { out[i] |= w[i - words - 1] >> (64 - bits) }
+        }
+        w = out
+        window = (w[0], w[1], w[2], w[3])
+    }
+
+    @inline(__always)
+    func bit(_ i: UInt64) -> Bool {
+        let word = i / 64, b = i % 64
+        let w: UInt64 = word == 0 ? window.0 : word == 1 ? window.1 : word == 2 ? window.2 : window.3
+        return (w >> b) & 1 == 1
+    }
+
+    @inline(__always)
+    mutating func set(_ i: UInt64) {
+        let word = i / 64, m: UInt64 = 1 << (i % 64)
+        switch word { case 0: window.0 |= m; case 1: window.1 |= m; case 2: window.2 |= m; default: window.3 |= m }
+    }
+
+    /// Records one sequence number.
+    public mutating func record(_ seq: UInt64) {
+        if seq >= highest {
+            shift(seq - highest + 1)
+            set(0)
+            highest = seq + 1
+            received += 1
+        } else {
+            let i = highest - 1 - seq
+            if i >= 256 {
+                reordered += 1
+                received += 1
+            } else if bit(i) {
+                duplicates += 1
+            } else {
+                set(i)
+                reordered += 1
+                received += 1
+            }
+        }
+    }
+}
+
+/// Per-frame facts of a generator frame, fixed when it is built.
+struct GenFrame {
+    var stream: UInt32
+    var length: UInt32
+    var signature: UInt16 // offset of the signature in the frame
+    var checksum: UInt16  // offset of the UDP checksum
+}
+
+/// `lanes gen`: frames built once per flow in UMEM; per packet only the sequence
+/// number, timestamp and UDP checksum (incrementally, RFC 1624) are rewritten.
+/// With `receive`, it also counts returning signed packets per stream.
+public struct GenApp: LaneApp {
+    public let plan: GenLanePlan
+    var frameInfo: UnsafeMutablePointer<GenFrame>
+    /// Next sequence per global stream (only this lane's streams are used).
+    public let sequences: UnsafeMutablePointer<UInt64>
+    public let rx: UnsafeMutablePointer<StreamRx>
+    public let streamCount: Int
+    public var latency = LatencyHistogram()
+    public private(set) var sent: UInt64 = 0
+    public private(set) var signedReceived: UInt64 = 0
+    public private(set) var unsignedReceived: UInt64 = 0
+    var startNs: UInt64 = 0
+    let nsPerPacket: Double
+    let limit: UInt64
+    let frameSize: Int
+
+    public init(plan: GenLanePlan, frameSize: Int) {
+        self.plan = plan
+        self.frameSize = frameSize
+        streamCount = plan.flows.count
+        sequences = .allocate(capacity: max(streamCount, 1))
+        sequences.initialize(repeating: 0, count: max(streamCount, 1))
+        rx = .allocate(capacity: max(streamCount, 1))
+        rx.initialize(repeating: StreamRx(), count: max(streamCount, 1))
+        frameInfo = .allocate(capacity: 1) // replaced in prepare, once the lane says how many frames
+
+        nsPerPacket = plan.pps.map { 1e9 / $0 } ?? 0
+        limit = plan.count ?? .max
+    }
+
+    /// Frees what init allocated; call once after the run.
+    public func release() {
+        sequences.deallocate()
+        rx.deallocate()
+        frameInfo.deallocate()
+        latency.release()
+    }
+
+    public func generatorFrames(of frameCount: Int) -> Int {
+        plan.receive ? frameCount / 2 : frameCount - 64
+    }
+
+    public mutating func prepare(generatorFrames: Range<Int>, context: LaneContext) {
+        let table = UnsafeMutablePointer<GenFrame>.allocate(capacity: generatorFrames.count)
+        let streams = plan.streams.isEmpty ? [0] : plan.streams
+        for j in generatorFrames {
+            let stream = streams[j % streams.count]
+            let size = plan.sizes[(j / streams.count) % plan.sizes.count]
+            let f = plan.flows[stream]
+            var spec = FrameSpec(dstMAC: plan.dstMAC, srcMAC: plan.srcMAC, src: f.src, dst: f.dst, transport: 17,
+                                 srcPort: f.srcPort, dstPort: f.dstPort, frameLength: size)
+            spec.vlan = plan.vlan
+            let p = context.umem + j * context.frameSize
+            let l4 = FrameBuilder.build(spec, into: p, fill: 0)!
+            let sig = l4 + 8
+            p.storeBytes(of: Signature.magic.bigEndian, toByteOffset: sig, as: UInt16.self)
+            p.storeBytes(of: UInt16(truncatingIfNeeded: stream).bigEndian, toByteOffset: sig + 2, as: UInt16.self)
+            p.storeBytes(of: UInt32(0), toByteOffset: sig + 4, as: UInt32.self)
+            p.storeBytes(of: UInt64(0), toByteOffset: sig + 8, as: UInt64.self)
+            FrameBuilder.writeTransportChecksum(p, l3: l4 - (f.src.isV6 ? 40 : 20), l4: l4, length: size - l4, transport: 17, isV6: f.src.isV6)
+            table[j] = GenFrame(stream: UInt32(stream), length: UInt32(size), signature: UInt16(sig), checksum: UInt16(l4 + 6))
+        }
+        frameInfo.deallocate()
+        frameInfo = table
+        startNs = 0
+    }
+
+    @inline(__always)
+    public mutating func budget(_ max: Int, now: UInt64) -> Int {
+        if startNs == 0 { startNs = now }
+        var n = UInt64(max)
+        if limit != .max { n = Swift.min(n, limit - sent) }
+        if nsPerPacket > 0 {
+            let due = UInt64(Double(now - startNs) / nsPerPacket) + 1
+            n = due > sent ? Swift.min(n, due - sent) : 0
+        }
+        return Int(n)
+    }
+
+    @inline(__always)
+    public mutating func generate(_ burst: UnsafeMutablePointer<FrameDesc>, count: Int, now: UInt64, context: LaneContext) {
+        for i in 0..<count {
+            let addr = burst[i].addr
+            let g = frameInfo[Int(addr) / frameSize]
+            let p = context.umem + Int(addr)
+            let seq = UInt32(truncatingIfNeeded: sequences[Int(g.stream)])
+            sequences[Int(g.stream)] &+= 1
+            let sig = Int(g.signature), ck = Int(g.checksum)
+            // RFC 1624 over the six 16-bit words that change: seq (2) and timestamp (4).
+            var acc = UInt32(~UInt16(bigEndian: p.loadUnaligned(fromByteOffset: ck, as: UInt16.self)))
+            for w in 0..<6 {
+                acc &+= UInt32(~UInt16(bigEndian: p.loadUnaligned(fromByteOffset: sig + 4 + 2 * w, as: UInt16.self)))
+            }
+            p.storeBytes(of: seq.bigEndian, toByteOffset: sig + 4, as: UInt32.self)
+            p.storeBytes(of: now.bigEndian, toByteOffset: sig + 8, as: UInt64.self)
+            for w in 0..<6 {
+                acc &+= UInt32(UInt16(bigEndian: p.loadUnaligned(fromByteOffset: sig + 4 + 2 * w, as: UInt16.self)))
+            }
+            acc = (acc & 0xffff) &+ (acc >> 16)
+            acc = (acc & 0xffff) &+ (acc >> 16)
+            var c = ~UInt16(acc)
+            if c == 0 { c = 0xffff }
+            p.storeBytes(of: c.bigEndian, toByteOffset: ck, as: UInt16.self)
+            burst[i].len = g.length
+        }
+        sent &+= UInt64(count)
+    }
+
+    public var finished: Bool { sent >= limit }
+
+    /// Received packets: signed ones are counted per stream with their latency; all are recycled.
+    public mutating func process(_ burst: UnsafeMutablePointer<FrameDesc>, count: Int, context: LaneContext) -> Int {
+        guard plan.receive else {
+            context.counters.add(.dropApp, UInt64(count))
+            return 0
+        }
+        let now = monotonicNanos()
+        for i in 0..<count {
+            let d = burst[i]
+            let r = PacketParser.parse(UnsafeRawBufferPointer(start: context.umem + Int(d.addr), count: Int(d.len)))
+            guard r.layers.contains(.udp), r.payloadLength >= Signature.length else { unsignedReceived &+= 1; continue }
+            let p = context.umem + Int(d.addr) + r.payloadOffset
+            guard UInt16(bigEndian: p.loadUnaligned(as: UInt16.self)) == Signature.magic else { unsignedReceived &+= 1; continue }
+            let stream = Int(UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 2, as: UInt16.self)))
+            guard stream < streamCount else { unsignedReceived &+= 1; continue }
+            let seq = UInt64(UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 4, as: UInt32.self)))
+            let ts = UInt64(bigEndian: p.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+            rx[stream].record(seq)
+            if now >= ts { latency.record(now - ts) }
+            signedReceived &+= 1
+        }
+        return 0
+    }
+}
+

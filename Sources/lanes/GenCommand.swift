@@ -1,0 +1,302 @@
+import ArgumentParser
+import Foundation
+import LanesCore
+import LanesEngine
+import LanesLab
+import LanesPacket
+import LanesXDP
+
+struct GenCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gen",
+        abstract: "Generate UDP traffic on every lane: many flows, sizes or IMIX, paced rate, signed packets.",
+        discussion: """
+        Every packet carries a signature (stream, sequence, TX timestamp); with --rx the
+        generator also receives on its port and reports loss, reordering, duplicates and
+        latency percentiles per stream (e.g. through 'lanes fwd --mode macswap' on the dut).
+        Memory: UMEM of --frames x --frame-size per lane (default 8 MiB), plus a few MiB.
+        Examples:
+          lanes gen --flows 64 --rss --rate 1Mpps --duration 10
+          lanes gen --count 100000 --size 64,128,256 --rate 50kpps
+          lanes gen --imix --rx --duration 5 --json
+        """)
+    @OptionGroup var options: EngineOptions
+    @Option(help: "Number of flows (streams).") var flows = 1
+    @Option(help: "Source address or range A-B (default: the testbed's 198.18.0.1, or fd00:198:18::1 with --ipv6).") var srcIp: String?
+    @Option(help: "Destination address or range A-B (default 198.18.1.1, or fd00:198:18:1::1).") var dstIp: String?
+    @Option(help: "Source port or range A-B.") var srcPort = "1024-65535"
+    @Option(help: "Destination port or range A-B.") var dstPort = "9000"
+    @Flag(help: "IPv6 instead of IPv4.") var ipv6 = false
+    @Option(help: "Flows from a file: 'lanes flows --json' output, or lines 'SRC DST SPORT DPORT'.") var flowsFile: String?
+    @Option(help: "Source MAC (default: the interface's).") var srcMac: String?
+    @Option(help: "Destination MAC (default on the testbed: dut:d0's).") var dstMac: String?
+    @Option(help: "VLAN id to tag frames with.") var vlan: UInt16?
+    @Option(help: "Frame size in bytes without FCS, or a list used in turn: 64 or 64,128,1518.") var size = "64"
+    @Flag(help: "IMIX: 7:4:1 of 64/570/1518 bytes.") var imix = false
+    @Option(help: "Custom IMIX, SIZE:WEIGHT pairs: 64:7,570:4,1518:1.") var imixMix: String?
+    @Option(help: "Total rate: 50000, 50kpps, 2Mpps, 500Mbps, 1Gbps (default: as fast as possible).") var rate: String?
+    @Option(help: "Stop after N packets in total.") var count: UInt64?
+    @Flag(help: "Send each flow on the TX queue the receiver's RSS would pick (emulates NIC RSS on veth).") var rss = false
+    @Flag(help: "Also receive signed packets on this port: loss, reorder, duplicates, latency.") var rx = false
+
+    struct Report: Encodable {
+        struct LaneReport: Encodable { var queue: Int; var core: Int; var txPackets: UInt64; var txBytes: UInt64; var streams: Int; var rxSigned: UInt64 }
+        struct StreamReport: Encodable { var stream: Int; var flow: String; var queue: Int; var sent: UInt64; var received: UInt64; var lost: Int64; var reordered: UInt64; var duplicates: UInt64 }
+        struct Latency: Encodable { var count: UInt64; var minNs: UInt64; var p50Ns: UInt64; var p90Ns: UInt64; var p99Ns: UInt64; var p999Ns: UInt64; var maxNs: UInt64 }
+        var interface: String
+        var bindMode: String
+        var flows: Int
+        var sizes: [Int]
+        var durationS: Double
+        var exitReason: String
+        var txPackets: UInt64
+        var txBytes: UInt64
+        var txPps: Double
+        var txBps: Double
+        var requestedPps: Double?
+        var requestedBps: Double?
+        var dropTxRingFull: UInt64
+        var lanes: [LaneReport]
+        var rxPackets: UInt64?
+        var lost: Int64?
+        var reordered: UInt64?
+        var duplicates: UInt64?
+        var latency: Latency?
+        var streams: [StreamReport]?
+        var framesBalanced: Bool
+    }
+
+    func run() throws {
+        var config = try options.prepare(defaultPort: \.g0)
+        let tb = Testbed(name: options.testbed)
+        let onTestbed = options.interface == nil
+        // Sizes.
+        let minSize = (ipv6 ? 62 : 42) + Signature.length + (vlan == nil ? 0 : 4)
+        let maxSize = config.umem.frameSize - config.umem.headroom - 256
+        var sizes: [Int]
+        if let mix = imixMix {
+            guard let m = FrameSizes.parseIMIX(mix, minimum: minSize, maximum: maxSize) else {
+                throw LanesError("bad --imix-mix '\(mix)'", fix: "use SIZE:WEIGHT pairs like 64:7,570:4,1518:1 with sizes \(minSize)-\(maxSize)")
+            }
+            sizes = FrameSizes.pattern(m)
+        } else if imix {
+            sizes = FrameSizes.pattern(FrameSizes.simpleIMIX)
+        } else {
+            guard let l = FrameSizes.parseList(size, minimum: minSize, maximum: maxSize) else {
+                throw LanesError("bad --size '\(size)'", fix: "give sizes \(minSize)-\(maxSize) bytes (frame without FCS), e.g. 64 or 64,128")
+            }
+            sizes = l
+        }
+        // Addresses.
+        let ifaceMAC = Sysfs.read("/sys/class/net/\(config.interface)/address").flatMap { MACAddress($0) }
+        guard let srcMAC = srcMac.map({ MACAddress($0) }) ?? ifaceMAC else {
+            throw LanesError("bad --src-mac '\(srcMac ?? "")'", fix: "use six hex bytes like 02:4c:00:00:00:01")
+        }
+        let dstMACText = dstMac ?? (onTestbed ? tb.d0.mac : nil)
+        guard let dstMACText else { throw LanesError("--dst-mac is needed off the testbed", fix: "give the next hop's MAC, e.g. --dst-mac 02:4c:00:00:00:02") }
+        guard let dstMAC = MACAddress(dstMACText) else { throw LanesError("bad --dst-mac '\(dstMACText)'", fix: "use six hex bytes like 02:4c:00:00:00:02") }
+        guard flows >= 1 && flows <= 65536 else { throw LanesError("bad --flows \(flows)", fix: "use 1-65536") }
+        if let count, count == 0 { throw LanesError("bad --count 0", fix: "give a positive packet count") }
+        let (rxQueues, _) = try InterfaceInfo.queueCount(config.interface)
+        let queues = config.queues ?? Array(0..<rxQueues)
+        var flowList: [FlowKey]
+        if let flowsFile {
+            flowList = try GenFlows.read(file: flowsFile)
+        } else {
+            let src = srcIp ?? (ipv6 ? tb.g0.ipv6 : tb.s0.ipv4.replacingOccurrences(of: "198.18.1.1", with: tb.g0.ipv4))
+            let dst = dstIp ?? (ipv6 ? tb.s0.ipv6 : tb.s0.ipv4)
+            flowList = try GenFlows.ranges(count: flows, src: src, dst: dst, srcPorts: srcPort, dstPorts: dstPort,
+                                           rss: rss ? RSSTable(queues: rxQueues) : nil, queues: rxQueues)
+        }
+        // Which lane sends which flow.
+        var laneStreams = Array(repeating: [Int](), count: queues.count)
+        var flowQueue = Array(repeating: 0, count: flowList.count)
+        if rss {
+            let table = RSSTable(queues: rxQueues)
+            for (i, f) in flowList.enumerated() {
+                let q = table.queue(for: f)
+                guard let lane = queues.firstIndex(of: q) else {
+                    throw LanesError("flow \(f) maps to queue \(q), which no lane serves", fix: "serve every queue (omit --queues) or drop --rss")
+                }
+                laneStreams[lane].append(i)
+                flowQueue[i] = q
+            }
+        } else {
+            for i in flowList.indices { laneStreams[i % queues.count].append(i); flowQueue[i] = queues[i % queues.count] }
+        }
+        let active = laneStreams.filter { !$0.isEmpty }.count
+        let meanSize = Double(sizes.reduce(0, +)) / Double(sizes.count)
+        var totalPps: Double? = nil
+        var requestedBps: Double? = nil
+        if let rate {
+            guard let r = Rate.parse(rate) else { throw LanesError("bad --rate '\(rate)'", fix: "use e.g. 50000, 50kpps, 2Mpps, 500Mbps, 1Gbps") }
+            totalPps = r.packetsPerSecond(meanFrameBytes: meanSize)
+            requestedBps = totalPps! * meanSize * 8
+        }
+        config.attachProgram = rx
+        if rx && options.filter == "ip" { config.filter = try LaneFilter(parsing: "udp") }
+        var laneCounts: [UInt64?] = laneStreams.map { _ in nil }
+        if let count {
+            var remaining = count
+            var given = 0
+            for (i, s) in laneStreams.enumerated() where !s.isEmpty {
+                let share = count / UInt64(active) + (UInt64(given) < count % UInt64(active) ? 1 : 0)
+                laneCounts[i] = share
+                remaining -= share
+                given += 1
+            }
+        }
+        let plans = laneStreams.enumerated().map { i, streams in
+            GenLanePlan(streams: streams, flows: flowList, srcMAC: srcMAC, dstMAC: dstMAC, vlan: vlan, sizes: sizes,
+                        pps: streams.isEmpty ? nil : totalPps.map { $0 / Double(active) },
+                        count: streams.isEmpty ? 0 : laneCounts[i], receive: rx)
+        }
+        if options.duration == nil && count == nil {
+            fputs("lanes gen: running until SIGINT (give --count or --duration to stop)\n", stderr)
+        }
+        let json = options.json
+        try options.run(config, mode: "gen", grace: rx ? 0.5 : 0.05, report: { summary, apps in
+            let report = GenCommand.makeReport(summary: summary, apps: apps, flows: flowList, flowQueue: flowQueue,
+                                               sizes: sizes, requestedPps: totalPps, requestedBps: requestedBps, receive: rx)
+            apps.forEach { $0.release() }
+            if json { printJSONLine(report) } else { GenCommand.printReport(report) }
+        }) { engine, i in GenApp(plan: plans[i], frameSize: config.umem.frameSize) }
+    }
+
+    static func makeReport(summary s: RunSummary, apps: [GenApp], flows: [FlowKey], flowQueue: [Int], sizes: [Int],
+                           requestedPps: Double?, requestedBps: Double?, receive: Bool) -> Report {
+        let d = max(s.durationS, 1e-9)
+        var sent = Array(repeating: UInt64(0), count: flows.count)
+        for a in apps { for i in 0..<flows.count { sent[i] += a.sequences[i] } }
+        var rep = Report(interface: s.interface, bindMode: s.bindMode, flows: flows.count, sizes: Array(Set(sizes)).sorted(),
+                         durationS: s.durationS, exitReason: s.exitReason, txPackets: s.txPackets, txBytes: s.txBytes,
+                         txPps: Double(s.txPackets) / d, txBps: Double(s.txBytes) * 8 / d,
+                         requestedPps: requestedPps, requestedBps: requestedBps,
+                         dropTxRingFull: s.lanes.reduce(0) { $0 + ($1.drops["drop_tx_ring_full"] ?? 0) },
+                         lanes: zip(s.lanes, apps).map { l, a in .init(queue: l.queue, core: l.core, txPackets: l.txPackets, txBytes: l.txBytes, streams: a.plan.streams.count, rxSigned: a.signedReceived) },
+                         framesBalanced: s.framesBalanced)
+        if receive {
+            var streams: [Report.StreamReport] = []
+            var hist = LatencyHistogram()
+            defer { hist.release() }
+            for a in apps { hist.add(a.latency) }
+            for i in 0..<flows.count {
+                var rx = StreamRx()
+                for a in apps where a.rx[i].received + a.rx[i].duplicates > 0 {
+                    let r = a.rx[i]
+                    rx.received += r.received; rx.duplicates += r.duplicates; rx.reordered += r.reordered
+                }
+                streams.append(.init(stream: i, flow: flows[i].description, queue: flowQueue[i], sent: sent[i], received: rx.received,
+                                     lost: Int64(sent[i]) - Int64(rx.received), reordered: rx.reordered, duplicates: rx.duplicates))
+            }
+            rep.streams = streams
+            rep.rxPackets = streams.reduce(0) { $0 + $1.received + $1.duplicates }
+            rep.lost = streams.reduce(0) { $0 + $1.lost }
+            rep.reordered = streams.reduce(0) { $0 + $1.reordered }
+            rep.duplicates = streams.reduce(0) { $0 + $1.duplicates }
+            rep.latency = Report.Latency(count: hist.count, minNs: hist.count > 0 ? hist.min : UInt64(0), p50Ns: hist.percentile(0.5), p90Ns: hist.percentile(0.9),
+                                p99Ns: hist.percentile(0.99), p999Ns: hist.percentile(0.999), maxNs: hist.max)
+        }
+        return rep
+    }
+
+    static func printReport(_ r: Report) {
+        var line = "gen: \(r.txPackets) packets, \(r.txBytes) bytes in \(format2(r.durationS)) s: \(fmtRate(r.txPps, "pps")), \(fmtRate(r.txBps, "bps"))"
+        if let p = r.requestedPps { line += " (requested \(fmtRate(p, "pps")))" }
+        print(line + "; \(r.flows) flows, stopped by \(r.exitReason)")
+        for l in r.lanes { print("  q\(l.queue)/core \(l.core): \(l.txPackets) packets, \(l.streams) streams") }
+        if let rx = r.rxPackets, let lat = r.latency {
+            print("rx: \(rx) signed packets, lost \(r.lost ?? 0), reordered \(r.reordered ?? 0), duplicates \(r.duplicates ?? 0)")
+            print("latency ns: min \(lat.minNs) p50 \(lat.p50Ns) p90 \(lat.p90Ns) p99 \(lat.p99Ns) p99.9 \(lat.p999Ns) max \(lat.maxNs)")
+        }
+    }
+}
+
+/// Building the generator's flow list.
+enum GenFlows {
+    static func ranges(count: Int, src: String, dst: String, srcPorts: String, dstPorts: String, rss: RSSTable?, queues: Int) throws -> [FlowKey] {
+        let (s0, s1) = RangeText.split(src), (d0, d1) = RangeText.split(dst)
+        guard let sLo = IPAddress(s0), let sHi = IPAddress(s1), let dLo = IPAddress(d0), let dHi = IPAddress(d1),
+              sLo.isV6 == dLo.isV6, sLo.isV6 == sHi.isV6, dLo.isV6 == dHi.isV6 else {
+            throw LanesError("bad --src-ip/--dst-ip '\(src)' '\(dst)'", fix: "give addresses or ranges A-B of one family, e.g. 198.18.0.1-198.18.0.50")
+        }
+        guard let sp = PortRange.parse(srcPorts) else { throw LanesError("bad --src-port '\(srcPorts)'", fix: "use a port 1-65535 or a range A-B") }
+        guard let dp = PortRange.parse(dstPorts) else { throw LanesError("bad --dst-port '\(dstPorts)'", fix: "use a port 1-65535 or a range A-B") }
+        func span(_ a: IPAddress, _ b: IPAddress) -> UInt64 {
+            switch (a, b) {
+            case (.v4(let x), .v4(let y)): y.value >= x.value ? UInt64(y.value - x.value) + 1 : 0
+            case (.v6(let x), .v6(let y)): x.high == y.high && y.low >= x.low ? min(y.low - x.low, 1 << 32) + 1 : 0
+            default: 0
+            }
+        }
+        func nth(_ a: IPAddress, _ i: UInt64) -> IPAddress {
+            switch a {
+            case .v4(let x): .v4(IPv4Address(x.value &+ UInt32(truncatingIfNeeded: i)))
+            case .v6(let x): .v6(IPv6Address(high: x.high, low: x.low &+ i))
+            }
+        }
+        let nS = span(sLo, sHi), nD = span(dLo, dHi)
+        guard nS > 0, nD > 0 else { throw LanesError("empty address range in --src-ip/--dst-ip", fix: "give A-B with A <= B") }
+        for a in [sLo, sHi, dLo, dHi] {
+            if case .v4(let x) = a, x.value & 0xfffe_0000 != 0xc612_0000 {
+                throw LanesError("address \(x) is outside 198.18.0.0/15", fix: "Lanes generates only inside the benchmarking range")
+            }
+        }
+        let nSP = UInt64(sp.count), nDP = UInt64(dp.count)
+        if let rss {
+            // Even spread over queues, as the NIC's RSS will place them: the planner's list.
+            let template = FlowKey(src: sLo, dst: dLo, srcPort: sp.lowerBound, dstPort: dp.lowerBound)
+            let perQueue = (count + queues - 1) / queues
+            guard let plan = FlowPlanner.plan(table: rss, queues: queues, perQueue: perQueue, template: template) else {
+                throw LanesError("could not plan \(count) flows over \(queues) queues")
+            }
+            return plan.prefix(count).map(\.flow)
+        }
+        return (0..<UInt64(count)).map { i in
+            var k = i
+            let a = k % nSP; k /= nSP
+            let b = k % nDP; k /= nDP
+            let c = k % nS; k /= nS
+            let d = k % nD
+            return FlowKey(src: nth(sLo, c), dst: nth(dLo, d), srcPort: sp.lowerBound + UInt16(a), dstPort: dp.lowerBound + UInt16(b))
+        }
+    }
+
+    static func read(file: String) throws -> [FlowKey] {
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw LanesError("cannot read flows file '\(file)'", fix: "check the path")
+        }
+        let text = String(decoding: data, as: UTF8.self)
+        var out: [FlowKey] = []
+        if text.trimmingCharacters(in: .whitespaces).hasPrefix("{") {
+            struct Plan: Decodable { struct F: Decodable { var src: String; var dst: String; var srcPort: Int; var dstPort: Int }; var flows: [F] }
+            let dec = JSONDecoder()
+            dec.keyDecodingStrategy = .convertFromSnakeCase
+            guard let plan = try? dec.decode(Plan.self, from: data) else {
+                throw LanesError("bad flows file '\(file)': not 'lanes flows --json' output", fix: "regenerate it with 'lanes flows --json'")
+            }
+            for f in plan.flows {
+                guard let s = IPAddress(f.src), let d = IPAddress(f.dst), let sp = UInt16(exactly: f.srcPort), let dp = UInt16(exactly: f.dstPort) else {
+                    throw LanesError("bad flow in '\(file)': \(f.src) \(f.dst) \(f.srcPort) \(f.dstPort)")
+                }
+                out.append(FlowKey(src: s, dst: d, srcPort: sp, dstPort: dp))
+            }
+        } else {
+            for (n, line) in text.split(separator: "\n").enumerated() {
+                let w = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "," })
+                if w.isEmpty || w[0].hasPrefix("#") { continue }
+                guard w.count == 4, let s = IPAddress(w[0]), let d = IPAddress(w[1]), let sp = UInt16(w[2]), let dp = UInt16(w[3]), s.isV6 == d.isV6 else {
+                    throw LanesError("bad flows file '\(file)' line \(n + 1): '\(line)'", fix: "write 'SRC DST SPORT DPORT' per line")
+                }
+                out.append(FlowKey(src: s, dst: d, srcPort: sp, dstPort: dp))
+            }
+        }
+        guard !out.isEmpty, out.count <= 65536 else { throw LanesError("flows file '\(file)' has \(out.count) flows", fix: "give 1-65536 flows") }
+        for f in out {
+            if case .v4(let x) = f.dst, x.value & 0xfffe_0000 != 0xc612_0000 {
+                throw LanesError("flow destination \(x) is outside 198.18.0.0/15", fix: "Lanes generates only inside the benchmarking range")
+            }
+        }
+        return out
+    }
+}
