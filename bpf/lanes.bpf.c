@@ -31,6 +31,8 @@ struct lanes_config {
 	__u16 dport_lo;   /* inclusive; 0..0 = any port */
 	__u16 dport_hi;
 	__u32 pad;
+	__u64 flow_cap_bps; /* per-flow policer: 0 = off */
+	__u64 flow_burst_bytes;
 };
 
 struct lanes_qstats {
@@ -38,7 +40,33 @@ struct lanes_qstats {
 	__u64 passed;     /* given to the kernel stack */
 	__u64 dropped;    /* matched in sink mode */
 	__u64 matched_bytes;
+	__u64 policed;    /* over the per-flow cap: dropped here */
 };
+
+/* The per-flow policer: a token bucket per 5-tuple, emulating a cloud's
+ * per-flow ceiling (EC2: 5 Gbps per flow outside a cluster placement group). */
+struct lanes_flow_key {
+	__u32 saddr[4];
+	__u32 daddr[4];
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+/* No lock: RSS keeps a flow on one RX queue, so one CPU at a time updates
+ * its bucket (the same reason one flow is held to one lane). */
+struct lanes_bucket {
+	__u64 tokens;  /* bytes */
+	__u64 last_ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct lanes_flow_key);
+	__type(value, struct lanes_bucket);
+} lanes_buckets SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_XSKMAP);
@@ -66,8 +94,9 @@ struct vlan_hdr_l {
 	__be16 proto;
 };
 
-/* Returns 1 when the packet matches the filter. */
-static __always_inline int lanes_match(struct xdp_md *ctx, const struct lanes_config *cfg)
+/* Returns 1 when the packet matches the filter; fills the flow key. */
+static __always_inline int lanes_match(struct xdp_md *ctx, const struct lanes_config *cfg,
+				       struct lanes_flow_key *key)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
@@ -98,6 +127,8 @@ static __always_inline int lanes_match(struct xdp_md *ctx, const struct lanes_co
 			return 0;
 		proto = ip->protocol;
 		l4 = (void *)ip + ip->ihl * 4;
+		key->saddr[0] = ip->saddr;
+		key->daddr[0] = ip->daddr;
 	} else if (type == bpf_htons(ETH_P_IPV6)) {
 		if (!(cfg->proto_mask & LANES_IPV6))
 			return 0;
@@ -106,6 +137,8 @@ static __always_inline int lanes_match(struct xdp_md *ctx, const struct lanes_co
 			return 0;
 		proto = ip6->nexthdr;
 		l4 = ip6 + 1;
+		__builtin_memcpy(key->saddr, &ip6->saddr, 16);
+		__builtin_memcpy(key->daddr, &ip6->daddr, 16);
 #pragma unroll
 		for (int i = 0; i < 4; i++) {
 			/* hop-by-hop 0, routing 43, fragment 44, destination options 60 */
@@ -123,16 +156,61 @@ static __always_inline int lanes_match(struct xdp_md *ctx, const struct lanes_co
 
 	if (cfg->l4 && proto != cfg->l4)
 		return 0;
+	key->proto = proto;
+	if (proto == IPPROTO_UDP || proto == IPPROTO_TCP) {
+		/* UDP and TCP both keep the ports at offsets 0 and 2. */
+		__be16 *ports = l4;
+		if ((void *)(ports + 2) <= end) {
+			key->sport = ports[0];
+			key->dport = ports[1];
+		}
+	}
 	if (cfg->dport_lo == 0 && cfg->dport_hi == 0)
 		return 1;
 	if (proto != IPPROTO_UDP && proto != IPPROTO_TCP)
 		return 0;
-	/* UDP and TCP both keep the destination port at offset 2. */
-	__be16 *ports = l4;
-	if ((void *)(ports + 2) > end)
+	__u16 dport = bpf_ntohs(key->dport);
+	if (key->dport == 0 && key->sport == 0)
 		return 0;
-	__u16 dport = bpf_ntohs(ports[1]);
 	return dport >= cfg->dport_lo && dport <= cfg->dport_hi;
+}
+
+/* Returns 1 when the flow is over its cap (drop), 0 to let it through. */
+static __always_inline int lanes_police(const struct lanes_config *cfg, const struct lanes_flow_key *key, __u64 bytes)
+{
+	__u64 now = bpf_ktime_get_ns();
+	struct lanes_bucket *b = bpf_map_lookup_elem(&lanes_buckets, key);
+	if (!b) {
+		struct lanes_bucket fresh = { .tokens = cfg->flow_burst_bytes, .last_ns = now };
+		bpf_map_update_elem(&lanes_buckets, key, &fresh, BPF_NOEXIST);
+		b = bpf_map_lookup_elem(&lanes_buckets, key);
+		if (!b)
+			return 0;
+	}
+	int over = 0;
+	__u64 cap = cfg->flow_cap_bps;
+	__u64 elapsed = now > b->last_ns ? now - b->last_ns : 0;
+	__u64 tokens;
+	if (elapsed >= 100000000ULL) {
+		/* 100 ms idle refills any sane burst; also keeps the product below 2^64. */
+		tokens = cfg->flow_burst_bytes;
+		b->last_ns = now;
+	} else {
+		__u64 credit = elapsed * cap / 8000000000ULL;
+		tokens = b->tokens + credit;
+		/* Advance the clock only by the time the whole bytes took: no drift. */
+		b->last_ns += credit * 8000000000ULL / cap;
+		if (tokens >= cfg->flow_burst_bytes) {
+			tokens = cfg->flow_burst_bytes;
+			b->last_ns = now;
+		}
+	}
+	if (tokens >= bytes)
+		tokens -= bytes;
+	else
+		over = 1;
+	b->tokens = tokens;
+	return over;
 }
 
 SEC("xdp")
@@ -145,11 +223,17 @@ int lanes_xdp(struct xdp_md *ctx)
 
 	if (!cfg || !st)
 		return XDP_PASS;
-	if (!lanes_match(ctx, cfg)) {
+	struct lanes_flow_key key = {};
+	if (!lanes_match(ctx, cfg, &key)) {
 		st->passed++;
 		return XDP_PASS;
 	}
-	st->matched_bytes += (__u64)(ctx->data_end - ctx->data);
+	__u64 bytes = (__u64)(ctx->data_end - ctx->data);
+	if (cfg->flow_cap_bps && lanes_police(cfg, &key, bytes)) {
+		st->policed++;
+		return XDP_DROP;
+	}
+	st->matched_bytes += bytes;
 	if (cfg->action == LANES_SINK) {
 		st->dropped++;
 		return XDP_DROP;

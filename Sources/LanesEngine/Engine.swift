@@ -19,6 +19,8 @@ public struct EngineConfig: Sendable {
     public var force = false
     /// Attach the XDP program (needed to receive; a TX-only generator skips it).
     public var attachProgram = true
+    /// Per-flow policer on ingress, bits per second (0: off): EC2's per-flow cap, emulated.
+    public var flowCapBps: UInt64 = 0
 
     public init(interface: String) { self.interface = interface }
 
@@ -82,7 +84,7 @@ public final class Engine {
         umemConfig.numaNode = numaNode
         self.config = config
         stats = StatsArea(lanes: queues.count)
-        program = try XDPProgram(filter: config.filter, action: .redirect)
+        program = try XDPProgram(filter: config.filter, action: .redirect, flowCapBps: config.flowCapBps)
         for (q, core) in zip(queues, cores) {
             let umem = try UMEM(umemConfig)
             let sock = try XSKSocket(interface: name, queue: UInt32(q), umem: umem, config: config.socket)

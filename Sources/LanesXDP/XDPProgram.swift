@@ -35,10 +35,13 @@ public struct XDPQueueCounters: Sendable, Equatable, Codable {
     public var passed: UInt64 = 0
     public var dropped: UInt64 = 0
     public var matchedBytes: UInt64 = 0
+    /// Dropped by the per-flow policer (over --flow-cap).
+    public var policed: UInt64 = 0
     public init() {}
     public static func + (a: Self, b: Self) -> Self {
         var s = a
         s.redirected += b.redirected; s.passed += b.passed; s.dropped += b.dropped; s.matchedBytes += b.matchedBytes
+        s.policed += b.policed
         return s
     }
 }
@@ -76,7 +79,7 @@ public final class XDPProgram {
     public private(set) var interface = ""
 
     /// Loads the embedded program into the kernel (not yet attached).
-    public init(filter: LaneFilter = .all, action: XDPAction = .redirect) throws(LanesError) {
+    public init(filter: LaneFilter = .all, action: XDPAction = .redirect, flowCapBps: UInt64 = 0) throws(LanesError) {
         _ = libbpfQuiet
         guard let bytes = base64Decode(EmbeddedBPF.lanes) else {
             throw LanesError("embedded XDP object is corrupt", fix: "rebuild with 'swift build'")
@@ -109,7 +112,7 @@ public final class XDPProgram {
             bpf_object__close(obj)
             throw LanesError("embedded XDP object lacks its program or maps", fix: "rebuild with 'swift build'")
         }
-        try configure(filter: filter, action: action)
+        try configure(filter: filter, action: action, flowCapBps: flowCapBps)
     }
 
     deinit {
@@ -117,15 +120,20 @@ public final class XDPProgram {
         bpf_object__close(object)
     }
 
-    /// Writes the filter and action into the program's config map (struct lanes_config).
-    public func configure(filter: LaneFilter, action: XDPAction) throws(LanesError) {
-        var cfg = [UInt32](repeating: 0, count: 6)
+    /// Writes the filter, action and per-flow cap into the config map (struct lanes_config:
+    /// six u32 words, then flow_cap_bps and flow_burst_bytes as u64).
+    public func configure(filter: LaneFilter, action: XDPAction, flowCapBps: UInt64 = 0) throws(LanesError) {
+        var cfg = [UInt32](repeating: 0, count: 10)
         cfg[0] = XDPProgram.magic
         cfg[1] = action.rawValue
         cfg[2] = filter.protocols.rawValue
         cfg[3] = UInt32(filter.transport)
         let lo = UInt32(filter.destinationPorts?.lowerBound ?? 0), hi = UInt32(filter.destinationPorts?.upperBound ?? 0)
         cfg[4] = lo | hi << 16 // dport_lo, dport_hi as two little-endian u16
+        // Burst: 10 ms at the cap, at least two full-size frames.
+        let burst = flowCapBps == 0 ? 0 : max(flowCapBps / 8 / 100, 2 * 1518)
+        cfg[6] = UInt32(truncatingIfNeeded: flowCapBps); cfg[7] = UInt32(truncatingIfNeeded: flowCapBps >> 32)
+        cfg[8] = UInt32(truncatingIfNeeded: burst); cfg[9] = UInt32(truncatingIfNeeded: burst >> 32)
         var key: UInt32 = 0
         try negErrno("write the XDP filter config") {
             cfg.withUnsafeBytes { bpf_map_update_elem(configFD, &key, $0.baseAddress, 0) }
@@ -193,16 +201,18 @@ public final class XDPProgram {
     public func counters(queue: UInt32) -> XDPQueueCounters {
         let cpus = Int(libbpf_num_possible_cpus())
         guard cpus > 0 else { return XDPQueueCounters() }
-        var values = [UInt64](repeating: 0, count: cpus * 4)
+        let stride = 5 // u64 fields of struct lanes_qstats
+        var values = [UInt64](repeating: 0, count: cpus * stride)
         var key = queue
         let r = values.withUnsafeMutableBytes { bpf_map_lookup_elem(statsFD, &key, $0.baseAddress) }
         var c = XDPQueueCounters()
         guard r == 0 else { return c }
         for cpu in 0..<cpus {
-            c.redirected += values[cpu * 4]
-            c.passed += values[cpu * 4 + 1]
-            c.dropped += values[cpu * 4 + 2]
-            c.matchedBytes += values[cpu * 4 + 3]
+            c.redirected += values[cpu * stride]
+            c.passed += values[cpu * stride + 1]
+            c.dropped += values[cpu * stride + 2]
+            c.matchedBytes += values[cpu * stride + 3]
+            c.policed += values[cpu * stride + 4]
         }
         return c
     }

@@ -25,6 +25,7 @@ struct EngineOptions: ParsableArguments {
     @Flag(help: "Set SO_PREFER_BUSY_POLL, SO_BUSY_POLL and SO_BUSY_POLL_BUDGET.") var busyPoll = false
     @Option(help: "Which packets the lanes take: ip, ipv4, ipv6, udp, tcp [dport A[-B]].") var filter = "ip"
     @Flag(help: "Replace an XDP program that is not Lanes'.") var force = false
+    @Option(help: "Police each 5-tuple flow to this rate in XDP before the lanes (e.g. 50Mbps): emulates EC2's per-flow cap.") var flowCap: String?
     @Option(help: "Run for S seconds (default: until SIGINT/SIGTERM).") var duration: Double?
     @Option(help: "Seconds between live reports (0: none).") var interval: Double = 1
     @Flag(help: "JSON lines every interval, then one JSON summary object.") var json = false
@@ -73,6 +74,12 @@ struct EngineOptions: ParsableArguments {
         c.xdpMode = xdp
         c.force = force
         do { c.filter = try LaneFilter(parsing: filter) } catch { throw LanesError("bad --filter: \(error)") }
+        if let flowCap {
+            guard case .bps(let b)? = Rate.parse(flowCap), b >= 1000 else {
+                throw LanesError("bad --flow-cap '\(flowCap)'", fix: "give bits per second, e.g. 50Mbps or 1Gbps")
+            }
+            c.flowCapBps = UInt64(b)
+        }
         if let duration, !(duration > 0) { throw LanesError("bad --duration \(duration)", fix: "give seconds > 0") }
         return c
     }
@@ -86,12 +93,12 @@ struct EngineOptions: ParsableArguments {
         let engine = try Engine(config)
         let tty = isatty(1) == 1
         if !json {
-            print("lanes \(mode) on \(config.interface): \(engine.lanes.count) lane(s), bind \(engine.bindMode), xdp \(engine.program.attachedMode?.rawValue ?? "?"), filter '\(config.filter)', UMEM \(config.umem.bytes / 1024) KiB/lane on \(engine.lanes.first?.umem.placement ?? "")")
+            print("lanes \(mode) on \(config.interface): \(engine.lanes.count) lane(s), bind \(engine.bindMode), xdp \(engine.program.attachedMode?.rawValue ?? "not attached"), filter '\(config.filter)', UMEM \(config.umem.bytes / 1024) KiB/lane on \(engine.lanes.first?.umem.placement ?? "")")
         }
         let (summary, apps) = try engine.run(duration: duration, interval: interval, grace: grace, onInterval: { r in
             if json {
-                printJSONLine(["elapsed_s": r.elapsed, "rx_pps": r.total.rxPps, "tx_pps": r.total.txPps,
-                               "rx_bps": r.total.rxBps, "tx_bps": r.total.txBps])
+                printJSONLine(IntervalLine(elapsedS: r.elapsed, rxPps: r.total.rxPps, txPps: r.total.txPps,
+                                   rxBps: r.total.rxBps, txBps: r.total.txBps, laneRxPps: r.rows.map(\.rxPps)))
             } else {
                 if tty { print("\u{1B}[2J\u{1B}[H", terminator: "") }
                 print(r.table)
@@ -132,4 +139,10 @@ func printJSONLine<T: Encodable>(_ value: T) {
     enc.keyEncodingStrategy = .convertToSnakeCase
     if let d = try? enc.encode(value) { print(String(decoding: d, as: UTF8.self)) }
     fflush(stdout)
+}
+
+/// One `--json` line per interval.
+struct IntervalLine: Encodable {
+    var elapsedS, rxPps, txPps, rxBps, txBps: Double
+    var laneRxPps: [Double]
 }

@@ -1,0 +1,91 @@
+import ArgumentParser
+import Foundation
+import LanesCore
+import LanesLab
+import LanesXDP
+
+extension EC2Preset: ExpressibleByArgument {}
+
+struct ScaleCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scale",
+        abstract: "Single-flow versus multi-flow scaling over lanes: table, JSON and SVG (the main job).",
+        discussion: """
+        On the built-in testbed (created for the run and removed after), for each lane count
+        the dut's veth gets that many queues (as 'ethtool -L' would), 'lanes gen' sends F flows
+        planned with the RSS hash so they spread over the queues as a NIC would spread them,
+        and 'lanes drop' (or fwd --mode macswap) on the dut counts what arrives per lane.
+        --flow-cap or --ec2 adds an XDP per-flow policer on the dut's ingress (a token bucket
+        per 5-tuple) that emulates EC2's per-flow ceiling: 5 Gbps (default), 10 Gbps
+        (placement-group), 25 Gbps (ena-express), scaled by --cap-scale to what veth carries.
+        Example: lanes scale --lanes 1,2 --flows 1,4,16,64 --ec2 default --out results
+        """)
+    @Option(help: "Lane counts, e.g. 1,2,4 (default: 1 up to the online CPUs).") var lanes: String?
+    @Option(help: "Flow counts.") var flows = "1,2,4,8,16,32,64"
+    @Option(help: "What the dut does: drop or macswap.") var mode = "drop"
+    @Option(help: "Runs per point (median, min, max reported).") var `repeat` = 3
+    @Option(help: "Seconds measured per run.") var duration = 1.0
+    @Option(help: "Seconds of warm-up before measuring.") var warmup = 0.5
+    @Option(help: "Frame size in bytes.") var size = 64
+    @Option(help: "Offered rate per point (default: as fast as the generator goes).") var rate: String?
+    @Option(help: "Per-flow cap before scaling, e.g. 5Gbps.") var flowCap: String?
+    @Option(help: "EC2 preset for the per-flow cap: default, placement-group, ena-express.") var ec2: EC2Preset?
+    @Option(help: "Scale factor applied to the cap (veth carries far less than ENA).") var capScale = 0.01
+    @Option(help: "Directory for results.json, table.md and plot.svg.") var out: String?
+    @Option(help: "Testbed name for the run.") var testbed = "lanes-scale"
+    @Flag(help: "Print the JSON on stdout instead of the table.") var json = false
+
+    func run() throws {
+        var c = ScaleConfig()
+        let online = Sysfs.onlineCPUs()
+        if let lanes {
+            guard let l = IndexList.parse(lanes), !l.isEmpty else { throw LanesError("bad --lanes '\(lanes)'", fix: "use e.g. 1,2,4") }
+            c.lanes = l
+        } else {
+            c.lanes = Array(1...online)
+        }
+        guard let f = FrameSizes.parseList(flows, minimum: 1, maximum: 4096) else { throw LanesError("bad --flows '\(flows)'", fix: "use e.g. 1,2,4,8") }
+        c.flows = f
+        c.mode = mode
+        c.repeats = `repeat`
+        c.duration = duration
+        c.warmup = warmup
+        guard size >= 58 && size <= 1518 else { throw LanesError("bad --size \(size)", fix: "use 58-1518") }
+        c.size = size
+        if let rate { guard Rate.parse(rate) != nil else { throw LanesError("bad --rate '\(rate)'", fix: "use e.g. 500kpps or 1Gbps") } }
+        c.rate = rate
+        c.testbed = testbed
+        guard capScale > 0 && capScale <= 1 else { throw LanesError("bad --cap-scale \(capScale)", fix: "use a factor in (0, 1]") }
+        if let flowCap {
+            guard case .bps(let b)? = Rate.parse(flowCap) else { throw LanesError("bad --flow-cap '\(flowCap)'", fix: "give bits per second, e.g. 5Gbps") }
+            c.capBps = b * capScale
+            c.capDescription = "\(flowCap) x \(capScale)"
+        } else if let ec2 {
+            c.capBps = ec2.perFlowBps * capScale
+            c.capDescription = "EC2 \(ec2.rawValue): \(ec2.perFlowBps / 1e9) Gbps per flow x \(capScale)"
+        }
+        let t0 = Date()
+        let result = try ScaleRunner.run(c) { line in
+            FileHandle.standardError.write(Data((line + "\n").utf8))
+        }
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        enc.keyEncodingStrategy = .convertToSnakeCase
+        let data = try enc.encode(result)
+        let table = ScaleRunner.table(result)
+        if let out {
+            let dir = URL(fileURLWithPath: out)
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            try data.write(to: dir.appendingPathComponent("results.json"))
+            try Data(table.utf8).write(to: dir.appendingPathComponent("table.md"))
+            try Data(ScalePlot.svg(result).utf8).write(to: dir.appendingPathComponent("plot.svg"))
+        }
+        if json {
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print(table)
+            if let out { print("results: \(out)/results.json, \(out)/table.md, plot: \(out)/plot.svg") }
+            print("sweep took \(Int(Date().timeIntervalSince(t0))) s")
+        }
+    }
+}
