@@ -86,6 +86,42 @@ static inline uint32_t lanes_cons_occupancy(const struct xsk_ring_cons *r) {
 
 static inline int lanes_errno(void) { return errno; }
 
+/* bpf_xdp_query_opts and bpf_xdp_attach_opts end in a zero-width bitfield that
+ * the Swift importer lays out differently from C (seen failing under -O), so
+ * the opts structs are built here, in C. */
+static inline int lanes_xdp_query(int ifindex, uint32_t *prog_id, uint8_t *attach_mode) {
+    LIBBPF_OPTS(bpf_xdp_query_opts, opts);
+    int r = bpf_xdp_query(ifindex, 0, &opts);
+    if (r)
+        return r;
+    *prog_id = opts.prog_id;
+    *attach_mode = opts.attach_mode;
+    return 0;
+}
+/* Detaches the program only if `old_fd` is still the one attached. */
+static inline int lanes_xdp_detach_if(int ifindex, uint32_t mode_flags, int old_fd) {
+    LIBBPF_OPTS(bpf_xdp_attach_opts, opts, .old_prog_fd = old_fd);
+    return bpf_xdp_detach(ifindex, mode_flags | XDP_FLAGS_REPLACE, &opts);
+}
+static inline uint32_t lanes_prog_id(int prog_fd) {
+    struct bpf_prog_info info = {};
+    uint32_t len = sizeof(info);
+    return bpf_obj_get_info_by_fd(prog_fd, &info, &len) == 0 ? info.id : 0;
+}
+/* The program's name, into buf (16 bytes). */
+static inline int lanes_prog_name_by_id(uint32_t id, char *buf) {
+    int fd = bpf_prog_get_fd_by_id(id);
+    if (fd < 0)
+        return fd;
+    struct bpf_prog_info info = {};
+    uint32_t len = sizeof(info);
+    int r = bpf_obj_get_info_by_fd(fd, &info, &len);
+    close(fd);
+    if (r == 0)
+        __builtin_memcpy(buf, info.name, sizeof(info.name));
+    return r;
+}
+
 /* Netlink message helpers (NLMSG_* are macros). */
 static inline uint32_t lanes_nlmsg_align(uint32_t len) { return NLMSG_ALIGN(len); }
 static inline uint32_t lanes_nla_align(uint32_t len) { return NLA_ALIGN(len); }

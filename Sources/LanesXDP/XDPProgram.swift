@@ -173,13 +173,13 @@ public final class XDPProgram {
     /// Detaches this program if it is still the one attached. Safe to call twice.
     public func detach() {
         guard ifindex != 0, let mode = attachedMode else { return }
-        var opts = bpf_xdp_attach_opts()
-        opts.sz = MemoryLayout<bpf_xdp_attach_opts>.size
-        opts.old_prog_fd = programFD
-        _ = bpf_xdp_detach(Int32(ifindex), mode.flags | lanes_xdp_flags_replace(), &opts)
+        _ = lanes_xdp_detach_if(Int32(ifindex), mode.flags, programFD)
         ifindex = 0
         attachedMode = nil
     }
+
+    /// The kernel's id of this program.
+    public var programID: UInt32 { lanes_prog_id(programFD) }
 
     static func detachAny(ifindex: UInt32, mode: String) {
         let flags: UInt32 = mode == "generic" ? lanes_xdp_flags_skb_mode() : mode == "native" ? lanes_xdp_flags_drv_mode() : 0
@@ -219,25 +219,18 @@ public final class XDPProgram {
 
     /// The program attached to an interface now, if any.
     public static func attached(ifindex: UInt32) -> AttachedXDP? {
-        var opts = bpf_xdp_query_opts()
-        opts.sz = MemoryLayout<bpf_xdp_query_opts>.size
-        guard bpf_xdp_query(Int32(ifindex), 0, &opts) == 0, opts.prog_id != 0 else { return nil }
+        var progID: UInt32 = 0, attachMode: UInt8 = 0
+        guard lanes_xdp_query(Int32(ifindex), &progID, &attachMode) == 0, progID != 0 else { return nil }
         let mode: String
-        switch UInt32(opts.attach_mode) {
+        switch UInt32(attachMode) {
         case UInt32(XDP_ATTACHED_DRV): mode = "native"
         case UInt32(XDP_ATTACHED_SKB): mode = "generic"
         case UInt32(XDP_ATTACHED_HW): mode = "offload"
         default: mode = "multi"
         }
-        var name = "?"
-        let fd = bpf_prog_get_fd_by_id(opts.prog_id)
-        if fd >= 0 {
-            var info = bpf_prog_info()
-            var len = UInt32(MemoryLayout<bpf_prog_info>.size)
-            if bpf_obj_get_info_by_fd(fd, &info, &len) == 0 { name = cString(&info.name) }
-            close(fd)
-        }
-        return AttachedXDP(id: opts.prog_id, name: name, mode: mode)
+        var buf = [CChar](repeating: 0, count: 17)
+        let name = lanes_prog_name_by_id(progID, &buf) == 0 ? String(cString: buf) : "?"
+        return AttachedXDP(id: progID, name: name, mode: mode)
     }
 }
 
