@@ -1,0 +1,53 @@
+import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+import Testing
+
+extension IntegrationTests {
+    @Suite(.serialized) struct Scale {
+        @Test func shortSweepWithEC2CapGivesValidJSONAndSVG() throws {
+            let out = FileManager.default.temporaryDirectory.appendingPathComponent("lanes-scale-\(getpid())")
+            defer { try? FileManager.default.removeItem(at: out) }
+            let name = "ls\(getpid() % 100000)"
+            let o = try lanes("scale", "--lanes", "1,2", "--flows", "1,4", "--repeat", "1", "--duration", "1", "--warmup", "0.3",
+                              "--ec2", "default", "--testbed", name, "--out", out.path, "--json", timeout: 300)
+            try #require(o.status == 0, "\(o.stderr)")
+            let result = try #require(try JSONSerialization.jsonObject(with: Data(o.stdout.utf8)) as? [String: Any])
+            let points = try #require(result["points"] as? [[String: Any]])
+            #expect(points.count == 4)
+            let cap = try #require(result["cap_gbps"] as? Double)
+            #expect(abs(cap - 0.05) < 1e-9, "EC2 default 5 Gbps x 0.01")
+            let capMpps = cap * 1e9 / (64 * 8) / 1e6
+            for p in points {
+                for key in ["lanes", "flows", "mode", "mpps_median", "mpps_min", "mpps_max", "gbps_median", "queues_used"] {
+                    #expect(p[key] != nil, "point lacks \(key)")
+                }
+                let lanes = p["lanes"] as! Int, flows = p["flows"] as! Int
+                let mpps = p["mpps_median"] as! Double
+                if flows == 1 {
+                    #expect(p["queues_used"] as? Int == 1, "a single flow must land on one queue")
+                    #expect(abs(mpps - capMpps) / capMpps < 0.10, "single flow at \(mpps) Mpps, cap \(capMpps) Mpps")
+                } else {
+                    #expect(p["queues_used"] as? Int == lanes, "\(flows) flows must use every lane")
+                    #expect(mpps > 1.5 * capMpps, "\(flows) flows should pass the per-flow cap: \(mpps) Mpps")
+                }
+            }
+            let machine = try #require(result["machine"] as? [String: Any])
+            for key in ["cpu_model", "cores", "kernel", "driver", "bind_mode"] { #expect(machine[key] != nil, "machine lacks \(key)") }
+            // The files.
+            let svg = try Data(contentsOf: out.appendingPathComponent("plot.svg"))
+            let parser = XMLParser(data: svg)
+            #expect(parser.parse(), "plot.svg is not well-formed XML: \(parser.parserError.map { "\($0)" } ?? "")")
+            let text = String(decoding: svg, as: UTF8.self)
+            for s in ["flows (log scale)", "lanes (one core each)", "received Mpps", "1 lane", "2 lanes", "per-flow cap"] {
+                #expect(text.contains(s), "plot lacks '\(s)'")
+            }
+            let saved = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("results.json"))) as? [String: Any]
+            #expect((saved?["points"] as? [Any])?.count == 4)
+            let table = try String(contentsOf: out.appendingPathComponent("table.md"), encoding: .utf8)
+            #expect(table.contains("| lanes | flows |"))
+            #expect(try !ip("netns", "list").stdout.contains(name), "the sweep left its testbed behind")
+        }
+    }
+}
