@@ -53,6 +53,7 @@ public struct LatencyHistogram {
     /// The value at quantile q (0...1): the bucket's lower bound, clamped to [min, max].
     public func percentile(_ q: Double) -> UInt64 {
         guard count > 0 else { return 0 }
+        if q >= 1 { return max }
         let rank = Swift.max(1, UInt64((q * Double(count)).rounded(.up)))
         var seen: UInt64 = 0
         for i in 0..<LatencyHistogram.bucketCount {

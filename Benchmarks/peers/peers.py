@@ -1,0 +1,235 @@
+#!/usr/bin/env python3
+"""Same-run comparison of Lanes against its peers on the veth testbed.
+
+A and B alternate, `--rounds` times each, on one testbed (queue 0, one core each):
+  gen:     lanes gen  vs  dpdk-testpmd txonly (net_af_xdp)  vs  a C txonly loop over libxdp,
+           all into the same XDP_DROP sink (lanes sink on dut:d0, counting in XDP);
+           plus lanes gen with two lanes (queues 0-1, cores 0-1)
+  drop:    lanes drop vs testpmd rxonly, fed by lanes gen at its highest rate
+  macswap: lanes fwd --mode macswap vs testpmd macswap, returned packets counted
+           in XDP on gen:g0
+Prints a table of medians and ratios and appends it, dated, with the machine's
+description, to BENCHMARKS.md. Needs root and a release build (it makes one).
+"""
+import argparse, datetime, json, os, platform, re, signal, statistics, subprocess, sys, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LANES = os.path.join(ROOT, ".build/release/lanes")
+TXONLY = os.path.join(ROOT, ".build/peers/xsk_txonly")
+TB = "peers"
+GEN, DUT = TB + "-gen", TB + "-dut"
+G0_MAC, D0_MAC = "02:4c:00:00:00:01", "02:4c:00:00:00:02"
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
+
+
+def bg(cmd):
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def cpu_times(pid):
+    """utime, stime in seconds of a live process."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        tick = os.sysconf("SC_CLK_TCK")
+        return int(fields[11]) / tick, int(fields[12]) / tick
+    except OSError:
+        return 0.0, 0.0
+
+
+def stop(p, timeout=10):
+    ut = cpu_times(p.pid)
+    if p.poll() is None:
+        p.send_signal(signal.SIGINT)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+    return out, err, ut
+
+
+def xdp_off(ns, dev):
+    subprocess.run(["ip", "-n", ns, "link", "set", "dev", dev, "xdp", "off"], capture_output=True)
+
+
+def wait_xdp(ns, dev, timeout=20):
+    t = time.time()
+    while time.time() - t < timeout:
+        if "prog/xdp" in sh(["ip", "-n", ns, "link", "show", dev]).stdout:
+            time.sleep(0.3)
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"no XDP program on {ns}:{dev}")
+
+
+def sink(ns, dev, filt="udp"):
+    p = bg([LANES, "sink", dev, "--netns", ns, "--filter", filt, "--interval", "1", "--json"])
+    wait_xdp(ns, dev)
+    return p
+
+
+def sink_rate(out):
+    """Median pps of the sink's full seconds while traffic flowed."""
+    rates = [json.loads(l)["pps"] for l in out.splitlines() if l.startswith("{") and '"pps"' in l and '"queues"' not in l]
+    active = [r for r in rates if r > 1000]
+    mid = active[1:-1] if len(active) > 2 else active
+    return statistics.median(mid) if mid else 0.0
+
+
+def testpmd(ns, iface, mode, lcores, main, prefix, seconds):
+    cmd = ["ip", "netns", "exec", ns, "dpdk-testpmd", "-l", lcores, "--main-lcore", main, "--no-huge", "-m", "512", "--no-pci",
+           "--file-prefix", prefix, "--log-level", "*:error",
+           "--vdev", f"net_af_xdp0,iface={iface},start_queue=0,queue_count=1", "--",
+           "--total-num-mbufs", "8192", f"--forward-mode={mode}", "--auto-start", "--stats-period", "1"]
+    if mode == "txonly":
+        cmd += ["--eth-peer", f"0,{D0_MAC}"]
+    p = bg(cmd)
+    time.sleep(seconds + 1.5)  # start-up, then the measured seconds
+    return stop(p)
+
+
+def testpmd_rx_rate(out):
+    rates = [int(x) for x in re.findall(r"Rx-pps:\s+(\d+)", out)]
+    active = [r for r in rates if r > 1000]
+    mid = active[1:-1] if len(active) > 2 else active
+    return statistics.median(mid) if mid else 0.0
+
+
+def user_share(ut):
+    u, s = ut
+    return u / (u + s) if u + s > 0 else 0.0
+
+
+def trial_gen(kind, seconds):
+    xdp_off(DUT, "d0")
+    s = sink(DUT, "d0")
+    share = None
+    if kind == "lanes":
+        p = bg([LANES, "gen", "--testbed", TB, "--queues", "0", "--cores", "0", "--interval", "0", "--json"])
+        time.sleep(seconds + 1.0)
+        _, _, ut = stop(p)
+        share = user_share(ut)
+    elif kind == "lanes-2":
+        p = bg([LANES, "gen", "--testbed", TB, "--flows", "2", "--rss", "--interval", "0", "--json"])
+        time.sleep(seconds + 1.0)
+        stop(p)
+    elif kind == "testpmd":
+        _, _, ut = testpmd(GEN, "g0", "txonly", "0,1", "1", "peers-tx", seconds)
+        share = user_share(ut)
+    elif kind == "c-loop":
+        sh(["ip", "netns", "exec", GEN, "taskset", "-c", "0", TXONLY, "g0", "0", str(seconds + 1.0), D0_MAC, G0_MAC])
+    out, _, _ = stop(s)
+    return sink_rate(out), share
+
+
+def trial_drop(kind, seconds):
+    xdp_off(DUT, "d0")
+    gen = bg([LANES, "gen", "--testbed", TB, "--queues", "0", "--cores", "0", "--interval", "0"])
+    time.sleep(0.5)
+    if kind == "lanes":
+        p = bg([LANES, "drop", "d0", "--netns", DUT, "--queues", "0", "--cores", "1", "--filter", "udp", "--interval", "1", "--json"])
+        time.sleep(seconds + 1.5)
+        out, _, _ = stop(p)
+        rates = [json.loads(l)["rx_pps"] for l in out.splitlines() if l.startswith("{") and "elapsed_s" in l]
+        active = [r for r in rates if r > 1000]
+        mid = active[1:-1] if len(active) > 2 else active
+        rate = statistics.median(mid) if mid else 0.0
+    else:
+        out, _, _ = testpmd(DUT, "d0", "rxonly", "0,1", "0", "peers-rx", seconds)
+        rate = testpmd_rx_rate(out)
+    stop(gen)
+    return rate, None
+
+
+def trial_macswap(kind, seconds):
+    xdp_off(DUT, "d0")
+    s = sink(GEN, "g0")
+    gen = bg([LANES, "gen", "--testbed", TB, "--queues", "0", "--cores", "0", "--interval", "0"])
+    if kind == "lanes":
+        p = bg([LANES, "fwd", "d0", "--netns", DUT, "--mode", "macswap", "--queues", "0", "--cores", "1", "--filter", "udp", "--interval", "0"])
+        time.sleep(seconds + 1.5)
+        stop(p)
+    else:
+        testpmd(DUT, "d0", "macswap", "0,1", "0", "peers-ms", seconds)
+    stop(gen)
+    out, _, _ = stop(s)
+    return sink_rate(out), None
+
+
+def machine():
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    return f"{cpu}, {os.cpu_count()} CPUs, kernel {platform.release()}, veth copy mode"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=4.0)
+    ap.add_argument("--no-append", action="store_true", help="do not append to BENCHMARKS.md")
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("peers: needs root (XDP, AF_XDP, namespaces)")
+    for tool in ["dpdk-testpmd", "gcc"]:
+        if subprocess.run(["which", tool], capture_output=True).returncode != 0:
+            sys.exit(f"peers: {tool} not found; run scripts/setup")
+    print("building lanes (release) and the C txonly loop ...", file=sys.stderr)
+    sh(["swift", "build", "-c", "release"], cwd=ROOT)
+    os.makedirs(os.path.dirname(TXONLY), exist_ok=True)
+    sh(["gcc", "-O2", "-Wall", "-o", TXONLY, os.path.join(ROOT, "Benchmarks/peers/xsk_txonly.c"), "-lxdp", "-lbpf"])
+    sh([LANES, "testbed", "up", "--name", TB, "--queues", "2"])
+    results = {}
+    try:
+        plan = [("gen", ["lanes", "testpmd", "c-loop", "lanes-2"], trial_gen),
+                ("drop", ["lanes", "testpmd"], trial_drop),
+                ("macswap", ["lanes", "testpmd"], trial_macswap)]
+        for test, kinds, fn in plan:
+            for r in range(a.rounds):
+                for k in kinds:
+                    rate, share = fn(k, a.seconds)
+                    results.setdefault((test, k), []).append((rate, share))
+                    print(f"{test:8} round {r + 1} {k:8} {rate / 1e6:.3f} Mpps" + (f", user-space share {share:.1%}" if share is not None else ""), file=sys.stderr)
+    finally:
+        subprocess.run([LANES, "testbed", "down", "--name", TB], capture_output=True)
+
+    def med(test, k):
+        return statistics.median(r for r, _ in results[(test, k)])
+
+    def share(test, k):
+        v = [s for _, s in results[(test, k)] if s is not None]
+        return statistics.median(v) if v else None
+
+    rows = [
+        ("gen (txonly, 1 core, 64 B)", "lanes gen", med("gen", "lanes"), "testpmd txonly", med("gen", "testpmd")),
+        ("gen (txonly, 1 core, 64 B)", "lanes gen", med("gen", "lanes"), "C loop over libxdp", med("gen", "c-loop")),
+        ("gen, 2 lanes vs 1 lane", "lanes gen x2", med("gen", "lanes-2"), "lanes gen x1", med("gen", "lanes")),
+        ("drop (rx, 1 core)", "lanes drop", med("drop", "lanes"), "testpmd rxonly", med("drop", "testpmd")),
+        ("macswap (1 core)", "lanes fwd macswap", med("macswap", "lanes"), "testpmd macswap", med("macswap", "testpmd")),
+    ]
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [f"### {date}: {machine()}", "",
+             f"Medians of {a.rounds} alternating rounds of {a.seconds:g} s; rates in Mpps measured at the receiver.", "",
+             "| test | Lanes | Mpps | peer | Mpps | ratio |", "|---|---|---:|---|---:|---:|"]
+    for t, an, av, bn, bv in rows:
+        lines.append(f"| {t} | {an} | {av / 1e6:.3f} | {bn} | {bv / 1e6:.3f} | {av / bv if bv else float('nan'):.2f}x |")
+    sl, st = share("gen", "lanes"), share("gen", "testpmd")
+    if sl is not None and st is not None:
+        lines += ["", f"User-space share of the generating process's CPU time (utime / (utime + stime)): "
+                      f"lanes gen {sl:.1%}, testpmd txonly {st:.1%}."]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if not a.no_append:
+        path = os.path.join(ROOT, "BENCHMARKS.md")
+        new = not os.path.exists(path)
+        with open(path, "a") as f:
+            if new:
+                f.write("# Lanes benchmarks\n\nAppended by `Benchmarks/peers/run` (same-run comparisons with peers) and "
+                        "`Benchmarks/run` (microbenchmarks). Newest last.\n\n")
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
