@@ -22,16 +22,16 @@ public struct Lane<App: LaneApp>: ~Copyable {
     public var pool: FramePool
     /// A generator's own frames (frames below `generatorBoundary`), built once.
     public var generatorPool: FramePool
-    let generatorBoundary: UInt64
-    let generating: Bool
+    @usableFromInline let generatorBoundary: UInt64
+    @usableFromInline let generating: Bool
     public let context: LaneContext
     public let batch: Int
-    let burst: UnsafeMutablePointer<FrameDesc>
-    let genBurst: UnsafeMutablePointer<FrameDesc>
-    let frameMask: UInt64
+    @usableFromInline let burst: UnsafeMutablePointer<FrameDesc>
+    @usableFromInline let genBurst: UnsafeMutablePointer<FrameDesc>
+    @usableFromInline let frameMask: UInt64
     /// TX descriptors submitted and not yet completed.
-    var txOutstanding: Int = 0
-    var finishedReported = false
+    @usableFromInline var txOutstanding: Int = 0
+    @usableFromInline var finishedReported = false
     /// Set by the engine's drain phase: generate nothing more.
     public var draining = false
 
@@ -64,6 +64,7 @@ public struct Lane<App: LaneApp>: ~Copyable {
 
     /// Runs until `*stop` reaches 2. At 1 the lane drains: a generator stops
     /// sending while the lane still receives and completes what is in flight.
+    @inlinable
     public mutating func run(stop: UnsafePointer<UInt64>) {
         let c = context.counters
         refill()
@@ -94,7 +95,7 @@ public struct Lane<App: LaneApp>: ~Copyable {
 
     /// One turn of the loop: completions, one RX burst through the app, TX,
     /// refill. Returns the number of descriptors it moved (0 = idle).
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func step() -> Int {
         let done = drainCompletions()
         var made = 0
@@ -106,7 +107,7 @@ public struct Lane<App: LaneApp>: ~Copyable {
 
     /// A generator's turn: as many frames as the app's budget, the free
     /// generator frames and the TX ring allow; only changing fields are rewritten.
-    @inline(__always)
+    @inlinable @inline(__always)
     mutating func generateBurst() -> Int {
         var limit = min(batch, generatorPool.count)
         if limit > 0 { limit = min(limit, Int(xsk_prod_nb_free(rings.tx, UInt32(limit)))) }
@@ -126,13 +127,13 @@ public struct Lane<App: LaneApp>: ~Copyable {
         return n
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     mutating func recycle(_ addr: UInt64) {
         let a = addr & frameMask
         if a < generatorBoundary { generatorPool.push(a) } else { pool.push(a) }
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     mutating func drainCompletions() -> Int {
         guard txOutstanding > 0 else { return 0 }
         var idx: UInt32 = 0
@@ -152,7 +153,7 @@ public struct Lane<App: LaneApp>: ~Copyable {
         return n
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     mutating func receiveBurst() -> Int {
         var idx: UInt32 = 0
         let n = Int(xsk_ring_cons__peek(rings.rx, UInt32(batch), &idx))
@@ -182,7 +183,7 @@ public struct Lane<App: LaneApp>: ~Copyable {
 
     /// Puts burst[0..<count] on the TX ring; returns how many went. The rest are
     /// counted as TX-ring-full drops and left for the caller to recycle.
-    @inline(__always)
+    @inlinable @inline(__always)
     mutating func transmit(_ burst: UnsafeMutablePointer<FrameDesc>, count: Int) -> Int {
         var idx: UInt32 = 0
         let room = Int(xsk_prod_nb_free(rings.tx, UInt32(count)))
@@ -212,7 +213,7 @@ public struct Lane<App: LaneApp>: ~Copyable {
     }
 
     /// Moves free frames to the fill ring, keeping some back for TX.
-    @inline(__always)
+    @inlinable @inline(__always)
     mutating func refill() {
         let want = pool.count - pool.capacity / 4
         guard want >= batch || (want > 0 && pool.count == pool.capacity) else { return }
@@ -232,6 +233,7 @@ public struct Lane<App: LaneApp>: ~Copyable {
         }
     }
 
+    @inlinable
     func publishGauges() {
         context.counters.set(.freeFrames, UInt64(freeFrames))
         context.counters.set(.fillFrames, UInt64(lanes_prod_occupancy(rings.fill)))

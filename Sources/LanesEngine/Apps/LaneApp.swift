@@ -9,6 +9,10 @@ public struct LaneContext {
     /// The lane's stats block (LaneCounter slots).
     public let counters: LaneCounters
 
+    public init(umem: UnsafeMutableRawPointer, frameSize: Int, counters: LaneCounters) {
+        self.umem = umem; self.frameSize = frameSize; self.counters = counters
+    }
+
     @inlinable @inline(__always)
     public func bytes(_ d: FrameDesc) -> UnsafeMutableRawPointer { umem + Int(d.addr) }
 }
