@@ -160,3 +160,34 @@ struct IntegrationTests {
 func run_ping(_ ns: String, _ addr: String) throws -> Output {
     try run(["ip", "netns", "exec", ns, "ping", "-c", "3", "-i", "0.2", "-W", "2", addr], tool: "/usr/bin/env")
 }
+
+extension IntegrationTests.Engine {
+    /// A program that is not Lanes' is refused without --force, and replaced with it.
+    @Test func foreignProgramNeedsForce() throws {
+        try withTestbed(queues: 1) { tb in
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lanes-foreign-\(getpid())")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let src = dir.appendingPathComponent("foreign.c"), obj = dir.appendingPathComponent("foreign.o")
+            try """
+            #include <linux/bpf.h>
+            #include <bpf/bpf_helpers.h>
+            SEC("xdp") int someone_else(struct xdp_md *ctx) { return XDP_PASS; }
+            char _license[] SEC("license") = "GPL";
+            """.write(to: src, atomically: true, encoding: .utf8)
+            let clang = ["/usr/bin/clang-14", "/usr/bin/clang"].first { FileManager.default.isExecutableFile(atPath: $0) } ?? "clang"
+            let cc = try run(["-target", "bpf", "-O2", "-g", "-I/usr/include/x86_64-linux-gnu", "-c", src.path, "-o", obj.path], tool: clang)
+            try #require(cc.status == 0, "clang: \(cc.stderr)")
+            let attach = try ip("-n", tb.dut, "link", "set", "dev", "d0", "xdpdrv", "obj", obj.path, "sec", "xdp")
+            try #require(attach.status == 0, "ip link set xdp: \(attach.stderr)")
+            let refused = try lanes("drop", "d0", "--netns", tb.dut, "--duration", "1", "--interval", "0")
+            #expect(refused.status != 0)
+            #expect(refused.stderr.split(separator: "\n").count == 1, "\(refused.stderr)")
+            #expect(refused.stderr.contains("someone_else") && refused.stderr.contains("--force"), "\(refused.stderr)")
+            #expect(try tb.xdpAttached(tb.dut, "d0"), "the refused run must leave the foreign program in place")
+            let forced = try lanes("drop", "d0", "--netns", tb.dut, "--duration", "1", "--interval", "0", "--force", "--json")
+            #expect(forced.status == 0, "\(forced.stderr)")
+            #expect(try !tb.xdpAttached(tb.dut, "d0"))
+        }
+    }
+}
