@@ -53,6 +53,31 @@ public struct FramePool: ~Copyable {
         head &+= 1
         return a
     }
+
+    /// Pushes `count` frames given by `addr(i)`. The indices live in registers for
+    /// the whole burst (stores through `slots` cannot alias them).
+    @inlinable @inline(__always)
+    public mutating func push(count: Int, _ addr: (Int) -> UInt64) {
+        let s = slots, m = mask
+        var t = tail
+        for i in 0..<count {
+            s[t & m] = addr(i)
+            t &+= 1
+        }
+        tail = t
+    }
+
+    /// Pops `count` frames (the caller checked `count <= self.count`), handing each to `use`.
+    @inlinable @inline(__always)
+    public mutating func pop(count: Int, _ use: (Int, UInt64) -> Void) {
+        let s = slots, m = mask
+        var h = head
+        for i in 0..<count {
+            use(i, s[h & m])
+            h &+= 1
+        }
+        head = h
+    }
 }
 
 /// Where a lane's frames are. Every frame is always in exactly one of these

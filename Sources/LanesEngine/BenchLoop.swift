@@ -3,6 +3,7 @@ import LanesCore
 /// Times the lane loop over an InMemoryPort: the fake kernel puts `burst`
 /// packets on the RX ring and completes all TX each turn (no copies).
 public enum BenchLoop {
+    @inlinable
     public static func time<App: LaneApp>(_ app: App, frame: [UInt8], packets: Int, burst: Int) -> Double {
         let port = InMemoryPort(ringSize: 2048, frameSize: 2048, frameCount: 4096)
         port.setTemplate(frame, copy: false)

@@ -112,6 +112,13 @@ public final class Engine {
     /// `onInterval` gets a report every `interval` seconds (0: never).
     /// Generator lanes that finish (count reached) end the run `grace` seconds later.
     /// Returns the summary and each lane's app as it ended.
+    /// The lane loop is generic over its app; these specializations keep the
+    /// project's apps free of witness-table calls on the per-packet path (an app
+    /// from another module gets the generic loop unless it is added here).
+    @_specialize(exported: true, where App == DropApp)
+    @_specialize(exported: true, where App == MacSwapApp)
+    @_specialize(exported: true, where App == GenApp)
+    @_specialize(exported: true, where App == ImpairApp)
     public func run<App: LaneApp>(duration: Double?, interval: Double, grace: Double = 0.2,
                                   onInterval: (IntervalReport) -> Void,
                                   makeApp: (Int) -> App) throws(LanesError) -> (summary: RunSummary, apps: [App]) {

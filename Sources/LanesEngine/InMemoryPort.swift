@@ -77,23 +77,32 @@ public final class InMemoryPort {
     @discardableResult
     public func kernelReceive(_ count: Int) -> Int {
         let mask = size - 1
-        let fillAvail = Int(words[6] &- words[7])
-        let rxRoom = Int(size &- (words[0] &- words[1]))
+        let w = words
+        let fillAvail = Int(w[6] &- w[7])
+        let rxRoom = Int(size &- (w[0] &- w[1]))
         let n = min(count, fillAvail, rxRoom)
         guard n > 0 else { return 0 }
         let len = packetLength
-        let copy = copyTemplate
-        var fc = words[7], rp = words[0]
-        template.withUnsafeBytes { t in
+        var fc = w[7], rp = w[0]
+        let fillAddrs = self.fillAddrs, rxDescs = self.rxDescs
+        if copyTemplate && !template.isEmpty {
+            let umem = self.umem
+            template.withUnsafeBytes { t in
+                for _ in 0..<n {
+                    let addr = fillAddrs[Int(fc & mask)]
+                    memcpy(umem + Int(addr), t.baseAddress!, t.count)
+                    rxDescs[Int(rp & mask)] = xdp_desc(addr: addr, len: len, options: 0)
+                    fc &+= 1; rp &+= 1
+                }
+            }
+        } else {
             for _ in 0..<n {
-                let addr = fillAddrs[Int(fc & mask)]
-                if copy && t.count > 0 { memcpy(umem + Int(addr), t.baseAddress!, t.count) }
-                rxDescs[Int(rp & mask)] = xdp_desc(addr: addr, len: len, options: 0)
+                rxDescs[Int(rp & mask)] = xdp_desc(addr: fillAddrs[Int(fc & mask)], len: len, options: 0)
                 fc &+= 1; rp &+= 1
             }
         }
-        words[7] = fc // fill consumer
-        words[0] = rp // rx producer
+        w[7] = fc // fill consumer
+        w[0] = rp // rx producer
         return n
     }
 

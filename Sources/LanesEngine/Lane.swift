@@ -137,12 +137,16 @@ public struct Lane<App: LaneApp>: ~Copyable {
     mutating func drainCompletions() -> Int {
         guard txOutstanding > 0 else { return 0 }
         var idx: UInt32 = 0
-        let n = Int(xsk_ring_cons__peek(rings.completion, UInt32(batch), &idx))
+        let comp = rings.completion
+        let n = Int(xsk_ring_cons__peek(comp, UInt32(batch), &idx))
         if n > 0 {
-            for i in 0..<n {
-                recycle(xsk_ring_cons__comp_addr(rings.completion, idx &+ UInt32(i)).pointee)
+            let mask = frameMask
+            if generating {
+                for i in 0..<n { recycle(xsk_ring_cons__comp_addr(comp, idx &+ UInt32(i)).pointee) }
+            } else {
+                pool.push(count: n) { xsk_ring_cons__comp_addr(comp, idx &+ UInt32($0)).pointee & mask }
             }
-            xsk_ring_cons__release(rings.completion, UInt32(n))
+            xsk_ring_cons__release(comp, UInt32(n))
             txOutstanding &-= n
         }
         // Copy mode sends only when kicked; ask again while TX is pending.
@@ -156,15 +160,16 @@ public struct Lane<App: LaneApp>: ~Copyable {
     @inlinable @inline(__always)
     mutating func receiveBurst() -> Int {
         var idx: UInt32 = 0
-        let n = Int(xsk_ring_cons__peek(rings.rx, UInt32(batch), &idx))
+        let rx = rings.rx, burst = self.burst
+        let n = Int(xsk_ring_cons__peek(rx, UInt32(batch), &idx))
         guard n > 0 else { return 0 }
         var bytes: UInt64 = 0
         for i in 0..<n {
-            let d = xsk_ring_cons__rx_desc(rings.rx, idx &+ UInt32(i)).pointee
+            let d = xsk_ring_cons__rx_desc(rx, idx &+ UInt32(i)).pointee
             burst[i] = FrameDesc(addr: d.addr, len: d.len, options: d.options)
             bytes &+= UInt64(d.len)
         }
-        xsk_ring_cons__release(rings.rx, UInt32(n))
+        xsk_ring_cons__release(rx, UInt32(n))
         let c = context.counters
         c.add(.rxPackets, UInt64(n))
         c.add(.rxBytes, bytes)
@@ -174,9 +179,11 @@ public struct Lane<App: LaneApp>: ~Copyable {
         if k > 0 {
             sent = transmit(burst, count: k)
         }
-        // Drops (from the app, or TX ring full) go back to the free frames.
+        // Drops (from the app, or TX ring full) go back to the free frames:
+        // received frames always came from `pool` (through the fill ring).
         if sent < n {
-            for i in sent..<n { recycle(burst[i].addr) }
+            let mask = frameMask
+            pool.push(count: n - sent) { burst[sent + $0].addr & mask }
         }
         return n
     }
@@ -221,12 +228,11 @@ public struct Lane<App: LaneApp>: ~Copyable {
         let room = Int(xsk_prod_nb_free(rings.fill, UInt32(want)))
         guard room > 0 else { return }
         var idx: UInt32 = 0
-        let r = Int(xsk_ring_prod__reserve(rings.fill, UInt32(min(want, room)), &idx))
+        let fill = rings.fill
+        let r = Int(xsk_ring_prod__reserve(fill, UInt32(min(want, room)), &idx))
         guard r > 0 else { return }
-        for i in 0..<r {
-            xsk_ring_prod__fill_addr(rings.fill, idx &+ UInt32(i)).pointee = pool.pop()
-        }
-        xsk_ring_prod__submit(rings.fill, UInt32(r))
+        pool.pop(count: r) { i, addr in xsk_ring_prod__fill_addr(fill, idx &+ UInt32(i)).pointee = addr }
+        xsk_ring_prod__submit(fill, UInt32(r))
         if xsk_ring_prod__needs_wakeup(rings.fill) != 0 {
             _ = lanes_kick_rx(rings.fd)
             context.counters.add(.rxWakeups, 1)

@@ -1,0 +1,47 @@
+#!/usr/bin/env python3
+"""The in-memory lane loop, Swift (lanes bench-loop) against its C reference over
+libxdp's inline ring helpers (Benchmarks/cloop/lane_loop.c), alternating in the
+same run. Prints medians and ratios; appends them, dated, to BENCHMARKS.md."""
+import argparse, datetime, json, os, platform, statistics, subprocess, sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LANES = os.path.join(ROOT, ".build/release/lanes")
+CLOOP = os.path.join(ROOT, ".build/cloop/lane_loop")
+
+
+def run(cmd):
+    return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--packets", type=int, default=50_000_000)
+    ap.add_argument("--no-append", action="store_true")
+    a = ap.parse_args()
+    res = {}
+    for r in range(a.rounds):
+        for app in ["drop", "macswap"]:
+            for impl, cmd in [("swift", [LANES, "bench-loop", "--app", app, "--packets", str(a.packets)]),
+                              ("c", [CLOOP, app, str(a.packets)])]:
+                ns = float(run(cmd)["ns_per_packet"])
+                res.setdefault((app, impl), []).append(ns)
+                print(f"round {r + 1} {app:8} {impl:5} {ns:.2f} ns/packet", file=sys.stderr)
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [f"### {date}: in-memory lane loop, Swift vs C ({cpu}, {os.cpu_count()} CPUs, kernel {platform.release()})", "",
+             f"One core, bursts of 64, 64-byte packets, fake kernel side in the same thread; medians of {a.rounds} alternating rounds "
+             f"of {a.packets // 1_000_000}M packets.", "",
+             "| app | Swift ns/packet | Swift Mpps | C ns/packet | C Mpps | Swift time / C time |", "|---|---:|---:|---:|---:|---:|"]
+    for app in ["drop", "macswap"]:
+        s, c = statistics.median(res[(app, "swift")]), statistics.median(res[(app, "c")])
+        lines.append(f"| {app} | {s:.2f} | {1e3 / s:.1f} | {c:.2f} | {1e3 / c:.1f} | {s / c:.2f}x |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if not a.no_append:
+        with open(os.path.join(ROOT, "BENCHMARKS.md"), "a") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
