@@ -12,16 +12,16 @@ public final class InMemoryPort {
     public let frameSize: Int
     public let frameCount: Int
     public let umem: UnsafeMutableRawPointer
-    let words: UnsafeMutablePointer<UInt32> // producer, consumer, flags x 4 rings
-    let rxDescs, txDescs: UnsafeMutablePointer<xdp_desc>
-    let fillAddrs, compAddrs: UnsafeMutablePointer<UInt64>
+    @usableFromInline let words: UnsafeMutablePointer<UInt32> // producer, consumer, flags x 4 rings
+    @usableFromInline let rxDescs, txDescs: UnsafeMutablePointer<xdp_desc>
+    @usableFromInline let fillAddrs, compAddrs: UnsafeMutablePointer<UInt64>
     public let rx = UnsafeMutablePointer<xsk_ring_cons>.allocate(capacity: 1)
     public let tx = UnsafeMutablePointer<xsk_ring_prod>.allocate(capacity: 1)
     public let fill = UnsafeMutablePointer<xsk_ring_prod>.allocate(capacity: 1)
     public let completion = UnsafeMutablePointer<xsk_ring_cons>.allocate(capacity: 1)
-    var template: [UInt8] = []
-    var packetLength: UInt32 = 0
-    var copyTemplate = true
+    @usableFromInline var template: [UInt8] = []
+    @usableFromInline var packetLength: UInt32 = 0
+    @usableFromInline var copyTemplate = true
 
     /// Word slots: 0-2 rx, 3-5 tx, 6-8 fill, 9-11 completion (producer, consumer, flags).
     public init(ringSize: Int = 2048, frameSize: Int = 2048, frameCount: Int = 4096) {
@@ -74,7 +74,7 @@ public final class InMemoryPort {
     }
 
     /// Kernel side of RX: up to `count` packets from fill-ring frames onto the RX ring.
-    @discardableResult
+    @inlinable @discardableResult
     public func kernelReceive(_ count: Int) -> Int {
         let mask = size - 1
         let w = words
@@ -108,7 +108,7 @@ public final class InMemoryPort {
 
     /// Kernel side of TX: every TX descriptor "sent" and completed. Returns how
     /// many; `inspect` sees each sent packet's bytes.
-    @discardableResult
+    @inlinable @discardableResult
     public func kernelTransmit(_ inspect: ((UnsafeRawBufferPointer) -> Void)? = nil) -> Int {
         let mask = size - 1
         let pending = Int(words[3] &- words[4])
