@@ -38,7 +38,7 @@ public final class LaneResources {
         self.queue = queue; self.core = core; self.umem = umem; self.socket = socket
     }
     var rings: LaneRings {
-        LaneRings(rx: socket.rx, tx: socket.tx, fill: socket.fill, completion: socket.completion, fd: socket.fd)
+        LaneRings(rx: socket.rx, tx: socket.tx, fill: socket.fill, completion: socket.completion, rxFD: socket.fd, txFD: socket.fd)
     }
 }
 

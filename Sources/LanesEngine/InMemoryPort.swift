@@ -62,7 +62,7 @@ public final class InMemoryPort {
         rx.deallocate(); tx.deallocate(); fill.deallocate(); completion.deallocate()
     }
 
-    public var rings: LaneRings { LaneRings(rx: rx, tx: tx, fill: fill, completion: completion, fd: -1) }
+    public var rings: LaneRings { LaneRings(rx: rx, tx: tx, fill: fill, completion: completion, rxFD: -1, txFD: -1) }
 
     /// The packet the fake kernel "receives", copied into each frame as copy-mode
     /// AF_XDP does; with `copy: false` only its length goes into the descriptors

@@ -2,13 +2,23 @@ import CLanes
 import Glibc
 import LanesCore
 
-/// The rings of one AF_XDP socket, as the lane loop sees them.
+/// The rings a lane works: RX and fill of the socket it receives on, TX and
+/// completion of the socket it transmits on (the same socket for drop, macswap
+/// and gen; the out port's socket, sharing the UMEM, for two-port forwarding).
 public struct LaneRings {
     public let rx: UnsafeMutablePointer<xsk_ring_cons>
     public let tx: UnsafeMutablePointer<xsk_ring_prod>
     public let fill: UnsafeMutablePointer<xsk_ring_prod>
     public let completion: UnsafeMutablePointer<xsk_ring_cons>
-    public let fd: Int32
+    /// Socket woken for RX (fill ring, poll).
+    public let rxFD: Int32
+    /// Socket kicked for TX.
+    public let txFD: Int32
+
+    public init(rx: UnsafeMutablePointer<xsk_ring_cons>, tx: UnsafeMutablePointer<xsk_ring_prod>,
+                fill: UnsafeMutablePointer<xsk_ring_prod>, completion: UnsafeMutablePointer<xsk_ring_cons>, rxFD: Int32, txFD: Int32) {
+        self.rx = rx; self.tx = tx; self.fill = fill; self.completion = completion; self.rxFD = rxFD; self.txFD = txFD
+    }
 }
 
 /// One lane: one RX/TX queue pair, served by one thread pinned to one core, run
@@ -35,14 +45,15 @@ public struct Lane<App: LaneApp>: ~Copyable {
     /// Set by the engine's drain phase: generate nothing more.
     public var draining = false
 
+    /// The lane owns frames `firstFrame ..< firstFrame + frameCount` of the UMEM.
     public init(rings: LaneRings, app: App, umem: UnsafeMutableRawPointer, frameSize: Int, frameCount: Int,
-                batch: Int, counters: LaneCounters) {
+                firstFrame: Int = 0, batch: Int, counters: LaneCounters) {
         self.rings = rings
         let g = min(max(app.generatorFrames(of: frameCount), 0), frameCount)
         self.app = app
-        self.generatorPool = FramePool(frameCount: g, frameSize: frameSize, first: 0)
-        self.pool = FramePool(frameCount: frameCount - g, frameSize: frameSize, first: g)
-        self.generatorBoundary = UInt64(g * frameSize)
+        self.generatorPool = FramePool(frameCount: g, frameSize: frameSize, first: firstFrame)
+        self.pool = FramePool(frameCount: frameCount - g, frameSize: frameSize, first: firstFrame + g)
+        self.generatorBoundary = UInt64((firstFrame + g) * frameSize)
         self.generating = g > 0
         self.context = LaneContext(umem: umem, frameSize: frameSize, counters: counters)
         self.batch = batch
@@ -50,7 +61,7 @@ public struct Lane<App: LaneApp>: ~Copyable {
         self.genBurst = .allocate(capacity: batch)
         self.frameMask = ~UInt64(frameSize - 1)
         self.txOutstanding = 0
-        if g > 0 { self.app.prepare(generatorFrames: 0..<g, context: context) }
+        if g > 0 { self.app.prepare(generatorFrames: firstFrame..<(firstFrame + g), context: context) }
     }
 
     deinit {
@@ -80,7 +91,7 @@ public struct Lane<App: LaneApp>: ~Copyable {
                     if idle >= 64 { usleep(10); idle = 0 }
                 } else if idle >= 256 {
                     // Idle: sleep in poll() until packets arrive (wakes the kernel too).
-                    var pfd = pollfd(fd: rings.fd, events: Int16(POLLIN), revents: 0)
+                    var pfd = pollfd(fd: rings.rxFD, events: Int16(POLLIN), revents: 0)
                     _ = poll(&pfd, 1, 1)
                     c.add(.idlePolls, 1)
                     idle = 0
@@ -91,6 +102,33 @@ public struct Lane<App: LaneApp>: ~Copyable {
             }
         }
         publishGauges()
+    }
+
+    /// Two lanes on one thread, one per direction of a two-port forwarder
+    /// (`lanes fwd --bidirectional`): turns alternate, idle sleeps poll both sockets.
+    @inlinable
+    public static func runPair<Other: LaneApp>(_ a: inout Lane<App>, _ b: inout Lane<Other>, stop: UnsafePointer<UInt64>) {
+        a.refill()
+        b.refill()
+        var idle = 0
+        while lanes_load_relaxed_u64(stop) < 2 {
+            if a.step() &+ b.step() == 0 {
+                idle &+= 1
+                if idle >= 256 {
+                    var pfds = (pollfd(fd: a.rings.rxFD, events: Int16(POLLIN), revents: 0),
+                                pollfd(fd: b.rings.rxFD, events: Int16(POLLIN), revents: 0))
+                    withUnsafeMutablePointer(to: &pfds) { $0.withMemoryRebound(to: pollfd.self, capacity: 2) { _ = poll($0, 2, 1) } }
+                    a.context.counters.add(.idlePolls, 1)
+                    idle = 0
+                    a.publishGauges()
+                    b.publishGauges()
+                }
+            } else {
+                idle = 0
+            }
+        }
+        a.publishGauges()
+        b.publishGauges()
     }
 
     /// One turn of the loop: completions, one RX burst through the app, TX,
@@ -151,7 +189,7 @@ public struct Lane<App: LaneApp>: ~Copyable {
         }
         // Copy mode sends only when kicked; ask again while TX is pending.
         if txOutstanding > 0 && xsk_ring_prod__needs_wakeup(rings.tx) != 0 {
-            _ = lanes_kick_tx(rings.fd)
+            _ = lanes_kick_tx(rings.txFD)
             context.counters.add(.txKicks, 1)
         }
         return n
@@ -211,7 +249,7 @@ public struct Lane<App: LaneApp>: ~Copyable {
             c.add(.txPackets, UInt64(r))
             c.add(.txBytes, bytes)
             if xsk_ring_prod__needs_wakeup(rings.tx) != 0 {
-                _ = lanes_kick_tx(rings.fd)
+                _ = lanes_kick_tx(rings.txFD)
                 c.add(.txKicks, 1)
             }
         }
@@ -234,7 +272,7 @@ public struct Lane<App: LaneApp>: ~Copyable {
         pool.pop(count: r) { i, addr in xsk_ring_prod__fill_addr(fill, idx &+ UInt32(i)).pointee = addr }
         xsk_ring_prod__submit(fill, UInt32(r))
         if xsk_ring_prod__needs_wakeup(rings.fill) != 0 {
-            _ = lanes_kick_rx(rings.fd)
+            _ = lanes_kick_rx(rings.rxFD)
             context.counters.add(.rxWakeups, 1)
         }
     }
@@ -251,7 +289,7 @@ public struct Lane<App: LaneApp>: ~Copyable {
         var waited = 0
         while txOutstanding > 0 && waited < timeoutMs {
             if drainCompletions() == 0 {
-                _ = lanes_kick_tx(rings.fd)
+                _ = lanes_kick_tx(rings.txFD)
                 usleep(1000)
                 waited += 1
             }

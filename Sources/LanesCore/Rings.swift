@@ -1,0 +1,155 @@
+import Synchronization
+
+/// A cache line of padding between indices written by different threads.
+@usableFromInline
+struct CacheLinePad {
+    var a: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0)
+    @usableFromInline init() {}
+}
+
+/// A bounded single-producer/single-consumer ring of frame descriptors between
+/// two lanes (pipeline mode). Power-of-two size, free-running 32-bit indices
+/// masked on access, burst enqueue/dequeue returning counts. A full ring takes
+/// what fits: the producer drops and counts the rest, it never blocks.
+/// Contract in the name: exactly one thread enqueues, exactly one dequeues.
+public final class SPSCRing: @unchecked Sendable {
+    @usableFromInline let slots: UnsafeMutablePointer<FrameDesc>
+    @usableFromInline let mask: UInt32
+    public let capacity: Int
+    /// Consumer index. Stored by the consumer with release after it has read the
+    /// slots; loaded by the producer with acquire before it overwrites them.
+    @usableFromInline let head = Atomic<UInt32>(0)
+    @usableFromInline let pad0 = CacheLinePad()
+    /// Producer index. Stored by the producer with release after it has written
+    /// the slots; loaded by the consumer with acquire before it reads them.
+    @usableFromInline let tail = Atomic<UInt32>(0)
+    @usableFromInline let pad1 = CacheLinePad()
+    /// Producer-only cache of `head`; consumer-only cache of `tail` (no sharing).
+    @usableFromInline var producerCachedHead: UInt32 = 0
+    @usableFromInline let pad2 = CacheLinePad()
+    @usableFromInline var consumerCachedTail: UInt32 = 0
+
+    public init(capacity: Int) {
+        precondition(capacity >= 2 && capacity & (capacity - 1) == 0 && capacity <= 1 << 30, "capacity must be a power of two")
+        self.capacity = capacity
+        mask = UInt32(capacity - 1)
+        slots = .allocate(capacity: capacity)
+    }
+
+    deinit { slots.deallocate() }
+
+    /// Producer side: enqueues up to `count`; returns how many went in.
+    @inlinable
+    public func enqueue(_ burst: UnsafePointer<FrameDesc>, count: Int) -> Int {
+        let t = tail.load(ordering: .relaxed) // only this thread stores it
+        var free = UInt32(capacity) &- (t &- producerCachedHead)
+        if free < UInt32(count) {
+            producerCachedHead = head.load(ordering: .acquiring) // pairs with the consumer's releasing store
+            free = UInt32(capacity) &- (t &- producerCachedHead)
+        }
+        let n = min(Int(free), count)
+        if n == 0 { return 0 }
+        for i in 0..<n { slots[Int((t &+ UInt32(i)) & mask)] = burst[i] }
+        tail.store(t &+ UInt32(n), ordering: .releasing) // publishes the slots; pairs with the consumer's acquiring load
+        return n
+    }
+
+    /// Consumer side: dequeues up to `max`; returns how many.
+    @inlinable
+    public func dequeue(into out: UnsafeMutablePointer<FrameDesc>, max: Int) -> Int {
+        let h = head.load(ordering: .relaxed) // only this thread stores it
+        var avail = consumerCachedTail &- h
+        if avail < UInt32(max) {
+            consumerCachedTail = tail.load(ordering: .acquiring) // pairs with the producer's releasing store
+            avail = consumerCachedTail &- h
+        }
+        let n = min(Int(avail), max)
+        if n == 0 { return 0 }
+        for i in 0..<n { out[i] = slots[Int((h &+ UInt32(i)) & mask)] }
+        head.store(h &+ UInt32(n), ordering: .releasing) // frees the slots; pairs with the producer's acquiring load
+        return n
+    }
+
+    /// Approximate occupancy (for monitors).
+    public var count: Int { Int(tail.load(ordering: .acquiring) &- head.load(ordering: .acquiring)) }
+}
+
+/// A bounded multi-producer/multi-consumer ring of frame descriptors, rte_ring
+/// style: producers reserve a range by CAS on `producerHead`, write it, then
+/// publish in order through `producerTail`; consumers likewise. Burst calls take
+/// what fits and return counts; nothing blocks except the short wait for an
+/// earlier producer (or consumer) to publish its own range.
+public final class MPMCRing: @unchecked Sendable {
+    @usableFromInline let slots: UnsafeMutablePointer<FrameDesc>
+    @usableFromInline let mask: UInt32
+    public let capacity: Int
+    /// Reservation index of producers: CAS among producers (acquiring-and-releasing).
+    @usableFromInline let producerHead = Atomic<UInt32>(0)
+    @usableFromInline let pad0 = CacheLinePad()
+    /// Published index of producers: stored with release after a producer wrote
+    /// its slots, in reservation order; loaded with acquire by consumers.
+    @usableFromInline let producerTail = Atomic<UInt32>(0)
+    @usableFromInline let pad1 = CacheLinePad()
+    /// Reservation index of consumers: CAS among consumers.
+    @usableFromInline let consumerHead = Atomic<UInt32>(0)
+    @usableFromInline let pad2 = CacheLinePad()
+    /// Released index of consumers: stored with release after a consumer read its
+    /// slots, in reservation order; loaded with acquire by producers.
+    @usableFromInline let consumerTail = Atomic<UInt32>(0)
+
+    public init(capacity: Int) {
+        precondition(capacity >= 2 && capacity & (capacity - 1) == 0 && capacity <= 1 << 30, "capacity must be a power of two")
+        self.capacity = capacity
+        mask = UInt32(capacity - 1)
+        slots = .allocate(capacity: capacity)
+    }
+
+    deinit { slots.deallocate() }
+
+    @inlinable
+    public func enqueue(_ burst: UnsafePointer<FrameDesc>, count: Int) -> Int {
+        var old = producerHead.load(ordering: .relaxed)
+        var n = 0
+        while true {
+            // pairs with the consumers' releasing store of consumerTail: their reads are done
+            let free = UInt32(capacity) &- (old &- consumerTail.load(ordering: .acquiring))
+            n = min(Int(free), count)
+            if n == 0 { return 0 }
+            let (won, seen) = producerHead.compareExchange(expected: old, desired: old &+ UInt32(n),
+                                                           successOrdering: .acquiringAndReleasing, failureOrdering: .relaxed)
+            if won { break }
+            old = seen
+        }
+        for i in 0..<n { slots[Int((old &+ UInt32(i)) & mask)] = burst[i] }
+        // Publish in reservation order: wait for the producers before us. Acquiring,
+        // so their slot writes happen before our releasing store below, and a
+        // consumer that acquires our tail sees theirs too (found by ThreadSanitizer).
+        while producerTail.load(ordering: .acquiring) != old {}
+        producerTail.store(old &+ UInt32(n), ordering: .releasing) // pairs with consumers' acquiring load
+        return n
+    }
+
+    @inlinable
+    public func dequeue(into out: UnsafeMutablePointer<FrameDesc>, max: Int) -> Int {
+        var old = consumerHead.load(ordering: .relaxed)
+        var n = 0
+        while true {
+            // pairs with the producers' releasing store of producerTail: their writes are visible
+            let avail = producerTail.load(ordering: .acquiring) &- old
+            n = min(Int(avail), max)
+            if n == 0 { return 0 }
+            let (won, seen) = consumerHead.compareExchange(expected: old, desired: old &+ UInt32(n),
+                                                           successOrdering: .acquiringAndReleasing, failureOrdering: .relaxed)
+            if won { break }
+            old = seen
+        }
+        for i in 0..<n { out[i] = slots[Int((old &+ UInt32(i)) & mask)] }
+        // Release in reservation order; acquiring for the same reason as enqueue's wait.
+        while consumerTail.load(ordering: .acquiring) != old {}
+        consumerTail.store(old &+ UInt32(n), ordering: .releasing) // pairs with producers' acquiring load
+        return n
+    }
+
+    public var count: Int { Int(producerTail.load(ordering: .acquiring) &- consumerTail.load(ordering: .acquiring)) }
+}
+
