@@ -21,6 +21,12 @@ public struct EngineConfig: Sendable {
     public var attachProgram = true
     /// Per-flow policer on ingress, bits per second (0: off): EC2's per-flow cap, emulated.
     public var flowCapBps: UInt64 = 0
+    /// Two-port forwarding: lane i receives on queue i of `interface` and
+    /// transmits on queue i of `outInterface`, both sockets on the lane's UMEM
+    /// (XDP_SHARED_UMEM), so no packet byte is copied in user space.
+    public var outInterface: String? = nil
+    /// With `outInterface`: also forward OUT -> IN, in the same lane thread.
+    public var bidirectional = false
 
     public init(interface: String) { self.interface = interface }
 
@@ -34,11 +40,20 @@ public final class LaneResources {
     public let core: Int
     public let umem: UMEM
     public let socket: XSKSocket
-    init(queue: Int, core: Int, umem: UMEM, socket: XSKSocket) {
-        self.queue = queue; self.core = core; self.umem = umem; self.socket = socket
+    /// The out port's socket on the same UMEM (two-port forwarding).
+    public let outSocket: XSKSocket?
+    init(queue: Int, core: Int, umem: UMEM, socket: XSKSocket, outSocket: XSKSocket?) {
+        self.queue = queue; self.core = core; self.umem = umem; self.socket = socket; self.outSocket = outSocket
     }
+    /// IN -> OUT (or IN -> IN with one port).
     var rings: LaneRings {
-        LaneRings(rx: socket.rx, tx: socket.tx, fill: socket.fill, completion: socket.completion, rxFD: socket.fd, txFD: socket.fd)
+        let o = outSocket ?? socket
+        return LaneRings(rx: socket.rx, tx: o.tx, fill: socket.fill, completion: o.completion, rxFD: socket.fd, txFD: o.fd)
+    }
+    /// OUT -> IN.
+    var reverseRings: LaneRings? {
+        guard let o = outSocket else { return nil }
+        return LaneRings(rx: o.rx, tx: socket.tx, fill: o.fill, completion: socket.completion, rxFD: o.fd, txFD: socket.fd)
     }
 }
 
@@ -48,7 +63,11 @@ public final class LaneResources {
 public final class Engine {
     public let config: EngineConfig
     public let program: XDPProgram
+    /// The program on the out port (bidirectional forwarding only).
+    public let outProgram: XDPProgram?
     public private(set) var lanes: [LaneResources] = []
+    /// Counter blocks per lane: 2 when a lane forwards both ways.
+    public var halves: Int { config.bidirectional && config.outInterface != nil ? 2 : 1 }
     public let stats: StatsArea
     public let ifindex: UInt32
     public let numaNode: Int?
@@ -79,26 +98,47 @@ public final class Engine {
         if let bad = cores.first(where: { $0 >= online }) {
             throw LanesError("core \(bad) out of range: \(online) CPUs online (0-\(online - 1))", fix: "pick --cores within 0-\(online - 1)")
         }
+        if let out = config.outInterface {
+            guard out != name else { throw LanesError("IN and OUT are both \(name)", fix: "give two interfaces, or use --mode macswap on one") }
+            guard if_nametoindex(out) != 0 else {
+                throw LanesError("interface '\(out)' not found", fix: "see 'ip link', or pass --netns NS (both ports must be in one namespace)")
+            }
+            let (outRx, outTx) = try InterfaceInfo.queueCount(out)
+            let need = (queues.max() ?? 0) + 1
+            guard outTx >= need && (!config.bidirectional || outRx >= need) else {
+                throw LanesError("\(out) has \(outTx) TX queue(s); lane \(need - 1) needs queue \(need - 1) there", fix: "use --queues within both ports' queue counts")
+            }
+        }
         var umemConfig = config.umem
         numaNode = Sysfs.read("/sys/class/net/\(name)/device/numa_node").flatMap(Int.init).flatMap { $0 >= 0 ? $0 : nil }
         umemConfig.numaNode = numaNode
         self.config = config
-        stats = StatsArea(lanes: queues.count)
+        stats = StatsArea(lanes: queues.count * (config.bidirectional && config.outInterface != nil ? 2 : 1))
         program = try XDPProgram(filter: config.filter, action: .redirect, flowCapBps: config.flowCapBps)
+        outProgram = config.bidirectional && config.outInterface != nil
+            ? try XDPProgram(filter: config.filter, action: .redirect, flowCapBps: config.flowCapBps) : nil
         for (q, core) in zip(queues, cores) {
             let umem = try UMEM(umemConfig)
             let sock = try XSKSocket(interface: name, queue: UInt32(q), umem: umem, config: config.socket)
-            lanes.append(LaneResources(queue: q, core: core, umem: umem, socket: sock))
+            let outSock = try config.outInterface.map { out throws(LanesError) in
+                try XSKSocket(interface: out, queue: UInt32(q), umem: umem, config: config.socket, shared: true)
+            }
+            lanes.append(LaneResources(queue: q, core: core, umem: umem, socket: sock, outSocket: outSock))
         }
         if config.attachProgram {
             for l in lanes { try program.register(socketFD: l.socket.fd, queue: UInt32(l.queue)) }
             try program.attach(interface: name, mode: config.xdpMode, force: config.force)
+            if let outProgram, let out = config.outInterface {
+                for l in lanes { try outProgram.register(socketFD: l.outSocket!.fd, queue: UInt32(l.queue)) }
+                try outProgram.attach(interface: out, mode: config.xdpMode, force: config.force)
+            }
         }
     }
 
     /// Detaches the program and releases sockets and UMEM. Safe to call twice.
     public func close() {
         program.detach()
+        outProgram?.detach()
         for l in lanes { program.unregister(queue: UInt32(l.queue)) }
         lanes.removeAll()
     }
@@ -119,23 +159,48 @@ public final class Engine {
     @_specialize(exported: true, where App == MacSwapApp)
     @_specialize(exported: true, where App == GenApp)
     @_specialize(exported: true, where App == ImpairApp)
+    @_specialize(exported: true, where App == IOApp)
+    @_specialize(exported: true, where App == L2App)
+    @_specialize(exported: true, where App == L3App)
     public func run<App: LaneApp>(duration: Double?, interval: Double, grace: Double = 0.2,
                                   onInterval: (IntervalReport) -> Void,
+                                  makeReverseApp: ((Int) -> App)? = nil,
                                   makeApp: (Int) -> App) throws(LanesError) -> (summary: RunSummary, apps: [App]) {
         StopSignals.block()
         let stop = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
         stop.initialize(to: 0)
         defer { stop.deallocate() }
-        let results = LaneResultSlots<App>(count: lanes.count)
+        let halves = self.halves
+        let results = LaneResultSlots<App>(count: lanes.count * halves)
         var threads: [PinnedThread] = []
         let apps = lanes.indices.map { makeApp($0) }
+        let reverseApps = halves == 2 ? lanes.indices.map { makeReverseApp?($0) ?? makeApp($0) } : []
         let generators = zip(apps, lanes).contains { $0.generatorFrames(of: $1.umem.config.frameCount) > 0 }
         let start = monotonicSeconds()
         for (i, l) in lanes.enumerated() {
             let app = apps[i]
             let rings = l.rings, area = l.umem.area, fs = l.umem.config.frameSize, fc = l.umem.config.frameCount
-            let counters = stats.counters(i), batch = config.batch
+            let batch = config.batch
             do {
+                if halves == 2, let reverse = l.reverseRings {
+                    let back = reverseApps[i]
+                    let c0 = stats.counters(2 * i), c1 = stats.counters(2 * i + 1)
+                    threads.append(try PinnedThread(core: l.core, name: "lane\(l.queue)") {
+                        // Each direction owns half of the UMEM's frames: a frame cycles
+                        // fill(IN) -> rx(IN) -> tx(OUT) -> completion(OUT) and back, never crossing.
+                        var a = Lane(rings: rings, app: app, umem: area, frameSize: fs, frameCount: fc / 2,
+                                     firstFrame: 0, batch: batch, counters: c0)
+                        var b = Lane(rings: reverse, app: back, umem: area, frameSize: fs, frameCount: fc - fc / 2,
+                                     firstFrame: fc / 2, batch: batch, counters: c1)
+                        Lane.runPair(&a, &b, stop: stop)
+                        results.ledgers[2 * i] = a.drainAndAccount()
+                        results.ledgers[2 * i + 1] = b.drainAndAccount()
+                        results.apps[2 * i] = a.app
+                        results.apps[2 * i + 1] = b.app
+                    })
+                    continue
+                }
+                let counters = stats.counters(i)
                 threads.append(try PinnedThread(core: l.core, name: "lane\(l.queue)") {
                     var lane = Lane(rings: rings, app: app, umem: area, frameSize: fs, frameCount: fc,
                                     batch: batch, counters: counters)
@@ -156,7 +221,7 @@ public final class Engine {
         while true {
             let now = monotonicSeconds()
             if let duration, now - start >= duration { break }
-            if finishedAt == nil && (0..<lanes.count).allSatisfy({ stats.counters($0).snapshot()[.finished] == 1 }) {
+            if finishedAt == nil && (0..<(lanes.count * halves)).allSatisfy({ stats.counters($0).snapshot()[.finished] == 1 }) {
                 finishedAt = now
             }
             if let f = finishedAt, now - f >= grace { exitReason = "count reached"; break }
@@ -171,7 +236,7 @@ public final class Engine {
             let t = monotonicSeconds()
             if interval > 0 && t - lastReport >= interval {
                 let cur = snapshot()
-                onInterval(IntervalReport(elapsed: t - start, seconds: t - lastReport, lanes: lanes.map { ($0.queue, $0.core) },
+                onInterval(IntervalReport(elapsed: t - start, seconds: t - lastReport, lanes: laneLabels,
                                           previous: previous, current: cur))
                 previous = cur
                 lastReport = t
@@ -195,20 +260,31 @@ public final class Engine {
         return (summary, results.apps.map { $0! })
     }
 
-    public func snapshot() -> [LaneSnapshot] { (0..<lanes.count).map { stats.counters($0).snapshot() } }
+    public func snapshot() -> [LaneSnapshot] { (0..<(lanes.count * halves)).map { stats.counters($0).snapshot() } }
+
+    /// (queue, core) of each counter block, in order.
+    var laneLabels: [(Int, Int)] { lanes.flatMap { l in Array(repeating: (l.queue, l.core), count: halves) } }
 
     func makeSummary(duration: Double, ledgers: [FrameLedger?], exitReason: String) -> RunSummary {
         let snaps = snapshot()
         var laneSummaries: [RunSummary.LaneSummary] = []
+        let inName = config.interface, outName = config.outInterface
         for (i, l) in lanes.enumerated() {
-            let s = snaps[i]
-            var drops: [String: UInt64] = [:]
-            for c in LaneCounter.allCases where c.isDrop { drops[c.name] = s[c] }
-            laneSummaries.append(.init(queue: l.queue, core: l.core, rxPackets: s[.rxPackets], txPackets: s[.txPackets],
-                                       rxBytes: s[.rxBytes], txBytes: s[.txBytes], drops: drops,
-                                       txKicks: s[.txKicks], idlePolls: s[.idlePolls],
-                                       xsk: l.socket.statistics(), xdp: program.counters(queue: UInt32(l.queue)),
-                                       frames: ledgers[i] ?? FrameLedger(total: l.umem.config.frameCount, free: 0, fillRing: 0, rxRing: 0, inHands: 0, txRing: 0, completionRing: 0)))
+            for h in 0..<halves {
+                let k = i * halves + h
+                let s = snaps[k]
+                var drops: [String: UInt64] = [:]
+                for c in LaneCounter.allCases where c.isDrop { drops[c.name] = s[c] }
+                let rxSocket = h == 0 ? l.socket : l.outSocket!
+                let prog = h == 0 ? program : outProgram!
+                let direction = outName.map { h == 0 ? "\(inName)->\($0)" : "\($0)->\(inName)" }
+                let total = halves == 2 ? (h == 0 ? l.umem.config.frameCount / 2 : l.umem.config.frameCount - l.umem.config.frameCount / 2) : l.umem.config.frameCount
+                laneSummaries.append(.init(queue: l.queue, core: l.core, direction: direction, rxPackets: s[.rxPackets], txPackets: s[.txPackets],
+                                           rxBytes: s[.rxBytes], txBytes: s[.txBytes], drops: drops,
+                                           txKicks: s[.txKicks], idlePolls: s[.idlePolls],
+                                           xsk: rxSocket.statistics(), xdp: prog.counters(queue: UInt32(l.queue)),
+                                           frames: ledgers[k] ?? FrameLedger(total: total, free: 0, fillRing: 0, rxRing: 0, inHands: 0, txRing: 0, completionRing: 0)))
+            }
         }
         let umemBytes = lanes.reduce(0) { $0 + $1.umem.config.bytes }
         let rss = ProcessMemory.residentBytes()

@@ -59,6 +59,8 @@ extension String {
 public struct RunSummary: Encodable, Sendable {
     public struct LaneSummary: Codable, Sendable {
         public var queue: Int, core: Int
+        /// "IN->OUT" for two-port forwarding.
+        public var direction: String?
         public var rxPackets: UInt64, txPackets: UInt64, rxBytes: UInt64, txBytes: UInt64
         public var drops: [String: UInt64]
         public var txKicks: UInt64, idlePolls: UInt64

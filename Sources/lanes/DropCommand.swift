@@ -1,5 +1,8 @@
 import ArgumentParser
+import Foundation
 import LanesEngine
+import LanesLab
+import LanesPacket
 import LanesXDP
 
 struct DropCommand: ParsableCommand {
@@ -21,36 +24,107 @@ struct DropCommand: ParsableCommand {
 struct FwdCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fwd",
-        abstract: "Forward packets: --mode macswap swaps Ethernet addresses and sends each packet back out of its queue.",
+        abstract: "Forward packets: macswap on one port, or io, l2, l3 from IN to OUT (optionally both ways).",
         discussion: """
-        Memory: UMEM of --frames x --frame-size per lane (default 8 MiB), plus a few MiB for the process.
-        Example: lanes fwd d0 --netns lanes-dut --mode macswap --duration 10
+        --mode macswap swaps Ethernet addresses and sends each packet back out of its queue (one port).
+        --mode io|l2|l3 forward lane i of IN to queue i of OUT; both sockets share the lane's UMEM,
+        so no packet byte is copied in user space. l2 rewrites the MACs to --next-hop and OUT's own;
+        l3 looks up a longest-prefix-match route table (--routes FILE: lines 'PREFIX/LEN NEXTHOP-MAC [PORT]'),
+        decrements TTL/hop limit with an incremental checksum update, and drops by cause (ttl, no route,
+        bad checksum, non-IP). Neighbours are static (the route file's MACs); ARP and NDP for the ports'
+        own addresses are answered by the kernel (the XDP program passes them).
+        Default on the testbed: IN dut:d0, OUT dut:d1, routes to the gen and sink sides.
+        Memory: UMEM of --frames x --frame-size per lane (default 8 MiB), plus a few MiB.
+        Examples:
+          lanes fwd --mode macswap --duration 10
+          lanes fwd d0 d1 --netns lanes-dut --mode l3 --routes routes.txt --bidirectional
         """)
     @OptionGroup var options: EngineOptions
-    @Option(help: "Forwarding mode: macswap.") var mode = "macswap"
+    @Argument(help: "Out interface (io, l2, l3; default on the testbed: d1).") var out: String?
+    @Option(help: "Forwarding mode: io, macswap, l2, l3.") var mode = "macswap"
+    @Flag(help: "Also forward OUT -> IN (io, l2, l3).") var bidirectional = false
+    @Option(help: "l2: next-hop MAC for IN -> OUT (default on the testbed: sink:s0).") var nextHop: String?
+    @Option(help: "l2: next-hop MAC for OUT -> IN with --bidirectional (default on the testbed: gen:g0).") var reverseNextHop: String?
+    @Option(help: "l3: route file (default on the testbed: routes to the gen and sink sides).") var routes: String?
     @Option(help: ArgumentHelp("Test forwarder: drop every Nth packet and swap every Mth with the next (drop=N,reorder=M).", visibility: .hidden))
     var impair: String?
 
     func run() throws {
-        guard mode == "macswap" else {
-            throw ValidationError("mode '\(mode)' is not available; use --mode macswap")
+        guard ["macswap", "io", "l2", "l3"].contains(mode) else {
+            throw LanesError("mode '\(mode)' is not available", fix: "use --mode io, macswap, l2 or l3")
         }
-        let config = try options.prepare()
-        if let impair {
-            guard let app = ImpairApp.parse(impair) else { throw LanesError("bad --impair '\(impair)'", fix: "use drop=N,reorder=M") }
-            let json = options.json
-            try options.run(config, mode: "fwd macswap (impaired: \(impair))", report: { summary, apps in
-                let dropped = apps.reduce(0) { $0 + $1.dropped }, swapped = apps.reduce(0) { $0 + $1.swapped }
-                if json {
-                    printJSONLine(summary)
-                    printJSONLine(["impair_dropped": dropped, "impair_swapped": swapped])
-                } else {
-                    options.printSummary(summary)
-                    print("impaired on purpose: \(dropped) dropped, \(swapped) pairs swapped")
-                }
-            }) { _, _ in app }
+        if mode == "macswap" {
+            guard out == nil, !bidirectional else { throw LanesError("--mode macswap works on one port", fix: "drop OUT and --bidirectional, or use --mode io/l2/l3") }
+            let config = try options.prepare()
+            if let impair {
+                guard let app = ImpairApp.parse(impair) else { throw LanesError("bad --impair '\(impair)'", fix: "use drop=N,reorder=M") }
+                let json = options.json
+                try options.run(config, mode: "fwd macswap (impaired: \(impair))", report: { summary, apps in
+                    let dropped = apps.reduce(0) { $0 + $1.dropped }, swapped = apps.reduce(0) { $0 + $1.swapped }
+                    if json {
+                        printJSONLine(summary)
+                        printJSONLine(["impair_dropped": dropped, "impair_swapped": swapped])
+                    } else {
+                        options.printSummary(summary)
+                        print("impaired on purpose: \(dropped) dropped, \(swapped) pairs swapped")
+                    }
+                }) { _, _ in app }
+                return
+            }
+            try options.run(config, mode: "fwd macswap") { _, _ in MacSwapApp() }
             return
         }
-        try options.run(config, mode: "fwd macswap") { _, _ in MacSwapApp() }
+        let tb = Testbed(name: options.testbed)
+        let onTestbed = options.interface == nil
+        var config = try options.prepare()
+        guard let outName = out ?? (onTestbed ? tb.d1.interface : nil) else {
+            throw LanesError("--mode \(mode) needs an OUT interface", fix: "e.g. lanes fwd d0 d1 --netns NS --mode \(mode)")
+        }
+        config.outInterface = outName
+        config.bidirectional = bidirectional
+        func mac(of iface: String) throws -> MACAddress {
+            guard let m = Sysfs.read("/sys/class/net/\(iface)/address").flatMap({ MACAddress($0) }) else {
+                throw LanesError("cannot read the MAC address of \(iface)", fix: "check 'ip link show \(iface)'")
+            }
+            return m
+        }
+        func parseMAC(_ text: String?, _ flag: String, testbedDefault: String) throws -> MACAddress {
+            guard let t = text ?? (onTestbed ? testbedDefault : nil) else { throw LanesError("--\(flag) is needed off the testbed", fix: "give the next hop's MAC") }
+            guard let m = MACAddress(t) else { throw LanesError("bad --\(flag) '\(t)'", fix: "use six hex bytes like 02:4c:00:00:01:01") }
+            return m
+        }
+        let inMAC = try mac(of: config.interface), outMAC = try mac(of: outName)
+        let label = "fwd \(mode) \(config.interface) -> \(outName)\(bidirectional ? " (both ways)" : "")"
+        switch mode {
+        case "io":
+            try options.run(config, mode: label) { _, _ in IOApp() }
+        case "l2":
+            let fwdHop = try parseMAC(nextHop, "next-hop", testbedDefault: tb.s0.mac)
+            let revHop = bidirectional ? try parseMAC(reverseNextHop, "reverse-next-hop", testbedDefault: tb.g0.mac) : fwdHop
+            try options.run(config, mode: label, makeReverseApp: { _ in L2App(nextHop: revHop, source: inMAC) }) { _, _ in
+                L2App(nextHop: fwdHop, source: outMAC)
+            }
+        default:
+            let text: String
+            if let routes {
+                guard let data = FileManager.default.contents(atPath: routes) else { throw LanesError("cannot read route file '\(routes)'", fix: "check the path") }
+                text = String(decoding: data, as: UTF8.self)
+            } else if onTestbed {
+                text = """
+                198.18.1.0/24 \(tb.s0.mac) \(tb.d1.interface)
+                fd00:198:18:1::/64 \(tb.s0.mac) \(tb.d1.interface)
+                198.18.0.0/24 \(tb.g0.mac) \(tb.d0.interface)
+                fd00:198:18::/64 \(tb.g0.mac) \(tb.d0.interface)
+                """
+            } else {
+                throw LanesError("--mode l3 needs --routes FILE off the testbed", fix: "write lines 'PREFIX/LEN NEXTHOP-MAC [PORT]'")
+            }
+            let table: RouteTable
+            do { table = try RouteTable(parsing: text) } catch { throw LanesError("bad route file '\(routes ?? "testbed")': \(error)", fix: "write lines 'PREFIX/LEN NEXTHOP-MAC [PORT]'") }
+            let inName = config.interface
+            try options.run(config, mode: label, makeReverseApp: { _ in L3App(routes: table, outPort: inName, source: inMAC) }) { _, _ in
+                L3App(routes: table, outPort: outName, source: outMAC)
+            }
+        }
     }
 }

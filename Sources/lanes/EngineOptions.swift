@@ -89,6 +89,7 @@ struct EngineOptions: ParsableArguments {
     @discardableResult
     func run<App: LaneApp>(_ config: EngineConfig, mode: String, grace: Double = 0.2,
                            report: ((RunSummary, [App]) -> Void)? = nil,
+                           makeReverseApp: ((Int) -> App)? = nil,
                            makeApp: (Engine, Int) -> App) throws -> (RunSummary, [App]) {
         let engine = try Engine(config)
         let tty = isatty(1) == 1
@@ -103,7 +104,7 @@ struct EngineOptions: ParsableArguments {
                 if tty { print("\u{1B}[2J\u{1B}[H", terminator: "") }
                 print(r.table)
             }
-        }, makeApp: { makeApp(engine, $0) })
+        }, makeReverseApp: makeReverseApp, makeApp: { makeApp(engine, $0) })
         engine.close()
         if let report {
             report(summary, apps)
@@ -123,7 +124,7 @@ struct EngineOptions: ParsableArguments {
         print("summary: \(s.rxPackets) rx packets (\(fmtRate(Double(s.rxPackets) / d, "pps"))), \(s.txPackets) tx packets (\(fmtRate(Double(s.txPackets) / d, "pps"))) in \(format2(s.durationS)) s, stopped by \(s.exitReason)")
         for l in s.lanes {
             let drops = l.drops.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-            print("  q\(l.queue)/core \(l.core): rx \(l.rxPackets) tx \(l.txPackets)" + (drops.isEmpty ? "" : ", \(drops)")
+            print("  q\(l.queue)/core \(l.core)\(l.direction.map { " " + $0 } ?? ""): rx \(l.rxPackets) tx \(l.txPackets)" + (drops.isEmpty ? "" : ", \(drops)")
                   + "; xdp redirected \(l.xdp.redirected) passed \(l.xdp.passed); kernel rx_dropped \(l.xsk.rxDropped) rx_ring_full \(l.xsk.rxRingFull) fill_empty \(l.xsk.rxFillRingEmptyDescs)")
             print("    \(l.frames)")
         }

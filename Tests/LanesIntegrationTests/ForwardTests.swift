@@ -1,0 +1,83 @@
+import Foundation
+import Testing
+
+extension IntegrationTests {
+    @Suite(.serialized) struct Forwarder {
+        /// gen -> d0 -> lanes fwd l3 -> d1 -> s0, captured with tcpdump on s0 and parsed there.
+        @Test func l3ForwardsEveryPacketWithRewrittenHeaders() throws {
+            try withTestbed(queues: 2) { tb in
+                let k = 2000
+                let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lanes-fwd-\(getpid())")
+                try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+                defer { try? FileManager.default.removeItem(at: dir) }
+                let pcap = dir.appendingPathComponent("s0.pcap").path
+                let dump = try Running(["netns", "exec", tb.sink, "tcpdump", "-i", "s0", "-n", "-U", "-w", pcap, "-c", "\(k)", "udp dst port 9000"], tool: "/usr/sbin/ip")
+                usleep(1_000_000)
+                let fwd = try Running(["fwd", "--testbed", tb.name, "--mode", "l3", "--filter", "udp dport 9000", "--interval", "0", "--json"])
+                try tb.waitForXDP(tb.dut, "d0")
+                let gen = try lanes("gen", "--testbed", tb.name, "--count", "\(k)", "--flows", "16", "--rss", "--rate", "20kpps", "--interval", "0", "--json")
+                try #require(gen.status == 0, "\(gen.stderr)")
+                let d = dump.wait(timeout: 20)
+                fwd.signal(SIGINT)
+                let f = fwd.wait()
+                try #require(f.status == 0, "\(f.stderr)")
+                let s = try f.json()
+                #expect(s["tx_packets"] as? Int == k)
+                #expect(s["frames_balanced"] as? Bool == true)
+                #expect(d.status == 0, "tcpdump: \(d.stderr)")
+                let decoded = try lanes("decode", pcap, "--json")
+                try #require(decoded.status == 0, "\(decoded.stderr)")
+                let pkts = decoded.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+                #expect(pkts.count == k)
+                var wrong = 0
+                for p in pkts {
+                    let ok = p["eth_src"] as? String == "02:4c:00:00:01:02" && p["eth_dst"] as? String == "02:4c:00:00:01:01"
+                        && p["ttl"] as? Int == 63 && p["ip_checksum_valid"] as? Bool == true && p["l4_checksum_valid"] as? Bool == true
+                        && p["ip_dst"] as? String == "198.18.1.1" && p["malformed"] as? Bool == false
+                    if !ok { wrong += 1 }
+                }
+                #expect(wrong == 0, "\(wrong) packets arrived with wrong headers; first: \(pkts.first ?? [:])")
+            }
+        }
+
+        @Test func l3CountsNoRouteDrops() throws {
+            try withTestbed(queues: 2) { tb in
+                let fwd = try Running(["fwd", "--testbed", tb.name, "--mode", "l3", "--filter", "udp dport 9000", "--interval", "0", "--json"])
+                try tb.waitForXDP(tb.dut, "d0")
+                let gen = try lanes("gen", "--testbed", tb.name, "--count", "3000", "--dst-ip", "198.18.77.1", "--rate", "30kpps", "--interval", "0")
+                try #require(gen.status == 0, "\(gen.stderr)")
+                usleep(300_000)
+                fwd.signal(SIGINT)
+                let s = try fwd.wait().json()
+                #expect((s["drops"] as? [String: Any])?["drop_no_route"] as? Int == 3000)
+                #expect(s["tx_packets"] as? Int == 0)
+            }
+        }
+
+        /// l2 both ways: gen:g0 -> s0 and sink:s0 -> g0 through one lanes fwd --bidirectional.
+        @Test func bidirectionalL2ForwardsBothWays() throws {
+            try withTestbed(queues: 2) { tb in
+                let sinkS = try Running(["sink", "--testbed", tb.name, "--filter", "udp dport 9000", "--interval", "0", "--json"])
+                let sinkG = try Running(["sink", "g0", "--netns", tb.gen, "--filter", "udp dport 9100", "--interval", "0", "--json"])
+                try tb.waitForXDP(tb.sink, "s0")
+                try tb.waitForXDP(tb.gen, "g0")
+                let fwd = try Running(["fwd", "--testbed", tb.name, "--mode", "l2", "--bidirectional", "--filter", "udp", "--interval", "0", "--json"])
+                try tb.waitForXDP(tb.dut, "d1")
+                let there = try lanes("gen", "--testbed", tb.name, "--count", "4000", "--flows", "4", "--rate", "20kpps", "--interval", "0")
+                let back = try lanes("gen", "s0", "--netns", tb.sink, "--dst-mac", "02:4c:00:00:01:02", "--src-ip", "198.18.1.1", "--dst-ip", "198.18.0.1",
+                                     "--dst-port", "9100", "--count", "3000", "--flows", "4", "--rate", "20kpps", "--interval", "0")
+                #expect(there.status == 0 && back.status == 0, "\(there.stderr) \(back.stderr)")
+                usleep(300_000)
+                fwd.signal(SIGINT); sinkS.signal(SIGINT); sinkG.signal(SIGINT)
+                let f = fwd.wait()
+                try #require(f.status == 0, "\(f.stderr)")
+                let fj = try f.json()
+                #expect(fj["frames_balanced"] as? Bool == true)
+                let dirs = (fj["lanes"] as? [[String: Any]] ?? []).compactMap { $0["direction"] as? String }
+                #expect(Set(dirs) == ["d0->d1", "d1->d0"])
+                #expect(try sinkS.wait().json()["packets"] as? Int == 4000)
+                #expect(try sinkG.wait().json()["packets"] as? Int == 3000)
+            }
+        }
+    }
+}
