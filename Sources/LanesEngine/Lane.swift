@@ -136,6 +136,7 @@ public struct Lane<App: LaneApp>: ~Copyable {
     @inlinable @inline(__always)
     public mutating func step() -> Int {
         let done = drainCompletions()
+        if App.handsOff { app.reclaim(into: &pool) }
         var made = 0
         if generating { made = generateBurst() }
         let got = receiveBurst()
@@ -213,6 +214,13 @@ public struct Lane<App: LaneApp>: ~Copyable {
         c.add(.rxBytes, bytes)
         c.add(.bursts, 1)
         let k = app.process(burst, count: n, context: context)
+        if App.handsOff {
+            if k > 0 {
+                let mask = frameMask
+                pool.push(count: k) { burst[$0].addr & mask }
+            }
+            return n
+        }
         var sent = 0
         if k > 0 {
             sent = transmit(burst, count: k)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LanesCore
 import LanesEngine
 import LanesLab
 import LanesPacket
@@ -46,6 +47,8 @@ struct FwdCommand: ParsableCommand {
     @Option(help: "l2: next-hop MAC for IN -> OUT (default on the testbed: sink:s0).") var nextHop: String?
     @Option(help: "l2: next-hop MAC for OUT -> IN with --bidirectional (default on the testbed: gen:g0).") var reverseNextHop: String?
     @Option(help: "l3: route file (default on the testbed: routes to the gen and sink sides).") var routes: String?
+    @Flag(help: "Software RSS: one RX lane (--queues N, --cores C) spreads flows over worker lanes through lock-free rings.") var pipeline = false
+    @Option(help: "With --pipeline: worker cores, one OUT queue each (e.g. 0-1).") var workers: String?
     @Option(help: ArgumentHelp("Test forwarder: drop every Nth packet and swap every Mth with the next (drop=N,reorder=M).", visibility: .hidden))
     var impair: String?
 
@@ -95,12 +98,21 @@ struct FwdCommand: ParsableCommand {
         }
         let inMAC = try mac(of: config.interface), outMAC = try mac(of: outName)
         let label = "fwd \(mode) \(config.interface) -> \(outName)\(bidirectional ? " (both ways)" : "")"
+        var workerCores: [Int]? = nil
+        if pipeline {
+            guard let w = IndexList.parse(workers ?? "0") else { throw LanesError("bad --workers '\(workers ?? "")'", fix: "use cores like 0-1") }
+            workerCores = w
+        } else if workers != nil {
+            throw LanesError("--workers needs --pipeline")
+        }
         switch mode {
         case "io":
+            if let workerCores { return try runPipeline(config, workerCores, label) { _ in IOApp() } }
             try options.run(config, mode: label) { _, _ in IOApp() }
         case "l2":
             let fwdHop = try parseMAC(nextHop, "next-hop", testbedDefault: tb.s0.mac)
             let revHop = bidirectional ? try parseMAC(reverseNextHop, "reverse-next-hop", testbedDefault: tb.g0.mac) : fwdHop
+            if let workerCores { return try runPipeline(config, workerCores, label) { _ in L2App(nextHop: fwdHop, source: outMAC) } }
             try options.run(config, mode: label, makeReverseApp: { _ in L2App(nextHop: revHop, source: inMAC) }) { _, _ in
                 L2App(nextHop: fwdHop, source: outMAC)
             }
@@ -122,9 +134,25 @@ struct FwdCommand: ParsableCommand {
             let table: RouteTable
             do { table = try RouteTable(parsing: text) } catch { throw LanesError("bad route file '\(routes ?? "testbed")': \(error)", fix: "write lines 'PREFIX/LEN NEXTHOP-MAC [PORT]'") }
             let inName = config.interface
+            if let workerCores { return try runPipeline(config, workerCores, label) { _ in L3App(routes: table, outPort: outName, source: outMAC) } }
             try options.run(config, mode: label, makeReverseApp: { _ in L3App(routes: table, outPort: inName, source: inMAC) }) { _, _ in
                 L3App(routes: table, outPort: outName, source: outMAC)
             }
         }
+    }
+
+    func runPipeline<App: LaneApp>(_ config: EngineConfig, _ workerCores: [Int], _ label: String, makeApp: (Int) -> App) throws {
+        let p = try Pipeline(config, workerCores: workerCores)
+        let json = options.json
+        if !json { print("lanes \(label), pipeline: 1 RX lane, \(workerCores.count) worker(s) on cores \(workerCores)") }
+        let summary = try p.run(duration: options.duration, interval: options.interval, onInterval: { r in
+            if json {
+                printJSONLine(IntervalLine(elapsedS: r.elapsed, rxPps: r.total.rxPps, txPps: r.total.txPps, rxBps: r.total.rxBps,
+                                           txBps: r.total.txBps, laneRxPps: r.rows.map(\.rxPps)))
+            } else { print(r.table) }
+        }, makeApp: makeApp)
+        p.close()
+        if json { printJSONLine(summary) } else { options.printSummary(summary) }
+        if !summary.framesBalanced { throw LanesError("frame accounting does not balance: \(summary.lanes[0].frames)") }
     }
 }

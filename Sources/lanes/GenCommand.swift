@@ -38,6 +38,7 @@ struct GenCommand: ParsableCommand {
     @Option(help: "Stop after N packets in total.") var count: UInt64?
     @Flag(help: "Send each flow on the TX queue the receiver's RSS would pick (emulates NIC RSS on veth).") var rss = false
     @Flag(help: "Also receive signed packets on this port: loss, reorder, duplicates, latency.") var rx = false
+    @Flag(help: "Only receive (the far end of a one-way measurement): give the sender's --flows; loss comes from sequence gaps.") var rxOnly = false
 
     struct Report: Encodable {
         struct LaneReport: Encodable { var queue: Int; var core: Int; var txPackets: UInt64; var txBytes: UInt64; var streams: Int; var rxSigned: UInt64 }
@@ -133,8 +134,10 @@ struct GenCommand: ParsableCommand {
             totalPps = r.packetsPerSecond(meanFrameBytes: meanSize)
             requestedBps = totalPps! * meanSize * 8
         }
-        config.attachProgram = rx
-        if rx && options.filter == "ip" { config.filter = try LaneFilter(parsing: "udp") }
+        let receiving = rx || rxOnly
+        config.attachProgram = receiving
+        if receiving && options.filter == "ip" { config.filter = try LaneFilter(parsing: "udp") }
+        if rxOnly && (count != nil || rate != nil) { throw LanesError("--rx-only sends nothing: --count and --rate do not apply", fix: "stop it with --duration or SIGINT") }
         var laneCounts: [UInt64?] = laneStreams.map { _ in nil }
         if let count {
             var remaining = count
@@ -147,24 +150,27 @@ struct GenCommand: ParsableCommand {
             }
         }
         let plans = laneStreams.enumerated().map { i, streams in
-            GenLanePlan(streams: streams, flows: flowList, srcMAC: srcMAC, dstMAC: dstMAC, vlan: vlan, sizes: sizes,
-                        pps: streams.isEmpty ? nil : totalPps.map { $0 / Double(active) },
-                        count: streams.isEmpty ? 0 : laneCounts[i], receive: rx)
+            var p = GenLanePlan(streams: streams, flows: flowList, srcMAC: srcMAC, dstMAC: dstMAC, vlan: vlan, sizes: sizes,
+                                pps: streams.isEmpty ? nil : totalPps.map { $0 / Double(active) },
+                                count: streams.isEmpty ? 0 : laneCounts[i], receive: receiving)
+            p.receiveOnly = rxOnly
+            return p
         }
-        if options.duration == nil && count == nil {
+        if options.duration == nil && count == nil && !rxOnly {
             fputs("lanes gen: running until SIGINT (give --count or --duration to stop)\n", stderr)
         }
         let json = options.json
-        try options.run(config, mode: "gen", grace: rx ? 0.5 : 0.05, report: { summary, apps in
+        try options.run(config, mode: rxOnly ? "gen (receive only)" : "gen", grace: receiving ? 0.5 : 0.05, report: { summary, apps in
             let report = GenCommand.makeReport(summary: summary, apps: apps, flows: flowList, flowQueue: flowQueue,
-                                               sizes: sizes, requestedPps: totalPps, requestedBps: requestedBps, receive: rx)
+                                               sizes: sizes, requestedPps: totalPps, requestedBps: requestedBps, receive: receiving,
+                                               receiveOnly: rxOnly)
             apps.forEach { $0.release() }
             if json { printJSONLine(report) } else { GenCommand.printReport(report) }
         }) { engine, i in GenApp(plan: plans[i], frameSize: config.umem.frameSize) }
     }
 
     static func makeReport(summary s: RunSummary, apps: [GenApp], flows: [FlowKey], flowQueue: [Int], sizes: [Int],
-                           requestedPps: Double?, requestedBps: Double?, receive: Bool) -> Report {
+                           requestedPps: Double?, requestedBps: Double?, receive: Bool, receiveOnly: Bool = false) -> Report {
         let d = max(s.durationS, 1e-9)
         var sent = Array(repeating: UInt64(0), count: flows.count)
         for a in apps { for i in 0..<flows.count { sent[i] += a.sequences[i] } }
@@ -185,9 +191,12 @@ struct GenCommand: ParsableCommand {
                 for a in apps where a.rx[i].received + a.rx[i].duplicates > 0 {
                     let r = a.rx[i]
                     rx.received += r.received; rx.duplicates += r.duplicates; rx.reordered += r.reordered
+                    rx.highest = max(rx.highest, r.highest)
                 }
-                streams.append(.init(stream: i, flow: flows[i].description, queue: flowQueue[i], sent: sent[i], received: rx.received,
-                                     lost: Int64(sent[i]) - Int64(rx.received), reordered: rx.reordered, duplicates: rx.duplicates))
+                // Receive only: the sender's counts are not here; loss is the gaps below the highest sequence seen.
+                let sentHere = receiveOnly ? rx.highest : sent[i]
+                streams.append(.init(stream: i, flow: flows[i].description, queue: flowQueue[i], sent: sentHere, received: rx.received,
+                                     lost: Int64(sentHere) - Int64(rx.received), reordered: rx.reordered, duplicates: rx.duplicates))
             }
             rep.streams = streams
             rep.rxPackets = streams.reduce(0) { $0 + $1.received + $1.duplicates }

@@ -81,3 +81,40 @@ extension IntegrationTests {
         }
     }
 }
+
+extension IntegrationTests.Forwarder {
+    /// --pipeline: one RX lane spreads flows over two workers; each flow keeps its order.
+    @Test func pipelineSpreadsFlowsAndKeepsOrderWithinEach() throws {
+        try withTestbed(queues: 2) { tb in
+            for flows in [1, 16] {
+                let fwd = try Running(["fwd", "--testbed", tb.name, "--mode", "io", "--pipeline", "--workers", "0,1", "--queues", "0",
+                                       "--filter", "udp dport 9000", "--interval", "0", "--json"])
+                let rx = try Running(["gen", "s0", "--netns", tb.sink, "--rx-only", "--flows", "\(flows)", "--dst-mac", "02:4c:00:00:01:02",
+                                      "--interval", "0", "--json"])
+                try tb.waitForXDP(tb.dut, "d0")
+                try tb.waitForXDP(tb.sink, "s0")
+                let gen = try lanes("gen", "--testbed", tb.name, "--queues", "0", "--flows", "\(flows)", "--count", "20000", "--rate", "40kpps",
+                                    "--interval", "0", "--json")
+                try #require(gen.status == 0, "\(gen.stderr)")
+                usleep(500_000)
+                fwd.signal(SIGINT)
+                rx.signal(SIGINT)
+                let f = fwd.wait(), r = rx.wait()
+                try #require(f.status == 0 && r.status == 0, "\(f.stderr) \(r.stderr)")
+                let fj = try f.json(), rj = try r.json()
+                let laneList = try #require(fj["lanes"] as? [[String: Any]])
+                let workerTx = laneList.dropFirst().map { $0["tx_packets"] as? Int ?? -1 }
+                #expect(workerTx.reduce(0, +) == 20000, "the workers, not the kernel, forwarded: \(workerTx)")
+                if flows == 1 {
+                    #expect(workerTx.filter { $0 > 0 }.count == 1, "one flow must stay on one worker: \(workerTx)")
+                } else {
+                    #expect(workerTx.allSatisfy { $0 > 0 }, "many flows must reach every worker: \(workerTx)")
+                }
+                #expect(rj["rx_packets"] as? Int == 20000)
+                #expect(rj["reordered"] as? Int == 0, "order broken within a flow")
+                #expect(rj["lost"] as? Int == 0)
+                #expect(fj["frames_balanced"] as? Bool == true)
+            }
+        }
+    }
+}

@@ -25,6 +25,8 @@ public struct GenLanePlan: Sendable {
     public var count: UInt64?
     /// Count received signed packets (loss, reorder, duplicates, latency).
     public var receive: Bool
+    /// Receive only: send nothing (the receiving end of a one-way measurement).
+    public var receiveOnly = false
 
     public init(streams: [Int], flows: [FlowKey], srcMAC: MACAddress, dstMAC: MACAddress, vlan: UInt16? = nil,
                 sizes: [Int], pps: Double?, count: UInt64?, receive: Bool) {
@@ -142,7 +144,7 @@ public struct GenApp: LaneApp {
     }
 
     public func generatorFrames(of frameCount: Int) -> Int {
-        plan.receive ? frameCount / 2 : frameCount - 64
+        plan.receiveOnly ? 0 : plan.receive ? frameCount / 2 : frameCount - 64
     }
 
     public mutating func prepare(generatorFrames: Range<Int>, context: LaneContext) {

@@ -36,6 +36,11 @@ public protocol LaneApp {
     mutating func generate(_ burst: UnsafeMutablePointer<FrameDesc>, count: Int, now: UInt64, context: LaneContext)
     /// True once a generator has sent all it was asked to.
     var finished: Bool { get }
+    /// Apps that hand packets to another lane (pipeline fan-out): `process`
+    /// returns the number of drops placed first in the burst; the rest left the lane.
+    static var handsOff: Bool { get }
+    /// Hands-off apps: frames other lanes are done with, back into the lane's pool.
+    mutating func reclaim(into pool: inout FramePool)
 }
 
 extension LaneApp {
@@ -44,6 +49,8 @@ extension LaneApp {
     public mutating func budget(_ limit: Int, now: UInt64) -> Int { 0 }
     public mutating func generate(_ burst: UnsafeMutablePointer<FrameDesc>, count: Int, now: UInt64, context: LaneContext) {}
     public var finished: Bool { false }
+    public static var handsOff: Bool { false }
+    public mutating func reclaim(into pool: inout FramePool) {}
 }
 
 /// `lanes drop`: count and recycle.

@@ -1,0 +1,350 @@
+import CLanes
+import Glibc
+import LanesCore
+import LanesXDP
+
+/// Pipeline mode (`lanes fwd --pipeline`): software RSS for NICs with fewer
+/// queues than cores. One RX lane on one IN queue spreads packets by flow hash
+/// over worker lanes on other cores through single-producer/single-consumer
+/// rings; each worker runs the app and transmits on its own OUT queue. All
+/// sockets share the RX lane's UMEM; workers hand frames back through a return
+/// ring per worker. A single flow goes to one worker, so its order holds; many
+/// flows reach every worker. A full ring drops and counts, it never blocks.
+public final class Pipeline {
+    public let config: EngineConfig
+    public let workerCores: [Int]
+    let program: XDPProgram
+    let umem: UMEM
+    let rxSocket: XSKSocket
+    let txSockets: [XSKSocket]
+    let toWorker: [SPSCRing]
+    let returns: [SPSCRing]
+    public let stats: StatsArea
+    let rxQueue: Int
+    let rxCore: Int
+
+    public init(_ config: EngineConfig, workerCores: [Int]) throws(LanesError) {
+        try requireRoot(for: "AF_XDP")
+        try config.umem.validate()
+        guard let out = config.outInterface else { throw LanesError("--pipeline needs an OUT interface") }
+        guard !config.bidirectional else { throw LanesError("--pipeline forwards one way", fix: "drop --bidirectional") }
+        let name = config.interface
+        guard if_nametoindex(name) != 0 else { throw LanesError("interface '\(name)' not found", fix: "see 'ip link', or pass --netns NS") }
+        guard if_nametoindex(out) != 0 else { throw LanesError("interface '\(out)' not found", fix: "see 'ip link', or pass --netns NS") }
+        let queues = config.queues ?? [0]
+        guard queues.count == 1 else { throw LanesError("--pipeline serves one RX queue (it spreads it over workers)", fix: "give --queues N with one queue") }
+        let (rxq, _) = try InterfaceInfo.queueCount(name)
+        guard queues[0] < rxq else { throw LanesError("queue \(queues[0]) out of range: \(name) has \(rxq) RX queue(s)", fix: "pick --queues within 0-\(rxq - 1)") }
+        let (_, outTx) = try InterfaceInfo.queueCount(out)
+        let online = Sysfs.onlineCPUs()
+        guard !workerCores.isEmpty, workerCores.count <= 64 else { throw LanesError("--workers needs 1-64 cores", fix: "e.g. --workers 1-3") }
+        guard workerCores.count <= outTx else {
+            throw LanesError("\(workerCores.count) workers but \(out) has \(outTx) TX queue(s)", fix: "use at most \(outTx) workers (one OUT queue each)")
+        }
+        if let bad = (workerCores + (config.cores ?? [])).first(where: { $0 >= online }) {
+            throw LanesError("core \(bad) out of range: \(online) CPUs online (0-\(online - 1))", fix: "pick cores within 0-\(online - 1)")
+        }
+        self.config = config
+        self.workerCores = workerCores
+        rxQueue = queues[0]
+        rxCore = config.cores?.first ?? 0
+        stats = StatsArea(lanes: 1 + workerCores.count)
+        umem = try UMEM(config.umem)
+        rxSocket = try XSKSocket(interface: name, queue: UInt32(rxQueue), umem: umem, config: config.socket)
+        var tx: [XSKSocket] = []
+        for w in workerCores.indices {
+            tx.append(try XSKSocket(interface: out, queue: UInt32(w), umem: umem, config: config.socket, shared: true))
+        }
+        txSockets = tx
+        let ringSize = max(1024, config.socket.rxSize)
+        toWorker = workerCores.map { _ in SPSCRing(capacity: ringSize) }
+        var cap = 1
+        while cap < config.umem.frameCount { cap <<= 1 }
+        returns = workerCores.map { _ in SPSCRing(capacity: cap) }
+        program = try XDPProgram(filter: config.filter, action: .redirect, flowCapBps: config.flowCapBps)
+        try program.register(socketFD: rxSocket.fd, queue: UInt32(rxQueue))
+        try program.attach(interface: name, mode: config.xdpMode, force: config.force)
+    }
+
+    public func close() { program.detach(); program.unregister(queue: UInt32(rxQueue)) }
+    deinit { close() }
+
+    /// Runs until `duration`, SIGINT/SIGTERM or the interface going away. Worker
+    /// apps come from `makeApp(worker)`. Returns a summary with the RX lane
+    /// first (direction "rx->workers") and then each worker.
+    @_specialize(exported: true, where App == IOApp)
+    @_specialize(exported: true, where App == L2App)
+    @_specialize(exported: true, where App == L3App)
+    public func run<App: LaneApp>(duration: Double?, interval: Double, onInterval: (IntervalReport) -> Void,
+                                  makeApp: (Int) -> App) throws(LanesError) -> RunSummary {
+        StopSignals.block()
+        let stop = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
+        stop.initialize(to: 0)
+        defer { stop.deallocate() }
+        let area = umem.area, fs = umem.config.frameSize, fc = umem.config.frameCount, batch = config.batch
+        let rings = LaneRings(rx: rxSocket.rx, tx: rxSocket.tx, fill: rxSocket.fill, completion: rxSocket.completion,
+                              rxFD: rxSocket.fd, txFD: rxSocket.fd)
+        let fanout = FanoutApp(rings: toWorker, returns: returns, frameMask: ~UInt64(fs - 1))
+        let ledgerSlot = LaneResultSlots<FanoutApp>(count: 1)
+        var threads: [PinnedThread] = []
+        threads.append(try PinnedThread(core: rxCore, name: "rx\(rxQueue)") { [stats] in
+            var lane = Lane(rings: rings, app: fanout, umem: area, frameSize: fs, frameCount: fc, batch: batch, counters: stats.counters(0))
+            lane.run(stop: stop)
+            ledgerSlot.apps[0] = lane.app
+            // Hand back what is still in flight: the main thread finishes the accounting.
+            ledgerSlot.ledgers[0] = lane.drainAndAccount()
+            lane.app.reclaimAll(into: &lane.pool)
+            ledgerSlot.ledgers[0] = FrameLedger(total: lane.totalFrames, free: lane.freeFrames, fillRing: Int(lanes_prod_occupancy(rings.fill)),
+                                                rxRing: Int(lanes_cons_occupancy(rings.rx)), inHands: 0, txRing: 0, completionRing: 0)
+        })
+        for (w, core) in workerCores.enumerated() {
+            let app = makeApp(w)
+            let tx = txSockets[w]
+            let input = toWorker[w], back = returns[w]
+            let counters = stats.counters(1 + w)
+            threads.append(try PinnedThread(core: core, name: "worker\(w)") {
+                var worker = PipelineWorker(app: app, input: input, returns: back, tx: tx.tx, completion: tx.completion, fd: tx.fd,
+                                            context: LaneContext(umem: area, frameSize: fs, counters: counters), batch: batch)
+                worker.run(stop: stop)
+            })
+        }
+        let start = monotonicSeconds()
+        var previous = snapshot(), lastReport = start
+        var reason = "duration"
+        let ifindex = if_nametoindex(config.interface)
+        while true {
+            let now = monotonicSeconds()
+            if let duration, now - start >= duration { break }
+            let sig = StopSignals.wait(seconds: min(0.1, duration.map { max(0.001, $0 - (now - start)) } ?? 0.1))
+            if sig != 0 { reason = sig == SIGINT ? "SIGINT" : "SIGTERM"; break }
+            if if_nametoindex(config.interface) != ifindex { reason = "interface lost"; break }
+            let t = monotonicSeconds()
+            if interval > 0 && t - lastReport >= interval {
+                let cur = snapshot()
+                onInterval(IntervalReport(elapsed: t - start, seconds: t - lastReport, lanes: labels, previous: previous, current: cur))
+                previous = cur
+                lastReport = t
+            }
+        }
+        // Workers first drain their rings and TX, returning every frame; then the RX lane.
+        lanes_store_relaxed_u64(stop, 1)
+        threads.dropFirst().forEach { $0.join() }
+        lanes_store_relaxed_u64(stop, 2)
+        threads.first?.join()
+        let elapsed = monotonicSeconds() - start
+        let snaps = snapshot()
+        var lanes: [RunSummary.LaneSummary] = []
+        for (k, (q, core)) in labels.enumerated() {
+            let s = snaps[k]
+            var drops: [String: UInt64] = [:]
+            for c in LaneCounter.allCases where c.isDrop { drops[c.name] = s[c] }
+            lanes.append(.init(queue: q, core: core, direction: k == 0 ? "rx->workers" : "worker\(k - 1)->\(config.outInterface!)",
+                               rxPackets: s[.rxPackets], txPackets: s[.txPackets], rxBytes: s[.rxBytes], txBytes: s[.txBytes],
+                               drops: drops, txKicks: s[.txKicks], idlePolls: s[.idlePolls],
+                               xsk: k == 0 ? rxSocket.statistics() : txSockets[k - 1].statistics(),
+                               xdp: k == 0 ? program.counters(queue: UInt32(rxQueue)) : XDPQueueCounters(),
+                               frames: k == 0 ? (ledgerSlot.ledgers[0] ?? FrameLedger(total: fc, free: 0, fillRing: 0, rxRing: 0, inHands: 0, txRing: 0, completionRing: 0))
+                                              : FrameLedger(total: 0, free: 0, fillRing: 0, rxRing: 0, inHands: 0, txRing: 0, completionRing: 0)))
+        }
+        let rss = ProcessMemory.residentBytes()
+        let summary = RunSummary(interface: config.interface, bindMode: rxSocket.boundMode, xdpMode: program.attachedMode?.rawValue ?? "none",
+                                 filter: config.filter.description, umemPlacement: umem.placement, framesPerLane: fc, frameSize: fs,
+                                 umemBytesPerLane: umem.config.bytes, durationS: elapsed, exitReason: reason,
+                                 processRSSBytes: rss, processBeyondUMEMBytes: max(0, rss - umem.config.bytes), lanes: lanes)
+        if reason == "interface lost" {
+            close()
+            throw LanesError("interface \(config.interface) disappeared during the run", fix: "check 'ip link'; nothing is left attached")
+        }
+        return summary
+    }
+
+    var labels: [(Int, Int)] { [(rxQueue, rxCore)] + workerCores.enumerated().map { ($0.offset, $0.element) } }
+    func snapshot() -> [LaneSnapshot] { (0..<(1 + workerCores.count)).map { stats.counters($0).snapshot() } }
+}
+
+/// The RX lane's app in pipeline mode: hashes each packet's flow to a worker and
+/// enqueues it there; frames the workers return go back to the lane's pool.
+struct FanoutApp: LaneApp {
+    let rings: [SPSCRing]
+    let returns: [SPSCRing]
+    let frameMask: UInt64
+    let perWorker: UnsafeMutablePointer<FrameDesc> // workers x 256 staging slots
+    let counts: UnsafeMutablePointer<Int>
+    let returned: UnsafeMutablePointer<FrameDesc>
+
+    init(rings: [SPSCRing], returns: [SPSCRing], frameMask: UInt64) {
+        self.rings = rings
+        self.returns = returns
+        self.frameMask = frameMask
+        perWorker = .allocate(capacity: rings.count * 256)
+        counts = .allocate(capacity: rings.count)
+        counts.initialize(repeating: 0, count: rings.count)
+        returned = .allocate(capacity: 256)
+    }
+
+    /// Frames the workers are done with, back into the pool (called each burst
+    /// through `process` and once at the end).
+    mutating func reclaim(into pool: inout FramePool) {
+        reclaimReturns(into: &pool)
+    }
+
+    /// At the end only: also what still waits in the rings to the workers.
+    mutating func reclaimAll(into pool: inout FramePool) {
+        reclaimReturns(into: &pool)
+        // Descriptors still waiting for a worker that stopped.
+        for r in rings {
+            while true {
+                let n = r.dequeue(into: returned, max: 256)
+                if n == 0 { break }
+                let mask = frameMask, ret = returned
+                pool.push(count: n) { ret[$0].addr & mask }
+            }
+        }
+    }
+
+    @inline(__always)
+    mutating func reclaimReturns(into pool: inout FramePool) {
+        for r in returns {
+            while true {
+                let n = r.dequeue(into: returned, max: 256)
+                if n == 0 { break }
+                let mask = frameMask, ret = returned
+                pool.push(count: n) { ret[$0].addr & mask }
+            }
+        }
+    }
+
+    mutating func process(_ burst: UnsafeMutablePointer<FrameDesc>, count: Int, context: LaneContext) -> Int {
+        let w = rings.count
+        for i in 0..<w { counts[i] = 0 }
+        for i in 0..<count {
+            let d = burst[i]
+            let k = Int(FanoutApp.flowHash(context.bytes(d), Int(d.len)) % UInt32(w))
+            if counts[k] == 256 { continue } // cannot happen: bursts are at most 256
+            perWorker[k * 256 + counts[k]] = d
+            counts[k] += 1
+        }
+        // Everything handed on is out of the lane's hands; what does not fit stays in
+        // the burst's tail for the lane to recycle as drops.
+        var dropped = 0
+        for k in 0..<w where counts[k] > 0 {
+            let put = rings[k].enqueue(perWorker + k * 256, count: counts[k])
+            if put < counts[k] {
+                for j in put..<counts[k] { burst[count - 1 - dropped] = perWorker[k * 256 + j]; dropped += 1 }
+            }
+        }
+        if dropped > 0 { context.counters.add(.dropRingFull, UInt64(dropped)) }
+        // handsOff contract: the first `dropped` descriptors are recycled by the lane.
+        if dropped > 0 { for j in 0..<dropped { burst[j] = burst[count - dropped + j] } }
+        return dropped
+    }
+
+    static var handsOff: Bool { true }
+
+    /// A cheap hash of the IPv4/IPv6 5-tuple (0 for anything else).
+    @inline(__always)
+    static func flowHash(_ p: UnsafeMutableRawPointer, _ len: Int) -> UInt32 {
+        guard len >= 34 else { return 0 }
+        let type = UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 12, as: UInt16.self))
+        var h: UInt64 = 0
+        if type == 0x0800 {
+            let ihl = Int(p.load(fromByteOffset: 14, as: UInt8.self) & 15) * 4
+            h = UInt64(p.loadUnaligned(fromByteOffset: 26, as: UInt32.self)) ^ UInt64(p.loadUnaligned(fromByteOffset: 30, as: UInt32.self)) << 32
+            if 14 + ihl + 4 <= len { h ^= UInt64(p.loadUnaligned(fromByteOffset: 14 + ihl, as: UInt32.self)) &* 0x9e37_79b9 }
+            h ^= UInt64(p.load(fromByteOffset: 23, as: UInt8.self))
+        } else if type == 0x86dd, len >= 58 {
+            for o in stride(from: 22, to: 54, by: 8) { h = (h ^ p.loadUnaligned(fromByteOffset: o, as: UInt64.self)) &* 0x100_0000_01b3 }
+            h ^= UInt64(p.loadUnaligned(fromByteOffset: 54, as: UInt32.self))
+        }
+        h = (h ^ (h >> 33)) &* 0xff51_afd7_ed55_8ccd
+        return UInt32(truncatingIfNeeded: h ^ (h >> 33))
+    }
+}
+
+/// A worker lane: descriptors in from the RX lane's ring, the app, TX on the
+/// worker's own OUT queue, and every frame (sent, dropped) back through `returns`.
+struct PipelineWorker<App: LaneApp>: ~Copyable {
+    var app: App
+    let input: SPSCRing
+    let returns: SPSCRing
+    let tx: UnsafeMutablePointer<xsk_ring_prod>
+    let completion: UnsafeMutablePointer<xsk_ring_cons>
+    let fd: Int32
+    let context: LaneContext
+    let batch: Int
+    let burst: UnsafeMutablePointer<FrameDesc>
+    let done: UnsafeMutablePointer<FrameDesc>
+    var outstanding = 0
+
+    init(app: App, input: SPSCRing, returns: SPSCRing, tx: UnsafeMutablePointer<xsk_ring_prod>,
+         completion: UnsafeMutablePointer<xsk_ring_cons>, fd: Int32, context: LaneContext, batch: Int) {
+        self.app = app; self.input = input; self.returns = returns; self.tx = tx; self.completion = completion
+        self.fd = fd; self.context = context; self.batch = batch
+        burst = .allocate(capacity: batch)
+        done = .allocate(capacity: batch)
+    }
+
+    deinit { burst.deallocate(); done.deallocate() }
+
+    /// Until `*stop` is 1 and everything taken in has been sent and returned.
+    mutating func run(stop: UnsafePointer<UInt64>) {
+        let c = context.counters
+        var idle = 0
+        while true {
+            var work = 0
+            // Completions: frames go home.
+            if outstanding > 0 {
+                var idx: UInt32 = 0
+                let n = Int(xsk_ring_cons__peek(completion, UInt32(batch), &idx))
+                if n > 0 {
+                    for i in 0..<n { done[i] = FrameDesc(addr: xsk_ring_cons__comp_addr(completion, idx &+ UInt32(i)).pointee, len: 0) }
+                    xsk_ring_cons__release(completion, UInt32(n))
+                    _ = returns.enqueue(done, count: n) // sized for every frame: never full
+                    outstanding &-= n
+                    work &+= n
+                } else if xsk_ring_prod__needs_wakeup(tx) != 0 {
+                    _ = lanes_kick_tx(fd)
+                }
+            }
+            let n = input.dequeue(into: burst, max: batch)
+            if n > 0 {
+                work &+= n
+                c.add(.bursts, 1) // what came in was counted as RX by the RX lane
+                let k = app.process(burst, count: n, context: context)
+                var sent = 0
+                if k > 0 {
+                    var idx: UInt32 = 0
+                    let room = Int(xsk_prod_nb_free(tx, UInt32(k)))
+                    sent = room > 0 ? Int(xsk_ring_prod__reserve(tx, UInt32(min(k, room)), &idx)) : 0
+                    var tb: UInt64 = 0
+                    for i in 0..<sent {
+                        let slot = xsk_ring_prod__tx_desc(tx, idx &+ UInt32(i))!
+                        slot.pointee.addr = burst[i].addr
+                        slot.pointee.len = burst[i].len
+                        slot.pointee.options = 0
+                        tb &+= UInt64(burst[i].len)
+                    }
+                    if sent > 0 {
+                        xsk_ring_prod__submit(tx, UInt32(sent))
+                        outstanding &+= sent
+                        c.add(.txPackets, UInt64(sent))
+                        c.add(.txBytes, tb)
+                        if xsk_ring_prod__needs_wakeup(tx) != 0 { _ = lanes_kick_tx(fd); c.add(.txKicks, 1) }
+                    }
+                    if sent < k { c.add(.dropTxRingFull, UInt64(k - sent)) }
+                }
+                if sent < n { _ = returns.enqueue(burst + sent, count: n - sent) }
+            }
+            if work == 0 {
+                if lanes_load_relaxed_u64(stop) >= 1 && input.count == 0 {
+                    if outstanding == 0 { break }
+                    _ = lanes_kick_tx(fd)
+                }
+                idle &+= 1
+                if idle >= 256 { usleep(20); idle = 0; c.add(.idlePolls, 1) }
+            } else {
+                idle = 0
+            }
+        }
+    }
+}
