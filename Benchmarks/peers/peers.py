@@ -8,6 +8,9 @@ A and B alternate, `--rounds` times each, on one testbed (queue 0, one core each
   drop:    lanes drop vs testpmd rxonly, fed by lanes gen at its highest rate
   macswap: lanes fwd --mode macswap vs testpmd macswap, returned packets counted
            in XDP on gen:g0
+  fwd:     lanes fwd d0 d1 --mode io vs testpmd io forwarding (net_af_xdp on both ports),
+           counted in XDP on sink:s0; then one-way latency through lanes fwd --mode l3
+           at 10%, 50% and 90% of its maximum rate (signed packets, lanes gen --rx-only on s0)
 Prints a table of medians and ratios and appends it, dated, with the machine's
 description, to BENCHMARKS.md. Needs root and a release build (it makes one).
 """
@@ -17,7 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 LANES = os.path.join(ROOT, ".build/release/lanes")
 TXONLY = os.path.join(ROOT, ".build/peers/xsk_txonly")
 TB = "peers"
-GEN, DUT = TB + "-gen", TB + "-dut"
+GEN, DUT, SINK = TB + "-gen", TB + "-dut", TB + "-sink"
 G0_MAC, D0_MAC = "02:4c:00:00:00:01", "02:4c:00:00:00:02"
 
 
@@ -160,6 +163,50 @@ def trial_macswap(kind, seconds):
     return sink_rate(out), None
 
 
+def testpmd_fwd(seconds):
+    cmd = ["ip", "netns", "exec", DUT, "dpdk-testpmd", "-l", "0,1", "--main-lcore", "0", "--no-huge", "-m", "512", "--no-pci",
+           "--file-prefix", "peers-io", "--log-level", "*:error",
+           "--vdev", "net_af_xdp0,iface=d0,start_queue=0,queue_count=1",
+           "--vdev", "net_af_xdp1,iface=d1,start_queue=0,queue_count=1", "--",
+           "--total-num-mbufs", "16384", "--forward-mode=io", "--auto-start", "--stats-period", "1"]
+    p = bg(cmd)
+    time.sleep(seconds + 1.5)
+    return stop(p)
+
+
+def trial_fwd(kind, seconds):
+    """Two ports: gen:g0 -> dut:d0 -> forwarder -> dut:d1 -> sink:s0, counted in XDP on s0."""
+    xdp_off(DUT, "d0"); xdp_off(DUT, "d1")
+    s = sink(SINK, "s0")
+    gen = bg([LANES, "gen", "--testbed", TB, "--queues", "0", "--cores", "0", "--interval", "0"])
+    if kind == "lanes":
+        p = bg([LANES, "fwd", "d0", "d1", "--netns", DUT, "--mode", "io", "--queues", "0", "--cores", "1", "--filter", "udp", "--interval", "0"])
+        time.sleep(seconds + 1.5)
+        stop(p)
+    else:
+        testpmd_fwd(seconds)
+    stop(gen)
+    out, _, _ = stop(s)
+    return sink_rate(out), None
+
+
+def latency_at(rate_pps, seconds):
+    """One way through lanes fwd --mode l3: gen:g0 -> d0 -> d1 -> s0, signed packets received on s0."""
+    xdp_off(DUT, "d0"); xdp_off(SINK, "s0")
+    fwd = bg([LANES, "fwd", "--testbed", TB, "--mode", "l3", "--queues", "0", "--cores", "1", "--filter", "udp", "--interval", "0"])
+    wait_xdp(DUT, "d0")
+    rx = bg([LANES, "gen", "s0", "--netns", SINK, "--rx-only", "--flows", "4", "--queues", "0", "--cores", "1",
+             "--dst-mac", "02:4c:00:00:01:02", "--interval", "0", "--json"])
+    wait_xdp(SINK, "s0")
+    sh([LANES, "gen", "--testbed", TB, "--queues", "0", "--cores", "0", "--flows", "4", "--rate", f"{int(rate_pps)}",
+        "--duration", str(seconds), "--interval", "0"])
+    time.sleep(0.5)
+    out, _, _ = stop(rx)
+    stop(fwd)
+    rep = json.loads(out.strip().splitlines()[-1])
+    return rep
+
+
 def machine():
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     return f"{cpu}, {os.cpu_count()} CPUs, kernel {platform.release()}, veth copy mode"
@@ -185,13 +232,20 @@ def main():
     try:
         plan = [("gen", ["lanes", "testpmd", "c-loop", "lanes-2"], trial_gen),
                 ("drop", ["lanes", "testpmd"], trial_drop),
-                ("macswap", ["lanes", "testpmd"], trial_macswap)]
+                ("macswap", ["lanes", "testpmd"], trial_macswap),
+                ("fwd", ["lanes", "testpmd"], trial_fwd)]
         for test, kinds, fn in plan:
             for r in range(a.rounds):
                 for k in kinds:
                     rate, share = fn(k, a.seconds)
                     results.setdefault((test, k), []).append((rate, share))
                     print(f"{test:8} round {r + 1} {k:8} {rate / 1e6:.3f} Mpps" + (f", user-space share {share:.1%}" if share is not None else ""), file=sys.stderr)
+        fwd_max = statistics.median(r for r, _ in results[("fwd", "lanes")])
+        for frac in [0.1, 0.5, 0.9]:
+            rep = latency_at(frac * fwd_max, a.seconds)
+            results[("latency", frac)] = rep
+            lat = rep.get("latency", {})
+            print(f"latency at {frac:.0%} of {fwd_max / 1e6:.3f} Mpps: p50 {lat.get('p50_ns', 0) / 1e3:.1f} us, p99 {lat.get('p99_ns', 0) / 1e3:.1f} us, lost {rep.get('lost')}", file=sys.stderr)
     finally:
         subprocess.run([LANES, "testbed", "down", "--name", TB], capture_output=True)
 
@@ -208,6 +262,7 @@ def main():
         ("gen, 2 lanes vs 1 lane", "lanes gen x2", med("gen", "lanes-2"), "lanes gen x1", med("gen", "lanes")),
         ("drop (rx, 1 core)", "lanes drop", med("drop", "lanes"), "testpmd rxonly", med("drop", "testpmd")),
         ("macswap (1 core)", "lanes fwd macswap", med("macswap", "lanes"), "testpmd macswap", med("macswap", "testpmd")),
+        ("fwd d0 -> d1 (io, 1 core)", "lanes fwd io", med("fwd", "lanes"), "testpmd io (2 ports)", med("fwd", "testpmd")),
     ]
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"### {date}: {machine()}", "",
@@ -219,6 +274,17 @@ def main():
     if sl is not None and st is not None:
         lines += ["", f"User-space share of the generating process's CPU time (utime / (utime + stime)): "
                       f"lanes gen {sl:.1%}, testpmd txonly {st:.1%}."]
+    fwd_max = med("fwd", "lanes")
+    lines += ["", f"One-way latency through `lanes fwd --mode l3` (gen:g0 -> d0 -> d1 -> s0, signed packets timed on s0), "
+                  f"at fractions of lanes fwd's maximum {fwd_max / 1e6:.3f} Mpps:", "",
+              "| load | offered Mpps | received | lost | min us | p50 us | p90 us | p99 us | p99.9 us | max us |",
+              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for frac in [0.1, 0.5, 0.9]:
+        rep = results.get(("latency", frac), {})
+        lat = rep.get("latency", {})
+        us = lambda k: f"{lat.get(k, 0) / 1e3:.1f}"
+        lines.append(f"| {frac:.0%} | {frac * fwd_max / 1e6:.3f} | {rep.get('rx_packets', 0)} | {rep.get('lost', 0)} | {us('min_ns')} | {us('p50_ns')} | "
+                     f"{us('p90_ns')} | {us('p99_ns')} | {us('p999_ns')} | {us('max_ns')} |")
     text = "\n".join(lines) + "\n"
     print(text)
     if not a.no_append:

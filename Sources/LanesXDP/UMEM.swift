@@ -5,7 +5,12 @@ import Glibc
 /// with its fill and completion rings. Lanes gives each lane its own UMEM (and
 /// shares it across that lane's sockets on two ports with XDP_SHARED_UMEM), so a
 /// frame never crosses cores and no lock guards the free frames. One shared UMEM
-/// per interface would need a multi-consumer free list on every burst.
+/// per interface would need a multi-consumer free list on every frame: measured
+/// in Benchmarks/ (2026-11-25, AMD EPYC VM), popping and pushing 64 frames costs
+/// about 500 ns in a lane's own FIFO pool and about 1,730 ns through an MPMC ring
+/// one frame at a time, uncontended; with lanes on other cores contending for the
+/// same indices it only grows. Pipeline mode, where frames must cross cores,
+/// returns them through one SPSC ring per worker instead.
 public final class UMEM {
     public struct Config: Sendable {
         public var frameCount: Int = 4096

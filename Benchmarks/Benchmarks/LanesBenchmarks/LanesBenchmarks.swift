@@ -89,6 +89,56 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    Benchmark("build eth/ipv4/udp frame x64") { benchmark in
+        let spec = FrameSpec(dstMAC: MACAddress("02:00:00:00:00:0b")!, srcMAC: MACAddress("02:00:00:00:00:0a")!,
+                             src: .v4(IPv4Address("198.18.0.1")!), dst: .v4(IPv4Address("198.18.1.1")!),
+                             srcPort: 1024, dstPort: 9000, frameLength: 64)
+        let buf = UnsafeMutableRawPointer.allocate(byteCount: 2048, alignment: 64)
+        defer { buf.deallocate() }
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            for _ in 0..<burst { blackHole(FrameBuilder.build(spec, into: buf)) }
+        }
+    }
+
+    Benchmark("SPSC ring enqueue+dequeue burst of 64") { benchmark in
+        let ring = SPSCRing(capacity: 1024)
+        let a = UnsafeMutablePointer<FrameDesc>.allocate(capacity: burst)
+        for i in 0..<burst { a[i] = FrameDesc(addr: UInt64(i * 2048), len: 64) }
+        defer { a.deallocate() }
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            blackHole(ring.enqueue(a, count: burst))
+            blackHole(ring.dequeue(into: a, max: burst))
+        }
+    }
+
+    Benchmark("MPMC ring enqueue+dequeue burst of 64") { benchmark in
+        let ring = MPMCRing(capacity: 1024)
+        let a = UnsafeMutablePointer<FrameDesc>.allocate(capacity: burst)
+        for i in 0..<burst { a[i] = FrameDesc(addr: UInt64(i * 2048), len: 64) }
+        defer { a.deallocate() }
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            blackHole(ring.enqueue(a, count: burst))
+            blackHole(ring.dequeue(into: a, max: burst))
+        }
+    }
+
+    Benchmark("MPMC ring one frame at a time x64 (a shared free list's cost)") { benchmark in
+        let ring = MPMCRing(capacity: 1024)
+        let a = UnsafeMutablePointer<FrameDesc>.allocate(capacity: 1)
+        a[0] = FrameDesc(addr: 2048, len: 64)
+        defer { a.deallocate() }
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            for _ in 0..<burst {
+                blackHole(ring.enqueue(a, count: 1))
+                blackHole(ring.dequeue(into: a, max: 1))
+            }
+        }
+    }
+
     Benchmark("frame pool pop+push x64") { benchmark in
         var pool = FramePool(frameCount: 4096, frameSize: 2048)
         benchmark.startMeasurement()
