@@ -71,6 +71,9 @@ public final class Engine {
     public let stats: StatsArea
     public let ifindex: UInt32
     public let numaNode: Int?
+    /// Times the link was seen going down during the run (lanes pause and resume by themselves).
+    public private(set) var linkDownEvents = 0
+    var linkUp = true
 
     public init(_ config: EngineConfig) throws(LanesError) {
         try requireRoot(for: "AF_XDP")
@@ -229,10 +232,15 @@ public final class Engine {
             if let duration { wait = min(wait, max(0.001, duration - (now - start))) }
             let sig = StopSignals.wait(seconds: wait)
             if sig != 0 { exitReason = sig == SIGINT ? "SIGINT" : "SIGTERM"; break }
-            if if_nametoindex(config.interface) != ifindex {
+            if if_nametoindex(config.interface) != ifindex || (config.outInterface.map { if_nametoindex($0) == 0 } ?? false) {
                 exitReason = "interface lost"
                 break
             }
+            // A link that goes down: the sockets stay bound and the lanes wait;
+            // count the event and carry on when it comes back.
+            let up = Sysfs.read("/sys/class/net/\(config.interface)/operstate").map { $0 != "down" } ?? true
+            if !up && linkUp { linkDownEvents += 1 }
+            linkUp = up
             let t = monotonicSeconds()
             if interval > 0 && t - lastReport >= interval {
                 let cur = snapshot()
@@ -292,7 +300,8 @@ public final class Engine {
                           filter: config.filter.description, umemPlacement: lanes.first?.umem.placement ?? "",
                           framesPerLane: config.umem.frameCount, frameSize: config.umem.frameSize,
                           umemBytesPerLane: config.umem.bytes, durationS: duration, exitReason: exitReason,
-                          processRSSBytes: rss, processBeyondUMEMBytes: max(0, rss - umemBytes), lanes: laneSummaries)
+                          processRSSBytes: rss, processBeyondUMEMBytes: max(0, rss - umemBytes), linkDownEvents: linkDownEvents,
+                          lanes: laneSummaries)
     }
 }
 

@@ -150,7 +150,7 @@ public final class Pipeline {
         let summary = RunSummary(interface: config.interface, bindMode: rxSocket.boundMode, xdpMode: program.attachedMode?.rawValue ?? "none",
                                  filter: config.filter.description, umemPlacement: umem.placement, framesPerLane: fc, frameSize: fs,
                                  umemBytesPerLane: umem.config.bytes, durationS: elapsed, exitReason: reason,
-                                 processRSSBytes: rss, processBeyondUMEMBytes: max(0, rss - umem.config.bytes), lanes: lanes)
+                                 processRSSBytes: rss, processBeyondUMEMBytes: max(0, rss - umem.config.bytes), linkDownEvents: 0, lanes: lanes)
         if reason == "interface lost" {
             close()
             throw LanesError("interface \(config.interface) disappeared during the run", fix: "check 'ip link'; nothing is left attached")

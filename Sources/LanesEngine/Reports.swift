@@ -11,6 +11,8 @@ public struct IntervalReport {
     public var elapsed: Double
     public var rows: [Row]
     public var total: Row
+    /// Cumulative packets so far, all lanes.
+    public var totals: (rx: UInt64, tx: UInt64)
 
     public init(elapsed: Double, seconds: Double, lanes: [(Int, Int)], previous: [LaneSnapshot], current: [LaneSnapshot]) {
         self.elapsed = elapsed
@@ -22,6 +24,7 @@ public struct IntervalReport {
                             rxBps: rate(.rxBytes) * 8, txBps: rate(.txBytes) * 8, drops: n.drops))
         }
         self.rows = rows
+        totals = (current.reduce(0) { $0 + $1[.rxPackets] }, current.reduce(0) { $0 + $1[.txPackets] })
         total = Row(queue: -1, core: -1, rxPps: rows.reduce(0) { $0 + $1.rxPps }, txPps: rows.reduce(0) { $0 + $1.txPps },
                     rxBps: rows.reduce(0) { $0 + $1.rxBps }, txBps: rows.reduce(0) { $0 + $1.txBps },
                     drops: rows.reduce(0) { $0 + $1.drops })
@@ -80,6 +83,7 @@ public struct RunSummary: Encodable, Sendable {
     public var exitReason: String
     public var processRSSBytes: Int
     public var processBeyondUMEMBytes: Int
+    public var linkDownEvents: Int = 0
     public var lanes: [LaneSummary]
 
     public var rxPackets: UInt64 { lanes.reduce(0) { $0 + $1.rxPackets } }
@@ -90,7 +94,7 @@ public struct RunSummary: Encodable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case interface, bindMode, xdpMode, filter, umemPlacement, framesPerLane, frameSize, umemBytesPerLane
-        case durationS, exitReason, processRSSBytes = "processRssBytes", processBeyondUMEMBytes = "processBeyondUmemBytes", lanes
+        case durationS, exitReason, processRSSBytes = "processRssBytes", processBeyondUMEMBytes = "processBeyondUmemBytes", linkDownEvents, lanes
         case rxPackets, txPackets, rxBytes, txBytes, rxPps, txPps, framesBalanced, drops, xsk, xdp
     }
 
@@ -108,6 +112,7 @@ public struct RunSummary: Encodable, Sendable {
         try c.encode(exitReason, forKey: .exitReason)
         try c.encode(processRSSBytes, forKey: .processRSSBytes)
         try c.encode(processBeyondUMEMBytes, forKey: .processBeyondUMEMBytes)
+        try c.encode(linkDownEvents, forKey: .linkDownEvents)
         try c.encode(lanes, forKey: .lanes)
         try c.encode(rxPackets, forKey: .rxPackets)
         try c.encode(txPackets, forKey: .txPackets)

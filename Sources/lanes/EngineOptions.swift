@@ -33,6 +33,7 @@ struct EngineOptions: ParsableArguments {
     /// Enters the right namespace and returns the engine configuration. With no
     /// interface given, the testbed port `defaultPort` (dut:d0 unless said).
     func prepare(defaultPort: KeyPath<Testbed, Testbed.Port> = \.d0) throws -> EngineConfig {
+        try requireRoot(for: "AF_XDP and XDP")
         let iface: String
         if let interface {
             iface = interface
@@ -99,7 +100,8 @@ struct EngineOptions: ParsableArguments {
         let (summary, apps) = try engine.run(duration: duration, interval: interval, grace: grace, onInterval: { r in
             if json {
                 printJSONLine(IntervalLine(elapsedS: r.elapsed, rxPps: r.total.rxPps, txPps: r.total.txPps,
-                                   rxBps: r.total.rxBps, txBps: r.total.txBps, laneRxPps: r.rows.map(\.rxPps)))
+                                   rxBps: r.total.rxBps, txBps: r.total.txBps, laneRxPps: r.rows.map(\.rxPps),
+                                   rxPackets: r.totals.rx, txPackets: r.totals.tx, drops: r.total.drops))
             } else {
                 if tty { print("\u{1B}[2J\u{1B}[H", terminator: "") }
                 print(r.table)
@@ -146,4 +148,6 @@ func printJSONLine<T: Encodable>(_ value: T) {
 struct IntervalLine: Encodable {
     var elapsedS, rxPps, txPps, rxBps, txBps: Double
     var laneRxPps: [Double]
+    /// Cumulative totals so far.
+    var rxPackets: UInt64 = 0, txPackets: UInt64 = 0, drops: UInt64 = 0
 }

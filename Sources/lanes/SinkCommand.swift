@@ -35,6 +35,7 @@ struct SinkCommand: ParsableCommand {
     struct QueueCount: Encodable { var queue: Int; var packets: UInt64; var bytes: UInt64 }
 
     func run() throws {
+        try requireRoot(for: "the XDP sink")
         let tb = Testbed(name: testbed)
         let iface = interface ?? tb.s0.interface
         if let ns = netns ?? (interface == nil ? tb.sink : nil) { try NetworkNamespace.enterWithSysfs(ns) }

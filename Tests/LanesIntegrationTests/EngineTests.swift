@@ -132,28 +132,6 @@ struct IntegrationTests {
             }
         }
 
-        @Test(arguments: [
-            (["drop", "nosuch0"], "not found"),
-            (["drop", "d0", "--queues", "5"], "out of range"),
-            (["drop", "d0", "--queues", "0-1", "--cores", "0,99"], "core 99 out of range"),
-            (["drop", "d0", "--queues", "0-1", "--cores", "0"], "1 cores"),
-            (["drop", "d0", "--frame-size", "3000"], "not a power of two"),
-            (["drop", "d0", "--ring-size", "16"], "ring size"),
-            (["drop", "d0", "--bind", "zero-copy"], "zero-copy"),
-            (["drop", "d0", "--filter", "udp dport 0"], "bad --filter"),
-            (["drop", "d0", "--queues", "x"], "bad --queues"),
-            (["fwd", "d0", "--mode", "teleport"], "not available"),
-        ])
-        func badInputIsOneLineAndLeavesNothing(args: [String], message: String) throws {
-            try withTestbed(queues: 2) { tb in
-                let o = try run(args + ["--netns", tb.dut, "--duration", "1"])
-                #expect(o.status != 0)
-                let lines = o.stderr.split(separator: "\n")
-                #expect(lines.count == 1, "stderr: \(o.stderr)")
-                #expect(o.stderr.contains(message), "stderr: \(o.stderr)")
-                #expect(try !tb.xdpAttached(tb.dut, "d0"))
-            }
-        }
     }
 }
 

@@ -1,0 +1,144 @@
+import Foundation
+import Testing
+
+extension IntegrationTests {
+    @Suite(.serialized) struct Reliability {
+        /// At least 25 misuses: each ends with one line on stderr that names the
+        /// problem (and a fix), a non-zero exit, and nothing left attached.
+        @Test func badInputIsOneClearLineAndLeavesNothing() throws {
+            try withTestbed(queues: 2) { tb in
+                let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lanes-bad-\(getpid())")
+                try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+                defer { try? FileManager.default.removeItem(at: dir) }
+                let badRoutes = dir.appendingPathComponent("routes.txt").path
+                try "198.18.1.0/24 not-a-mac d1\n".write(toFile: badRoutes, atomically: true, encoding: .utf8)
+                let badFlows = dir.appendingPathComponent("flows.txt").path
+                try "198.18.0.1 198.18.1.1 1024\n".write(toFile: badFlows, atomically: true, encoding: .utf8)
+                let badPcap = dir.appendingPathComponent("bad.pcap").path
+                try Data([1, 2, 3, 4, 5, 6, 7, 8]).write(to: URL(fileURLWithPath: badPcap))
+                let ns = ["--netns", tb.dut], gen = ["--testbed", tb.name]
+                let cases: [([String], String)] = [
+                    (["drop", "nosuch0"] + ns, "not found"),
+                    (["drop", "d0", "--netns", "no-such-namespace"], "does not exist"),
+                    (["drop", "d0", "--queues", "5"] + ns, "out of range"),
+                    (["drop", "d0", "--queues", "0-3"] + ns, "out of range"),
+                    (["drop", "d0", "--queues", "0-1", "--cores", "0,99"] + ns, "core 99 out of range"),
+                    (["drop", "d0", "--queues", "0-1", "--cores", "0"] + ns, "1 cores"),
+                    (["drop", "d0", "--queues", "x"] + ns, "bad --queues"),
+                    (["drop", "d0", "--frame-size", "3000"] + ns, "not a power of two"),
+                    (["drop", "d0", "--frame-size", "1024"] + ns, "frame size"),
+                    (["drop", "d0", "--ring-size", "16"] + ns, "ring size"),
+                    (["drop", "d0", "--bind", "zero-copy"] + ns, "zero-copy"),
+                    (["drop", "d0", "--filter", "udp dport 0"] + ns, "bad --filter"),
+                    (["drop", "d0", "--burst", "0"] + ns, "burst"),
+                    (["drop", "d0", "--flow-cap", "fast"] + ns, "bad --flow-cap"),
+                    (["fwd", "d0", "--mode", "teleport"] + ns, "not available"),
+                    (["fwd", "d0", "d1", "--mode", "l3", "--routes", badRoutes] + ns, "bad route file"),
+                    (["fwd", "d0", "d1", "--mode", "l3", "--routes", dir.appendingPathComponent("none").path] + ns, "cannot read route file"),
+                    (["fwd", "d0", "--mode", "l2"] + ns, "needs an OUT interface"),
+                    (["gen", "--dst-mac", "zz:00:00:00:00:01"] + gen, "bad --dst-mac"),
+                    (["gen", "--dst-ip", "198.18.1"] + gen, "bad --src-ip/--dst-ip"),
+                    (["gen", "--dst-ip", "10.0.0.1"] + gen, "outside 198.18.0.0/15"),
+                    (["gen", "--src-port", "5000-4000"] + gen, "bad --src-port"),
+                    (["gen", "--rate", "fast"] + gen, "bad --rate"),
+                    (["gen", "--size", "20"] + gen, "bad --size"),
+                    (["gen", "--imix-mix", "64:x"] + gen, "bad --imix-mix"),
+                    (["gen", "--flows-file", badFlows] + gen, "bad flows file"),
+                    (["gen", "--flows", "0"] + gen, "bad --flows"),
+                    (["decode", badPcap], "bad pcap"),
+                    (["testbed", "up", "--name", "bad/name"], "bad testbed name"),
+                    (["scale", "--lanes", "9"], "online CPUs"),
+                ]
+                #expect(cases.count >= 25)
+                for (args, message) in cases {
+                    let o = try run(args + (args[0] == "decode" || args[0] == "testbed" || args[0] == "scale" ? [] : ["--duration", "1", "--interval", "0"]))
+                    #expect(o.status != 0, "\(args): exit 0")
+                    let lines = o.stderr.split(separator: "\n")
+                    #expect(lines.count == 1, "\(args): stderr has \(lines.count) lines: \(o.stderr)")
+                    #expect(o.stderr.contains(message), "\(args): \(o.stderr)")
+                    #expect(try !tb.xdpAttached(tb.dut, "d0") && !tb.xdpAttached(tb.gen, "g0"), "\(args) left a program attached")
+                }
+                // Not root: one line naming the problem and the fix.
+                let nobody = try run(["--reuid=65534", "--regid=65534", "--clear-groups", lanesBinary, "drop", "--duration", "1"], tool: "/usr/bin/setpriv")
+                #expect(nobody.status != 0)
+                #expect(nobody.stderr.split(separator: "\n").count == 1, "\(nobody.stderr)")
+                #expect(nobody.stderr.contains("root"), "\(nobody.stderr)")
+            }
+        }
+
+        @Test func linkDownAndUpPausesAndResumes() throws {
+            try withTestbed(queues: 2) { tb in
+                let drop = try Running(["drop", "d0", "--netns", tb.dut, "--filter", "udp dport 9000", "--interval", "0.2", "--json"])
+                try tb.waitForXDP(tb.dut, "d0")
+                try tb.traffic(count: 2000, flows: 8)
+                #expect(try ip("-n", tb.dut, "link", "set", "d0", "down").status == 0)
+                usleep(800_000)
+                #expect(try ip("-n", tb.dut, "link", "set", "d0", "up").status == 0)
+                usleep(1_500_000)
+                try tb.traffic(count: 2000, flows: 8)
+                usleep(500_000)
+                drop.signal(SIGINT)
+                let o = drop.wait()
+                try #require(o.status == 0, "lanes exited on a link flap: \(o.stderr)")
+                let s = try o.json()
+                #expect(s["rx_packets"] as? Int == 4000, "traffic did not resume after the link came back")
+                #expect((s["link_down_events"] as? Int ?? 0) >= 1)
+                #expect(s["frames_balanced"] as? Bool == true)
+            }
+        }
+
+        @Test func peerNamespaceDeletedEndsTheRunCleanly() throws {
+            try withTestbed(queues: 2) { tb in
+                let drop = try Running(["drop", "d0", "--netns", tb.dut, "--interval", "0"])
+                try tb.waitForXDP(tb.dut, "d0")
+                #expect(try ip("netns", "del", tb.gen).status == 0)
+                let o = drop.wait(timeout: 5)
+                #expect(o.status != 0)
+                #expect(o.stderr.split(separator: "\n").count == 1, "\(o.stderr)")
+                #expect(o.stderr.contains("disappeared"), "\(o.stderr)")
+            }
+        }
+
+        @Test func queueCountChangeIsPickedUp() throws {
+            try withTestbed(queues: 1) { tb in
+                let one = try lanes("drop", "d0", "--netns", tb.dut, "--duration", "0.5", "--interval", "0", "--json")
+                #expect((try one.json()["lanes"] as? [Any])?.count == 1)
+                let up = try lanes("testbed", "up", "--name", tb.name, "--queues", "2")
+                #expect(up.status == 0, "\(up.stderr)")
+                let two = try lanes("drop", "d0", "--netns", tb.dut, "--duration", "0.5", "--interval", "0", "--json")
+                #expect((try two.json()["lanes"] as? [Any])?.count == 2)
+            }
+        }
+
+        /// A UMEM far too small for the offered load: the kernel counts what it
+        /// could not place, nothing is lost from the accounting, and once the load
+        /// falls every packet arrives again.
+        @Test func starvedFillRingIsCountedAndRecovers() throws {
+            try withTestbed(queues: 1) { tb in
+                let out = FileManager.default.temporaryDirectory.appendingPathComponent("lanes-starve-\(getpid()).out")
+                let drop = try Running(["drop", "d0", "--netns", tb.dut, "--frames", "64", "--ring-size", "64", "--filter", "udp dport 9000",
+                                        "--interval", "0.2", "--json"])
+                try tb.waitForXDP(tb.dut, "d0")
+                _ = out
+                let flood = try lanes("gen", "--testbed", tb.name, "--count", "300000", "--interval", "0")
+                #expect(flood.status == 0, "\(flood.stderr)")
+                usleep(800_000)
+                let before = try String(contentsOf: drop.outURL, encoding: .utf8).split(separator: "\n").last
+                let r1 = (try? JSONSerialization.jsonObject(with: Data((before ?? "").utf8)) as? [String: Any])?["rx_packets"] as? Int ?? -1
+                try tb.traffic(count: 1000, flows: 4, pps: 2000)
+                usleep(800_000)
+                drop.signal(SIGINT)
+                let o = drop.wait()
+                try #require(o.status == 0, "\(o.stderr)")
+                let s = try o.json()
+                let rx = try #require(s["rx_packets"] as? Int)
+                let xsk = try #require(s["xsk"] as? [String: Any]), xdp = try #require(s["xdp"] as? [String: Any])
+                let kernelDropped = (xsk["rx_dropped"] as? Int ?? 0) + (xsk["rx_fill_ring_empty_descs"] as? Int ?? 0) + (xsk["rx_ring_full"] as? Int ?? 0)
+                #expect(kernelDropped > 0, "the flood should have starved a 64-frame UMEM")
+                #expect(rx + (xsk["rx_dropped"] as? Int ?? 0) == xdp["redirected"] as? Int, "redirected = received + dropped by the kernel")
+                #expect(rx - r1 == 1000, "after the flood, the slow traffic must all arrive (got \(rx - r1))")
+                #expect(s["frames_balanced"] as? Bool == true)
+            }
+        }
+    }
+}
