@@ -86,6 +86,17 @@ static inline uint32_t lanes_cons_occupancy(const struct xsk_ring_cons *r) {
 
 static inline int lanes_errno(void) { return errno; }
 
+#include <sys/syscall.h>
+/* Keep only CAP_NET_ADMIN (to detach the XDP program at the end) in the calling
+ * thread's effective and permitted sets; threads started later inherit this. */
+static inline int lanes_keep_only_net_admin(void) {
+    struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct d[2];
+    __builtin_memset(d, 0, sizeof(d));
+    d[0].effective = d[0].permitted = 1u << CAP_NET_ADMIN;
+    return (int)syscall(SYS_capset, &h, d);
+}
+
 /* bpf_xdp_query_opts and bpf_xdp_attach_opts end in a zero-width bitfield that
  * the Swift importer lays out differently from C (seen failing under -O), so
  * the opts structs are built here, in C. */

@@ -5,7 +5,7 @@
 /// `release()` once.
 public struct LatencyHistogram {
     public static let bucketCount = 64 + 35 * 32
-    @usableFromInline let buckets: UnsafeMutablePointer<UInt64>
+    public let buckets: UnsafeMutablePointer<UInt64>
     public private(set) var count: UInt64 = 0
     public private(set) var min: UInt64 = .max
     public private(set) var max: UInt64 = 0

@@ -138,6 +138,15 @@ public final class Engine {
         }
     }
 
+    /// After set-up the data path needs no privilege: the sockets, rings, UMEM and
+    /// map fds are open. Keep only CAP_NET_ADMIN, to detach the XDP program at the
+    /// end; call before any lane or monitor thread starts (they inherit it).
+    public func dropPrivileges() throws(LanesError) {
+        if lanes_keep_only_net_admin() != 0 {
+            throw LanesError.system("drop capabilities after set-up (capset)", errno: lanes_errno())
+        }
+    }
+
     /// Detaches the program and releases sockets and UMEM. Safe to call twice.
     public func close() {
         program.detach()
@@ -271,7 +280,7 @@ public final class Engine {
     public func snapshot() -> [LaneSnapshot] { (0..<(lanes.count * halves)).map { stats.counters($0).snapshot() } }
 
     /// (queue, core) of each counter block, in order.
-    var laneLabels: [(Int, Int)] { lanes.flatMap { l in Array(repeating: (l.queue, l.core), count: halves) } }
+    public var laneLabels: [(Int, Int)] { lanes.flatMap { l in Array(repeating: (l.queue, l.core), count: halves) } }
 
     func makeSummary(duration: Double, ledgers: [FrameLedger?], exitReason: String) -> RunSummary {
         let snaps = snapshot()

@@ -29,6 +29,7 @@ struct EngineOptions: ParsableArguments {
     @Option(help: "Run for S seconds (default: until SIGINT/SIGTERM).") var duration: Double?
     @Option(help: "Seconds between live reports (0: none).") var interval: Double = 1
     @Flag(help: "JSON lines every interval, then one JSON summary object.") var json = false
+    @Option(help: "Serve Prometheus metrics at ADDR:PORT (ADDR defaults to 127.0.0.1), in the interface's namespace.") var metrics: String?
 
     /// Enters the right namespace and returns the engine configuration. With no
     /// interface given, the testbed port `defaultPort` (dut:d0 unless said).
@@ -91,8 +92,14 @@ struct EngineOptions: ParsableArguments {
     func run<App: LaneApp>(_ config: EngineConfig, mode: String, grace: Double = 0.2,
                            report: ((RunSummary, [App]) -> Void)? = nil,
                            makeReverseApp: ((Int) -> App)? = nil,
+                           extraMetrics: (() -> String)? = nil,
                            makeApp: (Engine, Int) -> App) throws -> (RunSummary, [App]) {
         let engine = try Engine(config)
+        let server = try metrics.map { spec throws(LanesError) in
+            try MetricsServer(spec: spec) { PrometheusText.render(engine: engine, extra: extraMetrics?() ?? "") }
+        }
+        defer { server?.shutdown() }
+        try engine.dropPrivileges()
         let tty = isatty(1) == 1
         if !json {
             print("lanes \(mode) on \(config.interface): \(engine.lanes.count) lane(s), bind \(engine.bindMode), xdp \(engine.program.attachedMode?.rawValue ?? "not attached"), filter '\(config.filter)', UMEM \(config.umem.bytes / 1024) KiB/lane on \(engine.lanes.first?.umem.placement ?? "")")

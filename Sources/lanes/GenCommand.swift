@@ -160,14 +160,22 @@ struct GenCommand: ParsableCommand {
             fputs("lanes gen: running until SIGINT (give --count or --duration to stop)\n", stderr)
         }
         let json = options.json
+        let made = AppList()
         try options.run(config, mode: rxOnly ? "gen (receive only)" : "gen", grace: receiving ? 0.5 : 0.05, report: { summary, apps in
             let report = GenCommand.makeReport(summary: summary, apps: apps, flows: flowList, flowQueue: flowQueue,
                                                sizes: sizes, requestedPps: totalPps, requestedBps: requestedBps, receive: receiving,
                                                receiveOnly: rxOnly)
             apps.forEach { $0.release() }
             if json { printJSONLine(report) } else { GenCommand.printReport(report) }
-        }) { engine, i in GenApp(plan: plans[i], frameSize: config.umem.frameSize) }
+        }, extraMetrics: receiving ? { PrometheusText.histogram("lanes_gen_latency_seconds", "One-way or round-trip latency of signed packets.", made.histograms) } : nil) { engine, i in
+            let app = GenApp(plan: plans[i], frameSize: config.umem.frameSize)
+            made.histograms.append(app.latency)
+            return app
+        }
     }
+
+    /// The apps' latency histograms (handles sharing the lanes' buckets), for --metrics.
+    final class AppList: @unchecked Sendable { var histograms: [LatencyHistogram] = [] }
 
     static func makeReport(summary s: RunSummary, apps: [GenApp], flows: [FlowKey], flowQueue: [Int], sizes: [Int],
                            requestedPps: Double?, requestedBps: Double?, receive: Bool, receiveOnly: Bool = false) -> Report {

@@ -142,3 +142,54 @@ extension IntegrationTests {
         }
     }
 }
+
+extension IntegrationTests.Reliability {
+    @Test func metricsAreServedInPrometheusFormat() throws {
+        try withTestbed(queues: 2) { tb in
+            let port = 19000 + Int(getpid() % 1000)
+            let drop = try Running(["drop", "d0", "--netns", tb.dut, "--filter", "udp dport 9000", "--metrics", "127.0.0.1:\(port)", "--interval", "0", "--json"])
+            try tb.waitForXDP(tb.dut, "d0")
+            try tb.traffic(count: 3000, flows: 8)
+            usleep(500_000)
+            let scrape = try ip("netns", "exec", tb.dut, "curl", "-sS", "--max-time", "5", "http://127.0.0.1:\(port)/metrics")
+            drop.signal(SIGINT)
+            _ = drop.wait()
+            try #require(scrape.status == 0, "curl: \(scrape.stderr)")
+            let text = scrape.stdout
+            for family in ["lanes_rx_packets_total", "lanes_tx_bytes_total", "lanes_drops_total", "lanes_xsk_rx_dropped_total",
+                           "lanes_xsk_rx_fill_ring_empty_descs_total", "lanes_xdp_redirected_total", "lanes_fill_ring_frames"] {
+                #expect(text.contains("# TYPE \(family) "), "no \(family)")
+            }
+            let rx = text.split(separator: "\n").filter { $0.hasPrefix("lanes_rx_packets_total{") }
+                .compactMap { $0.split(separator: " ").last.flatMap { Int($0) } }.reduce(0, +)
+            #expect(rx == 3000)
+            let dropApp = text.split(separator: "\n").filter { $0.hasPrefix("lanes_drops_total{") && $0.contains("cause=\"app\"") }
+                .compactMap { $0.split(separator: " ").last.flatMap { Int($0) } }.reduce(0, +)
+            #expect(dropApp == 3000)
+        }
+    }
+}
+
+extension IntegrationTests.Reliability {
+    /// After set-up every thread keeps only CAP_NET_ADMIN (bit 12), and the end
+    /// still detaches the program with it.
+    @Test func privilegesAreDroppedAfterSetUp() throws {
+        try withTestbed(queues: 2) { tb in
+            let drop = try Running(["drop", "d0", "--netns", tb.dut, "--interval", "0", "--json"])
+            try tb.waitForXDP(tb.dut, "d0")
+            usleep(300_000)
+            let pid = drop.process.processIdentifier
+            let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")
+            #expect(tasks.count >= 3, "main thread and two lanes")
+            for t in tasks {
+                let status = try String(contentsOfFile: "/proc/\(pid)/task/\(t)/status", encoding: .utf8)
+                let eff = status.split(separator: "\n").first { $0.hasPrefix("CapEff:") }?.split(separator: "\t").last.map(String.init)
+                #expect(eff == "0000000000001000", "thread \(t): CapEff \(eff ?? "?")")
+            }
+            drop.signal(SIGINT)
+            let o = drop.wait()
+            #expect(o.status == 0, "\(o.stderr)")
+            #expect(try !tb.xdpAttached(tb.dut, "d0"), "detaching needs CAP_NET_ADMIN, which was kept")
+        }
+    }
+}

@@ -1,0 +1,139 @@
+import CLanes
+import Glibc
+import LanesCore
+import LanesXDP
+
+/// A minimal HTTP endpoint serving Prometheus text format (`--metrics ADDR:PORT`,
+/// 127.0.0.1 by default) from its own thread. Each scrape renders a fresh text:
+/// counters are read with relaxed loads from the lanes' stats blocks, so scraping
+/// never slows a lane.
+public final class MetricsServer {
+    let fd: Int32
+    public let port: UInt16
+    var thread: PinnedThread?
+    let stop = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
+
+    /// `spec` is PORT, ADDR:PORT or [ADDR]:PORT (IPv4 only).
+    public init(spec: String, render: @escaping () -> String) throws(LanesError) {
+        var addrText = "127.0.0.1", portText = spec
+        if let i = spec.lastIndex(of: ":") {
+            addrText = String(spec[..<i].filter { $0 != "[" && $0 != "]" })
+            portText = String(spec[spec.index(after: i)...])
+        }
+        guard let p = UInt16(portText), p > 0 else { throw LanesError("bad --metrics '\(spec)'", fix: "give ADDR:PORT, e.g. 127.0.0.1:9100") }
+        var sa = sockaddr_in()
+        sa.sin_family = sa_family_t(AF_INET)
+        sa.sin_port = p.bigEndian
+        guard inet_pton(AF_INET, addrText, &sa.sin_addr) == 1 else { throw LanesError("bad --metrics address '\(addrText)'", fix: "give an IPv4 address, e.g. 127.0.0.1") }
+        let s = try syscall("socket for --metrics") { socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        var one: Int32 = 1
+        setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, 4)
+        let bound = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        if bound < 0 {
+            let e = lanes_errno()
+            close(s)
+            throw LanesError.system("bind --metrics \(addrText):\(p)", errno: e, fix: e == EADDRINUSE ? "pick another port" : nil)
+        }
+        try syscall("listen on --metrics") { listen(s, 16) }
+        fd = s
+        port = p
+        stop.initialize(to: 0)
+        let stopFlag = stop
+        thread = try PinnedThread(core: -1, name: "metrics") {
+            while lanes_load_relaxed_u64(stopFlag) == 0 {
+                var pfd = pollfd(fd: s, events: Int16(POLLIN), revents: 0)
+                if poll(&pfd, 1, 100) <= 0 { continue }
+                let c = accept(s, nil, nil)
+                if c < 0 { continue }
+                var tv = timeval(tv_sec: 1, tv_usec: 0)
+                setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+                var req = [UInt8](repeating: 0, count: 2048)
+                let n = req.withUnsafeMutableBytes { recv(c, $0.baseAddress, $0.count, 0) }
+                let line = n > 0 ? String(decoding: req[0..<n], as: UTF8.self).split(separator: "\r\n").first.map(String.init) ?? "" : ""
+                let ok = line.hasPrefix("GET /metrics") || line.hasPrefix("GET / ")
+                let body = ok ? render() : "not found; scrape /metrics\n"
+                let head = "HTTP/1.1 \(ok ? "200 OK" : "404 Not Found")\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n"
+                let bytes = Array((head + body).utf8)
+                var sent = 0
+                while sent < bytes.count {
+                    let r = bytes[sent...].withUnsafeBytes { send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                    if r <= 0 { break }
+                    sent += r
+                }
+                close(c)
+            }
+        }
+    }
+
+    public func shutdown() {
+        lanes_store_relaxed_u64(stop, 1)
+        thread?.join()
+        thread = nil
+        close(fd)
+    }
+
+    deinit { if thread != nil { shutdown() }; stop.deallocate() }
+}
+
+/// Prometheus text for an engine's lanes: packets, bytes, drops by cause,
+/// XDP_STATISTICS, the XDP program's counters, frames in the fill ring and free.
+public enum PrometheusText {
+    public static func render(engine: Engine, extra: String = "") -> String {
+        var out = ""
+        func family(_ name: String, _ type: String, _ help: String, _ samples: [(String, UInt64)]) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+            for (labels, v) in samples { out += "\(name){\(labels)} \(v)\n" }
+        }
+        let snaps = engine.snapshot()
+        let labels = engine.laneLabels.map { "queue=\"\($0.0)\",core=\"\($0.1)\",interface=\"\(engine.config.interface)\"" }
+        func per(_ c: LaneCounter) -> [(String, UInt64)] { zip(labels, snaps).map { ($0, $1[c]) } }
+        family("lanes_rx_packets_total", "counter", "Packets received by the lane.", per(.rxPackets))
+        family("lanes_tx_packets_total", "counter", "Packets transmitted by the lane.", per(.txPackets))
+        family("lanes_rx_bytes_total", "counter", "Bytes received by the lane.", per(.rxBytes))
+        family("lanes_tx_bytes_total", "counter", "Bytes transmitted by the lane.", per(.txBytes))
+        var drops: [(String, UInt64)] = []
+        for c in LaneCounter.allCases where c.isDrop {
+            for (l, s) in zip(labels, snaps) { drops.append(("\(l),cause=\"\(c.name.dropFirst(5))\"", s[c])) }
+        }
+        family("lanes_drops_total", "counter", "Packets dropped by the lane, by cause.", drops)
+        family("lanes_free_frames", "gauge", "Frames free in the lane's pool at its last report.", per(.freeFrames))
+        family("lanes_fill_ring_frames", "gauge", "Frames in the fill ring at the lane's last report.", per(.fillFrames))
+        let socks = engine.lanes
+        func xsk(_ name: String, _ help: String, _ f: (XSKStatistics) -> UInt64) {
+            family("lanes_xsk_\(name)_total", "counter", help, socks.map { ("queue=\"\($0.queue)\"", f($0.socket.statistics())) })
+        }
+        xsk("rx_dropped", "XDP_STATISTICS rx_dropped.", \.rxDropped)
+        xsk("rx_invalid_descs", "XDP_STATISTICS rx_invalid_descs.", \.rxInvalidDescs)
+        xsk("tx_invalid_descs", "XDP_STATISTICS tx_invalid_descs.", \.txInvalidDescs)
+        xsk("rx_ring_full", "XDP_STATISTICS rx_ring_full.", \.rxRingFull)
+        xsk("rx_fill_ring_empty_descs", "XDP_STATISTICS rx_fill_ring_empty_descs.", \.rxFillRingEmptyDescs)
+        xsk("tx_ring_empty_descs", "XDP_STATISTICS tx_ring_empty_descs.", \.txRingEmptyDescs)
+        let xdp = socks.map { ($0.queue, engine.program.counters(queue: UInt32($0.queue))) }
+        family("lanes_xdp_redirected_total", "counter", "Packets the XDP program redirected to the queue's socket.", xdp.map { ("queue=\"\($0.0)\"", $0.1.redirected) })
+        family("lanes_xdp_passed_total", "counter", "Packets the XDP program passed to the kernel.", xdp.map { ("queue=\"\($0.0)\"", $0.1.passed) })
+        family("lanes_xdp_policed_total", "counter", "Packets over the per-flow cap, dropped in XDP.", xdp.map { ("queue=\"\($0.0)\"", $0.1.policed) })
+        return out + extra
+    }
+
+    /// A latency histogram as a Prometheus histogram in seconds (cumulative buckets
+    /// at powers of two from 1 us to about 17 s). Read while the lane writes: a
+    /// scrape may be a few packets behind.
+    public static func histogram(_ name: String, _ help: String, _ hists: [LatencyHistogram]) -> String {
+        var counts = [UInt64](repeating: 0, count: LatencyHistogram.bucketCount)
+        for h in hists {
+            for i in 0..<LatencyHistogram.bucketCount { counts[i] &+= h.buckets[i] }
+        }
+        // From the shared buckets alone (the lane's own copy holds count and sum).
+        let total = counts.reduce(0, &+)
+        let sum = counts.indices.reduce(0.0) { $0 + Double(counts[$1]) * Double(LatencyHistogram.lowerBound($1)) }
+        var out = "# HELP \(name) \(help)\n# TYPE \(name) histogram\n"
+        var cum: UInt64 = 0, i = 0
+        for e in 10...34 { // 1.024 us ... 17.2 s
+            let bound = UInt64(1) << UInt64(e)
+            while i < LatencyHistogram.bucketCount && LatencyHistogram.lowerBound(i) < bound { cum &+= counts[i]; i += 1 }
+            out += "\(name)_bucket{le=\"\(Double(bound) / 1e9)\"} \(cum)\n"
+        }
+        out += "\(name)_bucket{le=\"+Inf\"} \(total)\n\(name)_sum \(sum / 1e9)\n\(name)_count \(total)\n"
+        return out
+    }
+}
