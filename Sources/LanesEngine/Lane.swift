@@ -141,6 +141,8 @@ public struct Lane<App: LaneApp>: ~Copyable {
         if generating { made = generateBurst() }
         let got = receiveBurst()
         refill()
+        // For the monitor's per-interval frame accounting: one relaxed store.
+        context.counters.set(.freeFrames, UInt64(pool.count &+ generatorPool.count))
         return done &+ got &+ made
     }
 

@@ -13,6 +13,9 @@ public struct IntervalReport {
     public var total: Row
     /// Cumulative packets so far, all lanes.
     public var totals: (rx: UInt64, tx: UInt64)
+    /// Frames neither free nor in a ring at the sample (in the lanes' hands, or lost).
+    public var framesUnaccounted = 0
+    public var residentBytes = 0
 
     public init(elapsed: Double, seconds: Double, lanes: [(Int, Int)], previous: [LaneSnapshot], current: [LaneSnapshot]) {
         self.elapsed = elapsed

@@ -108,7 +108,8 @@ struct EngineOptions: ParsableArguments {
             if json {
                 printJSONLine(IntervalLine(elapsedS: r.elapsed, rxPps: r.total.rxPps, txPps: r.total.txPps,
                                    rxBps: r.total.rxBps, txBps: r.total.txBps, laneRxPps: r.rows.map(\.rxPps),
-                                   rxPackets: r.totals.rx, txPackets: r.totals.tx, drops: r.total.drops))
+                                   rxPackets: r.totals.rx, txPackets: r.totals.tx, drops: r.total.drops,
+                                   framesUnaccounted: r.framesUnaccounted, rssBytes: r.residentBytes))
             } else {
                 if tty { print("\u{1B}[2J\u{1B}[H", terminator: "") }
                 print(r.table)
@@ -157,4 +158,7 @@ struct IntervalLine: Encodable {
     var laneRxPps: [Double]
     /// Cumulative totals so far.
     var rxPackets: UInt64 = 0, txPackets: UInt64 = 0, drops: UInt64 = 0
+    /// Frames neither free nor in a ring (0 to two bursts per lane when healthy).
+    var framesUnaccounted = 0
+    var rssBytes = 0
 }

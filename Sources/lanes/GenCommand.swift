@@ -57,6 +57,8 @@ struct GenCommand: ParsableCommand {
         var requestedPps: Double?
         var requestedBps: Double?
         var dropTxRingFull: UInt64
+        /// The kernel's XDP_STATISTICS rx_dropped over the generator's sockets (receiving).
+        var kernelRxDropped: UInt64
         var lanes: [LaneReport]
         var rxPackets: UInt64?
         var lost: Int64?
@@ -187,6 +189,7 @@ struct GenCommand: ParsableCommand {
                          txPps: Double(s.txPackets) / d, txBps: Double(s.txBytes) * 8 / d,
                          requestedPps: requestedPps, requestedBps: requestedBps,
                          dropTxRingFull: s.lanes.reduce(0) { $0 + ($1.drops["drop_tx_ring_full"] ?? 0) },
+                         kernelRxDropped: s.lanes.reduce(0) { $0 + $1.xsk.rxDropped },
                          lanes: zip(s.lanes, apps).map { l, a in .init(queue: l.queue, core: l.core, txPackets: l.txPackets, txBytes: l.txBytes, streams: a.plan.streams.count, rxSigned: a.signedReceived) },
                          framesBalanced: s.framesBalanced)
         if receive {
