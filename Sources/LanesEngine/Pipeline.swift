@@ -67,6 +67,11 @@ public final class Pipeline {
     }
 
     public func close() { program.detach(); program.unregister(queue: UInt32(rxQueue)) }
+
+    /// As Engine.dropPrivileges: keep only CAP_NET_ADMIN once everything is open.
+    public func dropPrivileges() throws(LanesError) {
+        if lanes_keep_only_net_admin() != 0 { throw LanesError.system("drop capabilities after set-up (capset)", errno: lanes_errno()) }
+    }
     deinit { close() }
 
     /// Runs until `duration`, SIGINT/SIGTERM or the interface going away. Worker
