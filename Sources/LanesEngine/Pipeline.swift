@@ -195,25 +195,21 @@ struct FanoutApp: LaneApp {
 
     /// At the end only: also what still waits in the rings to the workers.
     mutating func reclaimAll(into pool: inout FramePool) {
-        reclaimReturns(into: &pool)
-        // Descriptors still waiting for a worker that stopped.
-        for r in rings {
-            while true {
-                let n = r.dequeue(into: returned, max: 256)
-                if n == 0 { break }
-                let mask = frameMask, ret = returned
-                pool.push(count: n) { ret[$0].addr & mask }
-            }
-        }
+        drain(returns, into: &pool)
+        drain(rings, into: &pool)
     }
 
     @inline(__always)
-    mutating func reclaimReturns(into pool: inout FramePool) {
-        for r in returns {
+    mutating func reclaimReturns(into pool: inout FramePool) { drain(returns, into: &pool) }
+
+    /// Every descriptor waiting in `from`, back into the pool.
+    @inline(__always)
+    func drain(_ from: [SPSCRing], into pool: inout FramePool) {
+        let mask = frameMask, ret = returned
+        for r in from {
             while true {
-                let n = r.dequeue(into: returned, max: 256)
+                let n = r.dequeue(into: ret, max: 256)
                 if n == 0 { break }
-                let mask = frameMask, ret = returned
                 pool.push(count: n) { ret[$0].addr & mask }
             }
         }
