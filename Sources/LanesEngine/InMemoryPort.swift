@@ -19,9 +19,9 @@ public final class InMemoryPort {
     public let tx = UnsafeMutablePointer<xsk_ring_prod>.allocate(capacity: 1)
     public let fill = UnsafeMutablePointer<xsk_ring_prod>.allocate(capacity: 1)
     public let completion = UnsafeMutablePointer<xsk_ring_cons>.allocate(capacity: 1)
-    @usableFromInline var template: [UInt8] = []
-    @usableFromInline var packetLength: UInt32 = 0
-    @usableFromInline var copyTemplate = true
+    @usableFromInline @exclusivity(unchecked) var template: [UInt8] = []
+    @usableFromInline @exclusivity(unchecked) var packetLength: UInt32 = 0
+    @usableFromInline @exclusivity(unchecked) var copyTemplate = true
 
     /// Word slots: 0-2 rx, 3-5 tx, 6-8 fill, 9-11 completion (producer, consumer, flags).
     public init(ringSize: Int = 2048, frameSize: Int = 2048, frameCount: Int = 4096) {
