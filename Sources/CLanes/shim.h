@@ -53,7 +53,6 @@ static inline int lanes_clone_newns(void) { return 0x00020000; /* CLONE_NEWNS */
 static inline uint32_t lanes_xdp_flags_update_if_noexist(void) { return XDP_FLAGS_UPDATE_IF_NOEXIST; }
 static inline uint32_t lanes_xdp_flags_skb_mode(void) { return XDP_FLAGS_SKB_MODE; }
 static inline uint32_t lanes_xdp_flags_drv_mode(void) { return XDP_FLAGS_DRV_MODE; }
-static inline uint32_t lanes_xdp_flags_replace(void) { return XDP_FLAGS_REPLACE; }
 
 /* AF_XDP bind flags (linux/if_xdp.h). */
 static inline uint16_t lanes_xdp_copy(void) { return XDP_COPY; }
@@ -114,11 +113,6 @@ static inline int lanes_xdp_detach_if(int ifindex, uint32_t mode_flags, int old_
     LIBBPF_OPTS(bpf_xdp_attach_opts, opts, .old_prog_fd = old_fd);
     return bpf_xdp_detach(ifindex, mode_flags | XDP_FLAGS_REPLACE, &opts);
 }
-static inline uint32_t lanes_prog_id(int prog_fd) {
-    struct bpf_prog_info info = {};
-    uint32_t len = sizeof(info);
-    return bpf_obj_get_info_by_fd(prog_fd, &info, &len) == 0 ? info.id : 0;
-}
 /* The program's name, into buf (16 bytes). */
 static inline int lanes_prog_name_by_id(uint32_t id, char *buf) {
     int fd = bpf_prog_get_fd_by_id(id);
@@ -132,9 +126,5 @@ static inline int lanes_prog_name_by_id(uint32_t id, char *buf) {
         __builtin_memcpy(buf, info.name, sizeof(info.name));
     return r;
 }
-
-/* Netlink message helpers (NLMSG_* are macros). */
-static inline uint32_t lanes_nlmsg_align(uint32_t len) { return NLMSG_ALIGN(len); }
-static inline uint32_t lanes_nla_align(uint32_t len) { return NLA_ALIGN(len); }
 
 #endif

@@ -34,11 +34,10 @@ public struct FrameSpec: Sendable {
         self.srcPort = srcPort; self.dstPort = dstPort; self.frameLength = frameLength
     }
 
+    /// The smallest frame this spec can make.
     public var headerLength: Int {
         14 + (vlan == nil ? 0 : 4) + (src.isV6 ? 40 : 20) + (transport == 6 ? 20 : 8)
     }
-    /// The smallest frame this spec can make.
-    public var minimumLength: Int { headerLength }
 }
 
 public enum FrameBuilder {

@@ -178,9 +178,6 @@ public final class XDPProgram {
         attachedMode = nil
     }
 
-    /// The kernel's id of this program.
-    public var programID: UInt32 { lanes_prog_id(programFD) }
-
     static func detachAny(ifindex: UInt32, mode: String) {
         let flags: UInt32 = mode == "generic" ? lanes_xdp_flags_skb_mode() : mode == "native" ? lanes_xdp_flags_drv_mode() : 0
         _ = bpf_xdp_detach(Int32(ifindex), flags, nil)
