@@ -32,19 +32,41 @@ def bg(cmd):
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
-def cpu_times(pid):
-    """utime, stime in seconds of a live process."""
+def thread_ticks(pid):
+    """{tid: (utime, stime)} in clock ticks for every thread of a live process."""
+    out = {}
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        tick = os.sysconf("SC_CLK_TCK")
-        return int(fields[11]) / tick, int(fields[12]) / tick
+        tids = os.listdir(f"/proc/{pid}/task")
     except OSError:
-        return 0.0, 0.0
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            out[tid] = (int(fields[11]), int(fields[12]))
+        except (OSError, IndexError, ValueError):
+            pass
+    return out
+
+
+def measure(p, seconds, warmup=1.5):
+    """Sleeps through the warm-up and the measured seconds; returns the (utime, stime)
+    ticks of the process's busiest thread during the measured seconds: the lane
+    thread of lanes, the forwarding lcore of testpmd, the loop of the C generator.
+    Start-up, set-up and the monitor are left out, for every tool alike."""
+    time.sleep(warmup)
+    before = thread_ticks(p.pid)
+    time.sleep(seconds)
+    after = thread_ticks(p.pid)
+    best = (0, 0)
+    for tid, (u, s) in after.items():
+        u0, s0 = before.get(tid, (u, s))
+        if (u - u0) + (s - s0) > sum(best):
+            best = (u - u0, s - s0)
+    return best
 
 
 def stop(p, timeout=10):
-    ut = cpu_times(p.pid)
     if p.poll() is None:
         p.send_signal(signal.SIGINT)
     try:
@@ -52,7 +74,7 @@ def stop(p, timeout=10):
     except subprocess.TimeoutExpired:
         p.kill()
         out, err = p.communicate()
-    return out, err, ut
+    return out, err
 
 
 def xdp_off(ns, dev):
@@ -91,8 +113,9 @@ def testpmd(ns, iface, mode, lcores, main, prefix, seconds):
     if mode == "txonly":
         cmd += ["--eth-peer", f"0,{D0_MAC}"]
     p = bg(cmd)
-    time.sleep(seconds + 1.5)  # start-up, then the measured seconds
-    return stop(p)
+    ticks = measure(p, seconds)
+    out, err = stop(p)
+    return out, err, ticks
 
 
 def testpmd_rx_rate(out):
@@ -102,31 +125,26 @@ def testpmd_rx_rate(out):
     return statistics.median(mid) if mid else 0.0
 
 
-def user_share(ut):
-    u, s = ut
-    return u / (u + s) if u + s > 0 else 0.0
-
-
 def trial_gen(kind, seconds):
     xdp_off(DUT, "d0")
     s = sink(DUT, "d0")
-    share = None
+    ticks = None
     if kind == "lanes":
         p = bg([LANES, "gen", "--testbed", TB, "--queues", "0", "--cores", "0", "--interval", "0", "--json"])
-        time.sleep(seconds + 1.0)
-        _, _, ut = stop(p)
-        share = user_share(ut)
+        ticks = measure(p, seconds, warmup=1.0)
+        stop(p)
     elif kind == "lanes-2":
         p = bg([LANES, "gen", "--testbed", TB, "--flows", "2", "--rss", "--interval", "0", "--json"])
         time.sleep(seconds + 1.0)
         stop(p)
     elif kind == "testpmd":
-        _, _, ut = testpmd(GEN, "g0", "txonly", "0,1", "1", "peers-tx", seconds)
-        share = user_share(ut)
+        _, _, ticks = testpmd(GEN, "g0", "txonly", "0,1", "1", "peers-tx", seconds)
     elif kind == "c-loop":
-        sh(["ip", "netns", "exec", GEN, "taskset", "-c", "0", TXONLY, "g0", "0", str(seconds + 1.0), D0_MAC, G0_MAC])
-    out, _, _ = stop(s)
-    return sink_rate(out), share
+        p = bg(["ip", "netns", "exec", GEN, "taskset", "-c", "0", TXONLY, "g0", "0", str(seconds + 1.5), D0_MAC, G0_MAC])
+        ticks = measure(p, seconds, warmup=1.0)
+        p.communicate(timeout=20)
+    out, _ = stop(s)
+    return sink_rate(out), ticks
 
 
 def trial_drop(kind, seconds):
@@ -135,17 +153,17 @@ def trial_drop(kind, seconds):
     time.sleep(0.5)
     if kind == "lanes":
         p = bg([LANES, "drop", "d0", "--netns", DUT, "--queues", "0", "--cores", "1", "--filter", "udp", "--interval", "1", "--json"])
-        time.sleep(seconds + 1.5)
-        out, _, _ = stop(p)
+        ticks = measure(p, seconds)
+        out, _ = stop(p)
         rates = [json.loads(l)["rx_pps"] for l in out.splitlines() if l.startswith("{") and "elapsed_s" in l]
         active = [r for r in rates if r > 1000]
         mid = active[1:-1] if len(active) > 2 else active
         rate = statistics.median(mid) if mid else 0.0
     else:
-        out, _, _ = testpmd(DUT, "d0", "rxonly", "0,1", "0", "peers-rx", seconds)
+        out, _, ticks = testpmd(DUT, "d0", "rxonly", "0,1", "0", "peers-rx", seconds)
         rate = testpmd_rx_rate(out)
     stop(gen)
-    return rate, None
+    return rate, ticks
 
 
 def trial_macswap(kind, seconds):
@@ -154,13 +172,13 @@ def trial_macswap(kind, seconds):
     gen = bg([LANES, "gen", "--testbed", TB, "--queues", "0", "--cores", "0", "--interval", "0"])
     if kind == "lanes":
         p = bg([LANES, "fwd", "d0", "--netns", DUT, "--mode", "macswap", "--queues", "0", "--cores", "1", "--filter", "udp", "--interval", "0"])
-        time.sleep(seconds + 1.5)
+        ticks = measure(p, seconds)
         stop(p)
     else:
-        testpmd(DUT, "d0", "macswap", "0,1", "0", "peers-ms", seconds)
+        _, _, ticks = testpmd(DUT, "d0", "macswap", "0,1", "0", "peers-ms", seconds)
     stop(gen)
-    out, _, _ = stop(s)
-    return sink_rate(out), None
+    out, _ = stop(s)
+    return sink_rate(out), ticks
 
 
 def testpmd_fwd(seconds):
@@ -170,8 +188,9 @@ def testpmd_fwd(seconds):
            "--vdev", "net_af_xdp1,iface=d1,start_queue=0,queue_count=1", "--",
            "--total-num-mbufs", "16384", "--forward-mode=io", "--auto-start", "--stats-period", "1"]
     p = bg(cmd)
-    time.sleep(seconds + 1.5)
-    return stop(p)
+    ticks = measure(p, seconds)
+    stop(p)
+    return ticks
 
 
 def trial_fwd(kind, seconds):
@@ -181,13 +200,13 @@ def trial_fwd(kind, seconds):
     gen = bg([LANES, "gen", "--testbed", TB, "--queues", "0", "--cores", "0", "--interval", "0"])
     if kind == "lanes":
         p = bg([LANES, "fwd", "d0", "d1", "--netns", DUT, "--mode", "io", "--queues", "0", "--cores", "1", "--filter", "udp", "--interval", "0"])
-        time.sleep(seconds + 1.5)
+        ticks = measure(p, seconds)
         stop(p)
     else:
-        testpmd_fwd(seconds)
+        ticks = testpmd_fwd(seconds)
     stop(gen)
-    out, _, _ = stop(s)
-    return sink_rate(out), None
+    out, _ = stop(s)
+    return sink_rate(out), ticks
 
 
 def latency_at(rate_pps, seconds):
@@ -201,7 +220,7 @@ def latency_at(rate_pps, seconds):
     sh([LANES, "gen", "--testbed", TB, "--queues", "0", "--cores", "0", "--flows", "4", "--rate", f"{int(rate_pps)}",
         "--duration", str(seconds), "--interval", "0"])
     time.sleep(0.5)
-    out, _, _ = stop(rx)
+    out, _ = stop(rx)
     stop(fwd)
     rep = json.loads(out.strip().splitlines()[-1])
     return rep
@@ -237,9 +256,10 @@ def main():
         for test, kinds, fn in plan:
             for r in range(a.rounds):
                 for k in kinds:
-                    rate, share = fn(k, a.seconds)
-                    results.setdefault((test, k), []).append((rate, share))
-                    print(f"{test:8} round {r + 1} {k:8} {rate / 1e6:.3f} Mpps" + (f", user-space share {share:.1%}" if share is not None else ""), file=sys.stderr)
+                    rate, ticks = fn(k, a.seconds)
+                    results.setdefault((test, k), []).append((rate, ticks))
+                    print(f"{test:8} round {r + 1} {k:8} {rate / 1e6:.3f} Mpps"
+                          + (f", busiest thread user/system ticks {ticks[0]}/{ticks[1]}" if ticks else ""), file=sys.stderr)
         fwd_max = statistics.median(r for r, _ in results[("fwd", "lanes")])
         for frac in [0.1, 0.5, 0.9]:
             rep = latency_at(frac * fwd_max, a.seconds)
@@ -252,9 +272,18 @@ def main():
     def med(test, k):
         return statistics.median(r for r, _ in results[(test, k)])
 
-    def share(test, k):
-        v = [s for _, s in results[(test, k)] if s is not None]
-        return statistics.median(v) if v else None
+    hz = os.sysconf("SC_CLK_TCK")
+
+    def cpu(test, k):
+        """User-space share of the busiest thread's CPU time and its user ns per
+        packet, from the ticks summed over every round (not a median of ratios)."""
+        rounds = [(r, t) for r, t in results[(test, k)] if t is not None]
+        u = sum(t[0] for _, t in rounds)
+        total = sum(t[0] + t[1] for _, t in rounds)
+        packets = sum(r * a.seconds for r, _ in rounds)
+        if not rounds or total == 0 or packets == 0:
+            return None
+        return u / total, u / hz * 1e9 / packets, total / hz / (len(rounds) * a.seconds)
 
     rows = [
         ("gen (txonly, 1 core, 64 B)", "lanes gen", med("gen", "lanes"), "testpmd txonly", med("gen", "testpmd")),
@@ -270,10 +299,18 @@ def main():
              "| test | Lanes | Mpps | peer | Mpps | ratio |", "|---|---|---:|---|---:|---:|"]
     for t, an, av, bn, bv in rows:
         lines.append(f"| {t} | {an} | {av / 1e6:.3f} | {bn} | {bv / 1e6:.3f} | {av / bv if bv else float('nan'):.2f}x |")
-    sl, st = share("gen", "lanes"), share("gen", "testpmd")
-    if sl is not None and st is not None:
-        lines += ["", f"User-space share of the generating process's CPU time (utime / (utime + stime)): "
-                      f"lanes gen {sl:.1%}, testpmd txonly {st:.1%}."]
+    lines += ["", "CPU time of each tool's busiest thread (Lanes' lane thread, testpmd's forwarding lcore, the C loop), "
+                  f"over the measured {a.seconds:g} s of every round, from /proc/PID/task/TID/stat ticks ({hz} Hz) summed over the rounds. "
+                  "User share = utime / (utime + stime); user ns per packet = utime / packets at the receiver.", "",
+              "| test | tool | CPU busy | user share | user ns per packet |", "|---|---|---:|---:|---:|"]
+    for test, kinds in [("gen", [("lanes", "lanes gen"), ("testpmd", "testpmd txonly"), ("c-loop", "C loop over libxdp")]),
+                        ("drop", [("lanes", "lanes drop"), ("testpmd", "testpmd rxonly")]),
+                        ("macswap", [("lanes", "lanes fwd macswap"), ("testpmd", "testpmd macswap")]),
+                        ("fwd", [("lanes", "lanes fwd io"), ("testpmd", "testpmd io")])]:
+        for k, name in kinds:
+            c = cpu(test, k)
+            if c:
+                lines.append(f"| {test} | {name} | {c[2]:.0%} | {c[0]:.1%} | {c[1]:.0f} |")
     fwd_max = med("fwd", "lanes")
     lines += ["", f"One-way latency through `lanes fwd --mode l3` (gen:g0 -> d0 -> d1 -> s0, signed packets timed on s0), "
                   f"at fractions of lanes fwd's maximum {fwd_max / 1e6:.3f} Mpps:", "",

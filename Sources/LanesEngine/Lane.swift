@@ -21,6 +21,47 @@ public struct LaneRings {
     }
 }
 
+/// The slots of one AF_XDP ring from index `first` on, typed, with the ring's
+/// base and mask read once per burst. libxdp's per-slot helpers
+/// (xsk_ring_cons__rx_desc and friends) reload both through the ring struct on
+/// every call, and return an optional pointer Swift unwraps each time: the
+/// compiler cannot prove a burst's stores do not alias the ring struct.
+@frozen public struct RingSlots<Slot> {
+    @usableFromInline let base: UnsafeMutablePointer<Slot>
+    @usableFromInline let mask: UInt32
+    @usableFromInline let first: UInt32
+
+    @inlinable @inline(__always)
+    init(ring: UnsafeMutableRawPointer?, mask: UInt32, first: UInt32) {
+        base = ring.unsafelyUnwrapped.assumingMemoryBound(to: Slot.self)
+        self.mask = mask
+        self.first = first
+    }
+
+    /// Slot `first + i` (indices are free-running; `i` is within the burst).
+    @inlinable
+    public subscript(i: Int) -> Slot {
+        @inline(__always) get { base[Int((first &+ UInt32(truncatingIfNeeded: i)) & mask)] }
+        @inline(__always) nonmutating set { base[Int((first &+ UInt32(truncatingIfNeeded: i)) & mask)] = newValue }
+    }
+}
+
+extension UnsafeMutablePointer where Pointee == xsk_ring_cons {
+    /// The ring's slots from `idx` (as returned by peek) on, as `Slot`s.
+    @inlinable @inline(__always)
+    public func slots<Slot>(from idx: UInt32, as: Slot.Type) -> RingSlots<Slot> {
+        RingSlots(ring: pointee.ring, mask: pointee.mask, first: idx)
+    }
+}
+
+extension UnsafeMutablePointer where Pointee == xsk_ring_prod {
+    /// The ring's slots from `idx` (as returned by reserve) on, as `Slot`s.
+    @inlinable @inline(__always)
+    public func slots<Slot>(from idx: UInt32, as: Slot.Type) -> RingSlots<Slot> {
+        RingSlots(ring: pointee.ring, mask: pointee.mask, first: idx)
+    }
+}
+
 /// One lane: one RX/TX queue pair, served by one thread pinned to one core, run
 /// to completion in bursts: drain completions, peek RX, hand the burst to the app,
 /// submit TX, refill the fill ring, and kick the kernel only when need_wakeup asks.
@@ -182,10 +223,11 @@ public struct Lane<App: LaneApp>: ~Copyable {
         let n = Int(xsk_ring_cons__peek(comp, UInt32(batch), &idx))
         if n > 0 {
             let mask = frameMask
+            let done = comp.slots(from: idx, as: UInt64.self)
             if generating {
-                for i in 0..<n { recycle(xsk_ring_cons__comp_addr(comp, idx &+ UInt32(i)).pointee) }
+                for i in 0..<n { recycle(done[i]) }
             } else {
-                pool.push(count: n) { xsk_ring_cons__comp_addr(comp, idx &+ UInt32($0)).pointee & mask }
+                pool.push(count: n) { done[$0] & mask }
             }
             xsk_ring_cons__release(comp, UInt32(n))
             txOutstanding &-= n
@@ -205,9 +247,11 @@ public struct Lane<App: LaneApp>: ~Copyable {
         let n = Int(xsk_ring_cons__peek(rx, UInt32(batch), &idx))
         guard n > 0 else { return 0 }
         var bytes: UInt64 = 0
+        // FrameDesc has xdp_desc's layout: copy the descriptors as they are.
+        let descs = rx.slots(from: idx, as: FrameDesc.self)
         for i in 0..<n {
-            let d = xsk_ring_cons__rx_desc(rx, idx &+ UInt32(i)).pointee
-            burst[i] = FrameDesc(addr: d.addr, len: d.len, options: d.options)
+            let d = descs[i]
+            burst[i] = d
             bytes &+= UInt64(d.len)
         }
         xsk_ring_cons__release(rx, UInt32(n))
@@ -246,12 +290,10 @@ public struct Lane<App: LaneApp>: ~Copyable {
         let c = context.counters
         if r > 0 {
             var bytes: UInt64 = 0
+            let slots = rings.tx.slots(from: idx, as: FrameDesc.self)
             for i in 0..<r {
                 let d = burst[i]
-                let slot = xsk_ring_prod__tx_desc(rings.tx, idx &+ UInt32(i))!
-                slot.pointee.addr = d.addr
-                slot.pointee.len = d.len
-                slot.pointee.options = 0
+                slots[i] = FrameDesc(addr: d.addr, len: d.len, options: 0)
                 bytes &+= UInt64(d.len)
             }
             xsk_ring_prod__submit(rings.tx, UInt32(r))
@@ -279,7 +321,8 @@ public struct Lane<App: LaneApp>: ~Copyable {
         let fill = rings.fill
         let r = Int(xsk_ring_prod__reserve(fill, UInt32(min(want, room)), &idx))
         guard r > 0 else { return }
-        pool.pop(count: r) { i, addr in xsk_ring_prod__fill_addr(fill, idx &+ UInt32(i)).pointee = addr }
+        let slots = fill.slots(from: idx, as: UInt64.self)
+        pool.pop(count: r) { i, addr in slots[i] = addr }
         xsk_ring_prod__submit(fill, UInt32(r))
         if xsk_ring_prod__needs_wakeup(rings.fill) != 0 {
             _ = lanes_kick_rx(rings.rxFD)

@@ -298,7 +298,8 @@ struct PipelineWorker<App: LaneApp>: ~Copyable {
                 var idx: UInt32 = 0
                 let n = Int(xsk_ring_cons__peek(completion, UInt32(batch), &idx))
                 if n > 0 {
-                    for i in 0..<n { done[i] = FrameDesc(addr: xsk_ring_cons__comp_addr(completion, idx &+ UInt32(i)).pointee, len: 0) }
+                    let addrs = completion.slots(from: idx, as: UInt64.self)
+                    for i in 0..<n { done[i] = FrameDesc(addr: addrs[i], len: 0) }
                     xsk_ring_cons__release(completion, UInt32(n))
                     _ = returns.enqueue(done, count: n) // sized for every frame: never full
                     outstanding &-= n
@@ -318,11 +319,9 @@ struct PipelineWorker<App: LaneApp>: ~Copyable {
                     let room = Int(xsk_prod_nb_free(tx, UInt32(k)))
                     sent = room > 0 ? Int(xsk_ring_prod__reserve(tx, UInt32(min(k, room)), &idx)) : 0
                     var tb: UInt64 = 0
+                    let slots = tx.slots(from: idx, as: FrameDesc.self)
                     for i in 0..<sent {
-                        let slot = xsk_ring_prod__tx_desc(tx, idx &+ UInt32(i))!
-                        slot.pointee.addr = burst[i].addr
-                        slot.pointee.len = burst[i].len
-                        slot.pointee.options = 0
+                        slots[i] = FrameDesc(addr: burst[i].addr, len: burst[i].len, options: 0)
                         tb &+= UInt64(burst[i].len)
                     }
                     if sent > 0 {

@@ -1,3 +1,4 @@
+import CLanes
 import LanesCore
 import LanesEngine
 import LanesPacket
@@ -12,6 +13,27 @@ import Testing
         var b = [UInt8](repeating: 0, count: 64)
         _ = b.withUnsafeMutableBytes { FrameBuilder.build(spec, into: $0.baseAddress!) }
         return b
+    }
+
+    /// The lane copies RX descriptors into its burst as FrameDescs, and TX slots
+    /// from them, by layout: both must stay the kernel's struct xdp_desc.
+    @Test func frameDescHasTheKernelDescriptorLayout() {
+        #expect(MemoryLayout<FrameDesc>.size == MemoryLayout<xdp_desc>.size)
+        #expect(MemoryLayout<FrameDesc>.stride == MemoryLayout<xdp_desc>.stride)
+        #expect(MemoryLayout<FrameDesc>.offset(of: \.addr) == MemoryLayout<xdp_desc>.offset(of: \.addr))
+        #expect(MemoryLayout<FrameDesc>.offset(of: \.len) == MemoryLayout<xdp_desc>.offset(of: \.len))
+        #expect(MemoryLayout<FrameDesc>.offset(of: \.options) == MemoryLayout<xdp_desc>.offset(of: \.options))
+    }
+
+    /// Ring slots read once per burst index with the ring's mask, across the wrap.
+    @Test func ringSlotsWrapWithTheMask() {
+        let port = InMemoryPort(ringSize: 8, frameCount: 16)
+        let slots = port.fill.slots(from: UInt32.max - 2, as: UInt64.self)
+        for i in 0..<6 { slots[i] = UInt64(100 + i) }
+        // Free-running indices 2^32-3 ... 2 land on slots 5, 6, 7, 0, 1, 2.
+        let raw = port.fill.pointee.ring.assumingMemoryBound(to: UInt64.self)
+        #expect([5, 6, 7, 0, 1, 2].map { raw[$0] } == [100, 101, 102, 103, 104, 105])
+        #expect((0..<6).map { slots[$0] } == [100, 101, 102, 103, 104, 105])
     }
 
     @Test func dropCountsAndRecyclesEveryFrame() {

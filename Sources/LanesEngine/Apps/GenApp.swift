@@ -44,18 +44,21 @@ public struct StreamRx: Sendable {
     public var highest: UInt64 = 0 // one past the highest sequence seen
     var window: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0) // bit i: sequence highest-1-i seen
 
+    /// Moves the window up by `d` sequences (bit i becomes bit i+d), in registers:
+    /// this runs for every received packet.
     @inline(__always)
     mutating func shift(_ d: UInt64) {
         if d >= 256 { window = (0, 0, 0, 0); return }
-        var w = [window.0, window.1, window.2, window.3]
+        let w = window
         let words = Int(d / 64), bits = d % 64
-        var out: [UInt64] = [0, 0, 0, 0]
-        for i in (0..<4).reversed() where i - words >= 0 {
-            out[i] = w[i - words] << bits
-            if bits > 0 && i - words - 1 >= 0 { out[i] |= w[i - words - 1] >> (64 - bits) }
+        @inline(__always) func at(_ k: Int) -> UInt64 {
+            switch k { case 0: w.0; case 1: w.1; case 2: w.2; case 3: w.3; default: 0 }
         }
-        w = out
-        window = (w[0], w[1], w[2], w[3])
+        @inline(__always) func word(_ i: Int) -> UInt64 {
+            let high = at(i - words) << bits
+            return bits == 0 ? high : high | at(i - words - 1) >> (64 - bits)
+        }
+        window = (word(0), word(1), word(2), word(3))
     }
 
     @inline(__always)
