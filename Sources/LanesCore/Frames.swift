@@ -10,10 +10,11 @@ public struct FrameDesc: Equatable, Sendable {
     }
 }
 
-/// A lane's free frames: a FIFO ring of UMEM addresses owned by one thread
-/// (single-producer, single-consumer by contract: the lane itself), with
-/// free-running indices and a mask. FIFO keeps a generator's frames cycling in
-/// the order they were built, so every flow gets its turn. Allocated once.
+/// A lane's free frames: a ring of UMEM addresses owned by one thread (the lane
+/// itself: single-producer, single-consumer by contract), with free-running
+/// indices and a mask. Frames go in at the tail; `pop` takes the oldest (FIFO),
+/// `popNewest` the one pushed last (LIFO: its bytes are most likely still in
+/// cache, which is what a generator rewriting headers wants). Allocated once.
 public struct FramePool: ~Copyable {
     @usableFromInline let slots: UnsafeMutablePointer<UInt64>
     @usableFromInline let mask: Int
@@ -52,6 +53,13 @@ public struct FramePool: ~Copyable {
         let a = slots[head & mask]
         head &+= 1
         return a
+    }
+
+    /// The frame pushed last (the caller checked the pool is not empty).
+    @inlinable @inline(__always)
+    public mutating func popNewest() -> UInt64 {
+        tail &-= 1
+        return slots[tail & mask]
     }
 
     /// Pushes `count` frames given by `addr(i)`. The indices live in registers for

@@ -71,7 +71,8 @@ public struct Lane<App: LaneApp>: ~Copyable {
     public var app: App
     /// Frames for the fill ring and received packets.
     public var pool: FramePool
-    /// A generator's own frames (frames below `generatorBoundary`), built once.
+    /// A generator's own frames (frames below `generatorBoundary`), taken newest
+    /// first: they are interchangeable, and the newest are still in cache.
     public var generatorPool: FramePool
     @usableFromInline let generatorBoundary: UInt64
     @usableFromInline let generating: Bool
@@ -202,7 +203,7 @@ public struct Lane<App: LaneApp>: ~Copyable {
             }
             return 0
         }
-        for i in 0..<n { genBurst[i] = FrameDesc(addr: generatorPool.pop(), len: 0) }
+        for i in 0..<n { genBurst[i] = FrameDesc(addr: generatorPool.popNewest(), len: 0) }
         app.generate(genBurst, count: n, now: now, context: context)
         let sent = transmit(genBurst, count: n)
         if sent < n { for i in sent..<n { generatorPool.push(genBurst[i].addr & frameMask) } }

@@ -170,7 +170,7 @@ struct GenCommand: ParsableCommand {
             apps.forEach { $0.release() }
             if json { printJSONLine(report) } else { GenCommand.printReport(report) }
         }, extraMetrics: receiving ? { PrometheusText.histogram("lanes_gen_latency_seconds", "One-way or round-trip latency of signed packets.", made.histograms) } : nil) { engine, i in
-            let app = GenApp(plan: plans[i], frameSize: config.umem.frameSize)
+            let app = GenApp(plan: plans[i])
             made.histograms.append(app.latency)
             return app
         }

@@ -74,6 +74,19 @@ import Testing
         #expect(seen == Set([2, 4, 5, 6, 7].map { UInt64($0 * 4096) }))
     }
 
+    @Test func popNewestIsLIFOAndMixesWithFIFO() {
+        var pool = FramePool(frameCount: 4, frameSize: 2048)
+        #expect(pool.popNewest() == 3 * 2048)
+        pool.push(9 * 2048)
+        #expect(pool.popNewest() == 9 * 2048)
+        #expect(pool.pop() == 0)
+        #expect(pool.popNewest() == 2 * 2048)
+        #expect(pool.count == 1)
+        // Wrapping the free-running indices both ways keeps every frame.
+        for i in 0..<1000 { pool.push(UInt64(i)); _ = i % 2 == 0 ? pool.popNewest() : pool.pop() }
+        #expect(pool.count == 1)
+    }
+
     @Test func ledgerBalancesAndFindsLoss() {
         var l = FrameLedger(total: 4096, free: 2000, fillRing: 2048, rxRing: 16, inHands: 0, txRing: 30, completionRing: 2)
         #expect(l.balanced)

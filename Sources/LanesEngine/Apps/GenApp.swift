@@ -97,7 +97,7 @@ public struct StreamRx: Sendable {
     }
 }
 
-/// Per-frame facts of a generator frame, fixed when it is built.
+/// One packet of the generator's pattern (a stream and a size), fixed when built.
 struct GenFrame {
     var stream: UInt32
     var length: UInt32
@@ -105,12 +105,24 @@ struct GenFrame {
     var checksum: UInt16  // offset of the UDP checksum
 }
 
-/// `lanes gen`: frames built once per flow in UMEM; per packet only the sequence
-/// number, timestamp and UDP checksum (incrementally, RFC 1624) are rewritten.
-/// With `receive`, it also counts returning signed packets per stream.
+/// `lanes gen`: the pattern (streams in turn, then sizes in turn) is built once
+/// into header templates; per packet the template's first `GenApp.templateBytes`
+/// (headers and signature; the rest of a generator frame is always zero) are
+/// copied into the most recently completed frame, which is still in cache, and
+/// the sequence number, timestamp and UDP checksum (RFC 1624) are rewritten.
+/// Frames are interchangeable, so the lane reuses the few that are hot instead of
+/// cycling through all of them (a frame a few thousand packets old is a cache
+/// miss on every packet). With `receive`, it also counts returning signed packets per stream.
 public struct GenApp: LaneApp {
+    /// Bytes of each template copied per packet: the largest headers (Ethernet,
+    /// VLAN, IPv6, UDP: 66) plus the 16-byte signature fit.
+    static let templateBytes = 128
     public let plan: GenLanePlan
+    /// The pattern: `slots` templates of `templateBytes`, and their facts.
+    var templates: UnsafeMutableRawPointer
     var frameInfo: UnsafeMutablePointer<GenFrame>
+    var slots = 0
+    var nextSlot = 0
     /// Next sequence per global stream (only this lane's streams are used).
     public let sequences: UnsafeMutablePointer<UInt64>
     public let rx: UnsafeMutablePointer<StreamRx>
@@ -122,17 +134,17 @@ public struct GenApp: LaneApp {
     var startNs: UInt64 = 0
     let nsPerPacket: Double
     let limit: UInt64
-    let frameSize: Int
 
-    public init(plan: GenLanePlan, frameSize: Int) {
+    public init(plan: GenLanePlan) {
         self.plan = plan
-        self.frameSize = frameSize
         streamCount = plan.flows.count
         sequences = .allocate(capacity: max(streamCount, 1))
         sequences.initialize(repeating: 0, count: max(streamCount, 1))
         rx = .allocate(capacity: max(streamCount, 1))
         rx.initialize(repeating: StreamRx(), count: max(streamCount, 1))
-        frameInfo = .allocate(capacity: 1) // replaced in prepare, once the lane says how many frames
+        // Replaced in prepare.
+        templates = .allocate(byteCount: GenApp.templateBytes, alignment: 64)
+        frameInfo = .allocate(capacity: 1)
 
         nsPerPacket = plan.pps.map { 1e9 / $0 } ?? 0
         limit = plan.count ?? .max
@@ -142,6 +154,7 @@ public struct GenApp: LaneApp {
     public func release() {
         sequences.deallocate()
         rx.deallocate()
+        templates.deallocate()
         frameInfo.deallocate()
         latency.release()
     }
@@ -150,28 +163,42 @@ public struct GenApp: LaneApp {
         plan.receiveOnly ? 0 : plan.receive ? frameCount / 2 : frameCount - 64
     }
 
+    /// Builds the pattern's templates (every stream of the lane with every size:
+    /// streams in turn, then the next size) and zeroes the generator frames.
     public mutating func prepare(generatorFrames: Range<Int>, context: LaneContext) {
-        let table = UnsafeMutablePointer<GenFrame>.allocate(capacity: generatorFrames.count)
         let streams = plan.streams.isEmpty ? [0] : plan.streams
-        for j in generatorFrames {
+        let n = streams.count * plan.sizes.count
+        let t = UnsafeMutableRawPointer.allocate(byteCount: n * GenApp.templateBytes, alignment: 64)
+        let table = UnsafeMutablePointer<GenFrame>.allocate(capacity: n)
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: context.frameSize, alignment: 64)
+        defer { scratch.deallocate() }
+        for j in 0..<n {
             let stream = streams[j % streams.count]
             let size = plan.sizes[(j / streams.count) % plan.sizes.count]
             let f = plan.flows[stream]
             var spec = FrameSpec(dstMAC: plan.dstMAC, srcMAC: plan.srcMAC, src: f.src, dst: f.dst, transport: 17,
                                  srcPort: f.srcPort, dstPort: f.dstPort, frameLength: size)
             spec.vlan = plan.vlan
-            let p = context.umem + j * context.frameSize
-            let l4 = FrameBuilder.build(spec, into: p, fill: 0)!
+            scratch.initializeMemory(as: UInt8.self, repeating: 0, count: context.frameSize)
+            let l4 = FrameBuilder.build(spec, into: scratch, fill: 0)!
             let sig = l4 + 8
-            p.storeBytes(of: Signature.magic.bigEndian, toByteOffset: sig, as: UInt16.self)
-            p.storeBytes(of: UInt16(truncatingIfNeeded: stream).bigEndian, toByteOffset: sig + 2, as: UInt16.self)
-            p.storeBytes(of: UInt32(0), toByteOffset: sig + 4, as: UInt32.self)
-            p.storeBytes(of: UInt64(0), toByteOffset: sig + 8, as: UInt64.self)
-            FrameBuilder.writeTransportChecksum(p, l3: l4 - (f.src.isV6 ? 40 : 20), l4: l4, length: size - l4, transport: 17, isV6: f.src.isV6)
+            precondition(sig + Signature.length <= GenApp.templateBytes, "headers and signature fit a template")
+            scratch.storeBytes(of: Signature.magic.bigEndian, toByteOffset: sig, as: UInt16.self)
+            scratch.storeBytes(of: UInt16(truncatingIfNeeded: stream).bigEndian, toByteOffset: sig + 2, as: UInt16.self)
+            FrameBuilder.writeTransportChecksum(scratch, l3: l4 - (f.src.isV6 ? 40 : 20), l4: l4, length: size - l4, transport: 17, isV6: f.src.isV6)
+            (t + j * GenApp.templateBytes).copyMemory(from: scratch, byteCount: GenApp.templateBytes)
             table[j] = GenFrame(stream: UInt32(stream), length: UInt32(size), signature: UInt16(sig), checksum: UInt16(l4 + 6))
         }
+        // Past the template bytes a generator frame is zero for good: only
+        // templates are ever written into these frames.
+        (context.umem + generatorFrames.lowerBound * context.frameSize)
+            .initializeMemory(as: UInt8.self, repeating: 0, count: generatorFrames.count * context.frameSize)
+        templates.deallocate()
         frameInfo.deallocate()
+        templates = t
         frameInfo = table
+        slots = n
+        nextSlot = 0
         startNs = 0
     }
 
@@ -190,22 +217,22 @@ public struct GenApp: LaneApp {
     @inline(__always)
     public mutating func generate(_ burst: UnsafeMutablePointer<FrameDesc>, count: Int, now: UInt64, context: LaneContext) {
         for i in 0..<count {
-            let addr = burst[i].addr
-            let g = frameInfo[Int(addr) / frameSize]
-            let p = context.umem + Int(addr)
+            let slot = nextSlot
+            nextSlot = slot &+ 1 == slots ? 0 : slot &+ 1
+            let g = frameInfo[slot]
+            let p = context.umem + Int(burst[i].addr)
+            p.copyMemory(from: templates + slot &* GenApp.templateBytes, byteCount: GenApp.templateBytes)
             let seq = UInt32(truncatingIfNeeded: sequences[Int(g.stream)])
             sequences[Int(g.stream)] &+= 1
             let sig = Int(g.signature), ck = Int(g.checksum)
-            // RFC 1624 over the six 16-bit words that change: seq (2) and timestamp (4).
-            var acc = UInt32(~UInt16(bigEndian: p.loadUnaligned(fromByteOffset: ck, as: UInt16.self)))
-            for w in 0..<6 {
-                acc &+= UInt32(~UInt16(bigEndian: p.loadUnaligned(fromByteOffset: sig + 4 + 2 * w, as: UInt16.self)))
-            }
+            // RFC 1624 over the six 16-bit words that change from the template's
+            // zeros: seq (2) and timestamp (4); m' = ~(~HC + sum of m').
             p.storeBytes(of: seq.bigEndian, toByteOffset: sig + 4, as: UInt32.self)
             p.storeBytes(of: now.bigEndian, toByteOffset: sig + 8, as: UInt64.self)
-            for w in 0..<6 {
-                acc &+= UInt32(UInt16(bigEndian: p.loadUnaligned(fromByteOffset: sig + 4 + 2 * w, as: UInt16.self)))
-            }
+            var acc = UInt32(~UInt16(bigEndian: p.loadUnaligned(fromByteOffset: ck, as: UInt16.self)))
+            acc &+= seq >> 16 &+ seq & 0xffff
+            acc &+= UInt32(truncatingIfNeeded: now >> 48) &+ UInt32(truncatingIfNeeded: now >> 32) & 0xffff
+            acc &+= UInt32(truncatingIfNeeded: now >> 16) & 0xffff &+ UInt32(truncatingIfNeeded: now) & 0xffff
             acc = (acc & 0xffff) &+ (acc >> 16)
             acc = (acc & 0xffff) &+ (acc >> 16)
             var c = ~UInt16(acc)
