@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """The in-memory lane loop, Swift (lanes bench-loop) against its C reference over
 libxdp's inline ring helpers (Benchmarks/cloop/lane_loop.c), alternating in the
-same run. Prints medians and ratios; appends them, dated, to BENCHMARKS.md."""
-import argparse, datetime, json, os, platform, statistics, subprocess, sys
+same run; then instructions per packet of each under callgrind (deterministic:
+the difference between a 3M- and a 1M-packet run over 2M packets, so start-up
+and warm-up cancel). Prints medians and ratios; appends them, dated, to BENCHMARKS.md."""
+import argparse, datetime, json, os, platform, re, shutil, statistics, subprocess, sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LANES = os.path.join(ROOT, ".build/release/lanes")
@@ -11,6 +13,18 @@ CLOOP = os.path.join(ROOT, ".build/cloop/lane_loop")
 
 def run(cmd):
     return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+
+
+def instructions(cmd):
+    """Instructions per packet of `cmd(packets)` under callgrind, or None without valgrind."""
+    if not shutil.which("valgrind"):
+        return None
+    counts = []
+    for n in (1_000_000, 3_000_000):
+        r = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"] + cmd(n),
+                           capture_output=True, text=True, check=True)
+        counts.append(int(re.search(r"Collected : (\d+)", r.stderr).group(1)))
+    return (counts[1] - counts[0]) / 2_000_000
 
 
 def main():
@@ -27,15 +41,22 @@ def main():
                 ns = float(run(cmd)["ns_per_packet"])
                 res.setdefault((app, impl), []).append(ns)
                 print(f"round {r + 1} {app:8} {impl:5} {ns:.2f} ns/packet", file=sys.stderr)
+    instr = {}
+    for app in ["drop", "macswap"]:
+        instr[(app, "swift")] = instructions(lambda n: [LANES, "bench-loop", "--app", app, "--packets", str(n)])
+        instr[(app, "c")] = instructions(lambda n: [CLOOP, app, str(n)])
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"### {date}: in-memory lane loop, Swift vs C ({cpu}, {os.cpu_count()} CPUs, kernel {platform.release()})", "",
              f"One core, bursts of 64, 64-byte packets, fake kernel side in the same thread; medians of {a.rounds} alternating rounds "
              f"of {a.packets // 1_000_000}M packets.", "",
-             "| app | Swift ns/packet | Swift Mpps | C ns/packet | C Mpps | Swift time / C time |", "|---|---:|---:|---:|---:|---:|"]
+             "| app | Swift ns/packet | Swift Mpps | C ns/packet | C Mpps | Swift time / C time | Swift instr/packet | C instr/packet |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    fmt = lambda v: "n/a" if v is None else f"{v:.1f}"
     for app in ["drop", "macswap"]:
         s, c = statistics.median(res[(app, "swift")]), statistics.median(res[(app, "c")])
-        lines.append(f"| {app} | {s:.2f} | {1e3 / s:.1f} | {c:.2f} | {1e3 / c:.1f} | {s / c:.2f}x |")
+        lines.append(f"| {app} | {s:.2f} | {1e3 / s:.1f} | {c:.2f} | {1e3 / c:.1f} | {s / c:.2f}x | "
+                     f"{fmt(instr[(app, 'swift')])} | {fmt(instr[(app, 'c')])} |")
     text = "\n".join(lines) + "\n"
     print(text)
     if not a.no_append:
