@@ -29,16 +29,20 @@ def instructions(cmd):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--packets", type=int, default=50_000_000)
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--packets", type=int, default=200_000_000)
+    ap.add_argument("--cpu", type=int, default=os.cpu_count() - 1, help="the core both loops are pinned to")
     ap.add_argument("--no-append", action="store_true")
     a = ap.parse_args()
     res = {}
+    pin = ["taskset", "-c", str(a.cpu)]
     for r in range(a.rounds):
         for app in ["drop", "macswap"]:
-            for impl, cmd in [("swift", [LANES, "bench-loop", "--app", app, "--packets", str(a.packets)]),
-                              ("c", [CLOOP, app, str(a.packets)])]:
-                ns = float(run(cmd)["ns_per_packet"])
+            pair = [("swift", [LANES, "bench-loop", "--app", app, "--packets", str(a.packets)]),
+                    ("c", [CLOOP, app, str(a.packets)])]
+            # Swift then C, then C then Swift: drift within a round falls on both.
+            for impl, cmd in (pair if r % 2 == 0 else pair[::-1]):
+                ns = float(run(pin + cmd)["ns_per_packet"])
                 res.setdefault((app, impl), []).append(ns)
                 print(f"round {r + 1} {app:8} {impl:5} {ns:.2f} ns/packet", file=sys.stderr)
     instr = {}
@@ -48,15 +52,17 @@ def main():
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"### {date}: in-memory lane loop, Swift vs C ({cpu}, {os.cpu_count()} CPUs, kernel {platform.release()})", "",
-             f"One core, bursts of 64, 64-byte packets, fake kernel side in the same thread; medians of {a.rounds} alternating rounds "
-             f"of {a.packets // 1_000_000}M packets.", "",
-             "| app | Swift ns/packet | Swift Mpps | C ns/packet | C Mpps | Swift time / C time | Swift instr/packet | C instr/packet |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             f"One core (both pinned to CPU {a.cpu}), bursts of 64, 64-byte packets, fake kernel side in the same thread; "
+             f"{a.rounds} rounds of {a.packets // 1_000_000}M packets, Swift and C next to each other in every round; medians, and "
+             "the median of the per-round ratios with their range. Instructions: callgrind, (3M-packet run - 1M-packet run) / 2M.", "",
+             "| app | Swift ns/packet | Swift Mpps | C ns/packet | C Mpps | Swift time / C time | range | Swift instr/packet | C instr/packet |",
+             "|---|---:|---:|---:|---:|---:|---|---:|---:|"]
     fmt = lambda v: "n/a" if v is None else f"{v:.1f}"
     for app in ["drop", "macswap"]:
         s, c = statistics.median(res[(app, "swift")]), statistics.median(res[(app, "c")])
-        lines.append(f"| {app} | {s:.2f} | {1e3 / s:.1f} | {c:.2f} | {1e3 / c:.1f} | {s / c:.2f}x | "
-                     f"{fmt(instr[(app, 'swift')])} | {fmt(instr[(app, 'c')])} |")
+        rs = [x / y for x, y in zip(res[(app, "swift")], res[(app, "c")])]
+        lines.append(f"| {app} | {s:.2f} | {1e3 / s:.1f} | {c:.2f} | {1e3 / c:.1f} | {statistics.median(rs):.2f}x | "
+                     f"{min(rs):.2f}-{max(rs):.2f} | {fmt(instr[(app, 'swift')])} | {fmt(instr[(app, 'c')])} |")
     text = "\n".join(lines) + "\n"
     print(text)
     if not a.no_append:

@@ -94,7 +94,10 @@ static inline void step(void) {
 		add(0, n); add(1, bytes); add(16, 1);
 		uint32_t keep = 0;
 		if (macswap) {
+			/* Prefetch 4 frames ahead, as the Swift apps do (LaneApps.partition). */
+			for (uint32_t i = 0; i < n && i < 4; i++) __builtin_prefetch(umem + burst[i].addr, 1, 3);
 			for (uint32_t i = 0; i < n; i++) {
+				if (i + 4 < n) __builtin_prefetch(umem + burst[i + 4].addr, 1, 3);
 				if (burst[i].len < 14) { add(11, 1); continue; }
 				unsigned char *f = umem + burst[i].addr, t[6];
 				memcpy(t, f, 6); memcpy(f, f + 6, 6); memcpy(f + 6, t, 6);

@@ -233,7 +233,7 @@ def machine():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--no-append", action="store_true", help="do not append to BENCHMARKS.md")
     a = ap.parse_args()
@@ -255,7 +255,8 @@ def main():
                 ("fwd", ["lanes", "testpmd"], trial_fwd)]
         for test, kinds, fn in plan:
             for r in range(a.rounds):
-                for k in kinds:
+                # A B ... then ... B A: a drift within a round (the host's load) falls on both sides.
+                for k in (kinds if r % 2 == 0 else list(reversed(kinds))):
                     rate, ticks = fn(k, a.seconds)
                     results.setdefault((test, k), []).append((rate, ticks))
                     print(f"{test:8} round {r + 1} {k:8} {rate / 1e6:.3f} Mpps"
@@ -285,20 +286,27 @@ def main():
             return None
         return u / total, u / hz * 1e9 / packets, total / hz / (len(rounds) * a.seconds)
 
+    def ratios(test, a_kind, test_b, b_kind):
+        """Per-round ratios A/B (the two ran next to each other), median and range."""
+        rs = [ra / rb for (ra, _), (rb, _) in zip(results[(test, a_kind)], results[(test_b, b_kind)]) if rb > 0]
+        return (statistics.median(rs), min(rs), max(rs)) if rs else (float("nan"),) * 3
+
     rows = [
-        ("gen (txonly, 1 core, 64 B)", "lanes gen", med("gen", "lanes"), "testpmd txonly", med("gen", "testpmd")),
-        ("gen (txonly, 1 core, 64 B)", "lanes gen", med("gen", "lanes"), "C loop over libxdp", med("gen", "c-loop")),
-        ("gen, 2 lanes vs 1 lane", "lanes gen x2", med("gen", "lanes-2"), "lanes gen x1", med("gen", "lanes")),
-        ("drop (rx, 1 core)", "lanes drop", med("drop", "lanes"), "testpmd rxonly", med("drop", "testpmd")),
-        ("macswap (1 core)", "lanes fwd macswap", med("macswap", "lanes"), "testpmd macswap", med("macswap", "testpmd")),
-        ("fwd d0 -> d1 (io, 1 core)", "lanes fwd io", med("fwd", "lanes"), "testpmd io (2 ports)", med("fwd", "testpmd")),
+        ("gen (txonly, 1 core, 64 B)", "lanes gen", ("gen", "lanes"), "testpmd txonly", ("gen", "testpmd")),
+        ("gen (txonly, 1 core, 64 B)", "lanes gen", ("gen", "lanes"), "C loop over libxdp", ("gen", "c-loop")),
+        ("gen, 2 lanes vs 1 lane", "lanes gen x2", ("gen", "lanes-2"), "lanes gen x1", ("gen", "lanes")),
+        ("drop (rx, 1 core)", "lanes drop", ("drop", "lanes"), "testpmd rxonly", ("drop", "testpmd")),
+        ("macswap (1 core)", "lanes fwd macswap", ("macswap", "lanes"), "testpmd macswap", ("macswap", "testpmd")),
+        ("fwd d0 -> d1 (io, 1 core)", "lanes fwd io", ("fwd", "lanes"), "testpmd io (2 ports)", ("fwd", "testpmd")),
     ]
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"### {date}: {machine()}", "",
-             f"Medians of {a.rounds} alternating rounds of {a.seconds:g} s; rates in Mpps measured at the receiver.", "",
-             "| test | Lanes | Mpps | peer | Mpps | ratio |", "|---|---|---:|---|---:|---:|"]
-    for t, an, av, bn, bv in rows:
-        lines.append(f"| {t} | {an} | {av / 1e6:.3f} | {bn} | {bv / 1e6:.3f} | {av / bv if bv else float('nan'):.2f}x |")
+             f"{a.rounds} rounds of {a.seconds:g} s, A and B next to each other in every round (order reversed every other round); "
+             "rates in Mpps measured at the receiver, medians over the rounds; ratio = median of the per-round ratios A/B, with their range.", "",
+             "| test | Lanes | Mpps | peer | Mpps | ratio | range |", "|---|---|---:|---|---:|---:|---|"]
+    for t, an, ak, bn, bk in rows:
+        m, lo, hi = ratios(ak[0], ak[1], bk[0], bk[1])
+        lines.append(f"| {t} | {an} | {med(*ak) / 1e6:.3f} | {bn} | {med(*bk) / 1e6:.3f} | {m:.2f}x | {lo:.2f}-{hi:.2f} |")
     lines += ["", "CPU time of each tool's busiest thread (Lanes' lane thread, testpmd's forwarding lcore, the C loop), "
                   f"over the measured {a.seconds:g} s of every round, from /proc/PID/task/TID/stat ticks ({hz} Hz) summed over the rounds. "
                   "User share = utime / (utime + stime); user ns per packet = utime / packets at the receiver.", "",

@@ -64,6 +64,8 @@ static inline uint32_t lanes_xsk_inhibit_prog_load(void) { return XSK_LIBXDP_FLA
  * readers (the monitor). Aligned 8-byte accesses; no fences needed. */
 static inline void lanes_store_relaxed_u64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 static inline uint64_t lanes_load_relaxed_u64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+/* Prefetch a cache line for writing (packet headers an app is about to rewrite). */
+static inline void lanes_prefetch_write(const void *p) { __builtin_prefetch(p, 1, 3); }
 static inline uint32_t lanes_load_acquire_u32(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 
 /* Kick the kernel to process the TX ring (copy mode and need_wakeup). */
