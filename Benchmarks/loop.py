@@ -4,9 +4,9 @@ libxdp's inline ring helpers (Benchmarks/cloop/lane_loop.c), alternating in the
 same run; then instructions per packet of each under callgrind (deterministic:
 the difference between a 3M- and a 1M-packet run over 2M packets, so start-up
 and warm-up cancel). Prints medians and ratios; appends them, dated, to BENCHMARKS.md."""
-import argparse, datetime, json, os, platform, re, shutil, statistics, subprocess, sys
+import argparse, datetime, json, os, re, shutil, statistics, subprocess, sys
+from report import ROOT, host_stalls, machine, publish
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LANES = os.path.join(ROOT, ".build/release/lanes")
 CLOOP = os.path.join(ROOT, ".build/cloop/lane_loop")
 
@@ -35,6 +35,7 @@ def main():
     ap.add_argument("--no-append", action="store_true")
     a = ap.parse_args()
     res = {}
+    stalls = host_stalls()
     pin = ["taskset", "-c", str(a.cpu)]
     for r in range(a.rounds):
         for app in ["drop", "macswap"]:
@@ -49,14 +50,13 @@ def main():
     for app in ["drop", "macswap"]:
         instr[(app, "swift")] = instructions(lambda n: [LANES, "bench-loop", "--app", app, "--packets", str(n)])
         instr[(app, "c")] = instructions(lambda n: [CLOOP, app, str(n)])
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [f"### {date}: in-memory lane loop, Swift vs C ({cpu}, {os.cpu_count()} CPUs, kernel {platform.release()})", "",
+    lines = [f"### {date}: in-memory lane loop, Swift vs C ({machine()})", "",
              f"One core (both pinned to CPU {a.cpu}), bursts of 64, 64-byte packets, fake kernel side in the same thread; "
              f"{a.rounds} rounds of {a.packets // 1_000_000}M packets, Swift and C next to each other in every round. "
              "Time ratios: the median of the per-round ratios (with their range), and the ratio of each side's best round "
              "(a loop that only computes can only be slowed by noise, so its best round is closest to its cost). "
-             "Instructions: callgrind, (3M-packet run - 1M-packet run) / 2M: deterministic.", "",
+             "Instructions: callgrind, (3M-packet run - 1M-packet run) / 2M: deterministic. " + stalls, "",
              "| app | Swift ns/packet (median, best) | C ns/packet (median, best) | Swift/C time, median of rounds | range | Swift/C, best rounds | Swift instr/packet | C instr/packet |",
              "|---|---:|---:|---:|---|---:|---:|---:|"]
     fmt = lambda v: "n/a" if v is None else f"{v:.1f}"
@@ -66,12 +66,7 @@ def main():
         lines.append(f"| {app} | {statistics.median(sw):.2f}, {min(sw):.2f} | {statistics.median(c):.2f}, {min(c):.2f} | "
                      f"{statistics.median(rs):.2f}x | {min(rs):.2f}-{max(rs):.2f} | {min(sw) / min(c):.2f}x | "
                      f"{fmt(instr[(app, 'swift')])} | {fmt(instr[(app, 'c')])} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if not a.no_append:
-        with open(os.path.join(ROOT, "BENCHMARKS.md"), "a") as f:
-            f.write(text + "\n")
-
+    publish(lines, append=not a.no_append)
 
 if __name__ == "__main__":
     main()

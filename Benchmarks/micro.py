@@ -4,8 +4,8 @@
 packet or operation, and mallocs per sample above the harness's own (the empty
 baseline benchmark). Appends it to BENCHMARKS.md unless --no-append."""
 import argparse, datetime, os, re, sys
+from report import ROOT, publish
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UNITS = {"ns": 1, "μs": 1e3, "us": 1e3, "ms": 1e6}
 
 
@@ -56,12 +56,7 @@ def main():
             continue
         ns = max(m["ns"] - base["ns"], 0) / per_op(name)
         lines.append(f"| {name} | {ns:.2f} | {m.get('mallocs', 0) - base['mallocs']} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if not a.no_append:
-        with open(os.path.join(ROOT, "BENCHMARKS.md"), "a") as f:
-            f.write(text + "\n")
-
+    publish(lines, append=not a.no_append)
 
 if __name__ == "__main__":
     main()

@@ -11,12 +11,15 @@ A and B alternate, `--rounds` times each, on one testbed (queue 0, one core each
   fwd:     lanes fwd d0 d1 --mode io vs testpmd io forwarding (net_af_xdp on both ports),
            counted in XDP on sink:s0; then one-way latency through lanes fwd --mode l3
            at 10%, 50% and 90% of its maximum rate (signed packets, lanes gen --rx-only on s0)
-Prints a table of medians and ratios and appends it, dated, with the machine's
-description, to BENCHMARKS.md. Needs root and a release build (it makes one).
+Prints a table of medians and ratios, and the user/kernel CPU split of each
+tool's busiest thread, and appends them, dated, with the machine's description,
+to BENCHMARKS.md. Needs root and a release build (it makes one).
 """
-import argparse, datetime, json, os, platform, re, signal, statistics, subprocess, sys, time
+import argparse, datetime, json, os, re, signal, statistics, subprocess, sys, time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from report import ROOT, host_stalls, machine, publish  # noqa: E402
+
 LANES = os.path.join(ROOT, ".build/release/lanes")
 TXONLY = os.path.join(ROOT, ".build/peers/xsk_txonly")
 TB = "peers"
@@ -226,11 +229,6 @@ def latency_at(rate_pps, seconds):
     return rep
 
 
-def machine():
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    return f"{cpu}, {os.cpu_count()} CPUs, kernel {platform.release()}, veth copy mode"
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=7)
@@ -246,6 +244,8 @@ def main():
     sh(["swift", "build", "-c", "release"], cwd=ROOT)
     os.makedirs(os.path.dirname(TXONLY), exist_ok=True)
     sh(["gcc", "-O2", "-Wall", "-o", TXONLY, os.path.join(ROOT, "Benchmarks/peers/xsk_txonly.c"), "-lxdp", "-lbpf"])
+    stalls = host_stalls()
+    print(stalls, file=sys.stderr)
     sh([LANES, "testbed", "up", "--name", TB, "--queues", "2"])
     results = {}
     try:
@@ -300,14 +300,15 @@ def main():
         ("fwd d0 -> d1 (io, 1 core)", "lanes fwd io", ("fwd", "lanes"), "testpmd io (2 ports)", ("fwd", "testpmd")),
     ]
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [f"### {date}: {machine()}", "",
+    lines = [f"### {date}: {machine()}, veth copy mode", "",
              f"{a.rounds} rounds of {a.seconds:g} s, A and B next to each other in every round (order reversed every other round); "
              "rates in Mpps measured at the receiver, medians over the rounds; ratio = median of the per-round ratios A/B, with their range; "
-             "best = ratio of each side's best round (the host's noise only takes rate away).", "",
+             "best = ratio of each side's best round (the host's noise only takes rate away). " + stalls, "",
              "| test | Lanes | Mpps | peer | Mpps | ratio | range | best |", "|---|---|---:|---|---:|---:|---|---:|"]
     for t, an, ak, bn, bk in rows:
         m, lo, hi = ratios(ak[0], ak[1], bk[0], bk[1])
-        best = max(r for r, _ in results[ak]) / max(r for r, _ in results[bk])
+        best_b = max(r for r, _ in results[bk])
+        best = max(r for r, _ in results[ak]) / best_b if best_b > 0 else float("nan")
         lines.append(f"| {t} | {an} | {med(*ak) / 1e6:.3f} | {bn} | {med(*bk) / 1e6:.3f} | {m:.2f}x | {lo:.2f}-{hi:.2f} | {best:.2f}x |")
     lines += ["", "CPU time of each tool's busiest thread (Lanes' lane thread, testpmd's forwarding lcore, the C loop), "
                   f"over the measured {a.seconds:g} s of every round, from /proc/PID/task/TID/stat ticks ({hz} Hz) summed over the rounds. "
@@ -332,17 +333,7 @@ def main():
         us = lambda k: f"{lat.get(k, 0) / 1e3:.1f}"
         lines.append(f"| {frac:.0%} | {frac * fwd_max / 1e6:.3f} | {rep.get('rx_packets', 0)} | {rep.get('lost', 0)} | {us('min_ns')} | {us('p50_ns')} | "
                      f"{us('p90_ns')} | {us('p99_ns')} | {us('p999_ns')} | {us('max_ns')} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if not a.no_append:
-        path = os.path.join(ROOT, "BENCHMARKS.md")
-        new = not os.path.exists(path)
-        with open(path, "a") as f:
-            if new:
-                f.write("# Lanes benchmarks\n\nAppended by `Benchmarks/peers/run` (same-run comparisons with peers) and "
-                        "`Benchmarks/run` (microbenchmarks). Newest last.\n\n")
-            f.write(text + "\n")
-
+    publish(lines, append=not a.no_append)
 
 if __name__ == "__main__":
     main()
