@@ -136,6 +136,8 @@ public final class Pipeline {
         threads.dropFirst().forEach { $0.join() }
         lanes_store_relaxed_u64(stop, 2)
         threads.first?.join()
+        // The fan-out reached the rings unmanaged: they live until every thread is done.
+        withExtendedLifetime((toWorker, returns)) { fanout.release() }
         let elapsed = monotonicSeconds() - start
         let snaps = snapshot()
         var lanes: [RunSummary.LaneSummary] = []
@@ -170,21 +172,34 @@ public final class Pipeline {
 /// The RX lane's app in pipeline mode: hashes each packet's flow to a worker and
 /// enqueues it there; frames the workers return go back to the lane's pool.
 struct FanoutApp: LaneApp {
-    let rings: [SPSCRing]
-    let returns: [SPSCRing]
+    /// The rings own their storage; the pipeline keeps them alive for the whole
+    /// run, so the lane reaches them unmanaged: no retain/release per burst.
+    let rings: UnsafeMutablePointer<Unmanaged<SPSCRing>>
+    let returns: UnsafeMutablePointer<Unmanaged<SPSCRing>>
+    let workers: Int
     let frameMask: UInt64
     let perWorker: UnsafeMutablePointer<FrameDesc> // workers x 256 staging slots
     let counts: UnsafeMutablePointer<Int>
     let returned: UnsafeMutablePointer<FrameDesc>
 
+    /// `rings` and `returns` must outlive the app (the pipeline holds them).
     init(rings: [SPSCRing], returns: [SPSCRing], frameMask: UInt64) {
-        self.rings = rings
-        self.returns = returns
+        precondition(rings.count == returns.count)
+        workers = rings.count
+        self.rings = .allocate(capacity: workers)
+        self.rings.initialize(from: rings.map { Unmanaged.passUnretained($0) }, count: workers)
+        self.returns = .allocate(capacity: workers)
+        self.returns.initialize(from: returns.map { Unmanaged.passUnretained($0) }, count: workers)
         self.frameMask = frameMask
-        perWorker = .allocate(capacity: rings.count * 256)
-        counts = .allocate(capacity: rings.count)
-        counts.initialize(repeating: 0, count: rings.count)
+        perWorker = .allocate(capacity: workers * 256)
+        counts = .allocate(capacity: workers)
+        counts.initialize(repeating: 0, count: workers)
         returned = .allocate(capacity: 256)
+    }
+
+    /// Frees what init allocated; call once after the run.
+    func release() {
+        rings.deallocate(); returns.deallocate(); perWorker.deallocate(); counts.deallocate(); returned.deallocate()
     }
 
     /// Frames the workers are done with, back into the pool (called each burst
@@ -204,19 +219,21 @@ struct FanoutApp: LaneApp {
 
     /// Every descriptor waiting in `from`, back into the pool.
     @inline(__always)
-    func drain(_ from: [SPSCRing], into pool: inout FramePool) {
+    func drain(_ from: UnsafeMutablePointer<Unmanaged<SPSCRing>>, into pool: inout FramePool) {
         let mask = frameMask, ret = returned
-        for r in from {
-            while true {
-                let n = r.dequeue(into: ret, max: 256)
-                if n == 0 { break }
-                pool.push(count: n) { ret[$0].addr & mask }
+        for k in 0..<workers {
+            from[k]._withUnsafeGuaranteedRef { r in
+                while true {
+                    let n = r.dequeue(into: ret, max: 256)
+                    if n == 0 { break }
+                    pool.push(count: n) { ret[$0].addr & mask }
+                }
             }
         }
     }
 
     mutating func process(_ burst: UnsafeMutablePointer<FrameDesc>, count: Int, context: LaneContext) -> Int {
-        let w = rings.count
+        let w = workers
         for i in 0..<w { counts[i] = 0 }
         for i in 0..<count {
             let d = burst[i]
@@ -229,7 +246,7 @@ struct FanoutApp: LaneApp {
         // the burst's tail for the lane to recycle as drops.
         var dropped = 0
         for k in 0..<w where counts[k] > 0 {
-            let put = rings[k].enqueue(perWorker + k * 256, count: counts[k])
+            let put = rings[k]._withUnsafeGuaranteedRef { $0.enqueue(perWorker + k * 256, count: counts[k]) }
             if put < counts[k] {
                 for j in put..<counts[k] { burst[count - 1 - dropped] = perWorker[k * 256 + j]; dropped += 1 }
             }
