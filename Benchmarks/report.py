@@ -1,6 +1,6 @@
 """What the benchmark scripts share: the machine's description and publishing a
 dated table (printed, and appended to BENCHMARKS.md unless told not to)."""
-import os, platform
+import os, platform, subprocess, sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -34,7 +34,6 @@ def host_stalls(seconds=10.0):
     """How often this machine stops running us: one clock-reading spinner per CPU,
     nothing else running; gaps over 5 ms are the host (or the kernel) taking the
     CPU away. Returns a sentence for the tables' header."""
-    import subprocess, sys
     procs = [subprocess.Popen([sys.executable, "-c", _SPIN, str(c), str(seconds)], stdout=subprocess.PIPE, text=True)
              for c in range(os.cpu_count())]
     parts = []

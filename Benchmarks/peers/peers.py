@@ -286,9 +286,9 @@ def main():
             return None
         return u / total, u / hz * 1e9 / packets, total / hz / (len(rounds) * a.seconds)
 
-    def ratios(test, a_kind, test_b, b_kind):
+    def ratios(ak, bk):
         """Per-round ratios A/B (the two ran next to each other), median and range."""
-        rs = [ra / rb for (ra, _), (rb, _) in zip(results[(test, a_kind)], results[(test_b, b_kind)]) if rb > 0]
+        rs = [ra / rb for (ra, _), (rb, _) in zip(results[ak], results[bk]) if rb > 0]
         return (statistics.median(rs), min(rs), max(rs)) if rs else (float("nan"),) * 3
 
     rows = [
@@ -306,7 +306,7 @@ def main():
              "best = ratio of each side's best round (the host's noise only takes rate away). " + stalls, "",
              "| test | Lanes | Mpps | peer | Mpps | ratio | range | best |", "|---|---|---:|---|---:|---:|---|---:|"]
     for t, an, ak, bn, bk in rows:
-        m, lo, hi = ratios(ak[0], ak[1], bk[0], bk[1])
+        m, lo, hi = ratios(ak, bk)
         best_b = max(r for r, _ in results[bk])
         best = max(r for r, _ in results[ak]) / best_b if best_b > 0 else float("nan")
         lines.append(f"| {t} | {an} | {med(*ak) / 1e6:.3f} | {bn} | {med(*bk) / 1e6:.3f} | {m:.2f}x | {lo:.2f}-{hi:.2f} | {best:.2f}x |")

@@ -7,15 +7,44 @@ struct CacheLinePad {
     @usableFromInline init() {}
 }
 
+/// The slots of an SPSCRing or MPMCRing: a power-of-two array of descriptors
+/// addressed by free-running 32-bit indices, masked on access.
+@frozen @usableFromInline
+struct RingStorage {
+    @usableFromInline let base: UnsafeMutablePointer<FrameDesc>
+    @usableFromInline let mask: UInt32
+    @usableFromInline let capacity: Int
+
+    init(capacity: Int) {
+        precondition(capacity >= 2 && capacity & (capacity - 1) == 0 && capacity <= 1 << 30, "capacity must be a power of two")
+        self.capacity = capacity
+        mask = UInt32(capacity - 1)
+        base = .allocate(capacity: capacity)
+    }
+
+    func deallocate() { base.deallocate() }
+
+    /// Copies burst[0..<count] into the slots from index `at` on.
+    @inlinable @inline(__always)
+    func write(_ burst: UnsafePointer<FrameDesc>, count: Int, at: UInt32) {
+        for i in 0..<count { base[Int((at &+ UInt32(i)) & mask)] = burst[i] }
+    }
+
+    /// Copies `count` slots from index `at` on into out[0..<count].
+    @inlinable @inline(__always)
+    func read(into out: UnsafeMutablePointer<FrameDesc>, count: Int, at: UInt32) {
+        for i in 0..<count { out[i] = base[Int((at &+ UInt32(i)) & mask)] }
+    }
+}
+
 /// A bounded single-producer/single-consumer ring of frame descriptors between
 /// two lanes (pipeline mode). Power-of-two size, free-running 32-bit indices
 /// masked on access, burst enqueue/dequeue returning counts. A full ring takes
 /// what fits: the producer drops and counts the rest, it never blocks.
 /// Contract in the name: exactly one thread enqueues, exactly one dequeues.
 public final class SPSCRing: @unchecked Sendable {
-    @usableFromInline let slots: UnsafeMutablePointer<FrameDesc>
-    @usableFromInline let mask: UInt32
-    public let capacity: Int
+    @usableFromInline let slots: RingStorage
+    public var capacity: Int { slots.capacity }
     /// Consumer index. Stored by the consumer with release after it has read the
     /// slots; loaded by the producer with acquire before it overwrites them.
     @usableFromInline let head = Atomic<UInt32>(0)
@@ -29,12 +58,7 @@ public final class SPSCRing: @unchecked Sendable {
     @usableFromInline let pad2 = CacheLinePad()
     @usableFromInline var consumerCachedTail: UInt32 = 0
 
-    public init(capacity: Int) {
-        precondition(capacity >= 2 && capacity & (capacity - 1) == 0 && capacity <= 1 << 30, "capacity must be a power of two")
-        self.capacity = capacity
-        mask = UInt32(capacity - 1)
-        slots = .allocate(capacity: capacity)
-    }
+    public init(capacity: Int) { slots = RingStorage(capacity: capacity) }
 
     deinit { slots.deallocate() }
 
@@ -42,14 +66,14 @@ public final class SPSCRing: @unchecked Sendable {
     @inlinable
     public func enqueue(_ burst: UnsafePointer<FrameDesc>, count: Int) -> Int {
         let t = tail.load(ordering: .relaxed) // only this thread stores it
-        var free = UInt32(capacity) &- (t &- producerCachedHead)
+        var free = UInt32(slots.capacity) &- (t &- producerCachedHead)
         if free < UInt32(count) {
             producerCachedHead = head.load(ordering: .acquiring) // pairs with the consumer's releasing store
-            free = UInt32(capacity) &- (t &- producerCachedHead)
+            free = UInt32(slots.capacity) &- (t &- producerCachedHead)
         }
         let n = min(Int(free), count)
         if n == 0 { return 0 }
-        for i in 0..<n { slots[Int((t &+ UInt32(i)) & mask)] = burst[i] }
+        slots.write(burst, count: n, at: t)
         tail.store(t &+ UInt32(n), ordering: .releasing) // publishes the slots; pairs with the consumer's acquiring load
         return n
     }
@@ -65,7 +89,7 @@ public final class SPSCRing: @unchecked Sendable {
         }
         let n = min(Int(avail), max)
         if n == 0 { return 0 }
-        for i in 0..<n { out[i] = slots[Int((h &+ UInt32(i)) & mask)] }
+        slots.read(into: out, count: n, at: h)
         head.store(h &+ UInt32(n), ordering: .releasing) // frees the slots; pairs with the producer's acquiring load
         return n
     }
@@ -80,9 +104,8 @@ public final class SPSCRing: @unchecked Sendable {
 /// what fits and return counts; nothing blocks except the short wait for an
 /// earlier producer (or consumer) to publish its own range.
 public final class MPMCRing: @unchecked Sendable {
-    @usableFromInline let slots: UnsafeMutablePointer<FrameDesc>
-    @usableFromInline let mask: UInt32
-    public let capacity: Int
+    @usableFromInline let slots: RingStorage
+    public var capacity: Int { slots.capacity }
     /// Reservation index of producers: CAS among producers (acquiring-and-releasing).
     @usableFromInline let producerHead = Atomic<UInt32>(0)
     @usableFromInline let pad0 = CacheLinePad()
@@ -97,12 +120,7 @@ public final class MPMCRing: @unchecked Sendable {
     /// slots, in reservation order; loaded with acquire by producers.
     @usableFromInline let consumerTail = Atomic<UInt32>(0)
 
-    public init(capacity: Int) {
-        precondition(capacity >= 2 && capacity & (capacity - 1) == 0 && capacity <= 1 << 30, "capacity must be a power of two")
-        self.capacity = capacity
-        mask = UInt32(capacity - 1)
-        slots = .allocate(capacity: capacity)
-    }
+    public init(capacity: Int) { slots = RingStorage(capacity: capacity) }
 
     deinit { slots.deallocate() }
 
@@ -112,7 +130,7 @@ public final class MPMCRing: @unchecked Sendable {
         var n = 0
         while true {
             // pairs with the consumers' releasing store of consumerTail: their reads are done
-            let free = UInt32(capacity) &- (old &- consumerTail.load(ordering: .acquiring))
+            let free = UInt32(slots.capacity) &- (old &- consumerTail.load(ordering: .acquiring))
             n = min(Int(free), count)
             if n == 0 { return 0 }
             let (won, seen) = producerHead.compareExchange(expected: old, desired: old &+ UInt32(n),
@@ -120,7 +138,7 @@ public final class MPMCRing: @unchecked Sendable {
             if won { break }
             old = seen
         }
-        for i in 0..<n { slots[Int((old &+ UInt32(i)) & mask)] = burst[i] }
+        slots.write(burst, count: n, at: old)
         // Publish in reservation order: wait for the producers before us. Acquiring,
         // so their slot writes happen before our releasing store below, and a
         // consumer that acquires our tail sees theirs too (found by ThreadSanitizer).
@@ -143,7 +161,7 @@ public final class MPMCRing: @unchecked Sendable {
             if won { break }
             old = seen
         }
-        for i in 0..<n { out[i] = slots[Int((old &+ UInt32(i)) & mask)] }
+        slots.read(into: out, count: n, at: old)
         // Release in reservation order; acquiring for the same reason as enqueue's wait.
         while consumerTail.load(ordering: .acquiring) != old {}
         consumerTail.store(old &+ UInt32(n), ordering: .releasing) // pairs with producers' acquiring load

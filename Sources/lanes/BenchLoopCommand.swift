@@ -1,6 +1,5 @@
 import ArgumentParser
 import LanesEngine
-import LanesPacket
 
 /// The lane loop over in-memory rings with a fake kernel side, timed: the Swift
 /// side of Benchmarks/run's comparison with the C reference loop.
@@ -15,14 +14,7 @@ struct BenchLoopCommand: ParsableCommand {
     @Option(help: "Burst size.") var burst = 64
 
     func run() throws {
-        let frame: [UInt8] = {
-            let spec = FrameSpec(dstMAC: MACAddress("02:00:00:00:00:0b")!, srcMAC: MACAddress("02:00:00:00:00:0a")!,
-                                 src: .v4(IPv4Address("198.18.0.1")!), dst: .v4(IPv4Address("198.18.1.1")!),
-                                 srcPort: 1024, dstPort: 9000, frameLength: 64)
-            var b = [UInt8](repeating: 0, count: 64)
-            _ = b.withUnsafeMutableBytes { FrameBuilder.build(spec, into: $0.baseAddress!) }
-            return b
-        }()
+        let frame = BenchLoop.udpFrame()
         switch app {
         case "drop": report(BenchLoop.time(DropApp(), frame: frame, packets: packets, burst: burst))
         case "macswap": report(BenchLoop.time(MacSwapApp(), frame: frame, packets: packets, burst: burst))

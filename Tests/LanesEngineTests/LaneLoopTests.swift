@@ -6,15 +6,6 @@ import Testing
 
 /// The lane loop over in-memory rings with a fake kernel side: no root, no NIC.
 @Suite struct LaneLoopTests {
-    static func udpFrame() -> [UInt8] {
-        let spec = FrameSpec(dstMAC: MACAddress("02:00:00:00:00:0b")!, srcMAC: MACAddress("02:00:00:00:00:0a")!,
-                             src: .v4(IPv4Address("198.18.0.1")!), dst: .v4(IPv4Address("198.18.1.1")!),
-                             srcPort: 1024, dstPort: 9000, frameLength: 64)
-        var b = [UInt8](repeating: 0, count: 64)
-        _ = b.withUnsafeMutableBytes { FrameBuilder.build(spec, into: $0.baseAddress!) }
-        return b
-    }
-
     /// The lane copies RX descriptors into its burst as FrameDescs, and TX slots
     /// from them, by layout: both must stay the kernel's struct xdp_desc.
     @Test func frameDescHasTheKernelDescriptorLayout() {
@@ -38,7 +29,7 @@ import Testing
 
     @Test func dropCountsAndRecyclesEveryFrame() {
         let port = InMemoryPort(ringSize: 256, frameCount: 1024)
-        port.setTemplate(Self.udpFrame())
+        port.setTemplate(BenchLoop.udpFrame())
         var l = InMemoryLane(app: DropApp(), port: port, batch: 64)
         #expect(l.ledger.balanced)
         #expect(l.ledger.fillRing == 256)
@@ -60,7 +51,7 @@ import Testing
 
     @Test func macswapSendsEveryPacketBackSwapped() {
         let port = InMemoryPort(ringSize: 256, frameCount: 1024)
-        let frame = Self.udpFrame()
+        let frame = BenchLoop.udpFrame()
         port.setTemplate(frame)
         var l = InMemoryLane(app: MacSwapApp(), port: port, batch: 32)
         var received = 0, transmitted = 0, wrong = 0
@@ -86,7 +77,7 @@ import Testing
 
     @Test func fullTXRingDropsAndCountsWithoutLosingFrames() {
         let port = InMemoryPort(ringSize: 64, frameCount: 512)
-        port.setTemplate(Self.udpFrame())
+        port.setTemplate(BenchLoop.udpFrame())
         var l = InMemoryLane(app: MacSwapApp(), port: port, batch: 64)
         // The "peer" never transmits: the TX ring fills, then completions never come.
         for _ in 0..<50 {

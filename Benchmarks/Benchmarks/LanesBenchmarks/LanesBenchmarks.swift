@@ -11,13 +11,29 @@ import LanesPacket
 
 let burst = 64
 
-func udpFrame(_ size: Int = 64) -> [UInt8] {
-    let spec = FrameSpec(dstMAC: MACAddress("02:00:00:00:00:0b")!, srcMAC: MACAddress("02:00:00:00:00:0a")!,
-                         src: .v4(IPv4Address("198.18.0.1")!), dst: .v4(IPv4Address("198.18.1.1")!),
-                         srcPort: 1024, dstPort: 9000, frameLength: size)
-    var b = [UInt8](repeating: 0, count: size)
-    _ = b.withUnsafeMutableBytes { FrameBuilder.build(spec, into: $0.baseAddress!) }
-    return b
+/// The two rings' burst calls, so one benchmark body serves both.
+protocol BurstRing {
+    func enqueue(_ burst: UnsafePointer<FrameDesc>, count: Int) -> Int
+    func dequeue(into out: UnsafeMutablePointer<FrameDesc>, max: Int) -> Int
+}
+extension SPSCRing: BurstRing {}
+extension MPMCRing: BurstRing {}
+
+/// One burst of 64 in, then out, per iteration.
+@inline(__always)
+func ringBurstBenchmark<R: BurstRing>(_ name: String, _ make: @escaping () -> R) {
+    Benchmark(name) { benchmark in
+        let ring = make()
+        let a = UnsafeMutablePointer<FrameDesc>.allocate(capacity: burst)
+        for i in 0..<burst { a[i] = FrameDesc(addr: UInt64(i * 2048), len: 64) }
+        defer { a.deallocate() }
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            blackHole(ring.enqueue(a, count: burst))
+            blackHole(ring.dequeue(into: a, max: burst))
+        }
+        benchmark.stopMeasurement() // before the locals are freed: freeing is not what is measured
+    }
 }
 
 let benchmarks: @Sendable () -> Void = {
@@ -34,7 +50,7 @@ let benchmarks: @Sendable () -> Void = {
         maxIterations: 1_000_000)
 
     Benchmark("parse eth/ipv4/udp x64") { benchmark in
-        let frame = udpFrame()
+        let frame = BenchLoop.udpFrame()
         let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: frame.count, alignment: 64)
         defer { buf.deallocate() }
         buf.copyBytes(from: frame)
@@ -48,24 +64,24 @@ let benchmarks: @Sendable () -> Void = {
             }
             blackHole(ports)
         }
-        benchmark.stopMeasurement() // before the locals are freed: unmapping an 8 MiB UMEM is not what is measured
+        benchmark.stopMeasurement() // before the locals are freed: freeing is not what is measured
     }
 
     Benchmark("macswap x64") { benchmark in
         let buf = UnsafeMutableRawPointer.allocate(byteCount: 64 * 2048, alignment: 64)
         defer { buf.deallocate() }
-        let frame = udpFrame()
+        let frame = BenchLoop.udpFrame()
         for i in 0..<burst { frame.withUnsafeBytes { (buf + i * 2048).copyMemory(from: $0.baseAddress!, byteCount: 64) } }
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations {
             for i in 0..<burst { EthernetEdit.swapAddresses(buf + i * 2048) }
         }
-        benchmark.stopMeasurement() // before the locals are freed: unmapping an 8 MiB UMEM is not what is measured
+        benchmark.stopMeasurement() // before the locals are freed: freeing is not what is measured
         blackHole(buf.load(as: UInt8.self))
     }
 
     Benchmark("incremental checksum (ttl decrement) x64") { benchmark in
-        let frame = udpFrame()
+        let frame = BenchLoop.udpFrame()
         let buf = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64)
         defer { buf.deallocate() }
         frame.withUnsafeBytes { buf.copyMemory(from: $0.baseAddress!, byteCount: 64) }
@@ -78,7 +94,7 @@ let benchmarks: @Sendable () -> Void = {
                 blackHole(PacketEdit.decrementTTL(buf, r))
             }
         }
-        benchmark.stopMeasurement() // before the locals are freed: unmapping an 8 MiB UMEM is not what is measured
+        benchmark.stopMeasurement() // before the locals are freed: freeing is not what is measured
     }
 
     Benchmark("toeplitz ipv4+ports x64") { benchmark in
@@ -90,7 +106,7 @@ let benchmarks: @Sendable () -> Void = {
             for _ in 0..<burst { h ^= t.hash(input) }
             blackHole(h)
         }
-        benchmark.stopMeasurement() // before the locals are freed: unmapping an 8 MiB UMEM is not what is measured
+        benchmark.stopMeasurement() // before the locals are freed: freeing is not what is measured
     }
 
     Benchmark("build eth/ipv4/udp frame x64") { benchmark in
@@ -103,34 +119,11 @@ let benchmarks: @Sendable () -> Void = {
         for _ in benchmark.scaledIterations {
             for _ in 0..<burst { blackHole(FrameBuilder.build(spec, into: buf)) }
         }
-        benchmark.stopMeasurement() // before the locals are freed: unmapping an 8 MiB UMEM is not what is measured
+        benchmark.stopMeasurement() // before the locals are freed: freeing is not what is measured
     }
 
-    Benchmark("SPSC ring enqueue+dequeue burst of 64") { benchmark in
-        let ring = SPSCRing(capacity: 1024)
-        let a = UnsafeMutablePointer<FrameDesc>.allocate(capacity: burst)
-        for i in 0..<burst { a[i] = FrameDesc(addr: UInt64(i * 2048), len: 64) }
-        defer { a.deallocate() }
-        benchmark.startMeasurement()
-        for _ in benchmark.scaledIterations {
-            blackHole(ring.enqueue(a, count: burst))
-            blackHole(ring.dequeue(into: a, max: burst))
-        }
-        benchmark.stopMeasurement() // before the locals are freed: unmapping an 8 MiB UMEM is not what is measured
-    }
-
-    Benchmark("MPMC ring enqueue+dequeue burst of 64") { benchmark in
-        let ring = MPMCRing(capacity: 1024)
-        let a = UnsafeMutablePointer<FrameDesc>.allocate(capacity: burst)
-        for i in 0..<burst { a[i] = FrameDesc(addr: UInt64(i * 2048), len: 64) }
-        defer { a.deallocate() }
-        benchmark.startMeasurement()
-        for _ in benchmark.scaledIterations {
-            blackHole(ring.enqueue(a, count: burst))
-            blackHole(ring.dequeue(into: a, max: burst))
-        }
-        benchmark.stopMeasurement() // before the locals are freed: unmapping an 8 MiB UMEM is not what is measured
-    }
+    ringBurstBenchmark("SPSC ring enqueue+dequeue burst of 64") { SPSCRing(capacity: 1024) }
+    ringBurstBenchmark("MPMC ring enqueue+dequeue burst of 64") { MPMCRing(capacity: 1024) }
 
     Benchmark("MPMC ring one frame at a time x64 (a shared free list's cost)") { benchmark in
         let ring = MPMCRing(capacity: 1024)
@@ -144,7 +137,7 @@ let benchmarks: @Sendable () -> Void = {
                 blackHole(ring.dequeue(into: a, max: 1))
             }
         }
-        benchmark.stopMeasurement() // before the locals are freed: unmapping an 8 MiB UMEM is not what is measured
+        benchmark.stopMeasurement() // before the locals are freed: freeing is not what is measured
     }
 
     Benchmark("frame pool pop+push x64") { benchmark in
@@ -156,12 +149,12 @@ let benchmarks: @Sendable () -> Void = {
             for i in 0..<burst { pool.push(UInt64(i * 2048)) }
             blackHole(acc)
         }
-        benchmark.stopMeasurement() // before the locals are freed: unmapping an 8 MiB UMEM is not what is measured
+        benchmark.stopMeasurement() // before the locals are freed: freeing is not what is measured
     }
 
     Benchmark("lane loop drop, in-memory rings, 1000 bursts of 64") { benchmark in
         let port = InMemoryPort(ringSize: 2048, frameSize: 2048, frameCount: 4096)
-        port.setTemplate(udpFrame(), copy: false)
+        port.setTemplate(BenchLoop.udpFrame(), copy: false)
         var l = InMemoryLane(app: DropApp(), port: port, batch: burst)
         for _ in 0..<1000 { port.kernelReceive(burst); _ = l.lane.step() }
         benchmark.startMeasurement()
@@ -171,15 +164,15 @@ let benchmarks: @Sendable () -> Void = {
                 blackHole(l.lane.step())
             }
         }
-        benchmark.stopMeasurement() // before the locals are freed: unmapping an 8 MiB UMEM is not what is measured
+        benchmark.stopMeasurement() // before the port is freed: unmapping its 8 MiB UMEM is not what is measured
         blackHole(port)
     }
 
     Benchmark("lane loop macswap, in-memory rings, 1000 bursts of 64") { benchmark in
         let port = InMemoryPort(ringSize: 2048, frameSize: 2048, frameCount: 4096)
-        port.setTemplate(udpFrame(), copy: false)
+        port.setTemplate(BenchLoop.udpFrame(), copy: false)
         // Frames keep their bytes between turns (the template copy is off): fill each once.
-        let frame = udpFrame()
+        let frame = BenchLoop.udpFrame()
         for i in 0..<4096 { frame.withUnsafeBytes { (port.umem + i * 2048).copyMemory(from: $0.baseAddress!, byteCount: 64) } }
         var l = InMemoryLane(app: MacSwapApp(), port: port, batch: burst)
         for _ in 0..<1000 { port.kernelReceive(burst); _ = l.lane.step(); port.kernelTransmit() }
@@ -191,7 +184,7 @@ let benchmarks: @Sendable () -> Void = {
                 port.kernelTransmit()
             }
         }
-        benchmark.stopMeasurement() // before the locals are freed: unmapping an 8 MiB UMEM is not what is measured
+        benchmark.stopMeasurement() // before the port is freed: unmapping its 8 MiB UMEM is not what is measured
         blackHole(port)
     }
 }
