@@ -15,7 +15,7 @@ Prints a table of medians and ratios, and the user/kernel CPU split of each
 tool's busiest thread, and appends them, dated, with the machine's description,
 to BENCHMARKS.md. Needs root and a release build (it makes one).
 """
-import argparse, datetime, json, os, re, signal, statistics, subprocess, sys, time
+import argparse, datetime, json, os, re, shutil, signal, statistics, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from report import ROOT, host_stalls, machine, publish  # noqa: E402
@@ -269,6 +269,8 @@ def main():
             print(f"latency at {frac:.0%} of {fwd_max / 1e6:.3f} Mpps: p50 {lat.get('p50_ns', 0) / 1e3:.1f} us, p99 {lat.get('p99_ns', 0) / 1e3:.1f} us, lost {rep.get('lost')}", file=sys.stderr)
     finally:
         subprocess.run([LANES, "testbed", "down", "--name", TB], capture_output=True)
+        for prefix in ["peers-tx", "peers-rx", "peers-ms", "peers-io"]:  # testpmd's runtime files (--file-prefix)
+            shutil.rmtree(f"/var/run/dpdk/{prefix}", ignore_errors=True)
 
     def med(test, k):
         return statistics.median(r for r, _ in results[(test, k)])
