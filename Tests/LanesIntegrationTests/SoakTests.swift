@@ -9,8 +9,15 @@ extension IntegrationTests.Reliability {
     @Test func soak() throws {
         let seconds = Int(ProcessInfo.processInfo.environment["LANES_SOAK_SECONDS"] ?? "") ?? 60
         try withTestbed(queues: 2) { tb in
-            let fwd = try Running(["fwd", "--testbed", tb.name, "--mode", "l3", "--filter", "udp dport 9000", "--interval", "1", "--json"])
-            try tb.waitForXDP(tb.dut, "d0")
+            /// A forwarder of its own for each phase, so that the soak's counters
+            /// (XDP_STATISTICS, drops by cause, frames) cover the soak alone and not
+            /// the unpaced trial that looked for the rate.
+            func forwarder() throws -> Running {
+                let fwd = try Running(["fwd", "--testbed", tb.name, "--mode", "l3", "--filter", "udp dport 9000", "--interval", "1", "--json"])
+                try tb.waitForXDP(tb.dut, "d0")
+                return fwd
+            }
+            let search = try forwarder()
             /// Packets the veths themselves dropped (ip -s link), all four ports.
             func vethDrops() throws -> Int {
                 var n = 0
@@ -44,7 +51,11 @@ extension IntegrationTests.Reliability {
                 let r = Int(Double(top.received) / 2 * fraction)
                 if try trial(rate: "\(r)", duration: 3).lost == 0 { rate = r; break }
             }
+            search.signal(SIGINT)
+            let searched = search.wait(timeout: 30)
+            try #require(searched.status == 0, "\(searched.stderr)")
             try #require(rate > 0, "no lossless rate found below \(top.received / 2) pps")
+            let fwd = try forwarder()
             let vethBefore = try vethDrops()
             let soak = try trial(rate: "\(rate)", duration: seconds)
             let veth = try vethDrops() - vethBefore
