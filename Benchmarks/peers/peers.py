@@ -234,7 +234,13 @@ def main():
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--no-append", action="store_true", help="do not append to BENCHMARKS.md")
+    ap.add_argument("--tests", default="gen,drop,macswap,fwd",
+                    help="comma-separated subset of gen,drop,macswap,fwd (latency runs with fwd)")
     a = ap.parse_args()
+    tests = a.tests.split(",")
+    unknown = set(tests) - {"gen", "drop", "macswap", "fwd"}
+    if unknown or not tests:
+        sys.exit(f"peers: unknown test(s) {','.join(sorted(unknown))}; choose from gen,drop,macswap,fwd")
     if os.geteuid() != 0:
         sys.exit("peers: needs root (XDP, AF_XDP, namespaces)")
     for tool in ["dpdk-testpmd", "gcc"]:
@@ -253,7 +259,7 @@ def main():
                 ("drop", ["lanes", "testpmd"], trial_drop),
                 ("macswap", ["lanes", "testpmd"], trial_macswap),
                 ("fwd", ["lanes", "testpmd"], trial_fwd)]
-        for test, kinds, fn in plan:
+        for test, kinds, fn in (p for p in plan if p[0] in tests):
             for r in range(a.rounds):
                 # A B ... then ... B A: a drift within a round (the host's load) falls on both sides.
                 for k in (kinds if r % 2 == 0 else list(reversed(kinds))):
@@ -261,8 +267,8 @@ def main():
                     results.setdefault((test, k), []).append((rate, ticks))
                     print(f"{test:8} round {r + 1} {k:8} {rate / 1e6:.3f} Mpps"
                           + (f", busiest thread user/system ticks {ticks[0]}/{ticks[1]}" if ticks else ""), file=sys.stderr)
-        fwd_max = statistics.median(r for r, _ in results[("fwd", "lanes")])
-        for frac in [0.1, 0.5, 0.9]:
+        fwd_max = statistics.median(r for r, _ in results[("fwd", "lanes")]) if "fwd" in tests else 0
+        for frac in ([0.1, 0.5, 0.9] if "fwd" in tests else []):
             rep = latency_at(frac * fwd_max, a.seconds)
             results[("latency", frac)] = rep
             lat = rep.get("latency", {})
@@ -307,7 +313,7 @@ def main():
              "rates in Mpps measured at the receiver, medians over the rounds; ratio = median of the per-round ratios A/B, with their range; "
              "best = ratio of each side's best round (the host's noise only takes rate away). " + stalls, "",
              "| test | Lanes | Mpps | peer | Mpps | ratio | range | best |", "|---|---|---:|---|---:|---:|---|---:|"]
-    for t, an, ak, bn, bk in rows:
+    for t, an, ak, bn, bk in (r for r in rows if r[2][0] in tests):
         m, lo, hi = ratios(ak, bk)
         best_b = max(r for r, _ in results[bk])
         best = max(r for r, _ in results[ak]) / best_b if best_b > 0 else float("nan")
@@ -320,10 +326,15 @@ def main():
                         ("drop", [("lanes", "lanes drop"), ("testpmd", "testpmd rxonly")]),
                         ("macswap", [("lanes", "lanes fwd macswap"), ("testpmd", "testpmd macswap")]),
                         ("fwd", [("lanes", "lanes fwd io"), ("testpmd", "testpmd io")])]:
+        if test not in tests:
+            continue
         for k, name in kinds:
             c = cpu(test, k)
             if c:
                 lines.append(f"| {test} | {name} | {c[2]:.0%} | {c[0]:.1%} | {c[1]:.0f} |")
+    if "fwd" not in tests:
+        publish(lines, append=not a.no_append)
+        return
     fwd_max = med("fwd", "lanes")
     lines += ["", f"One-way latency through `lanes fwd --mode l3` (gen:g0 -> d0 -> d1 -> s0, signed packets timed on s0), "
                   f"at fractions of lanes fwd's maximum {fwd_max / 1e6:.3f} Mpps:", "",
