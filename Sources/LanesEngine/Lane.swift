@@ -81,6 +81,9 @@ public struct Lane<App: LaneApp>: ~Copyable {
     @usableFromInline let burst: UnsafeMutablePointer<FrameDesc>
     @usableFromInline let genBurst: UnsafeMutablePointer<FrameDesc>
     @usableFromInline let frameMask: UInt64
+    /// Frames handed to the fill ring at a time, at least: an eighth of the ring.
+    /// See `refill`.
+    @usableFromInline let refillChunk: Int
     /// TX descriptors submitted and not yet completed.
     @usableFromInline var txOutstanding: Int = 0
     @usableFromInline var finishedReported = false
@@ -102,6 +105,7 @@ public struct Lane<App: LaneApp>: ~Copyable {
         self.burst = .allocate(capacity: batch)
         self.genBurst = .allocate(capacity: batch)
         self.frameMask = ~UInt64(frameSize - 1)
+        self.refillChunk = max(Int(rings.fill.pointee.size) / 8, 1)
         self.txOutstanding = 0
         if g > 0 { self.app.prepare(generatorFrames: firstFrame..<(firstFrame + g), context: context) }
     }
@@ -310,14 +314,21 @@ public struct Lane<App: LaneApp>: ~Copyable {
         return r
     }
 
-    /// Moves free frames to the fill ring, keeping some back for TX.
+    /// Moves free frames to the fill ring, keeping some back for TX, once there
+    /// is room for a chunk (`refillChunk`, an eighth of the ring, or all the lane wants
+    /// if less). The kernel reloads the fill producer whenever the entries it
+    /// has seen run out: topped up a few frames per turn, that was a cache miss
+    /// every few packets on the CPU that receives (on veth, the sender's); in
+    /// chunks it is one per chunk. `lanes drop` on veth: 1.12x the rate of
+    /// per-turn top-ups, median of 8 paired rounds.
     @inlinable @inline(__always)
     mutating func refill() {
         let want = pool.count - pool.capacity / 4
         guard want >= batch || (want > 0 && pool.count == pool.capacity) else { return }
         // reserve is all-or-nothing: ask only for the room there is.
-        let room = Int(xsk_prod_nb_free(rings.fill, UInt32(want)))
-        guard room > 0 else { return }
+        let chunk = min(refillChunk, want)
+        let room = Int(xsk_prod_nb_free(rings.fill, UInt32(chunk)))
+        guard room >= chunk else { return }
         var idx: UInt32 = 0
         let fill = rings.fill
         let r = Int(xsk_ring_prod__reserve(fill, UInt32(min(want, room)), &idx))
