@@ -1,8 +1,8 @@
 /* The C reference of Lanes' in-memory lane loop (Sources/LanesEngine/Lane.swift
  * over InMemoryPort), written over libxdp's inline ring helpers (xsk.h):
  * the same rings in plain memory, the same fake kernel side, the same lane turn
- * (completions, one RX burst through the app, TX, refill keeping a quarter of the
- * frames back, FIFO free frames, per-burst counters), so the Swift loop can be
+ * (completions, one RX burst through the app, TX, refill in chunks keeping a quarter
+ * of the frames back, FIFO free frames, per-burst counters), so the Swift loop can be
  * reported as a ratio to it from the same run (Benchmarks/run).
  * Usage: lane_loop drop|macswap PACKETS [BURST]   -> prints one JSON line */
 #include <stdint.h>
@@ -71,8 +71,10 @@ static int macswap;
 static inline void refill(void) {
 	int want = (int)pool_count() - (int)(FRAMES / 4);
 	if (!(want >= (int)batch || (want > 0 && pool_count() == FRAMES))) return;
-	uint32_t room = xsk_prod_nb_free(&fill, want);
-	if (!room) return;
+	/* Only once there is room for a chunk: an eighth of the ring, or all it wants if less. */
+	uint32_t chunk = (uint32_t)want < RING / 8 ? (uint32_t)want : RING / 8;
+	uint32_t room = xsk_prod_nb_free(&fill, chunk);
+	if (room < chunk) return;
 	uint32_t idx, r = xsk_ring_prod__reserve(&fill, (uint32_t)want < room ? (uint32_t)want : room, &idx);
 	for (uint32_t i = 0; i < r; i++) *xsk_ring_prod__fill_addr(&fill, idx + i) = pool_pop();
 	xsk_ring_prod__submit(&fill, r);
