@@ -14,8 +14,8 @@ public final class Child {
         let tmp = FileManager.default.temporaryDirectory
         out = tmp.appendingPathComponent("lanes-child-\(UUID().uuidString).out")
         err = tmp.appendingPathComponent("lanes-child-\(UUID().uuidString).err")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
-        FileManager.default.createFile(atPath: err.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
         process.executableURL = URL(fileURLWithPath: Child.lanesBinary)
         process.arguments = args
         process.standardInput = FileHandle.nullDevice

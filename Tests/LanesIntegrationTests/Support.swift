@@ -42,8 +42,8 @@ final class Running {
         let tmp = FileManager.default.temporaryDirectory
         outURL = tmp.appendingPathComponent("lanes-test-\(UUID().uuidString).out")
         errURL = tmp.appendingPathComponent("lanes-test-\(UUID().uuidString).err")
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         process.executableURL = URL(fileURLWithPath: tool)
         process.arguments = args
         process.standardOutput = try FileHandle(forWritingTo: outURL)
