@@ -81,8 +81,8 @@ public struct Lane<App: LaneApp>: ~Copyable {
     @usableFromInline let burst: UnsafeMutablePointer<FrameDesc>
     @usableFromInline let genBurst: UnsafeMutablePointer<FrameDesc>
     @usableFromInline let frameMask: UInt64
-    /// Frames handed to the fill ring at a time, at least: an eighth of the ring.
-    /// See `refill`.
+    /// The fewest frames handed to the fill ring at a time (an eighth of the
+    /// ring, or all the lane wants if less). See `refill`.
     @usableFromInline let refillChunk: Int
     /// TX descriptors submitted and not yet completed.
     @usableFromInline var txOutstanding: Int = 0
@@ -319,8 +319,8 @@ public struct Lane<App: LaneApp>: ~Copyable {
     /// if less). The kernel reloads the fill producer whenever the entries it
     /// has seen run out: topped up a few frames per turn, that was a cache miss
     /// every few packets on the CPU that receives (on veth, the sender's); in
-    /// chunks it is one per chunk. `lanes drop` on veth: 1.12x the rate of
-    /// per-turn top-ups, median of 8 paired rounds.
+    /// chunks it is one per chunk. `lanes drop` on veth: 1.10x the rate of
+    /// per-turn top-ups, median of 8 paired rounds (BENCHMARKS.md, 2026-11-30).
     @inlinable @inline(__always)
     mutating func refill() {
         let want = pool.count - pool.capacity / 4
