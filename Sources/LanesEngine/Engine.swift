@@ -42,6 +42,9 @@ public final class LaneResources {
     public let socket: XSKSocket
     /// The out port's socket on the same UMEM (two-port forwarding).
     public let outSocket: XSKSocket?
+    /// Frames set-up put on the fill ring of `socket` (from frame 0) and, forwarding
+    /// both ways, of `outSocket` (from the second half's first frame): the lane owns them.
+    var primed = 0, reversePrimed = 0
     init(queue: Int, core: Int, umem: UMEM, socket: XSKSocket, outSocket: XSKSocket?) {
         self.queue = queue; self.core = core; self.umem = umem; self.socket = socket; self.outSocket = outSocket
     }
@@ -129,6 +132,17 @@ public final class Engine {
             lanes.append(LaneResources(queue: q, core: core, umem: umem, socket: sock, outSocket: outSock))
         }
         if config.attachProgram {
+            // Frames on the fill rings first: a packet that arrives between the
+            // attach and the lane's first turn finds a frame, not an empty ring.
+            let fc = umemConfig.frameCount, fs = umemConfig.frameSize
+            for l in lanes {
+                if halves == 2 {
+                    l.primed = l.socket.primeFill(frames: 0..<(fc / 2 / 2), frameSize: fs)
+                    l.reversePrimed = l.outSocket!.primeFill(frames: (fc / 2)..<(fc / 2 + (fc - fc / 2) / 2), frameSize: fs)
+                } else {
+                    l.primed = l.socket.primeFill(frames: 0..<(fc / 2), frameSize: fs)
+                }
+            }
             for l in lanes { try program.register(socketFD: l.socket.fd, queue: UInt32(l.queue)) }
             try program.attach(interface: name, mode: config.xdpMode, force: config.force)
             if let outProgram, let out = config.outInterface {
@@ -192,6 +206,7 @@ public final class Engine {
         for (i, l) in lanes.enumerated() {
             let app = apps[i]
             let rings = l.rings, area = l.umem.area, fs = l.umem.config.frameSize, fc = l.umem.config.frameCount
+            let primed = l.primed, reversePrimed = l.reversePrimed
             let batch = config.batch
             do {
                 if halves == 2, let reverse = l.reverseRings {
@@ -201,9 +216,9 @@ public final class Engine {
                         // Each direction owns half of the UMEM's frames: a frame cycles
                         // fill(IN) -> rx(IN) -> tx(OUT) -> completion(OUT) and back, never crossing.
                         var a = Lane(rings: rings, app: app, umem: area, frameSize: fs, frameCount: fc / 2,
-                                     firstFrame: 0, batch: batch, counters: c0)
+                                     firstFrame: 0, primed: primed, batch: batch, counters: c0)
                         var b = Lane(rings: reverse, app: back, umem: area, frameSize: fs, frameCount: fc - fc / 2,
-                                     firstFrame: fc / 2, batch: batch, counters: c1)
+                                     firstFrame: fc / 2, primed: reversePrimed, batch: batch, counters: c1)
                         Lane.runPair(&a, &b, stop: stop)
                         results.ledgers[2 * i] = a.drainAndAccount()
                         results.ledgers[2 * i + 1] = b.drainAndAccount()
@@ -215,7 +230,7 @@ public final class Engine {
                 let counters = stats.counters(i)
                 threads.append(try PinnedThread(core: l.core, name: "lane\(l.queue)") {
                     var lane = Lane(rings: rings, app: app, umem: area, frameSize: fs, frameCount: fc,
-                                    batch: batch, counters: counters)
+                                    primed: primed, batch: batch, counters: counters)
                     lane.run(stop: stop)
                     results.ledgers[i] = lane.drainAndAccount()
                     results.apps[i] = lane.app

@@ -71,7 +71,7 @@ public struct Lane<App: LaneApp>: ~Copyable {
     public var app: App
     /// Frames for the fill ring and received packets.
     public var pool: FramePool
-    /// A generator's own frames (frames below `generatorBoundary`), taken newest
+    /// A generator's own frames (frames from `generatorBoundary` on), taken newest
     /// first: they are interchangeable, and the newest are still in cache.
     public var generatorPool: FramePool
     @usableFromInline let generatorBoundary: UInt64
@@ -90,15 +90,21 @@ public struct Lane<App: LaneApp>: ~Copyable {
     /// Set by the engine's drain phase: generate nothing more.
     public var draining = false
 
-    /// The lane owns frames `firstFrame ..< firstFrame + frameCount` of the UMEM.
+    /// The lane owns frames `firstFrame ..< firstFrame + frameCount` of the UMEM:
+    /// the first ones receive (fill ring, RX), a generator's own are the last.
+    /// `primed`: frames `firstFrame ..< firstFrame + primed` are on the fill ring
+    /// already (set-up put them there before attaching the XDP program).
     public init(rings: LaneRings, app: App, umem: UnsafeMutableRawPointer, frameSize: Int, frameCount: Int,
-                firstFrame: Int = 0, batch: Int, counters: LaneCounters) {
+                firstFrame: Int = 0, primed: Int = 0, batch: Int, counters: LaneCounters) {
         self.rings = rings
         let g = min(max(app.generatorFrames(of: frameCount), 0), frameCount)
+        precondition(primed <= frameCount - g, "\(primed) frames primed, but the lane receives into \(frameCount - g)")
         self.app = app
-        self.generatorPool = FramePool(frameCount: g, frameSize: frameSize, first: firstFrame)
-        self.pool = FramePool(frameCount: frameCount - g, frameSize: frameSize, first: firstFrame + g)
-        self.generatorBoundary = UInt64((firstFrame + g) * frameSize)
+        self.pool = FramePool(frameCount: frameCount - g, frameSize: frameSize, first: firstFrame)
+        self.generatorPool = FramePool(frameCount: g, frameSize: frameSize, first: firstFrame + frameCount - g)
+        self.generatorBoundary = UInt64((firstFrame + frameCount - g) * frameSize)
+        // The pool hands out frames oldest first: the primed ones are the first it would.
+        self.pool.pop(count: primed) { _, _ in }
         self.generating = g > 0
         self.context = LaneContext(umem: umem, frameSize: frameSize, counters: counters)
         self.batch = batch
@@ -107,7 +113,7 @@ public struct Lane<App: LaneApp>: ~Copyable {
         self.frameMask = ~UInt64(frameSize - 1)
         self.refillChunk = max(Int(rings.fill.pointee.size) / 8, 1)
         self.txOutstanding = 0
-        if g > 0 { self.app.prepare(generatorFrames: firstFrame..<(firstFrame + g), context: context) }
+        if g > 0 { self.app.prepare(generatorFrames: (firstFrame + frameCount - g)..<(firstFrame + frameCount), context: context) }
     }
 
     deinit {
@@ -217,7 +223,7 @@ public struct Lane<App: LaneApp>: ~Copyable {
     @inlinable @inline(__always)
     mutating func recycle(_ addr: UInt64) {
         let a = addr & frameMask
-        if a < generatorBoundary { generatorPool.push(a) } else { pool.push(a) }
+        if a >= generatorBoundary { generatorPool.push(a) } else { pool.push(a) }
     }
 
     @inlinable @inline(__always)

@@ -22,6 +22,8 @@ public final class Pipeline {
     public let stats: StatsArea
     let rxQueue: Int
     let rxCore: Int
+    /// Frames set-up put on the RX socket's fill ring before attaching (the RX lane owns them).
+    let primed: Int
 
     public init(_ config: EngineConfig, workerCores: [Int]) throws(LanesError) {
         try requireRoot(for: "AF_XDP")
@@ -62,6 +64,7 @@ public final class Pipeline {
         while cap < config.umem.frameCount { cap <<= 1 }
         returns = workerCores.map { _ in SPSCRing(capacity: cap) }
         program = try XDPProgram(filter: config.filter, action: .redirect, flowCapBps: config.flowCapBps)
+        primed = rxSocket.primeFill(frames: 0..<(config.umem.frameCount / 2), frameSize: config.umem.frameSize)
         try program.register(socketFD: rxSocket.fd, queue: UInt32(rxQueue))
         try program.attach(interface: name, mode: config.xdpMode, force: config.force)
     }
@@ -86,14 +89,14 @@ public final class Pipeline {
         let stop = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
         stop.initialize(to: 0)
         defer { stop.deallocate() }
-        let area = umem.area, fs = umem.config.frameSize, fc = umem.config.frameCount, batch = config.batch
+        let area = umem.area, fs = umem.config.frameSize, fc = umem.config.frameCount, batch = config.batch, primed = self.primed
         let rings = LaneRings(rx: rxSocket.rx, tx: rxSocket.tx, fill: rxSocket.fill, completion: rxSocket.completion,
                               rxFD: rxSocket.fd, txFD: rxSocket.fd)
         let fanout = FanoutApp(rings: toWorker, returns: returns, frameMask: ~UInt64(fs - 1))
         let ledgerSlot = LaneResultSlots<FanoutApp>(count: 1)
         var threads: [PinnedThread] = []
         threads.append(try PinnedThread(core: rxCore, name: "rx\(rxQueue)") { [stats] in
-            var lane = Lane(rings: rings, app: fanout, umem: area, frameSize: fs, frameCount: fc, batch: batch, counters: stats.counters(0))
+            var lane = Lane(rings: rings, app: fanout, umem: area, frameSize: fs, frameCount: fc, primed: primed, batch: batch, counters: stats.counters(0))
             lane.run(stop: stop)
             ledgerSlot.apps[0] = lane.app
             // Hand back what is still in flight: the main thread finishes the accounting.

@@ -126,6 +126,22 @@ public final class XSKSocket {
         if ownsRings { fill.deallocate(); completion.deallocate() }
     }
 
+    /// Puts frames `frames` (indices into the UMEM) on the fill ring, as many as
+    /// fit; returns how many went. Set-up calls it before the XDP program is
+    /// attached, so the first packets find frames (the lane then owns them).
+    public func primeFill(frames: Range<Int>, frameSize: Int) -> Int {
+        XSKSocket.prime(fill: fill, frames: frames, frameSize: frameSize)
+    }
+
+    /// `primeFill` on any fill ring (also the in-memory rings of tests and benchmarks).
+    public static func prime(fill: UnsafeMutablePointer<xsk_ring_prod>, frames: Range<Int>, frameSize: Int) -> Int {
+        var idx: UInt32 = 0
+        let n = Int(xsk_ring_prod__reserve(fill, UInt32(frames.count), &idx))
+        for i in 0..<n { xsk_ring_prod__fill_addr(fill, idx &+ UInt32(i)).pointee = UInt64((frames.lowerBound + i) * frameSize) }
+        xsk_ring_prod__submit(fill, UInt32(n))
+        return n
+    }
+
     /// SO_PREFER_BUSY_POLL, SO_BUSY_POLL (20 us) and SO_BUSY_POLL_BUDGET.
     func enableBusyPoll(budget: Int) throws(LanesError) {
         var one: Int32 = 1, usecs: Int32 = 20, b = Int32(budget)

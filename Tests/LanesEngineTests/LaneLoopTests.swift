@@ -2,6 +2,7 @@ import CLanes
 import LanesCore
 import LanesEngine
 import LanesPacket
+import LanesXDP
 import Testing
 
 /// The lane loop over in-memory rings with a fake kernel side: no root, no NIC.
@@ -47,6 +48,32 @@ import Testing
         #expect(c[.txPackets] == 0)
         #expect(l.ledger.balanced)
         #expect(l.ledger.rxRing == 0)
+    }
+
+    /// Set-up primes the fill ring before the XDP program is attached; the lane
+    /// adopts those frames: none is handed out twice, every one comes back.
+    @Test func primedFillRingFramesBelongToTheLane() {
+        let port = InMemoryPort(ringSize: 256, frameCount: 1024)
+        port.setTemplate(BenchLoop.udpFrame())
+        let primed = XSKSocket.prime(fill: port.fill, frames: 0..<200, frameSize: port.frameSize)
+        #expect(primed == 200)
+        var l = InMemoryLane(app: DropApp(), port: port, batch: 64, primed: primed)
+        #expect(l.ledger.balanced, "\(l.ledger)")
+        #expect(l.ledger.fillRing == 256 && l.lane.freeFrames == 1024 - 256)
+        var received: [UInt64] = []
+        let rx = port.rx.slots(from: 0, as: FrameDesc.self)
+        for i in 0..<40 {
+            let n = port.kernelReceive(50)
+            for _ in 0..<n { received.append(rx[received.count].addr) }
+            _ = l.lane.step()
+            #expect(l.ledger.balanced, "step \(i): \(l.ledger)")
+        }
+        // The primed frames come first, in order; no frame is received twice
+        // before every frame was received once (a frame owned twice would be).
+        #expect(Array(received.prefix(200)) == (0..<200).map { UInt64($0 * port.frameSize) })
+        #expect(received.count > 1024)
+        #expect(Set(received.prefix(1024)).count == 1024)
+        #expect(l.counters[.rxPackets] == UInt64(received.count))
     }
 
     /// The fill ring is topped up in chunks (an eighth of the ring here: 32 of 256),
