@@ -135,8 +135,10 @@ public final class XSKSocket {
 
     /// `primeFill` on any fill ring (also the in-memory rings of tests and benchmarks).
     public static func prime(fill: UnsafeMutablePointer<xsk_ring_prod>, frames: Range<Int>, frameSize: Int) -> Int {
+        // reserve is all-or-nothing: ask only for the room there is.
         var idx: UInt32 = 0
-        let n = Int(xsk_ring_prod__reserve(fill, UInt32(frames.count), &idx))
+        let room = xsk_prod_nb_free(fill, UInt32(frames.count))
+        let n = Int(xsk_ring_prod__reserve(fill, min(UInt32(frames.count), room), &idx))
         for i in 0..<n { xsk_ring_prod__fill_addr(fill, idx &+ UInt32(i)).pointee = UInt64((frames.lowerBound + i) * frameSize) }
         xsk_ring_prod__submit(fill, UInt32(n))
         return n
