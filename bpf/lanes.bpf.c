@@ -5,7 +5,10 @@
  * AF_XDP socket (xsks[q]), but only when a socket is registered for q; anything
  * else gets XDP_PASS, so ARP, ping and SSH keep working on the host.
  * In sink mode, matching packets are counted and dropped here (an XDP_DROP sink
- * for generator tests). Per-queue counters live in a per-CPU array.
+ * for generator tests). In signed-receive mode (`lanes gen --rx-only --rx xdp`)
+ * they are also checked for the generator's signature and counted per stream
+ * (received, duplicates, reordered, highest sequence, one-way latency) before the
+ * drop. Per-queue counters live in a per-CPU array.
  * The config map's magic lets a later Lanes recognise a program left behind. */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -20,7 +23,7 @@
 #define LANES_MAX_QUEUES 256
 #define LANES_MAGIC 0x4c414e45 /* "LANE" */
 
-enum lanes_action { LANES_REDIRECT = 0, LANES_SINK = 1, LANES_COUNT_PASS = 2 };
+enum lanes_action { LANES_REDIRECT = 0, LANES_SINK = 1, LANES_COUNT_PASS = 2, LANES_SIGNED_RX = 3 };
 enum lanes_proto { LANES_IPV4 = 1, LANES_IPV6 = 2 };
 
 struct lanes_config {
@@ -30,7 +33,7 @@ struct lanes_config {
 	__u32 l4;         /* 0 any, IPPROTO_UDP, IPPROTO_TCP */
 	__u16 dport_lo;   /* inclusive; 0..0 = any port */
 	__u16 dport_hi;
-	__u32 pad;
+	__u32 streams;    /* LANES_SIGNED_RX: stream ids below this are counted */
 	__u64 flow_cap_bps; /* per-flow policer: 0 = off */
 	__u64 flow_burst_bytes;
 };
@@ -96,7 +99,7 @@ struct vlan_hdr_l {
 
 /* Returns 1 when the packet matches the filter; fills the flow key. */
 static __always_inline int lanes_match(struct xdp_md *ctx, const struct lanes_config *cfg,
-				       struct lanes_flow_key *key)
+				       struct lanes_flow_key *key, __u32 *l4_offset)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
@@ -157,6 +160,7 @@ static __always_inline int lanes_match(struct xdp_md *ctx, const struct lanes_co
 	if (cfg->l4 && proto != cfg->l4)
 		return 0;
 	key->proto = proto;
+	*l4_offset = (__u32)(l4 - data);
 	if (proto == IPPROTO_UDP || proto == IPPROTO_TCP) {
 		/* UDP and TCP both keep the ports at offsets 0 and 2. */
 		__be16 *ports = l4;
@@ -213,6 +217,172 @@ static __always_inline int lanes_police(const struct lanes_config *cfg, const st
 	return over;
 }
 
+/* Signed receive: the receiving end of `lanes gen` in XDP, per CPU (merged by
+ * user space: sums, and the highest sequence's maximum). RSS keeps a stream on one
+ * queue and so one CPU, where its window sees its order; a stream spread over CPUs
+ * would count late arrivals on each as reordered. The window logic is StreamRx's
+ * (Sources/LanesEngine/Apps/GenApp.swift) and the buckets are LatencyHistogram's
+ * (Sources/LanesCore/LatencyHistogram.swift): keep the three in step. */
+struct lanes_stream_rx {
+	__u64 received;
+	__u64 duplicates;
+	__u64 reordered;
+	__u64 highest;   /* one past the highest sequence seen */
+	__u64 window[4]; /* bit i: sequence highest-1-i seen */
+};
+
+struct lanes_rx_totals {
+	__u64 signed_packets;
+	__u64 unsigned_packets;
+	__u64 latency_count;
+	__u64 latency_min;
+	__u64 latency_max;
+	__u64 latency_sum;
+};
+
+#define LANES_SIGNATURE_MAGIC 0x4c4e /* "LN" */
+#define LANES_HIST_BUCKETS (64 + 35 * 32)
+
+/* Sized to the stream count before load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lanes_stream_rx);
+} lanes_rx_streams SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, LANES_HIST_BUCKETS);
+	__type(key, __u32);
+	__type(value, __u64);
+} lanes_rx_latency SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lanes_rx_totals);
+} lanes_rx_totals SEC(".maps");
+
+/* Word j of the window as it stands (j outside 0..3: zero). */
+static __always_inline __u64 lanes_word(const __u64 *w, int j)
+{
+	return j == 0 ? w[0] : j == 1 ? w[1] : j == 2 ? w[2] : j == 3 ? w[3] : 0;
+}
+
+/* Moves the window up by d sequences: bit i becomes bit i+d. */
+static __always_inline void lanes_window_shift(__u64 *w, __u64 d)
+{
+	if (d >= 256) {
+		w[0] = w[1] = w[2] = w[3] = 0;
+		return;
+	}
+	int words = (int)(d / 64);
+	__u32 bits = (__u32)(d % 64);
+	__u64 o[4];
+#pragma unroll
+	for (int k = 0; k < 4; k++) {
+		__u64 hi = lanes_word(w, k - words) << bits;
+		__u64 lo = bits ? lanes_word(w, k - words - 1) >> (64 - bits) : 0;
+		o[k] = hi | lo;
+	}
+	w[0] = o[0]; w[1] = o[1]; w[2] = o[2]; w[3] = o[3];
+}
+
+static __always_inline void lanes_stream_record(struct lanes_stream_rx *s, __u64 seq)
+{
+	if (seq >= s->highest) {
+		lanes_window_shift(s->window, seq - s->highest + 1);
+		s->window[0] |= 1;
+		s->highest = seq + 1;
+		s->received++;
+		return;
+	}
+	__u64 i = s->highest - 1 - seq;
+	if (i >= 256) {
+		s->reordered++;
+		s->received++;
+		return;
+	}
+	__u32 word = (__u32)(i / 64);
+	__u64 m = 1ULL << (i % 64);
+	__u64 *w = word == 0 ? &s->window[0] : word == 1 ? &s->window[1] : word == 2 ? &s->window[2] : &s->window[3];
+	if (*w & m) {
+		s->duplicates++;
+	} else {
+		*w |= m;
+		s->reordered++;
+		s->received++;
+	}
+}
+
+/* LatencyHistogram.index: exact below 64 ns, then 32 sub-buckets per power of two. */
+static __always_inline __u32 lanes_hist_index(__u64 v)
+{
+	if (v < 64)
+		return (__u32)v;
+	__u32 e = 0;
+	__u64 x = v;
+	if (x >> 32) { e += 32; x >>= 32; }
+	if (x >> 16) { e += 16; x >>= 16; }
+	if (x >> 8) { e += 8; x >>= 8; }
+	if (x >> 4) { e += 4; x >>= 4; }
+	if (x >> 2) { e += 2; x >>= 2; }
+	if (x >> 1) { e += 1; }
+	__u32 sub = (__u32)((v >> (e - 5)) & 31);
+	__u32 idx = 64 + (e - 6) * 32 + sub;
+	return idx < LANES_HIST_BUCKETS ? idx : LANES_HIST_BUCKETS - 1;
+}
+
+static __always_inline void lanes_signed_rx(struct xdp_md *ctx, const struct lanes_config *cfg, __u32 l4_offset)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u32 zero = 0;
+	struct lanes_rx_totals *t = bpf_map_lookup_elem(&lanes_rx_totals, &zero);
+	if (!t)
+		return;
+	if (l4_offset > 256) {
+		t->unsigned_packets++;
+		return;
+	}
+	__u8 *sig = data + l4_offset + 8; /* after the UDP header */
+	if ((void *)(sig + 16) > end) {
+		t->unsigned_packets++;
+		return;
+	}
+	__u16 magic = bpf_ntohs(*(__u16 *)sig);
+	__u32 stream = bpf_ntohs(*(__u16 *)(sig + 2));
+	if (magic != LANES_SIGNATURE_MAGIC || stream >= cfg->streams) {
+		t->unsigned_packets++;
+		return;
+	}
+	struct lanes_stream_rx *s = bpf_map_lookup_elem(&lanes_rx_streams, &stream);
+	if (!s) {
+		t->unsigned_packets++;
+		return;
+	}
+	__u64 seq = bpf_ntohl(*(__u32 *)(sig + 4));
+	__u64 ts = bpf_be64_to_cpu(*(__u64 *)(sig + 8));
+	lanes_stream_record(s, seq);
+	t->signed_packets++;
+	__u64 now = bpf_ktime_get_ns();
+	if (now >= ts) {
+		__u64 lat = now - ts;
+		__u32 b = lanes_hist_index(lat);
+		__u64 *bucket = bpf_map_lookup_elem(&lanes_rx_latency, &b);
+		if (bucket)
+			*bucket += 1;
+		if (t->latency_count == 0 || lat < t->latency_min)
+			t->latency_min = lat;
+		if (lat > t->latency_max)
+			t->latency_max = lat;
+		t->latency_count++;
+		t->latency_sum += lat;
+	}
+}
+
 SEC("xdp")
 int lanes_xdp(struct xdp_md *ctx)
 {
@@ -224,7 +394,8 @@ int lanes_xdp(struct xdp_md *ctx)
 	if (!cfg || !st)
 		return XDP_PASS;
 	struct lanes_flow_key key = {};
-	if (!lanes_match(ctx, cfg, &key)) {
+	__u32 l4_offset = 0;
+	if (!lanes_match(ctx, cfg, &key, &l4_offset)) {
 		st->passed++;
 		return XDP_PASS;
 	}
@@ -234,7 +405,9 @@ int lanes_xdp(struct xdp_md *ctx)
 		return XDP_DROP;
 	}
 	st->matched_bytes += bytes;
-	if (cfg->action == LANES_SINK) {
+	if (cfg->action == LANES_SIGNED_RX && key.proto == IPPROTO_UDP)
+		lanes_signed_rx(ctx, cfg, l4_offset);
+	if (cfg->action == LANES_SINK || cfg->action == LANES_SIGNED_RX) {
 		st->dropped++;
 		return XDP_DROP;
 	}

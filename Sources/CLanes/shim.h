@@ -129,4 +129,20 @@ static inline int lanes_prog_name_by_id(uint32_t id, char *buf) {
     return r;
 }
 
+/* One BPF_PROG_RUN of an XDP program in live-frames mode (BPF_F_TEST_XDP_LIVE_FRAMES,
+ * kernel 5.18+): `repeat` runs over frames initialised from `data`, in batches of
+ * `batch` (1-256), every XDP_REDIRECT sent through the target's ndo_xdp_xmit.
+ * Returns 0 or a negative errno. (The opts struct is built here, in C, like the others.) */
+static inline int lanes_xdp_live_run(int prog_fd, const void *data, uint32_t size, uint32_t repeat, uint32_t batch) {
+    struct xdp_md ctx = { .data_end = size };
+    LIBBPF_OPTS(bpf_test_run_opts, opts,
+        .data_in = data, .data_size_in = size,
+        .ctx_in = &ctx, .ctx_size_in = sizeof(ctx),
+        .repeat = repeat, .flags = BPF_F_TEST_XDP_LIVE_FRAMES, .batch_size = batch);
+    int r = bpf_prog_test_run_opts(prog_fd, &opts);
+    return r < 0 ? -errno : 0;
+}
+/* Map flag for an array user space maps into its memory. */
+static inline uint32_t lanes_bpf_f_mmapable(void) { return BPF_F_MMAPABLE; }
+
 #endif

@@ -17,6 +17,8 @@ public enum LaneCounter: Int, CaseIterable, Sendable {
     case freeFrames, fillFrames
     /// 1 once a generator lane has sent all it was asked to and drained TX.
     case finished
+    /// The errno that stopped a live-frames generator lane (0: none).
+    case lastError
 
     public var name: String {
         switch self {
@@ -40,6 +42,7 @@ public enum LaneCounter: Int, CaseIterable, Sendable {
         case .freeFrames: "free_frames"
         case .fillFrames: "fill_frames"
         case .finished: "finished"
+        case .lastError: "last_error"
         }
     }
 

@@ -50,6 +50,16 @@ public struct LatencyHistogram {
         sum += other.sum
     }
 
+    /// Adds counts kept elsewhere in this histogram's layout (the XDP receiver's buckets).
+    public mutating func add(buckets other: [UInt64], count: UInt64, min: UInt64, max: UInt64, sum: Double) {
+        for i in 0..<Swift.min(other.count, LatencyHistogram.bucketCount) { buckets[i] &+= other[i] }
+        guard count > 0 else { return }
+        self.count &+= count
+        self.min = Swift.min(self.min, min)
+        self.max = Swift.max(self.max, max)
+        self.sum += sum
+    }
+
     /// The value at quantile q (0...1): the bucket's lower bound, clamped to [min, max].
     public func percentile(_ q: Double) -> UInt64 {
         guard count > 0 else { return 0 }

@@ -155,11 +155,7 @@ public final class Engine {
     /// After set-up the data path needs no privilege: the sockets, rings, UMEM and
     /// map fds are open. Keep only CAP_NET_ADMIN, to detach the XDP program at the
     /// end; call before any lane or monitor thread starts (they inherit it).
-    public func dropPrivileges() throws(LanesError) {
-        if lanes_keep_only_net_admin() != 0 {
-            throw LanesError.system("drop capabilities after set-up (capset)", errno: lanes_errno())
-        }
-    }
+    public func dropPrivileges() throws(LanesError) { try Privileges.keepOnlyNetAdmin() }
 
     /// Detaches the program and releases sockets and UMEM. Safe to call twice.
     public func close() {

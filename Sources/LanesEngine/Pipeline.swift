@@ -73,7 +73,7 @@ public final class Pipeline {
 
     /// As Engine.dropPrivileges: keep only CAP_NET_ADMIN once everything is open.
     public func dropPrivileges() throws(LanesError) {
-        if lanes_keep_only_net_admin() != 0 { throw LanesError.system("drop capabilities after set-up (capset)", errno: lanes_errno()) }
+        try Privileges.keepOnlyNetAdmin()
     }
     deinit { close() }
 

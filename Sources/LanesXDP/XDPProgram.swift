@@ -27,6 +27,32 @@ public enum XDPAction: UInt32, Sendable {
     case sink = 1
     /// Count and pass to the kernel.
     case countAndPass = 2
+    /// Count the generator's signed packets per stream in XDP, then drop (`gen --rx xdp`).
+    case signedReceive = 3
+}
+
+/// One stream's receive counts from the XDP receiver, merged over CPUs
+/// (struct lanes_stream_rx: sums, and the largest `highest`).
+public struct SignedStreamCounts: Sendable, Equatable {
+    public var received: UInt64 = 0
+    public var duplicates: UInt64 = 0
+    public var reordered: UInt64 = 0
+    /// One past the highest sequence seen.
+    public var highest: UInt64 = 0
+    public init() {}
+}
+
+/// What the XDP receiver saw, merged over CPUs.
+public struct SignedReceive: Sendable {
+    public var streams: [SignedStreamCounts]
+    public var signedPackets: UInt64 = 0
+    public var unsignedPackets: UInt64 = 0
+    /// LatencyHistogram's buckets, and the summary fields.
+    public var latencyBuckets: [UInt64]
+    public var latencyCount: UInt64 = 0
+    public var latencyMin: UInt64 = .max
+    public var latencyMax: UInt64 = 0
+    public var latencySum: UInt64 = 0
 }
 
 /// Per-queue counters of the XDP program, summed over CPUs (struct lanes_qstats).
@@ -52,7 +78,7 @@ public struct AttachedXDP: Sendable, Codable, Equatable {
     public var name: String
     /// "native", "generic" or "offload".
     public var mode: String
-    public var isLanes: Bool { name == XDPProgram.programName }
+    public var isLanes: Bool { name == XDPProgram.programName || name == LiveFramesProgram.programName }
 }
 
 private let libbpfQuiet: Void = {
@@ -78,8 +104,15 @@ public final class XDPProgram {
     public private(set) var attachedMode: XDPMode?
     public private(set) var interface = ""
 
-    /// Loads the embedded program into the kernel (not yet attached).
-    public init(filter: LaneFilter = .all, action: XDPAction = .redirect, flowCapBps: UInt64 = 0) throws(LanesError) {
+    let rxStreamsFD: Int32
+    let rxLatencyFD: Int32
+    let rxTotalsFD: Int32
+    /// Streams the signed receiver counts (its per-CPU map's size).
+    public let streams: Int
+
+    /// Loads the embedded program into the kernel (not yet attached). `streams`
+    /// sizes the signed receiver's per-stream map (action `.signedReceive`).
+    public init(filter: LaneFilter = .all, action: XDPAction = .redirect, flowCapBps: UInt64 = 0, streams: Int = 1) throws(LanesError) {
         _ = libbpfQuiet
         guard let bytes = base64Decode(EmbeddedBPF.lanes) else {
             throw LanesError("embedded XDP object is corrupt", fix: "rebuild with 'swift build'")
@@ -95,6 +128,8 @@ public final class XDPProgram {
         guard let obj, libbpf_get_error(UnsafeRawPointer(obj)) == 0 else {
             throw LanesError.system("open the embedded XDP object", errno: lanes_errno())
         }
+        self.streams = max(1, streams)
+        _ = bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "lanes_rx_streams"), UInt32(self.streams))
         let loaded = bpf_object__load(obj)
         if loaded < 0 {
             bpf_object__close(obj)
@@ -108,7 +143,10 @@ public final class XDPProgram {
         xsksMapFD = fd(ofMap: "lanes_xsks")
         configFD = fd(ofMap: "lanes_config")
         statsFD = fd(ofMap: "lanes_qstats")
-        guard programFD >= 0, xsksMapFD >= 0, configFD >= 0, statsFD >= 0 else {
+        rxStreamsFD = fd(ofMap: "lanes_rx_streams")
+        rxLatencyFD = fd(ofMap: "lanes_rx_latency")
+        rxTotalsFD = fd(ofMap: "lanes_rx_totals")
+        guard programFD >= 0, xsksMapFD >= 0, configFD >= 0, statsFD >= 0, rxStreamsFD >= 0, rxLatencyFD >= 0, rxTotalsFD >= 0 else {
             bpf_object__close(obj)
             throw LanesError("embedded XDP object lacks its program or maps", fix: "rebuild with 'swift build'")
         }
@@ -130,6 +168,7 @@ public final class XDPProgram {
         cfg[3] = UInt32(filter.transport)
         let lo = UInt32(filter.destinationPorts?.lowerBound ?? 0), hi = UInt32(filter.destinationPorts?.upperBound ?? 0)
         cfg[4] = lo | hi << 16 // dport_lo, dport_hi as two little-endian u16
+        cfg[5] = UInt32(streams)
         // Burst: 10 ms at the cap, at least two full-size frames.
         let burst = flowCapBps == 0 ? 0 : max(flowCapBps / 8 / 100, 2 * 1518)
         cfg[6] = UInt32(truncatingIfNeeded: flowCapBps); cfg[7] = UInt32(truncatingIfNeeded: flowCapBps >> 32)
@@ -143,6 +182,14 @@ public final class XDPProgram {
     /// Attaches to `interface` in the current namespace. A Lanes program already
     /// there (from a killed run) is replaced; a foreign one only with `force`.
     public func attach(interface name: String, mode: XDPMode, force: Bool = false) throws(LanesError) {
+        let (index, m) = try XDPProgram.attach(programFD: programFD, interface: name, mode: mode, force: force)
+        ifindex = index
+        attachedMode = m
+        interface = name
+    }
+
+    /// Attaches any of Lanes' programs; returns the ifindex and the mode it got.
+    static func attach(programFD: Int32, interface name: String, mode: XDPMode, force: Bool) throws(LanesError) -> (UInt32, XDPMode) {
         let index = if_nametoindex(name)
         guard index != 0 else {
             throw LanesError("interface '\(name)' not found", fix: "see 'ip link', or pass --netns NS (or run 'lanes testbed up')")
@@ -158,12 +205,7 @@ public final class XDPProgram {
         var lastErr: Int32 = 0
         for m in tries {
             let r = bpf_xdp_attach(Int32(index), programFD, m.flags | lanes_xdp_flags_update_if_noexist(), nil)
-            if r == 0 {
-                ifindex = index
-                attachedMode = m
-                interface = name
-                return
-            }
+            if r == 0 { return (index, m) }
             lastErr = -r
         }
         throw LanesError.system("attach XDP program to \(name) in \(mode.rawValue) mode", errno: lastErr,
@@ -212,6 +254,45 @@ public final class XDPProgram {
             c.policed += values[cpu * stride + 4]
         }
         return c
+    }
+
+    /// The signed receiver's counts, merged over CPUs (action `.signedReceive`).
+    public func signedReceive() -> SignedReceive {
+        let cpus = max(1, Int(libbpf_num_possible_cpus()))
+        var out = SignedReceive(streams: [], latencyBuckets: [])
+        var v = [UInt64](repeating: 0, count: cpus * 8)
+        for i in 0..<streams {
+            var key = UInt32(i)
+            var c = SignedStreamCounts()
+            if v.withUnsafeMutableBytes({ bpf_map_lookup_elem(rxStreamsFD, &key, $0.baseAddress) }) == 0 {
+                for cpu in 0..<cpus {
+                    c.received += v[cpu * 8]; c.duplicates += v[cpu * 8 + 1]; c.reordered += v[cpu * 8 + 2]
+                    c.highest = max(c.highest, v[cpu * 8 + 3])
+                }
+            }
+            out.streams.append(c)
+        }
+        var b = [UInt64](repeating: 0, count: cpus)
+        for i in 0..<LatencyHistogram.bucketCount {
+            var key = UInt32(i), n: UInt64 = 0
+            if b.withUnsafeMutableBytes({ bpf_map_lookup_elem(rxLatencyFD, &key, $0.baseAddress) }) == 0 { n = b.reduce(0, &+) }
+            out.latencyBuckets.append(n)
+        }
+        var t = [UInt64](repeating: 0, count: cpus * 6)
+        var zero: UInt32 = 0
+        if t.withUnsafeMutableBytes({ bpf_map_lookup_elem(rxTotalsFD, &zero, $0.baseAddress) }) == 0 {
+            for cpu in 0..<cpus {
+                let r = cpu * 6
+                out.signedPackets += t[r]; out.unsignedPackets += t[r + 1]
+                if t[r + 2] > 0 {
+                    out.latencyCount += t[r + 2]
+                    out.latencyMin = min(out.latencyMin, t[r + 3])
+                    out.latencyMax = max(out.latencyMax, t[r + 4])
+                    out.latencySum += t[r + 5]
+                }
+            }
+        }
+        return out
     }
 
     /// The program attached to an interface now, if any.

@@ -59,21 +59,7 @@ struct FwdCommand: ParsableCommand {
         if mode == "macswap" {
             guard out == nil, !bidirectional else { throw LanesError("--mode macswap works on one port", fix: "drop OUT and --bidirectional, or use --mode io/l2/l3") }
             let config = try options.prepare()
-            if let impair {
-                guard let app = ImpairApp.parse(impair) else { throw LanesError("bad --impair '\(impair)'", fix: "use drop=N,reorder=M") }
-                let json = options.json
-                try options.run(config, mode: "fwd macswap (impaired: \(impair))", report: { summary, apps in
-                    let dropped = apps.reduce(0) { $0 + $1.dropped }, swapped = apps.reduce(0) { $0 + $1.swapped }
-                    if json {
-                        printJSONLine(summary)
-                        printJSONLine(["impair_dropped": dropped, "impair_swapped": swapped])
-                    } else {
-                        options.printSummary(summary)
-                        print("impaired on purpose: \(dropped) dropped, \(swapped) pairs swapped")
-                    }
-                }) { _, _ in app }
-                return
-            }
+            if let impair { return try runImpaired(config, impair, label: "fwd macswap", swapAddresses: true) }
             try options.run(config, mode: "fwd macswap") { _, _ in MacSwapApp() }
             return
         }
@@ -105,8 +91,12 @@ struct FwdCommand: ParsableCommand {
         } else if workers != nil {
             throw LanesError("--workers needs --pipeline")
         }
+        if impair != nil && (mode != "io" || bidirectional || pipeline) {
+            throw LanesError("--impair works with --mode macswap or io, one way, no --pipeline")
+        }
         switch mode {
         case "io":
+            if let impair { return try runImpaired(config, impair, label: label, swapAddresses: false) }
             if let workerCores { return try runPipeline(config, workerCores, label) { _ in IOApp() } }
             try options.run(config, mode: label) { _, _ in IOApp() }
         case "l2":
@@ -139,6 +129,23 @@ struct FwdCommand: ParsableCommand {
                 L3App(routes: table, outPort: outName, source: outMAC)
             }
         }
+    }
+
+    /// The impaired test forwarder, with its drops and swaps reported after the summary.
+    func runImpaired(_ config: EngineConfig, _ impair: String, label: String, swapAddresses: Bool) throws {
+        guard var app = ImpairApp.parse(impair) else { throw LanesError("bad --impair '\(impair)'", fix: "use drop=N,reorder=M") }
+        app.swapAddresses = swapAddresses
+        let json = options.json
+        try options.run(config, mode: "\(label) (impaired: \(impair))", report: { summary, apps in
+            let dropped = apps.reduce(0) { $0 + $1.dropped }, swapped = apps.reduce(0) { $0 + $1.swapped }
+            if json {
+                printJSONLine(summary)
+                printJSONLine(["impair_dropped": dropped, "impair_swapped": swapped])
+            } else {
+                options.printSummary(summary)
+                print("impaired on purpose: \(dropped) dropped, \(swapped) pairs swapped")
+            }
+        }) { _, _ in app }
     }
 
     func runPipeline<App: LaneApp>(_ config: EngineConfig, _ workerCores: [Int], _ label: String, makeApp: (Int) -> App) throws {

@@ -18,7 +18,7 @@ struct Lanes: ParsableCommand {
 enum Main {
     static func main() {
         do {
-            var command = try Lanes.parseAsRoot()
+            var command = try Lanes.parseAsRoot(bareFlags(Array(CommandLine.arguments.dropFirst())))
             try command.run()
         } catch let error as LanesError {
             fail(error.description)
@@ -31,6 +31,16 @@ enum Main {
             let msg = Lanes.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
             fail(msg + " (see 'lanes help')", code: code.rawValue)
         }
+    }
+
+    /// `gen --rx` alone means `--rx xsk` (an option with a default value, which
+    /// the parser cannot express itself).
+    static func bareFlags(_ args: [String]) -> [String] {
+        var out = args
+        for (i, a) in args.enumerated() where a == "--rx" {
+            if i + 1 == args.count || RxPath(rawValue: args[i + 1]) == nil { out[i] = "--rx=xsk" }
+        }
+        return out
     }
 
     static func fail(_ message: String, code: Int32 = 1) -> Never {

@@ -97,12 +97,46 @@ public struct StreamRx: Sendable {
     }
 }
 
+/// A generator lane's pattern: its streams in turn, then the next size, so slot j
+/// is stream `streams[j % streams]` at size `sizes[(j / streams) % sizes]`. Both
+/// transmit paths (AF_XDP's GenApp and the live-frames program) send it.
+public enum GenPattern {
+    /// Bytes of each slot's template: the largest headers (Ethernet, VLAN, IPv6,
+    /// UDP: 66) and the 16-byte signature fit; the rest of a frame is zero.
+    public static let templateBytes = 128
+
+    public static func slotCount(_ plan: GenLanePlan) -> Int { max(plan.streams.count, 1) * plan.sizes.count }
+
+    /// Builds slot `j` of `plan`: its first `templateBytes` into `header` (sequence
+    /// and timestamp zero, UDP checksum over a zero payload), using `scratch`
+    /// (at least the largest size) for the whole frame.
+    public static func build(_ plan: GenLanePlan, slot j: Int, into header: UnsafeMutableRawPointer,
+                             scratch: UnsafeMutableRawPointer, scratchBytes: Int) -> GenFrame {
+        let streams = plan.streams.isEmpty ? [0] : plan.streams
+        let stream = streams[j % streams.count]
+        let size = plan.sizes[(j / streams.count) % plan.sizes.count]
+        let f = plan.flows[stream]
+        var spec = FrameSpec(dstMAC: plan.dstMAC, srcMAC: plan.srcMAC, src: f.src, dst: f.dst, transport: 17,
+                             srcPort: f.srcPort, dstPort: f.dstPort, frameLength: size)
+        spec.vlan = plan.vlan
+        scratch.initializeMemory(as: UInt8.self, repeating: 0, count: scratchBytes)
+        let l4 = FrameBuilder.build(spec, into: scratch, fill: 0)!
+        let sig = l4 + 8
+        precondition(sig + Signature.length <= templateBytes, "headers and signature fit a template")
+        scratch.storeBytes(of: Signature.magic.bigEndian, toByteOffset: sig, as: UInt16.self)
+        scratch.storeBytes(of: UInt16(truncatingIfNeeded: stream).bigEndian, toByteOffset: sig + 2, as: UInt16.self)
+        FrameBuilder.writeTransportChecksum(scratch, l3: l4 - (f.src.isV6 ? 40 : 20), l4: l4, length: size - l4, transport: 17, isV6: f.src.isV6)
+        header.copyMemory(from: scratch, byteCount: templateBytes)
+        return GenFrame(stream: UInt32(stream), length: UInt32(size), signature: UInt16(sig), checksum: UInt16(l4 + 6))
+    }
+}
+
 /// One packet of the generator's pattern (a stream and a size), fixed when built.
-struct GenFrame {
-    var stream: UInt32
-    var length: UInt32
-    var signature: UInt16 // offset of the signature in the frame
-    var checksum: UInt16  // offset of the UDP checksum
+public struct GenFrame: Sendable {
+    public var stream: UInt32
+    public var length: UInt32
+    public var signature: UInt16 // offset of the signature in the frame
+    public var checksum: UInt16  // offset of the UDP checksum
 }
 
 /// `lanes gen`: the pattern (streams in turn, then sizes in turn) is built once
@@ -114,9 +148,8 @@ struct GenFrame {
 /// cycling through all of them (a frame a few thousand packets old is a cache
 /// miss on every packet). With `receive`, it also counts returning signed packets per stream.
 public struct GenApp: LaneApp {
-    /// Bytes of each template copied per packet: the largest headers (Ethernet,
-    /// VLAN, IPv6, UDP: 66) plus the 16-byte signature fit.
-    static let templateBytes = 128
+    /// Bytes of each template copied per packet.
+    static let templateBytes = GenPattern.templateBytes
     public let plan: GenLanePlan
     /// The pattern: `slots` templates of `templateBytes`, and their facts.
     var templates: UnsafeMutableRawPointer
@@ -166,28 +199,13 @@ public struct GenApp: LaneApp {
     /// Builds the pattern's templates (every stream of the lane with every size:
     /// streams in turn, then the next size) and zeroes the generator frames.
     public mutating func prepare(generatorFrames: Range<Int>, context: LaneContext) {
-        let streams = plan.streams.isEmpty ? [0] : plan.streams
-        let n = streams.count * plan.sizes.count
+        let n = GenPattern.slotCount(plan)
         let t = UnsafeMutableRawPointer.allocate(byteCount: n * GenApp.templateBytes, alignment: 64)
         let table = UnsafeMutablePointer<GenFrame>.allocate(capacity: n)
         let scratch = UnsafeMutableRawPointer.allocate(byteCount: context.frameSize, alignment: 64)
         defer { scratch.deallocate() }
         for j in 0..<n {
-            let stream = streams[j % streams.count]
-            let size = plan.sizes[(j / streams.count) % plan.sizes.count]
-            let f = plan.flows[stream]
-            var spec = FrameSpec(dstMAC: plan.dstMAC, srcMAC: plan.srcMAC, src: f.src, dst: f.dst, transport: 17,
-                                 srcPort: f.srcPort, dstPort: f.dstPort, frameLength: size)
-            spec.vlan = plan.vlan
-            scratch.initializeMemory(as: UInt8.self, repeating: 0, count: context.frameSize)
-            let l4 = FrameBuilder.build(spec, into: scratch, fill: 0)!
-            let sig = l4 + 8
-            precondition(sig + Signature.length <= GenApp.templateBytes, "headers and signature fit a template")
-            scratch.storeBytes(of: Signature.magic.bigEndian, toByteOffset: sig, as: UInt16.self)
-            scratch.storeBytes(of: UInt16(truncatingIfNeeded: stream).bigEndian, toByteOffset: sig + 2, as: UInt16.self)
-            FrameBuilder.writeTransportChecksum(scratch, l3: l4 - (f.src.isV6 ? 40 : 20), l4: l4, length: size - l4, transport: 17, isV6: f.src.isV6)
-            (t + j * GenApp.templateBytes).copyMemory(from: scratch, byteCount: GenApp.templateBytes)
-            table[j] = GenFrame(stream: UInt32(stream), length: UInt32(size), signature: UInt16(sig), checksum: UInt16(l4 + 6))
+            table[j] = GenPattern.build(plan, slot: j, into: t + j * GenApp.templateBytes, scratch: scratch, scratchBytes: context.frameSize)
         }
         // Past the template bytes a generator frame is zero for good: only
         // templates are ever written into these frames.

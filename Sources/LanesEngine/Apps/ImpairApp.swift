@@ -1,13 +1,15 @@
 import LanesCore
 import LanesPacket
 
-/// A test forwarder that misbehaves on purpose (`lanes fwd --mode macswap
-/// --impair drop=N,reorder=M`): macswap, but drops every Nth packet and swaps
-/// every Mth packet with the one after it, so loss and reordering detection can
-/// be checked end to end.
+/// A test forwarder that misbehaves on purpose (`lanes fwd --mode macswap|io
+/// --impair drop=N,reorder=M`): macswap (or io: unchanged to OUT), but drops every
+/// Nth packet and swaps every Mth packet with the one after it, so loss and
+/// reordering detection can be checked end to end.
 public struct ImpairApp: LaneApp {
     let dropEvery: UInt64
     let reorderEvery: UInt64
+    /// macswap back out of IN; false: io, to OUT as received.
+    public var swapAddresses = true
     var seen: UInt64 = 0
     public private(set) var dropped: UInt64 = 0
     public private(set) var swapped: UInt64 = 0
@@ -46,7 +48,7 @@ public struct ImpairApp: LaneApp {
                 counters.add(.dropApp, 1)
                 return false
             }
-            EthernetEdit.swapAddresses(context.bytes(d))
+            if self.swapAddresses { EthernetEdit.swapAddresses(context.bytes(d)) }
             return true
         }
         self.seen = seen
