@@ -32,6 +32,13 @@ public final class LiveGenerator {
     let batch: Int
     /// Frames per call when unpaced: about 10 ms at a few Mpps.
     public static let unpacedChunk: UInt64 = 1 << 15
+    /// Frames per call when the program is not attached (each call then waits for an
+    /// RCU grace period of some milliseconds): about 60 ms at a few Mpps.
+    public static let unattachedChunk: UInt64 = 1 << 18
+    /// Set when the program could not be attached to the sending port.
+    public var unattached = false
+    /// Paced: one call per this much time's worth of frames (when that is more than one).
+    public static let pacedSliceNs = 200_000.0
 
     /// Loads the program, writes every lane's pattern and limit. Lanes need distinct cores.
     public init(interface: String, lanes: [LiveGenLane], batch: Int) throws(LanesError) {
@@ -101,6 +108,7 @@ public final class LiveGenerator {
         let start = monotonicSeconds()
         let program = self.program, frame = UnsafeRawPointer(self.frame), frameBytes = self.frameBytes
         let batch = UInt32(self.batch)
+        let chunk = unattached ? LiveGenerator.unattachedChunk : LiveGenerator.unpacedChunk
         for (i, l) in lanes.enumerated() {
             let counters = stats.counters(i)
             let cpu = l.core
@@ -110,7 +118,7 @@ public final class LiveGenerator {
             do {
                 threads.append(try PinnedThread(core: cpu, name: "xdpgen\(l.queue)") {
                     LiveGenerator.laneLoop(program: program, cpu: cpu, frame: frame, frameBytes: frameBytes, batch: batch,
-                                           limit: limit, nsPerPacket: nsPerPacket, counters: counters, stop: stop)
+                                           chunk: chunk, limit: limit, nsPerPacket: nsPerPacket, counters: counters, stop: stop)
                 })
             } catch {
                 lanes_store_relaxed_u64(stop, 1)
@@ -167,21 +175,25 @@ public final class LiveGenerator {
     /// One lane: as many frames as are due per BPF_PROG_RUN, sleeping until the
     /// next is due when paced. Counters are copied from the program's lane state.
     static func laneLoop(program: LiveFramesProgram, cpu: Int, frame: UnsafeRawPointer, frameBytes: Int, batch: UInt32,
-                         limit: UInt64, nsPerPacket: Double, counters: LaneCounters, stop: UnsafeMutablePointer<UInt64>) {
+                         chunk: UInt64, limit: UInt64, nsPerPacket: Double, counters: LaneCounters, stop: UnsafeMutablePointer<UInt64>) {
         let start = monotonicNanos()
         var calls: UInt64 = 0
+        let minimum = nsPerPacket > 0 ? max(1, UInt64(LiveGenerator.pacedSliceNs / nsPerPacket)) : 1
         while lanes_load_relaxed_u64(stop) == 0 {
             let sent = program.sent(cpu: cpu)
             counters.set(.txPackets, sent)
             counters.set(.txBytes, program.bytes(cpu: cpu))
             if sent >= limit { counters.set(.finished, 1); break }
-            var n = min(LiveGenerator.unpacedChunk, limit - sent)
+            var n = min(chunk, limit - sent)
             if nsPerPacket > 0 {
+                // Paced: wait until a call's worth is due (`minimum`: about pacedSlice of
+                // frames, at least 1), then send everything due. A call costs a few
+                // microseconds of set-up in the kernel, so one frame per call would cap
+                // the rate far below the path's; slices keep the pace exact over time.
                 let now = monotonicNanos()
                 let due = UInt64(Double(now - start) / nsPerPacket) + 1
-                if due <= sent {
-                    // Sleep until the next frame is due (or 10 ms, to see the stop flag).
-                    let next = start + UInt64(Double(sent) * nsPerPacket)
+                if due < sent + minimum && due < limit {
+                    let next = start + UInt64(Double(sent + minimum - 1) * nsPerPacket)
                     sleepUntil(nanos: min(next, now + 10_000_000))
                     continue
                 }

@@ -88,11 +88,17 @@ public final class LiveFramesProgram {
 
     /// Attaches the program to the sending interface: it passes what arrives there,
     /// keeps the program in the kernel's XDP dispatcher between runs, and lets
-    /// drivers that need an attached program take redirected frames.
-    public func attach(interface: String, mode: XDPMode, force: Bool) throws(LanesError) {
-        let (index, m) = try XDPProgram.attach(programFD: programFD, interface: interface, mode: mode, force: force)
-        attachedIfindex = index
+    /// drivers that need an attached program take redirected frames. Another
+    /// program already there (a receiver on the same port) is left alone and the
+    /// call returns false; only a live-frames program (a killed generator's) is replaced.
+    @discardableResult
+    public func attach(interface: String, mode: XDPMode) throws(LanesError) -> Bool {
+        let index = if_nametoindex(interface)
+        if let existing = XDPProgram.attached(ifindex: index), existing.name != LiveFramesProgram.programName { return false }
+        let (i, m) = try XDPProgram.attach(programFD: programFD, interface: interface, mode: mode, force: false)
+        attachedIfindex = i
         attachedMode = m
+        return true
     }
 
     public func detach() {

@@ -71,14 +71,17 @@ enum GenXDP {
         let gen = try LiveGenerator(interface: config.interface, lanes: lanes, batch: config.batch)
         // Attached to the sending port, the program passes what arrives there, stays in
         // the kernel's XDP dispatcher between runs (else each run waits for an RCU grace
-        // period) and lets ena, mlx5, ice and i40e take redirected frames.
-        try gen.program.attach(interface: config.interface, mode: config.xdpMode, force: config.force)
+        // period) and lets ena, mlx5, ice and i40e take redirected frames. A receiver's
+        // program already on the port stays, and the lanes run unattached in longer calls.
+        let attached = try gen.program.attach(interface: config.interface, mode: config.xdpMode)
+        gen.unattached = !attached
         defer { gen.program.detach() }
         try Privileges.keepOnlyNetAdmin()
         let json = options.json
         if !json {
             print("lanes gen on \(config.interface): \(lanes.count) lane(s), tx xdp: live frames (\(choice.reason)), "
-                  + "program \(gen.program.attachedMode?.rawValue ?? "not") attached on \(config.interface)")
+                  + (attached ? "program attached (\(gen.program.attachedMode?.rawValue ?? "")) on \(config.interface)"
+                              : "\(config.interface) has another XDP program: running unattached (each call waits for an RCU grace period)"))
         }
         let tty = isatty(1) == 1
         let s = try gen.run(duration: options.duration, interval: options.interval, onInterval: { r in
