@@ -2,9 +2,11 @@
 """Same-run comparison of Lanes against its peers on the veth testbed.
 
 A and B alternate, `--rounds` times each, on one testbed (queue 0, one core each):
-  gen:     lanes gen  vs  dpdk-testpmd txonly (net_af_xdp)  vs  a C txonly loop over libxdp,
+  gen:     lanes gen --tx xsk  vs  dpdk-testpmd txonly (net_af_xdp)  vs  a C txonly loop over libxdp,
            all into the same XDP_DROP sink (lanes sink on dut:d0, counting in XDP);
-           plus lanes gen with two lanes (queues 0-1, cores 0-1)
+           plus lanes gen --tx xsk with two lanes (queues 0-1, cores 0-1)
+  genxdp:  lanes gen --tx xdp (live frames) on 1 and 2 cores  vs  testpmd txonly (1 and 2
+           instances, one queue and core each)  vs  lanes gen --tx xsk, into the same sink
   drop:    lanes drop vs testpmd rxonly, fed by lanes gen at its highest rate
   macswap: lanes fwd --mode macswap vs testpmd macswap, returned packets counted
            in XDP on gen:g0
@@ -108,14 +110,18 @@ def sink_rate(out):
     return statistics.median(mid) if mid else 0.0
 
 
-def testpmd(ns, iface, mode, lcores, main, prefix, seconds):
+def testpmd_cmd(ns, iface, mode, lcores, main, prefix, queue=0):
     cmd = ["ip", "netns", "exec", ns, "dpdk-testpmd", "-l", lcores, "--main-lcore", main, "--no-huge", "-m", "512", "--no-pci",
            "--file-prefix", prefix, "--log-level", "*:error",
-           "--vdev", f"net_af_xdp0,iface={iface},start_queue=0,queue_count=1", "--",
+           "--vdev", f"net_af_xdp0,iface={iface},start_queue={queue},queue_count=1", "--",
            "--total-num-mbufs", "8192", f"--forward-mode={mode}", "--auto-start", "--stats-period", "1"]
     if mode == "txonly":
         cmd += ["--eth-peer", f"0,{D0_MAC}"]
-    p = bg(cmd)
+    return cmd
+
+
+def testpmd(ns, iface, mode, lcores, main, prefix, seconds):
+    p = bg(testpmd_cmd(ns, iface, mode, lcores, main, prefix))
     ticks = measure(p, seconds)
     out, err = stop(p)
     return out, err, ticks
@@ -132,16 +138,24 @@ def trial_gen(kind, seconds):
     xdp_off(DUT, "d0")
     s = sink(DUT, "d0")
     ticks = None
-    if kind == "lanes":
-        p = bg([LANES, "gen", "--testbed", TB, "--queues", "0", "--cores", "0", "--interval", "0", "--json"])
+    if kind in ("lanes", "lanes-xdp"):
+        tx = "xsk" if kind == "lanes" else "xdp"
+        p = bg([LANES, "gen", "--testbed", TB, "--tx", tx, "--queues", "0", "--cores", "0", "--interval", "0", "--json"])
         ticks = measure(p, seconds, warmup=1.0)
         stop(p)
-    elif kind == "lanes-2":
-        p = bg([LANES, "gen", "--testbed", TB, "--flows", "2", "--rss", "--interval", "0", "--json"])
+    elif kind in ("lanes-2", "lanes-xdp-2"):
+        tx = "xsk" if kind == "lanes-2" else "xdp"
+        p = bg([LANES, "gen", "--testbed", TB, "--tx", tx, "--flows", "2", "--rss", "--interval", "0", "--json"])
         time.sleep(seconds + 1.0)
         stop(p)
     elif kind == "testpmd":
         _, _, ticks = testpmd(GEN, "g0", "txonly", "0,1", "1", "peers-tx", seconds)
+    elif kind == "testpmd-2":
+        # Two instances, queue 0 on core 0 and queue 1 on core 1 (AF_XDP TX queue q lands on d0's RX queue q).
+        a = bg(testpmd_cmd(GEN, "g0", "txonly", "0,1", "1", "peers-tx", queue=0))
+        b = bg(testpmd_cmd(GEN, "g0", "txonly", "1,0", "0", "peers-tx2", queue=1))
+        time.sleep(seconds + 1.5)
+        stop(a); stop(b)
     elif kind == "c-loop":
         p = bg(["ip", "netns", "exec", GEN, "taskset", "-c", "0", TXONLY, "g0", "0", str(seconds + 1.5), D0_MAC, G0_MAC])
         ticks = measure(p, seconds, warmup=1.0)
@@ -152,7 +166,7 @@ def trial_gen(kind, seconds):
 
 def trial_drop(kind, seconds):
     xdp_off(DUT, "d0")
-    gen = bg([LANES, "gen", "--testbed", TB, "--queues", "0", "--cores", "0", "--interval", "0"])
+    gen = bg([LANES, "gen", "--testbed", TB, "--tx", "xsk", "--queues", "0", "--cores", "0", "--interval", "0"])
     time.sleep(0.5)
     if kind == "lanes":
         p = bg([LANES, "drop", "d0", "--netns", DUT, "--queues", "0", "--cores", "1", "--filter", "udp", "--interval", "1", "--json"])
@@ -172,7 +186,7 @@ def trial_drop(kind, seconds):
 def trial_macswap(kind, seconds):
     xdp_off(DUT, "d0")
     s = sink(GEN, "g0")
-    gen = bg([LANES, "gen", "--testbed", TB, "--queues", "0", "--cores", "0", "--interval", "0"])
+    gen = bg([LANES, "gen", "--testbed", TB, "--tx", "xsk", "--queues", "0", "--cores", "0", "--interval", "0"])
     if kind == "lanes":
         p = bg([LANES, "fwd", "d0", "--netns", DUT, "--mode", "macswap", "--queues", "0", "--cores", "1", "--filter", "udp", "--interval", "0"])
         ticks = measure(p, seconds)
@@ -200,7 +214,7 @@ def trial_fwd(kind, seconds):
     """Two ports: gen:g0 -> dut:d0 -> forwarder -> dut:d1 -> sink:s0, counted in XDP on s0."""
     xdp_off(DUT, "d0"); xdp_off(DUT, "d1")
     s = sink(SINK, "s0")
-    gen = bg([LANES, "gen", "--testbed", TB, "--queues", "0", "--cores", "0", "--interval", "0"])
+    gen = bg([LANES, "gen", "--testbed", TB, "--tx", "xsk", "--queues", "0", "--cores", "0", "--interval", "0"])
     if kind == "lanes":
         p = bg([LANES, "fwd", "d0", "d1", "--netns", DUT, "--mode", "io", "--queues", "0", "--cores", "1", "--filter", "udp", "--interval", "0"])
         ticks = measure(p, seconds)
@@ -220,7 +234,7 @@ def latency_at(rate_pps, seconds):
     rx = bg([LANES, "gen", "s0", "--netns", SINK, "--rx-only", "--flows", "4", "--queues", "0", "--cores", "1",
              "--dst-mac", "02:4c:00:00:01:02", "--interval", "0", "--json"])
     wait_xdp(SINK, "s0")
-    sh([LANES, "gen", "--testbed", TB, "--queues", "0", "--cores", "0", "--flows", "4", "--rate", f"{int(rate_pps)}",
+    sh([LANES, "gen", "--testbed", TB, "--tx", "xsk", "--queues", "0", "--cores", "0", "--flows", "4", "--rate", f"{int(rate_pps)}",
         "--duration", str(seconds), "--interval", "0"])
     time.sleep(0.5)
     out, _ = stop(rx)
@@ -234,13 +248,13 @@ def main():
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--no-append", action="store_true", help="do not append to BENCHMARKS.md")
-    ap.add_argument("--tests", default="gen,drop,macswap,fwd",
-                    help="comma-separated subset of gen,drop,macswap,fwd (latency runs with fwd)")
+    ap.add_argument("--tests", default="gen,genxdp,drop,macswap,fwd",
+                    help="comma-separated subset of gen,genxdp,drop,macswap,fwd (latency runs with fwd)")
     a = ap.parse_args()
     tests = a.tests.split(",")
-    unknown = set(tests) - {"gen", "drop", "macswap", "fwd"}
+    unknown = set(tests) - {"gen", "genxdp", "drop", "macswap", "fwd"}
     if unknown or not tests:
-        sys.exit(f"peers: unknown test(s) {','.join(sorted(unknown))}; choose from gen,drop,macswap,fwd")
+        sys.exit(f"peers: unknown test(s) {','.join(sorted(unknown))}; choose from gen,genxdp,drop,macswap,fwd")
     if os.geteuid() != 0:
         sys.exit("peers: needs root (XDP, AF_XDP, namespaces)")
     for tool in ["dpdk-testpmd", "gcc"]:
@@ -256,6 +270,7 @@ def main():
     results = {}
     try:
         plan = [("gen", ["lanes", "testpmd", "c-loop", "lanes-2"], trial_gen),
+                ("genxdp", ["lanes-xdp", "testpmd", "lanes", "lanes-xdp-2", "testpmd-2"], trial_gen),
                 ("drop", ["lanes", "testpmd"], trial_drop),
                 ("macswap", ["lanes", "testpmd"], trial_macswap),
                 ("fwd", ["lanes", "testpmd"], trial_fwd)]
@@ -275,7 +290,7 @@ def main():
             print(f"latency at {frac:.0%} of {fwd_max / 1e6:.3f} Mpps: p50 {lat.get('p50_ns', 0) / 1e3:.1f} us, p99 {lat.get('p99_ns', 0) / 1e3:.1f} us, lost {rep.get('lost')}", file=sys.stderr)
     finally:
         subprocess.run([LANES, "testbed", "down", "--name", TB], capture_output=True)
-        for prefix in ["peers-tx", "peers-rx", "peers-ms", "peers-io"]:  # testpmd's runtime files (--file-prefix)
+        for prefix in ["peers-tx", "peers-tx2", "peers-rx", "peers-ms", "peers-io"]:  # testpmd's runtime files (--file-prefix)
             shutil.rmtree(f"/var/run/dpdk/{prefix}", ignore_errors=True)
 
     def med(test, k):
@@ -303,6 +318,9 @@ def main():
         ("gen (txonly, 1 core, 64 B)", "lanes gen", ("gen", "lanes"), "testpmd txonly", ("gen", "testpmd")),
         ("gen (txonly, 1 core, 64 B)", "lanes gen", ("gen", "lanes"), "C loop over libxdp", ("gen", "c-loop")),
         ("gen, 2 lanes vs 1 lane", "lanes gen x2", ("gen", "lanes-2"), "lanes gen x1", ("gen", "lanes")),
+        ("gen live frames (1 core, 64 B)", "lanes gen --tx xdp", ("genxdp", "lanes-xdp"), "testpmd txonly", ("genxdp", "testpmd")),
+        ("gen live frames (2 cores, 64 B)", "lanes gen --tx xdp x2", ("genxdp", "lanes-xdp-2"), "testpmd txonly x2 instances", ("genxdp", "testpmd-2")),
+        ("gen live frames vs AF_XDP (1 core)", "lanes gen --tx xdp", ("genxdp", "lanes-xdp"), "lanes gen --tx xsk", ("genxdp", "lanes")),
         ("drop (rx, 1 core)", "lanes drop", ("drop", "lanes"), "testpmd rxonly", ("drop", "testpmd")),
         ("macswap (1 core)", "lanes fwd macswap", ("macswap", "lanes"), "testpmd macswap", ("macswap", "testpmd")),
         ("fwd d0 -> d1 (io, 1 core)", "lanes fwd io", ("fwd", "lanes"), "testpmd io (2 ports)", ("fwd", "testpmd")),
@@ -323,6 +341,7 @@ def main():
                   "User share = utime / (utime + stime); user ns per packet = utime / packets at the receiver.", "",
               "| test | tool | CPU busy | user share | user ns per packet |", "|---|---|---:|---:|---:|"]
     for test, kinds in [("gen", [("lanes", "lanes gen"), ("testpmd", "testpmd txonly"), ("c-loop", "C loop over libxdp")]),
+                        ("genxdp", [("lanes-xdp", "lanes gen --tx xdp"), ("testpmd", "testpmd txonly")]),
                         ("drop", [("lanes", "lanes drop"), ("testpmd", "testpmd rxonly")]),
                         ("macswap", [("lanes", "lanes fwd macswap"), ("testpmd", "testpmd macswap")]),
                         ("fwd", [("lanes", "lanes fwd io"), ("testpmd", "testpmd io")])]:

@@ -103,7 +103,10 @@ public enum ScaleRunner {
             try tb.up(queues: l)
             let queues = l == 1 ? "0" : "0-\(l - 1)"
             let dutCores = (0..<l).map { String($0 % online) }.joined(separator: ",")
-            let genCores = (0..<l).map { String((online - 1 - $0 % online + online) % online) }.joined(separator: ",")
+            // The generator's lane for queue q runs on core q: with live frames (gen's
+            // default here) a veth delivers a redirected frame to the peer's queue
+            // `sending CPU % queues`, so the core decides the queue, as RSS would.
+            let genCores = dutCores
             for f in c.flows {
                 var runs: [Double] = [], offered: [Double] = []
                 var perQueue = Array(repeating: UInt64(0), count: l)

@@ -144,4 +144,22 @@ import Testing
         #expect(h.min == 1 && h.count == 100_000)
         for i in 0..<LatencyHistogram.bucketCount - 1 { #expect(LatencyHistogram.index(LatencyHistogram.lowerBound(i)) == i) }
     }
+
+    /// The XDP receiver's buckets (same layout) added to a histogram give the same
+    /// percentiles as recording the values here.
+    @Test func bucketsFromElsewhereAddUpLikeRecordedValues() {
+        var recorded = LatencyHistogram(), merged = LatencyHistogram()
+        defer { recorded.release(); merged.release() }
+        var buckets = [UInt64](repeating: 0, count: LatencyHistogram.bucketCount)
+        var sum: UInt64 = 0
+        let values: [UInt64] = (0..<5000).map { UInt64($0) * 7919 % 3_000_000 + 13 }
+        for v in values { recorded.record(v); buckets[LatencyHistogram.index(v)] += 1; sum += v }
+        merged.add(buckets: buckets, count: UInt64(values.count), min: values.min()!, max: values.max()!, sum: Double(sum))
+        for q in [0.0, 0.5, 0.9, 0.99, 0.999, 1.0] { #expect(merged.percentile(q) == recorded.percentile(q)) }
+        #expect(merged.count == recorded.count && merged.min == recorded.min && merged.max == recorded.max)
+        var empty = LatencyHistogram()
+        defer { empty.release() }
+        empty.add(buckets: [UInt64](repeating: 0, count: LatencyHistogram.bucketCount), count: 0, min: .max, max: 0, sum: 0)
+        #expect(empty.count == 0 && empty.percentile(0.5) == 0)
+    }
 }

@@ -176,6 +176,14 @@ extension IntegrationTests {
                 #expect(both.stderr.split(separator: "\n").count == 1, "\(both.stderr)")
                 let auto = try lanes("gen", "--testbed", tb.name, "--rx", "--count", "10", "--interval", "0", "--json")
                 #expect(try auto.json()["tx_path"] as? String == "xsk", "--rx receives on the sending port's AF_XDP lanes")
+                // A frame over a page: --tx xdp refuses in one line; auto falls back to xsk.
+                let big = ["gen", "--testbed", tb.name, "--frame-size", "4096", "--size", "3600", "--count", "10", "--interval", "0", "--json"]
+                let refused = try run(big + ["--tx", "xdp"])
+                #expect(refused.status != 0 && refused.stderr.contains("does not fit a live frame"), "\(refused.stderr)")
+                let fallback = try run(big)
+                try #require(fallback.status == 0, "\(fallback.stderr)")
+                #expect(try fallback.json()["tx_path"] as? String == "xsk")
+                #expect((try fallback.json()["tx_path_reason"] as? String ?? "").contains("does not fit a live frame"))
             }
         }
 
