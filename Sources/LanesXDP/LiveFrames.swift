@@ -94,7 +94,8 @@ public final class LiveFramesProgram {
     @discardableResult
     public func attach(interface: String, mode: XDPMode) throws(LanesError) -> Bool {
         let index = if_nametoindex(interface)
-        if let existing = XDPProgram.attached(ifindex: index), existing.name != LiveFramesProgram.programName { return false }
+        if let existing = XDPProgram.attached(ifindex: index),
+           existing.name != LiveFramesProgram.programName || !ProgramOwner.holders(ofProgram: existing.id).isEmpty { return false }
         let (i, m) = try XDPProgram.attach(programFD: programFD, interface: interface, mode: mode, force: false)
         attachedIfindex = i
         attachedMode = m

@@ -199,6 +199,15 @@ public final class XDPProgram {
                 throw LanesError("interface \(name) already has XDP program '\(existing.name)' (id \(existing.id)) attached",
                                  fix: "detach it ('ip link set dev \(name) xdp off') or pass --force to replace it")
             }
+            if existing.isLanes {
+                // One owner per interface: a running Lanes command keeps its program;
+                // one whose process is gone is replaced, and we say so.
+                if let owner = ProgramOwner.holders(ofProgram: existing.id).first {
+                    throw LanesError("interface \(name) is in use by '\(owner.command)' (pid \(owner.pid))",
+                                     fix: "stop that command first, or use another interface")
+                }
+                fputs("lanes: replacing the XDP program (id \(existing.id)) a stopped Lanes process left on \(name)\n", stderr)
+            }
             XDPProgram.detachAny(ifindex: index, mode: existing.mode)
         }
         let tries: [XDPMode] = mode == .auto ? [.native, .generic] : [mode]

@@ -23,7 +23,7 @@ struct EngineOptions: ParsableArguments {
     @Option(help: "Socket bind mode: auto, copy, zero-copy.") var bind: BindMode = .auto
     @Option(help: "XDP attach mode: native, generic, auto.") var xdp: XDPMode = .auto
     @Flag(help: "Set SO_PREFER_BUSY_POLL, SO_BUSY_POLL and SO_BUSY_POLL_BUDGET.") var busyPoll = false
-    @Option(help: "Which packets the lanes take: ip, ipv4, ipv6, udp, tcp [dport A[-B]].") var filter = "ip"
+    @Option(help: "Which packets the lanes take: ip, ipv4, ipv6, udp, tcp [dport A[-B]]. Default udp: ARP, ping, ND and TCP (SSH) stay with the kernel.") var filter = "udp"
     @Flag(help: "Replace an XDP program that is not Lanes'.") var force = false
     @Option(help: "Police each 5-tuple flow to this rate in XDP before the lanes (e.g. 50Mbps): emulates EC2's per-flow cap.") var flowCap: String?
     @Option(help: "Run for S seconds (default: until SIGINT/SIGTERM).") var duration: Double?

@@ -176,7 +176,6 @@ struct GenCommand: ParsableCommand {
             throw LanesError("--rx xdp counts the far end in XDP: it needs --rx-only", fix: "use --rx-only --rx xdp on the receiving port, or --rx xsk")
         }
         config.attachProgram = receiving
-        if receiving && options.filter == "ip" { config.filter = try LaneFilter(parsing: "udp") }
         if rxOnly && (count != nil || rate != nil) { throw LanesError("--rx-only sends nothing: --count and --rate do not apply", fix: "stop it with --duration or SIGINT") }
         var laneCounts: [UInt64?] = laneStreams.map { _ in nil }
         if let count {

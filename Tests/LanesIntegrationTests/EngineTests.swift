@@ -128,10 +128,68 @@ struct IntegrationTests {
                 let out = second.wait()
                 try #require(out.status == 0, "\(out.stderr)")
                 #expect(try out.json()["rx_packets"] as? Int == 2000)
+                #expect(out.stderr.contains("replacing the XDP program"), "the replacement should be said: \(out.stderr)")
                 #expect(try !tb.xdpAttached(tb.dut, "d0"))
             }
         }
 
+    }
+}
+
+extension IntegrationTests.Engine {
+    /// One owner per interface: a second command (either order, drop or sink) refuses in
+    /// one line naming the first one's pid, and the first keeps counting everything.
+    @Test(arguments: [(["drop", "--filter", "udp dport 9000"], ["sink", "--filter", "udp dport 9000"]),
+                      (["sink", "--filter", "udp dport 9000"], ["drop", "--filter", "udp dport 9000"]),
+                      (["sink", "--filter", "udp dport 9000"], ["sink", "--filter", "udp dport 9000"])])
+    func secondCommandOnAnInterfaceRefusesAndTheFirstKeepsCounting(first: [String], second: [String]) throws {
+        try withTestbed(queues: 2) { tb in
+            let a = try Running([first[0], "d0", "--netns", tb.dut] + first.dropFirst() + ["--duration", "30", "--interval", "0", "--json"])
+            try tb.waitForXDP(tb.dut, "d0")
+            let b = try run([second[0], "d0", "--netns", tb.dut] + second.dropFirst() + ["--duration", "2", "--interval", "0", "--json"])
+            #expect(b.status != 0)
+            #expect(b.stderr.contains("in use by") && b.stderr.contains("pid \(a.process.processIdentifier)"), "\(b.stderr)")
+            #expect(b.stderr.split(separator: "\n").count == 1, "\(b.stderr)")
+            #expect(try tb.xdpAttached(tb.dut, "d0"), "the refused command took the first one's program away")
+            try tb.traffic(count: 1000, flows: 8)
+            usleep(300_000)
+            a.signal(SIGINT)
+            let out = a.wait()
+            try #require(out.status == 0, "\(out.stderr)")
+            let j = try out.json()
+            #expect((j["rx_packets"] as? Int ?? j["packets"] as? Int) == 1000, "the first command counted \(j)")
+            #expect(try !tb.xdpAttached(tb.dut, "d0"))
+        }
+    }
+
+    /// The default filter takes UDP only: while `lanes drop d0` runs with its defaults,
+    /// ping and a TCP connection across d0 work, and UDP is still taken.
+    @Test func defaultFilterLeavesPingAndTCPToTheKernel() throws {
+        try withTestbed(queues: 2) { tb in
+            let listener = try Running(["ip", "netns", "exec", tb.dut, "python3", "-c", """
+                import socket
+                s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(("198.18.0.2", 2222)); s.listen(1); s.settimeout(20)
+                c, _ = s.accept(); c.sendall(c.recv(100).upper()); c.close()
+                """], tool: "/usr/bin/env")
+            let drop = try Running(["drop", "d0", "--netns", tb.dut, "--duration", "30", "--interval", "0", "--json"])
+            try tb.waitForXDP(tb.dut, "d0")
+            let ping = try run_ping(tb.gen, "198.18.0.2")
+            #expect(ping.status == 0, "ping failed while lanes drop ran with its default filter: \(ping.stdout)")
+            let tcp = try run(["ip", "netns", "exec", tb.gen, "python3", "-c", """
+                import socket
+                c = socket.create_connection(("198.18.0.2", 2222), timeout=5); c.sendall(b"ssh"); print(c.recv(100).decode())
+                """], tool: "/usr/bin/env", timeout: 20)
+            #expect(tcp.status == 0 && tcp.stdout.contains("SSH"), "TCP across d0 failed: \(tcp.stdout) \(tcp.stderr)")
+            listener.wait(timeout: 5)
+            try tb.traffic(count: 500, flows: 4)
+            usleep(300_000)
+            drop.signal(SIGINT)
+            let out = drop.wait()
+            try #require(out.status == 0, "\(out.stderr)")
+            #expect(try out.json()["rx_packets"] as? Int == 500)
+            #expect(try out.json()["filter"] as? String == "udp")
+        }
     }
 }
 
