@@ -74,6 +74,30 @@ import Testing
         }
     }
 
+    /// Lengths that claim more than the frame holds are malformed, not forwarded: an IPv4
+    /// total length past the frame (header checksum valid), IHL 4, an IPv6 payload length
+    /// past the frame. A frame with Ethernet padding after the packet still goes.
+    @Test func l3DropsLengthsPastTheFrameAsMalformed() {
+        let app = L3App(routes: Self.routes, outPort: "d1", source: Self.outMAC)
+        func withIPv4Header(_ f: [UInt8], _ edit: (inout [UInt8]) -> Void) -> [UInt8] {
+            var b = f
+            edit(&b)
+            b[24] = 0; b[25] = 0
+            let sum = b.withUnsafeBytes { ~Checksum.fold(Checksum.sum($0.baseAddress! + 14, count: Int(b[14] & 15) * 4)) }
+            b[24] = UInt8(sum >> 8); b[25] = UInt8(sum & 0xff)
+            return b
+        }
+        let long = withIPv4Header(Self.frame(dst: "198.18.1.7", size: 62)) { $0[16] = 0; $0[17] = 200 }
+        let ihl4 = withIPv4Header(Self.frame(dst: "198.18.1.7")) { $0[14] = 0x44 }
+        var v6long = Self.frame(dst: "fd00:198:18:1::5", v6: true, size: 100)
+        v6long[18] = 0x01; v6long[19] = 0xf4 // 500
+        let padded = withIPv4Header(Self.frame(dst: "198.18.1.7", size: 80)) { $0[16] = 0; $0[17] = 46 } // 60 bytes of packet, 20 of padding
+        let (sent, c, balanced) = push(app, [long, ihl4, v6long, padded])
+        #expect(c[.dropMalformed] == 3)
+        #expect(c[.dropBadChecksum] == 0)
+        #expect(sent.count == 1 && balanced)
+    }
+
     @Test func l2AndIORewriteOnlyWhatTheySay() {
         let f = Self.frame(dst: "198.18.1.7")
         let (l2, c2, b2) = push(L2App(nextHop: Self.nextHop, source: Self.outMAC), [f, f])

@@ -77,7 +77,11 @@ public struct L3App: LaneApp {
             if type == 0x0800 {
                 guard len >= 34 else { c.add(.dropMalformed, 1); continue }
                 let ihl = Int(p.load(fromByteOffset: 14, as: UInt8.self) & 15) * 4
-                guard p.load(fromByteOffset: 14, as: UInt8.self) >> 4 == 4, ihl >= 20, 14 + ihl <= len else { c.add(.dropMalformed, 1); continue }
+                let total = Int(UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 16, as: UInt16.self)))
+                // IHL below 5, or a header or total length past the frame: never forwarded.
+                guard p.load(fromByteOffset: 14, as: UInt8.self) >> 4 == 4, ihl >= 20, 14 + ihl <= len, total >= ihl, 14 + total <= len else {
+                    c.add(.dropMalformed, 1); continue
+                }
                 guard Checksum.fold(Checksum.sum(p + 14, count: ihl)) == 0xffff else { c.add(.dropBadChecksum, 1); continue }
                 let ttl = p.load(fromByteOffset: 22, as: UInt8.self)
                 guard ttl > 1 else { c.add(.dropTTL, 1); continue }
@@ -89,7 +93,10 @@ public struct L3App: LaneApp {
                 let ck = UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 24, as: UInt16.self))
                 p.storeBytes(of: Checksum.update(ck, old: old, new: new).bigEndian, toByteOffset: 24, as: UInt16.self)
             } else if type == 0x86dd {
-                guard len >= 54, p.load(fromByteOffset: 14, as: UInt8.self) >> 4 == 6 else { c.add(.dropMalformed, 1); continue }
+                guard len >= 54, p.load(fromByteOffset: 14, as: UInt8.self) >> 4 == 6,
+                      54 + Int(UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 18, as: UInt16.self))) <= len else {
+                    c.add(.dropMalformed, 1); continue // payload length past the frame
+                }
                 let hop = p.load(fromByteOffset: 21, as: UInt8.self)
                 guard hop > 1 else { c.add(.dropTTL, 1); continue }
                 route = v6.lookup(v6: IPv6Address(reading: p + 38))
