@@ -57,6 +57,7 @@ struct FwdCommand: ParsableCommand {
             throw LanesError("mode '\(mode)' is not available", fix: "use --mode io, macswap, l2 or l3")
         }
         if mode == "macswap" {
+            if pipeline || workers != nil { throw LanesError("--pipeline and --mode macswap conflict", fix: "the pipeline forwards IN -> OUT: use --mode io, l2 or l3") }
             guard out == nil, !bidirectional else { throw LanesError("--mode macswap works on one port", fix: "drop OUT and --bidirectional, or use --mode io/l2/l3") }
             let config = try options.prepare()
             if let impair { return try runImpaired(config, impair, label: "fwd macswap", swapAddresses: true) }

@@ -28,7 +28,7 @@ struct GenCommand: ParsableCommand {
           lanes gen --imix --rx --duration 5 --json
         """)
     @OptionGroup var options: EngineOptions
-    @Option(help: "Number of flows (streams).") var flows = 1
+    @Option(help: "Number of flows (streams; default 1).") var flows: Int?
     @Option(help: "Source address or range A-B (default: the testbed's 198.18.0.1, or fd00:198:18::1 with --ipv6).") var srcIp: String?
     @Option(help: "Destination address or range A-B (default 198.18.1.1, or fd00:198:18:1::1).") var dstIp: String?
     @Option(help: "Source port or range A-B.") var srcPort = "1024-65535"
@@ -38,7 +38,7 @@ struct GenCommand: ParsableCommand {
     @Option(help: "Source MAC (default: the interface's).") var srcMac: String?
     @Option(help: "Destination MAC (default on the testbed: dut:d0's).") var dstMac: String?
     @Option(help: "VLAN id to tag frames with.") var vlan: UInt16?
-    @Option(help: "Frame size in bytes without FCS, or a list used in turn: 64 or 64,128,1518.") var size = "64"
+    @Option(help: "Frame size in bytes without FCS, or a list used in turn: 64 or 64,128,1518 (default 64; with --ipv6 78, the smallest that holds IPv6, UDP and the signature).") var size: String?
     @Flag(help: "IMIX: 7:4:1 of 64/570/1518 bytes.") var imix = false
     @Option(help: "Custom IMIX, SIZE:WEIGHT pairs: 64:7,570:4,1518:1.") var imixMix: String?
     @Option(help: "Total rate: 50000, 50kpps, 2Mpps, 500Mbps, 1Gbps (default: as fast as possible).") var rate: String?
@@ -106,22 +106,37 @@ struct GenCommand: ParsableCommand {
         var config = try options.prepare(defaultPort: \.g0)
         let tb = Testbed(name: options.testbed)
         let onTestbed = options.interface == nil
-        // Sizes.
+        // Sizes, checked for the address family: headers and the 16-byte signature must fit.
+        let family = ipv6 ? "IPv6" : "IPv4"
         let minSize = (ipv6 ? 62 : 42) + Signature.length + (vlan == nil ? 0 : 4)
         let maxSize = config.umem.frameSize - config.umem.headroom - 256
+        if size != nil && (imix || imixMix != nil) { throw LanesError("--size and --\(imix ? "imix" : "imix-mix") conflict", fix: "give one of them") }
+        if imix && imixMix != nil { throw LanesError("--imix and --imix-mix conflict", fix: "give one of them") }
+        func checked(_ list: [Int], _ option: String, _ text: String) throws -> [Int] {
+            if let small = list.first(where: { $0 < minSize }) {
+                throw LanesError("bad \(option) '\(text)': \(small) bytes is below the \(family)\(vlan == nil ? "" : "+VLAN") minimum of \(minSize) (headers and the 16-byte signature)",
+                                 fix: "give sizes \(minSize)-\(maxSize)")
+            }
+            if let big = list.first(where: { $0 > maxSize }) {
+                throw LanesError("bad \(option) '\(text)': \(big) bytes is over \(maxSize) for \(config.umem.frameSize)-byte frames", fix: "give sizes \(minSize)-\(maxSize), or a larger --frame-size")
+            }
+            return list
+        }
         var sizes: [Int]
         if let mix = imixMix {
-            guard let m = FrameSizes.parseIMIX(mix, minimum: minSize, maximum: maxSize) else {
+            guard let m = FrameSizes.parseIMIX(mix, minimum: 1, maximum: .max) else {
                 throw LanesError("bad --imix-mix '\(mix)'", fix: "use SIZE:WEIGHT pairs like 64:7,570:4,1518:1 with sizes \(minSize)-\(maxSize)")
             }
-            sizes = FrameSizes.pattern(m)
+            sizes = try checked(FrameSizes.pattern(m), "--imix-mix", mix)
         } else if imix {
-            sizes = FrameSizes.pattern(FrameSizes.simpleIMIX)
+            // The classic mix; its 64-byte frames become the family's smallest where 64 cannot hold it.
+            sizes = FrameSizes.pattern(FrameSizes.simpleIMIX).map { max($0, minSize) }
         } else {
-            guard let l = FrameSizes.parseList(size, minimum: minSize, maximum: maxSize) else {
-                throw LanesError("bad --size '\(size)'", fix: "give sizes \(minSize)-\(maxSize) bytes (frame without FCS), e.g. 64 or 64,128")
+            let text = size ?? "\(max(64, minSize))"
+            guard let l = FrameSizes.parseList(text, minimum: 1, maximum: .max) else {
+                throw LanesError("bad --size '\(text)'", fix: "give sizes \(minSize)-\(maxSize) bytes (frame without FCS), e.g. \(max(64, minSize)) or \(max(64, minSize)),128")
             }
-            sizes = l
+            sizes = try checked(l, "--size", text)
         }
         // Addresses.
         let ifaceMAC = Sysfs.read("/sys/class/net/\(config.interface)/address").flatMap { MACAddress($0) }
@@ -132,6 +147,9 @@ struct GenCommand: ParsableCommand {
         let dstMACText = dstMac ?? (onTestbed ? tb.d0.mac : rxOnly ? srcMAC.description : nil)
         guard let dstMACText else { throw LanesError("--dst-mac is needed off the testbed", fix: "give the next hop's MAC, e.g. --dst-mac 02:4c:00:00:00:02") }
         guard let dstMAC = MACAddress(dstMACText) else { throw LanesError("bad --dst-mac '\(dstMACText)'", fix: "use six hex bytes like 02:4c:00:00:00:02") }
+        if let vlan, !(1...4094).contains(vlan) { throw LanesError("bad --vlan \(vlan)", fix: "VLAN ids are 1-4094") }
+        if flows != nil && flowsFile != nil { throw LanesError("--flows and --flows-file conflict", fix: "the file gives the flows; drop --flows") }
+        let flows = self.flows ?? 1
         guard flows >= 1 && flows <= 65536 else { throw LanesError("bad --flows \(flows)", fix: "use 1-65536") }
         if let count, count == 0 { throw LanesError("bad --count 0", fix: "give a positive packet count") }
         let (rxQueues, _) = try InterfaceInfo.queueCount(config.interface)
@@ -308,6 +326,12 @@ enum GenFlows {
             }
         }
         let nSP = UInt64(sp.count), nDP = UInt64(dp.count)
+        func times(_ a: UInt64, _ b: UInt64) -> UInt64 { let (r, o) = a.multipliedReportingOverflow(by: b); return o ? .max : r }
+        let distinct = times(times(nSP, nDP), times(nS, nD))
+        if rss == nil && UInt64(count) > distinct {
+            throw LanesError("--flows \(count) but the address and port ranges give only \(distinct) distinct flows",
+                             fix: "widen --src-port/--dst-port or the address ranges, or ask for at most \(distinct) flows")
+        }
         if let rss {
             // Even spread over queues, as the NIC's RSS will place them: the planner's list.
             let template = FlowKey(src: sLo, dst: dLo, srcPort: sp.lowerBound, dstPort: dp.lowerBound)

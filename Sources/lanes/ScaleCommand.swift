@@ -56,6 +56,7 @@ struct ScaleCommand: ParsableCommand {
         c.rate = rate
         c.testbed = testbed
         guard capScale > 0 && capScale <= 1 else { throw LanesError("bad --cap-scale \(capScale)", fix: "use a factor in (0, 1]") }
+        if flowCap != nil && ec2 != nil { throw LanesError("--flow-cap and --ec2 conflict", fix: "--ec2 sets the per-flow cap; give one of them") }
         if let flowCap {
             guard case .bps(let b)? = Rate.parse(flowCap) else { throw LanesError("bad --flow-cap '\(flowCap)'", fix: "give bits per second, e.g. 5Gbps") }
             c.capBps = b * capScale

@@ -187,6 +187,92 @@ extension IntegrationTests {
             }
         }
 
+        /// Every family x VLAN x size path, on both transmit paths, goes out with valid
+        /// checksums and the sizes asked for (IPv6's IMIX raises 64 to its 78-byte minimum),
+        /// as `lanes decode` and tshark both read it on d0. A size that cannot hold IPv6 is
+        /// refused in one line naming the option and the minimum.
+        @Test func everyFamilyVLANAndSizeGoesOutValid() throws {
+            try withTestbed(queues: 1) { tb in
+                let pcap = FileManager.default.temporaryDirectory.appendingPathComponent("lanes-sizes-\(getpid()).pcap").path
+                defer { try? FileManager.default.removeItem(atPath: pcap) }
+                let dump = try Running(["ip", "netns", "exec", tb.dut, "tcpdump", "-i", "d0", "-Q", "in", "-U", "-w", pcap, "udp or (vlan and udp)"], tool: "/usr/bin/env")
+                usleep(1_000_000)
+                var expected = 0
+                var sizesSeen: [String: Set<Int>] = [:]
+                for tx in ["xdp", "xsk"] {
+                    for v6 in [false, true] {
+                        for vlan in [nil, "7"] as [String?] {
+                            for sizes in [[], ["--size", "128,1000"], ["--imix"]] {
+                                var args = ["gen", "--testbed", tb.name, "--tx", tx, "--count", "12", "--rate", "20kpps", "--interval", "0", "--json"] + sizes
+                                if v6 { args.append("--ipv6") }
+                                if let vlan { args += ["--vlan", vlan] }
+                                let g = try run(args)
+                                try #require(g.status == 0, "\(args): \(g.stderr)")
+                                #expect(try g.json()["tx_path"] as? String == tx)
+                                expected += 12
+                            }
+                        }
+                    }
+                }
+                usleep(500_000)
+                dump.signal(SIGINT)
+                dump.wait()
+                let d = try lanes("decode", pcap, "--json")
+                try #require(d.status == 0, "\(d.stderr)")
+                let packets = d.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+                #expect(packets.count == expected, "captured \(packets.count) of \(expected)")
+                for (i, p) in packets.enumerated() {
+                    let layers = p["layers"] as? [String] ?? []
+                    #expect(layers.contains("udp"), "packet \(i + 1): \(layers)")
+                    #expect(p["l4_checksum_valid"] as? Bool == true, "packet \(i + 1): UDP checksum")
+                    if layers.contains("ipv4") { #expect(p["ip_checksum_valid"] as? Bool == true, "packet \(i + 1): IPv4 checksum") }
+                    let key = (layers.contains("ipv6") ? "v6" : "v4") + (layers.contains("vlan") ? "+vlan" : "")
+                    sizesSeen[key, default: []].insert(p["captured_length"] as? Int ?? 0)
+                }
+                #expect(sizesSeen["v4"] == [64, 128, 570, 1000, 1518])
+                #expect(sizesSeen["v6"] == [78, 128, 570, 1000, 1518])
+                #expect(sizesSeen["v4+vlan"] == [64, 128, 570, 1000, 1518])
+                #expect(sizesSeen["v6+vlan"] == [82, 128, 570, 1000, 1518])
+                let ts = try run(["tshark", "-r", pcap, "-o", "udp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE",
+                                  "-T", "fields", "-e", "udp.checksum.status", "-e", "ip.checksum.status"], tool: "/usr/bin/env")
+                try #require(ts.status == 0, "\(ts.stderr)")
+                let rows = ts.stdout.split(separator: "\n")
+                #expect(rows.count == expected)
+                for r in rows {
+                    let f = r.split(separator: "\t", omittingEmptySubsequences: false)
+                    #expect(f.first == "1", "tshark: UDP checksum status \(r)")
+                    if f.count > 1 && !f[1].isEmpty { #expect(f[1] == "1", "tshark: IPv4 checksum status \(r)") }
+                }
+                let small = try lanes("gen", "--testbed", tb.name, "--ipv6", "--size", "64", "--count", "1")
+                #expect(small.status != 0 && small.stderr.contains("--size") && small.stderr.contains("IPv6 minimum of 78"), "\(small.stderr)")
+                #expect(small.stderr.split(separator: "\n").count == 1)
+            }
+        }
+
+        /// Values out of range and options that cannot go together: one line naming them.
+        @Test func conflictsAndRangesAreOneLineErrors() throws {
+            try withTestbed(queues: 1) { tb in
+                let cases: [([String], [String])] = [
+                    (["gen", "--testbed", tb.name, "--vlan", "5000", "--count", "1"], ["--vlan", "1-4094"]),
+                    (["gen", "--testbed", tb.name, "--imix", "--size", "64", "--count", "1"], ["--size", "--imix"]),
+                    (["gen", "--testbed", tb.name, "--flows", "6", "--src-port", "1", "--src-ip", "198.18.0.1-198.18.0.2", "--count", "1"], ["--flows 6", "2 distinct"]),
+                    (["scale", "--ec2", "default", "--flow-cap", "1Gbps"], ["--flow-cap", "--ec2"]),
+                    (["fwd", "--testbed", tb.name, "--mode", "macswap", "--pipeline"], ["--pipeline", "macswap"]),
+                ]
+                for (args, words) in cases {
+                    let o = try run(args)
+                    #expect(o.status != 0, "\(args) was accepted")
+                    for w in words { #expect(o.stderr.contains(w), "\(args): \(o.stderr)") }
+                    #expect(o.stderr.split(separator: "\n").count == 1, "\(args): \(o.stderr)")
+                }
+                let flowsFile = FileManager.default.temporaryDirectory.appendingPathComponent("lanes-flows-\(getpid()).txt").path
+                try "198.18.0.1 198.18.1.1 1000 9000\n".write(toFile: flowsFile, atomically: true, encoding: .utf8)
+                defer { try? FileManager.default.removeItem(atPath: flowsFile) }
+                let both = try lanes("gen", "--testbed", tb.name, "--flows", "2", "--flows-file", flowsFile, "--count", "1")
+                #expect(both.status != 0 && both.stderr.contains("--flows-file"), "\(both.stderr)")
+            }
+        }
+
         @Test func latencyPercentilesAreMonotoneAndPlausible() throws {
             try withTestbed(queues: 2) { tb in
                 let fwd = try Running(["fwd", "--netns", tb.dut, "d0", "--mode", "macswap", "--filter", "udp dport 9000", "--interval", "0"])
