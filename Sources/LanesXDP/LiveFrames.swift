@@ -30,29 +30,8 @@ public final class LiveFramesProgram {
 
     /// Loads the embedded program with room for `slots` pattern slots and `streams` streams.
     public init(slots: Int, streams: Int) throws(LanesError) {
-        guard let bytes = base64Decode(EmbeddedBPF.lanes_gen) else {
-            throw LanesError("embedded live-frames object is corrupt", fix: "rebuild with 'swift build'")
-        }
-        var openOpts = bpf_object_open_opts()
-        openOpts.sz = MemoryLayout<bpf_object_open_opts>.size
-        let obj: OpaquePointer? = bytes.withUnsafeBytes { raw in
-            "lanes_gen".withCString { name in
-                openOpts.object_name = name
-                return bpf_object__open_mem(raw.baseAddress, raw.count, &openOpts)
-            }
-        }
-        guard let obj, libbpf_get_error(UnsafeRawPointer(obj)) == 0 else {
-            throw LanesError.system("open the embedded live-frames object", errno: lanes_errno())
-        }
-        _ = bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "lanes_gen_slots"), UInt32(max(slots, 1)))
-        _ = bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "lanes_gen_seq"), UInt32(max(streams, 1)))
-        let loaded = bpf_object__load(obj)
-        if loaded < 0 {
-            bpf_object__close(obj)
-            let e = -loaded
-            throw LanesError.system("load the live-frames XDP program (\(slots) slots, \(streams) streams)", errno: e,
-                                    fix: e == EPERM ? "run as root; BPF needs CAP_BPF and CAP_NET_ADMIN" : nil)
-        }
+        let obj = try XDPProgram.loadEmbedded(EmbeddedBPF.lanes_gen, name: "lanes_gen", what: "live-frames XDP",
+                                              maxEntries: [("lanes_gen_slots", slots), ("lanes_gen_seq", streams)])
         object = obj
         programFD = bpf_program__fd(bpf_object__find_program_by_name(obj, LiveFramesProgram.programName))
         slotsFD = bpf_object__find_map_fd_by_name(obj, "lanes_gen_slots")

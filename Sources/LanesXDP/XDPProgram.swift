@@ -113,30 +113,8 @@ public final class XDPProgram {
     /// Loads the embedded program into the kernel (not yet attached). `streams`
     /// sizes the signed receiver's per-stream map (action `.signedReceive`).
     public init(filter: LaneFilter = .all, action: XDPAction = .redirect, flowCapBps: UInt64 = 0, streams: Int = 1) throws(LanesError) {
-        _ = libbpfQuiet
-        guard let bytes = base64Decode(EmbeddedBPF.lanes) else {
-            throw LanesError("embedded XDP object is corrupt", fix: "rebuild with 'swift build'")
-        }
-        var openOpts = bpf_object_open_opts()
-        openOpts.sz = MemoryLayout<bpf_object_open_opts>.size
-        let obj: OpaquePointer? = bytes.withUnsafeBytes { raw in
-            "lanes".withCString { name in
-                openOpts.object_name = name
-                return bpf_object__open_mem(raw.baseAddress, raw.count, &openOpts)
-            }
-        }
-        guard let obj, libbpf_get_error(UnsafeRawPointer(obj)) == 0 else {
-            throw LanesError.system("open the embedded XDP object", errno: lanes_errno())
-        }
         self.streams = max(1, streams)
-        _ = bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "lanes_rx_streams"), UInt32(self.streams))
-        let loaded = bpf_object__load(obj)
-        if loaded < 0 {
-            bpf_object__close(obj)
-            let e = -loaded
-            throw LanesError.system("load the XDP program into the kernel", errno: e,
-                                    fix: e == EPERM ? "run as root; BPF needs CAP_BPF and CAP_NET_ADMIN" : nil)
-        }
+        let obj = try XDPProgram.loadEmbedded(EmbeddedBPF.lanes, name: "lanes", what: "XDP", maxEntries: [("lanes_rx_streams", self.streams)])
         object = obj
         func fd(ofMap name: String) -> Int32 { bpf_object__find_map_fd_by_name(obj, name) }
         programFD = bpf_program__fd(bpf_object__find_program_by_name(obj, XDPProgram.programName))
@@ -186,6 +164,37 @@ public final class XDPProgram {
         ifindex = index
         attachedMode = m
         interface = name
+    }
+
+    /// Opens one of the embedded objects (bpf/*.bpf.c), sizes the maps named in
+    /// `maxEntries` (at least 1 entry each) and loads it into the kernel.
+    static func loadEmbedded(_ base64: String, name: String, what: String, maxEntries: [(String, Int)]) throws(LanesError) -> OpaquePointer {
+        _ = libbpfQuiet
+        guard let bytes = base64Decode(base64) else {
+            throw LanesError("embedded \(what) object is corrupt", fix: "rebuild with 'swift build'")
+        }
+        var openOpts = bpf_object_open_opts()
+        openOpts.sz = MemoryLayout<bpf_object_open_opts>.size
+        let obj: OpaquePointer? = bytes.withUnsafeBytes { raw in
+            name.withCString { n in
+                openOpts.object_name = n
+                return bpf_object__open_mem(raw.baseAddress, raw.count, &openOpts)
+            }
+        }
+        guard let obj, libbpf_get_error(UnsafeRawPointer(obj)) == 0 else {
+            throw LanesError.system("open the embedded \(what) object", errno: lanes_errno())
+        }
+        for (map, entries) in maxEntries {
+            _ = bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, map), UInt32(max(entries, 1)))
+        }
+        let loaded = bpf_object__load(obj)
+        if loaded < 0 {
+            bpf_object__close(obj)
+            let e = -loaded
+            throw LanesError.system("load the \(what) program into the kernel", errno: e,
+                                    fix: e == EPERM ? "run as root; BPF needs CAP_BPF and CAP_NET_ADMIN" : nil)
+        }
+        return obj
     }
 
     /// Attaches any of Lanes' programs; returns the ifindex and the mode it got.
