@@ -31,9 +31,18 @@ public final class Child {
     public func interrupt() { if process.isRunning { kill(process.processIdentifier, SIGINT) } }
 
     /// Waits (up to `timeout` s, then SIGKILL) and returns status, stdout, stderr.
-    public func wait(timeout: Double = 60) -> (status: Int32, stdout: String, stderr: String) {
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(5_000) }
+    /// When `stop` turns true the child gets SIGINT and 5 s more to finish.
+    public func wait(timeout: Double = 60, stop: () -> Bool = { false }) -> (status: Int32, stdout: String, stderr: String) {
+        var deadline = Date().addingTimeInterval(timeout)
+        var interrupted = false
+        while process.isRunning && Date() < deadline {
+            if !interrupted && stop() {
+                interrupted = true
+                interrupt()
+                deadline = min(deadline, Date().addingTimeInterval(5))
+            }
+            usleep(5_000)
+        }
         if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
         defer { try? FileManager.default.removeItem(at: out); try? FileManager.default.removeItem(at: err) }
         return (process.terminationStatus, (try? String(contentsOf: out, encoding: .utf8)) ?? "",
@@ -41,8 +50,8 @@ public final class Child {
     }
 
     /// Runs to completion.
-    public static func run(_ args: [String], timeout: Double = 120) throws(LanesError) -> (status: Int32, stdout: String, stderr: String) {
-        try Child(args).wait(timeout: timeout)
+    public static func run(_ args: [String], timeout: Double = 120, stop: () -> Bool = { false }) throws(LanesError) -> (status: Int32, stdout: String, stderr: String) {
+        try Child(args).wait(timeout: timeout, stop: stop)
     }
 }
 

@@ -70,6 +70,8 @@ public struct ScaleResult: Codable, Sendable {
     public var repeats: Int
     public var capGbps: Double?
     public var capDescription: String?
+    /// The signal that ended the sweep early ("SIGINT", "SIGTERM"); absent when it ran to the end.
+    public var interrupted: String?
     public var points: [ScalePoint]
 }
 
@@ -80,8 +82,10 @@ public enum ScaleRunner {
         return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
     }
 
-    /// Runs the sweep. `progress` gets one line per measurement.
-    public static func run(_ c: ScaleConfig, progress: (String) -> Void) throws(LanesError) -> ScaleResult {
+    /// Checks what can be checked before any work: root, mode, lanes, flows, and
+    /// that the testbed's name is free (a sweep removes its testbed at the end, so
+    /// it never takes over one it did not create).
+    public static func check(_ c: ScaleConfig) throws(LanesError) {
         try requireRoot(for: "lanes scale")
         guard ["drop", "macswap"].contains(c.mode) else {
             throw LanesError("mode '\(c.mode)' is not available", fix: "use --mode drop or macswap")
@@ -93,12 +97,27 @@ public enum ScaleRunner {
         guard c.flows.allSatisfy({ $0 >= 1 && $0 <= 4096 }) else { throw LanesError("bad --flows list", fix: "use counts 1-4096") }
         guard c.repeats >= 1, c.duration > 0, c.warmup >= 0 else { throw LanesError("bad --repeat/--duration/--warmup") }
         let tb = Testbed(name: c.testbed)
+        try Testbed.validate(name: tb.name)
+        if let ns = tb.namespaces.first(where: NetworkNamespace.exists) {
+            throw LanesError("testbed '\(tb.name)' exists (namespace \(ns)); a sweep builds and removes its own",
+                             fix: "give --testbed a new name, or remove it with 'lanes testbed down --name \(tb.name)'")
+        }
+    }
+
+    /// Runs the sweep. `progress` gets one line per measurement. When `stop` turns
+    /// true (a signal), the children are interrupted, the testbed is removed and
+    /// the points finished so far come back, with `interrupted` set by the caller.
+    public static func run(_ c: ScaleConfig, stop: () -> Bool = { false }, progress: (String) -> Void) throws(LanesError) -> ScaleResult {
+        try check(c)
+        let online = Sysfs.onlineCPUs()
+        let tb = Testbed(name: c.testbed)
         var points: [ScalePoint] = []
         var bindMode = "copy"
         let total = c.lanes.count * c.flows.count * c.repeats
         var done = 0
         defer { try? tb.down() }
-        for l in c.lanes {
+        sweep: for l in c.lanes {
+            if stop() { break sweep }
             // The "NIC" gets as many queues as lanes, as `ethtool -L` would set.
             try tb.up(queues: l)
             let queues = l == 1 ? "0" : "0-\(l - 1)"
@@ -113,19 +132,23 @@ public enum ScaleRunner {
                 var policed: UInt64 = 0
                 for r in 0..<c.repeats {
                     var dutArgs = [c.mode == "drop" ? "drop" : "fwd", "d0", "--netns", tb.dut, "--queues", queues, "--cores", dutCores,
-                                   "--filter", "udp dport 9000", "--interval", "0.25", "--json"]
+                                   "--filter", "udp dport 9000", "--interval", "0.25", "--json",
+                                   // A bound in case this process dies without stopping it.
+                                   "--duration", "\(Int(c.warmup + c.duration + 60))"]
                     if c.mode == "macswap" { dutArgs += ["--mode", "macswap"] }
                     if let cap = c.capBps { dutArgs += ["--flow-cap", "\(Int(cap))bps"] }
                     let dut = try Child(dutArgs)
                     var waited = 0.0
-                    while !xdpAttached(namespace: tb.dut, interface: "d0") && waited < 15 { usleep(20_000); waited += 0.02 }
+                    while !xdpAttached(namespace: tb.dut, interface: "d0") && waited < 15 && !stop() { usleep(20_000); waited += 0.02 }
                     usleep(200_000)
+                    if stop() { dut.interrupt(); _ = dut.wait(timeout: 5); break sweep }
                     var genArgs = ["gen", "--testbed", tb.name, "--queues", queues, "--cores", genCores, "--flows", "\(f)", "--rss",
                                    "--size", "\(c.size)", "--duration", "\(c.warmup + c.duration)", "--interval", "0", "--json"]
                     if let rate = c.rate { genArgs += ["--rate", rate] }
-                    let gen = try Child.run(genArgs)
+                    let gen = try Child.run(genArgs, stop: stop)
                     dut.interrupt()
                     let d = dut.wait()
+                    if stop() { break sweep } // this point's runs are incomplete: not reported
                     guard gen.status == 0 else { throw LanesError("generator failed at \(l) lanes, \(f) flows: \(gen.stderr.split(separator: "\n").last ?? "")") }
                     guard d.status == 0 else { throw LanesError("lanes \(c.mode) failed at \(l) lanes, \(f) flows: \(d.stderr.split(separator: "\n").last ?? "")") }
                     let m = try measure(dut: d.stdout, gen: gen.stdout, warmup: c.warmup, duration: c.duration)

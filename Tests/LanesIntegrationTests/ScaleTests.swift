@@ -49,5 +49,51 @@ extension IntegrationTests {
             #expect(table.contains("| lanes | flows |"))
             #expect(try !ip("netns", "list").stdout.contains(name), "the sweep left its testbed behind")
         }
+
+        /// SIGTERM mid-sweep: children stop, the testbed goes, the finished points
+        /// are printed and written, and the exit is 128+15.
+        @Test func interruptedSweepCleansUpAndKeepsFinishedPoints() throws {
+            let out = FileManager.default.temporaryDirectory.appendingPathComponent("lanes-scale-int-\(getpid())")
+            defer { try? FileManager.default.removeItem(at: out) }
+            let name = "lsi\(getpid() % 100000)"
+            let sweep = try Running(["scale", "--lanes", "1", "--flows", "1,2,4", "--repeat", "2", "--duration", "1", "--warmup", "0.2",
+                                     "--testbed", name, "--out", out.path])
+            let deadline = Date().addingTimeInterval(90)
+            while Date() < deadline, !((try? String(contentsOf: sweep.errURL, encoding: .utf8)) ?? "").contains("[3/6]") { usleep(20_000) }
+            sweep.signal(SIGTERM)
+            let o = sweep.wait(timeout: 30)
+            #expect(o.status == 128 + SIGTERM, "exit \(o.status): \(o.stderr)")
+            #expect(o.stdout.contains("| 1 | 1 | drop |"), "the finished point is printed: \(o.stdout)")
+            #expect(!o.stdout.contains("| 1 | 4 | drop |"))
+            #expect(o.stderr.contains("interrupted by SIGTERM"), "\(o.stderr)")
+            let saved = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("results.json"))) as? [String: Any])
+            #expect(saved["interrupted"] as? String == "SIGTERM")
+            let points = saved["points"] as? [[String: Any]] ?? []
+            #expect(points.count >= 1 && points.count < 3, "\(points.count) points")
+            #expect(try !ip("netns", "list").stdout.contains(name), "the interrupted sweep left its testbed behind")
+            let children = try run(["pgrep", "-f", "\(name)-"], tool: "/usr/bin/env")
+            #expect(children.stdout.isEmpty, "children left running: \(children.stdout)")
+        }
+
+        /// A sweep never takes over a testbed it did not create, and a bad --out
+        /// fails before any measurement.
+        @Test func refusesSomeoneElsesTestbedAndBadOutBeforeWork() throws {
+            try withTestbed(queues: 1) { tb in
+                let o = try lanes("scale", "--testbed", tb.name, "--lanes", "1", "--flows", "1", "--repeat", "1")
+                #expect(o.status != 0)
+                #expect(o.stderr.contains("testbed '\(tb.name)' exists") && o.stderr.split(separator: "\n").count == 1, "\(o.stderr)")
+                #expect(try ip("netns", "list").stdout.contains(tb.dut), "scale removed a testbed it did not create")
+            }
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("lanes-scale-file-\(getpid())")
+            try Data().write(to: file)
+            defer { try? FileManager.default.removeItem(at: file) }
+            let name = "lso\(getpid() % 100000)"
+            let o = try lanes("scale", "--testbed", name, "--lanes", "1", "--flows", "1", "--repeat", "1", "--out", file.appendingPathComponent("x").path)
+            #expect(o.status != 0)
+            #expect(o.stderr.contains("cannot create --out directory") && o.stderr.contains("is a file"), "\(o.stderr)")
+            #expect(!o.stderr.contains("[1/"), "measured before checking --out: \(o.stderr)")
+            #expect(o.stderr.split(separator: "\n").count == 1, "\(o.stderr)")
+            #expect(try !ip("netns", "list").stdout.contains(name))
+        }
     }
 }
