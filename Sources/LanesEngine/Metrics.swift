@@ -3,40 +3,88 @@ import Glibc
 import LanesCore
 import LanesXDP
 
-/// A minimal HTTP endpoint serving Prometheus text format (`--metrics ADDR:PORT`,
-/// 127.0.0.1 by default) from its own thread. Each scrape renders a fresh text:
-/// counters are read with relaxed loads from the lanes' stats blocks, so scraping
-/// never slows a lane.
+/// Where `--metrics` serves: `PORT` (127.0.0.1), `:PORT` (every address, IPv6
+/// and IPv4), `HOST:PORT` (an IPv4 address or a name, resolved once) or
+/// `[IPV6]:PORT`. Parsed before any work; bound after privileges are dropped.
+public struct MetricsEndpoint: Sendable {
+    public let spec: String
+    /// The address bound, numeric.
+    public let host: String
+    public let port: UInt16
+    let family: Int32
+    let wildcard: Bool
+    let address: [UInt8] // a sockaddr_in or sockaddr_in6
+
+    /// The URL a scraper uses (a wildcard is shown as given: every address).
+    public var url: String { family == AF_INET6 ? "http://[\(host)]:\(port)/metrics" : "http://\(host):\(port)/metrics" }
+
+    public init(parsing spec: String) throws(LanesError) {
+        let fix = "give PORT, :PORT, HOST:PORT or [IPV6]:PORT, e.g. 127.0.0.1:9100"
+        var hostText: String?
+        let portText: Substring
+        if spec.hasPrefix("[") {
+            guard let close = spec.firstIndex(of: "]"), spec[close...].hasPrefix("]:") else { throw LanesError("bad --metrics '\(spec)'", fix: fix) }
+            hostText = String(spec[spec.index(after: spec.startIndex)..<close])
+            portText = spec[spec.index(close, offsetBy: 2)...]
+        } else if let i = spec.lastIndex(of: ":") {
+            guard !spec[..<i].contains(":") else { throw LanesError("bad --metrics '\(spec)': an IPv6 address needs brackets", fix: "write [ADDR]:PORT") }
+            hostText = i == spec.startIndex ? nil : String(spec[..<i])
+            portText = spec[spec.index(after: i)...]
+        } else {
+            hostText = "127.0.0.1"
+            portText = spec[...]
+        }
+        guard let p = UInt16(portText), p > 0 else { throw LanesError("bad --metrics '\(spec)': port '\(portText)'", fix: fix) }
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_NUMERICSERV | (hostText == nil ? AI_PASSIVE : 0)
+        hints.ai_family = hostText == nil ? AF_INET6 : (spec.hasPrefix("[") ? AF_INET6 : AF_INET)
+        var res: UnsafeMutablePointer<addrinfo>?
+        let r = getaddrinfo(hostText, String(p), &hints, &res)
+        guard r == 0, let ai = res else {
+            throw LanesError("bad --metrics '\(spec)': cannot resolve '\(hostText ?? "")': \(String(cString: gai_strerror(r)))", fix: fix)
+        }
+        defer { freeaddrinfo(res) }
+        address = Array(UnsafeRawBufferPointer(start: ai.pointee.ai_addr, count: Int(ai.pointee.ai_addrlen)))
+        family = ai.pointee.ai_family
+        var name = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+        _ = getnameinfo(ai.pointee.ai_addr, ai.pointee.ai_addrlen, &name, socklen_t(name.count), nil, 0, NI_NUMERICHOST)
+        host = String(cString: name)
+        port = p
+        wildcard = hostText == nil
+        self.spec = spec
+    }
+}
+
+/// A minimal HTTP endpoint serving Prometheus text format from its own thread.
+/// Each scrape renders a fresh text: counters are read with relaxed loads from
+/// the lanes' stats blocks, so scraping never slows a lane. Start it after the
+/// privileges are dropped and the stop signals blocked: the thread that parses
+/// requests from the network then holds no more than the lanes do, and never
+/// takes a SIGINT meant for the main thread.
 public final class MetricsServer {
     let fd: Int32
-    public let port: UInt16
+    public let endpoint: MetricsEndpoint
     var thread: PinnedThread?
     let stop = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
 
-    /// `spec` is PORT, ADDR:PORT or [ADDR]:PORT (IPv4 only).
-    public init(spec: String, render: @escaping () -> String) throws(LanesError) {
-        var addrText = "127.0.0.1", portText = spec
-        if let i = spec.lastIndex(of: ":") {
-            addrText = String(spec[..<i].filter { $0 != "[" && $0 != "]" })
-            portText = String(spec[spec.index(after: i)...])
-        }
-        guard let p = UInt16(portText), p > 0 else { throw LanesError("bad --metrics '\(spec)'", fix: "give ADDR:PORT, e.g. 127.0.0.1:9100") }
-        var sa = sockaddr_in()
-        sa.sin_family = sa_family_t(AF_INET)
-        sa.sin_port = p.bigEndian
-        guard inet_pton(AF_INET, addrText, &sa.sin_addr) == 1 else { throw LanesError("bad --metrics address '\(addrText)'", fix: "give an IPv4 address, e.g. 127.0.0.1") }
-        let s = try syscall("socket for --metrics") { socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
-        var one: Int32 = 1
+    public init(_ endpoint: MetricsEndpoint, render: @escaping () -> String) throws(LanesError) {
+        let s = try syscall("socket for --metrics") { socket(endpoint.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        var one: Int32 = 1, zero: Int32 = 0
         setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, 4)
-        let bound = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        // `:PORT` serves IPv4 too, through the IPv6 wildcard.
+        if endpoint.family == AF_INET6 && endpoint.wildcard { setsockopt(s, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &zero, 4) }
+        let bound = endpoint.address.withUnsafeBytes { raw in
+            bind(s, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))
+        }
         if bound < 0 {
             let e = lanes_errno()
             close(s)
-            throw LanesError.system("bind --metrics \(addrText):\(p)", errno: e, fix: e == EADDRINUSE ? "pick another port" : nil)
+            throw LanesError.system("bind --metrics \(endpoint.spec) (\(endpoint.url))", errno: e, fix: e == EADDRINUSE ? "pick another port" : nil)
         }
         try syscall("listen on --metrics") { listen(s, 16) }
         fd = s
-        port = p
+        self.endpoint = endpoint
         stop.initialize(to: 0)
         let stopFlag = stop
         thread = try PinnedThread(core: -1, name: "metrics") {

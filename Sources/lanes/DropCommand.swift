@@ -14,7 +14,7 @@ struct DropCommand: ParsableCommand {
         Memory: UMEM of --frames x --frame-size per lane (default 4096 x 2048 B = 8 MiB), plus a few MiB for the process.
         Example: lanes drop d0 --netns lanes-dut --queues 0-1 --cores 0-1 --duration 10
         """)
-    @OptionGroup var options: EngineOptions
+    @OptionGroup var options: EngineOptions<DutPort>
 
     func run() throws {
         let config = try options.prepare()
@@ -40,7 +40,7 @@ struct FwdCommand: ParsableCommand {
           lanes fwd --mode macswap --duration 10
           lanes fwd d0 d1 --netns lanes-dut --mode l3 --routes routes.txt --bidirectional
         """)
-    @OptionGroup var options: EngineOptions
+    @OptionGroup var options: EngineOptions<DutPort>
     @Argument(help: "Out interface (io, l2, l3; default on the testbed: d1).") var out: String?
     @Option(help: "Forwarding mode: io, macswap, l2, l3.") var mode = "macswap"
     @Flag(help: "Also forward OUT -> IN (io, l2, l3).") var bidirectional = false
@@ -125,6 +125,13 @@ struct FwdCommand: ParsableCommand {
             let table: RouteTable
             do { table = try RouteTable(parsing: text) } catch { throw LanesError("bad route file '\(routes ?? "testbed")': \(error)", fix: "write lines 'PREFIX/LEN NEXTHOP-MAC [PORT]'") }
             let inName = config.interface
+            // A route's port must be one this forwarder sends on.
+            for r in table.routes {
+                guard let port = r.port, port != inName, port != outName else { continue }
+                let why = Sysfs.exists("/sys/class/net/\(port)") ? "is not one of this forwarder's ports (\(inName), \(outName))" : "does not exist"
+                throw LanesError("bad route file '\(routes ?? "testbed")': route \(r.prefix)/\(r.length) names port '\(port)', which \(why)",
+                                 fix: "name \(inName) or \(outName), or leave the port out")
+            }
             if let workerCores { return try runPipeline(config, workerCores, label) { _ in L3App(routes: table, outPort: outName, source: outMAC) } }
             try options.run(config, mode: label, makeReverseApp: { _ in L3App(routes: table, outPort: inName, source: inMAC) }) { _, _ in
                 L3App(routes: table, outPort: outName, source: outMAC)

@@ -8,10 +8,28 @@ import LanesXDP
 extension BindMode: ExpressibleByArgument {}
 extension XDPMode: ExpressibleByArgument {}
 
-/// Options of every command that runs lanes on an interface.
-struct EngineOptions: ParsableArguments {
-    @Argument(help: "Interface (default: the testbed's dut:d0).") var interface: String?
-    @Option(help: "Network namespace of the interface (default with no interface: the testbed's NAME-dut).") var netns: String?
+/// The testbed port a command works on when given no interface.
+protocol DefaultPort {
+    static var port: KeyPath<Testbed, Testbed.Port> { get }
+    /// As help and errors name it: "dut:d0".
+    static var label: String { get }
+}
+/// drop and fwd: the device under test's d0.
+enum DutPort: DefaultPort {
+    static var port: KeyPath<Testbed, Testbed.Port> { \.d0 }
+    static var label: String { "dut:d0" }
+}
+/// gen: the generator's g0.
+enum GenPort: DefaultPort {
+    static var port: KeyPath<Testbed, Testbed.Port> { \.g0 }
+    static var label: String { "gen:g0" }
+}
+
+/// Options of every command that runs lanes on an interface; `Default` is the
+/// testbed port it works on when given none (and what its help says).
+struct EngineOptions<Default: DefaultPort>: ParsableArguments {
+    @Argument(help: ArgumentHelp("Interface (default: the testbed's \(Default.label)).")) var interface: String?
+    @Option(help: ArgumentHelp("Network namespace of the interface (default with no interface: the testbed's \(Default.label.split(separator: ":")[0]) namespace, NAME-\(Default.label.split(separator: ":")[0])).")) var netns: String?
     @Option(help: "Testbed name used when no interface is given.") var testbed = Testbed.defaultName
     @Option(help: "Queues to serve, e.g. 0-3 or 0,2 (default: all).") var queues: String?
     @Option(help: "One core per queue, e.g. 0-3 (default: lane i on core i mod online CPUs).") var cores: String?
@@ -29,18 +47,18 @@ struct EngineOptions: ParsableArguments {
     @Option(help: "Run for S seconds (default: until SIGINT/SIGTERM).") var duration: Double?
     @Option(help: "Seconds between live reports (0: none).") var interval: Double = 1
     @Flag(help: "JSON lines every interval, then one JSON summary object.") var json = false
-    @Option(help: "Serve Prometheus metrics at ADDR:PORT (ADDR defaults to 127.0.0.1), in the interface's namespace.") var metrics: String?
+    @Option(help: "Serve Prometheus metrics at PORT (on 127.0.0.1), :PORT (every address), HOST:PORT or [IPV6]:PORT, in the interface's namespace; the URL is printed.") var metrics: String?
 
     /// Enters the right namespace and returns the engine configuration. With no
-    /// interface given, the testbed port `defaultPort` (dut:d0 unless said).
-    func prepare(defaultPort: KeyPath<Testbed, Testbed.Port> = \.d0) throws -> EngineConfig {
+    /// interface given, the testbed port `Default`.
+    func prepare() throws -> EngineConfig {
         try requireRoot(for: "AF_XDP and XDP")
         let iface: String
         if let interface {
             iface = interface
             if let netns { try NetworkNamespace.enterWithSysfs(netns) }
         } else {
-            let port = Testbed(name: testbed)[keyPath: defaultPort]
+            let port = Testbed(name: testbed)[keyPath: Default.port]
             let ns = netns ?? port.namespace
             guard NetworkNamespace.exists(ns) else {
                 throw LanesError("no interface given and the testbed '\(testbed)' is not up", fix: "run 'lanes testbed up' or name an interface")
@@ -94,12 +112,15 @@ struct EngineOptions: ParsableArguments {
                            makeReverseApp: ((Int) -> App)? = nil,
                            extraMetrics: (() -> String)? = nil,
                            makeApp: (Engine, Int) -> App) throws -> (RunSummary, [App]) {
+        let endpoint = try metrics.map(MetricsEndpoint.init(parsing:))
         let engine = try Engine(config)
-        let server = try metrics.map { spec throws(LanesError) in
-            try MetricsServer(spec: spec) { PrometheusText.render(engine: engine, extra: extraMetrics?() ?? "") }
+        try engine.dropPrivileges()
+        StopSignals.block()
+        let server = try endpoint.map { e throws(LanesError) in
+            try MetricsServer(e) { PrometheusText.render(engine: engine, extra: extraMetrics?() ?? "") }
         }
         defer { server?.shutdown() }
-        try engine.dropPrivileges()
+        if let server { fputs("lanes: serving metrics at \(server.endpoint.url)\n", stderr) }
         let tty = isatty(1) == 1
         if !json {
             print("lanes \(mode) on \(config.interface): \(engine.lanes.count) lane(s), bind \(engine.bindMode), xdp \(engine.program.attachedMode?.rawValue ?? "not attached"), filter '\(config.filter)', UMEM \(config.umem.bytes / 1024) KiB/lane on \(engine.lanes.first?.umem.placement ?? "")")

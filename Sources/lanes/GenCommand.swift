@@ -27,7 +27,7 @@ struct GenCommand: ParsableCommand {
           lanes gen --count 100000 --size 64,128,256 --rate 50kpps
           lanes gen --imix --rx --duration 5 --json
         """)
-    @OptionGroup var options: EngineOptions
+    @OptionGroup var options: EngineOptions<GenPort>
     @Option(help: "Number of flows (streams; default 1).") var flows: Int?
     @Option(help: "Source address or range A-B (default: the testbed's 198.18.0.1, or fd00:198:18::1 with --ipv6).") var srcIp: String?
     @Option(help: "Destination address or range A-B (default 198.18.1.1, or fd00:198:18:1::1).") var dstIp: String?
@@ -62,6 +62,9 @@ struct GenCommand: ParsableCommand {
         var flows: Int
         var sizes: [Int]
         var durationS: Double
+        /// Seconds from the first frame sent to the last (absent: under two sends
+        /// apart). tx_pps and tx_bps are over this span, not over start-up and drain.
+        var sendingS: Double?
         var exitReason: String
         var txPackets: UInt64
         var txBytes: UInt64
@@ -81,6 +84,13 @@ struct GenCommand: ParsableCommand {
         var streams: [StreamReport]?
         var framesBalanced: Bool
 
+        /// The sending span over lanes' (first, last) send times in CLOCK_MONOTONIC ns.
+        static func sendingSpan(_ lanes: [(first: UInt64, last: UInt64)]) -> Double? {
+            let sent = lanes.filter { $0.first > 0 }
+            guard let lo = sent.map(\.first).min(), let hi = sent.map(\.last).max(), hi > lo else { return nil }
+            return Double(hi - lo) / 1e9
+        }
+
         /// Per-stream receive counts (merged over lanes or CPUs) and latency: the same
         /// fields from either receiver. Receive only: the sender's counts are not here,
         /// so loss is the gaps below the highest sequence seen.
@@ -97,13 +107,14 @@ struct GenCommand: ParsableCommand {
             lost = streams.reduce(0) { $0 + $1.lost }
             reordered = streams.reduce(0) { $0 + $1.reordered }
             duplicates = streams.reduce(0) { $0 + $1.duplicates }
-            latency = Latency(count: hist.count, minNs: hist.count > 0 ? hist.min : UInt64(0), p50Ns: hist.percentile(0.5), p90Ns: hist.percentile(0.9),
+            // Nothing came back: no latency at all, rather than a line of zeros.
+            latency = hist.count == 0 ? nil : Latency(count: hist.count, minNs: hist.count > 0 ? hist.min : UInt64(0), p50Ns: hist.percentile(0.5), p90Ns: hist.percentile(0.9),
                               p99Ns: hist.percentile(0.99), p999Ns: hist.percentile(0.999), maxNs: hist.max)
         }
     }
 
     func run() throws {
-        var config = try options.prepare(defaultPort: \.g0)
+        var config = try options.prepare()
         let tb = Testbed(name: options.testbed)
         let onTestbed = options.interface == nil
         // Sizes, checked for the address family: headers and the 16-byte signature must fit.
@@ -253,11 +264,12 @@ struct GenCommand: ParsableCommand {
 
     static func makeReport(summary s: RunSummary, apps: [GenApp], flows: [FlowKey], flowQueue: [Int], sizes: [Int],
                            requestedPps: Double?, requestedBps: Double?, receive: Bool, receiveOnly: Bool = false) -> Report {
-        let d = max(s.durationS, 1e-9)
+        let span = Report.sendingSpan(apps.map { ($0.firstSentNs, $0.lastSentNs) })
+        let d = max(span ?? s.durationS, 1e-9)
         var sent = Array(repeating: UInt64(0), count: flows.count)
         for a in apps { for i in 0..<flows.count { sent[i] += a.sequences[i] } }
         var rep = Report(interface: s.interface, bindMode: s.bindMode, txPath: "xsk", txPathReason: "", rxPath: nil, flows: flows.count, sizes: Array(Set(sizes)).sorted(),
-                         durationS: s.durationS, exitReason: s.exitReason, txPackets: s.txPackets, txBytes: s.txBytes,
+                         durationS: s.durationS, sendingS: span, exitReason: s.exitReason, txPackets: s.txPackets, txBytes: s.txBytes,
                          txPps: Double(s.txPackets) / d, txBps: Double(s.txBytes) * 8 / d,
                          requestedPps: requestedPps, requestedBps: requestedBps,
                          dropTxRingFull: s.lanes.reduce(0) { $0 + ($1.drops["drop_tx_ring_full"] ?? 0) },
@@ -284,13 +296,19 @@ struct GenCommand: ParsableCommand {
 
     static func printReport(_ r: Report) {
         if !r.txPath.isEmpty && r.rxPath != "xdp" { print("tx path: \(r.txPath) (\(r.txPathReason))") }
-        var line = "gen: \(r.txPackets) packets, \(r.txBytes) bytes in \(format2(r.durationS)) s: \(fmtRate(r.txPps, "pps")), \(fmtRate(r.txBps, "bps"))"
+        var line = "gen: \(r.txPackets) packets, \(r.txBytes) bytes sent over \(format2(r.sendingS ?? r.durationS)) s: \(fmtRate(r.txPps, "pps")), \(fmtRate(r.txBps, "bps"))"
         if let p = r.requestedPps { line += " (requested \(fmtRate(p, "pps")))" }
         print(line + "; \(r.flows) flows, stopped by \(r.exitReason)")
         for l in r.lanes { print("  q\(l.queue)/core \(l.core): \(l.txPackets) packets, \(l.streams) streams") }
-        if let rx = r.rxPackets, let lat = r.latency {
-            print("rx: \(rx) signed packets, lost \(r.lost ?? 0), reordered \(r.reordered ?? 0), duplicates \(r.duplicates ?? 0)")
-            print("latency ns: min \(lat.minNs) p50 \(lat.p50Ns) p90 \(lat.p90Ns) p99 \(lat.p99Ns) p99.9 \(lat.p999Ns) max \(lat.maxNs)")
+        if let rx = r.rxPackets {
+            if rx == 0 {
+                print("rx: nothing came back (0 signed packets); the frames need a reflector, e.g. 'lanes fwd --mode macswap' on the dut")
+            } else {
+                print("rx: \(rx) signed packets, lost \(r.lost ?? 0), reordered \(r.reordered ?? 0), duplicates \(r.duplicates ?? 0)")
+            }
+            if let lat = r.latency {
+                print("latency ns: min \(lat.minNs) p50 \(lat.p50Ns) p90 \(lat.p90Ns) p99 \(lat.p99Ns) p99.9 \(lat.p999Ns) max \(lat.maxNs)")
+            }
         }
     }
 }

@@ -66,7 +66,7 @@ enum GenXDP {
     }
 
     /// Runs the live-frames generator and prints gen's report.
-    static func transmit(config: EngineConfig, options: EngineOptions, lanes: [LiveGenLane], choice: Choice, flows: [FlowKey],
+    static func transmit(config: EngineConfig, options: EngineOptions<GenPort>, lanes: [LiveGenLane], choice: Choice, flows: [FlowKey],
                          flowQueue: [Int], sizes: [Int], requestedPps: Double?, requestedBps: Double?) throws {
         let gen = try LiveGenerator(interface: config.interface, lanes: lanes, batch: config.batch)
         // Attached to the sending port, the program passes what arrives there, stays in
@@ -93,10 +93,11 @@ enum GenXDP {
                 print(r.table)
             }
         })
-        let d = max(s.durationS, 1e-9)
+        let span = GenCommand.Report.sendingSpan(s.lanes.map { ($0.firstTxNs, $0.lastTxNs) })
+        let d = max(span ?? s.durationS, 1e-9)
         let report = GenCommand.Report(
             interface: config.interface, bindMode: "none", txPath: "xdp", txPathReason: choice.reason, rxPath: nil,
-            flows: flows.count, sizes: Array(Set(sizes)).sorted(), durationS: s.durationS, exitReason: s.exitReason,
+            flows: flows.count, sizes: Array(Set(sizes)).sorted(), durationS: s.durationS, sendingS: span, exitReason: s.exitReason,
             txPackets: s.txPackets, txBytes: s.txBytes, txPps: Double(s.txPackets) / d, txBps: Double(s.txBytes) * 8 / d,
             requestedPps: requestedPps, requestedBps: requestedBps, dropTxRingFull: 0, kernelRxDropped: 0,
             lanes: zip(s.lanes, lanes).map { l, g in .init(queue: l.queue, core: l.core, txPackets: l.txPackets, txBytes: l.txBytes, streams: g.plan.streams.count, rxSigned: 0) },
@@ -106,7 +107,7 @@ enum GenXDP {
 
     /// `--rx-only --rx xdp`: the signed receiver in XDP on every queue of the port,
     /// until --duration or SIGINT; then gen's receive report.
-    static func receive(config: EngineConfig, options: EngineOptions, flows: [FlowKey], flowQueue: [Int], sizes: [Int]) throws {
+    static func receive(config: EngineConfig, options: EngineOptions<GenPort>, flows: [FlowKey], flowQueue: [Int], sizes: [Int]) throws {
         let prog = try XDPProgram(filter: config.filter, action: .signedReceive, streams: flows.count)
         try prog.attach(interface: config.interface, mode: config.xdpMode, force: config.force)
         defer { prog.detach() }
@@ -158,7 +159,7 @@ enum GenXDP {
         }
         var report = GenCommand.Report(
             interface: config.interface, bindMode: "none", txPath: "", txPathReason: "", rxPath: "xdp",
-            flows: flows.count, sizes: Array(Set(sizes)).sorted(), durationS: elapsed, exitReason: exitReason,
+            flows: flows.count, sizes: Array(Set(sizes)).sorted(), durationS: elapsed, sendingS: nil, exitReason: exitReason,
             txPackets: 0, txBytes: 0, txPps: 0, txBps: 0, requestedPps: nil, requestedBps: nil, dropTxRingFull: 0, kernelRxDropped: 0,
             lanes: perQueue.enumerated().map { q, c in
                 .init(queue: q, core: -1, txPackets: 0, txBytes: 0, streams: flowQueue.filter { $0 == q }.count, rxSigned: c.dropped)
