@@ -64,6 +64,10 @@ static inline uint32_t lanes_xsk_inhibit_prog_load(void) { return XSK_LIBXDP_FLA
  * readers (the monitor). Aligned 8-byte accesses; no fences needed. */
 static inline void lanes_store_relaxed_u64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 static inline uint64_t lanes_load_relaxed_u64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static inline void lanes_store_release_u64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static inline uint64_t lanes_load_acquire_u64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void lanes_fence_release(void) { __atomic_thread_fence(__ATOMIC_RELEASE); }
+static inline void lanes_fence_acquire(void) { __atomic_thread_fence(__ATOMIC_ACQUIRE); }
 /* Prefetch a cache line for writing (packet headers an app is about to rewrite). */
 static inline void lanes_prefetch_write(const void *p) { __builtin_prefetch(p, 1, 3); }
 static inline uint32_t lanes_load_acquire_u32(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
@@ -79,10 +83,15 @@ static inline int lanes_kick_rx(int fd) {
 
 /* Ring occupancy as the kernel sees it, for frame accounting. */
 static inline uint32_t lanes_prod_occupancy(const struct xsk_ring_prod *r) {
-    return *r->producer - lanes_load_acquire_u32(r->consumer);
+    /* Consumer first: the producer read after it is never behind it, so the
+     * difference cannot wrap. The producer's acquire pairs with the lane's
+     * submit (release). */
+    uint32_t cons = lanes_load_acquire_u32(r->consumer);
+    return lanes_load_acquire_u32(r->producer) - cons;
 }
 static inline uint32_t lanes_cons_occupancy(const struct xsk_ring_cons *r) {
-    return lanes_load_acquire_u32(r->producer) - *r->consumer;
+    uint32_t cons = lanes_load_acquire_u32(r->consumer);
+    return lanes_load_acquire_u32(r->producer) - cons;
 }
 
 static inline int lanes_errno(void) { return errno; }

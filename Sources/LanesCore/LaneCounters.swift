@@ -19,6 +19,12 @@ public enum LaneCounter: Int, CaseIterable, Sendable {
     case finished
     /// The errno that stopped a live-frames generator lane (0: none).
     case lastError
+    /// CLOCK_MONOTONIC nanoseconds of a generator lane's first and latest send (0:
+    /// none yet). Rates are computed over this span, not over start-up and drain.
+    case firstTxNanos, lastTxNanos
+    /// A seqlock over the lane's turn: odd while a turn moves frames between the
+    /// free list and the rings, even between turns (the monitor's frame count).
+    case turn
 
     public var name: String {
         switch self {
@@ -43,6 +49,9 @@ public enum LaneCounter: Int, CaseIterable, Sendable {
         case .fillFrames: "fill_frames"
         case .finished: "finished"
         case .lastError: "last_error"
+        case .firstTxNanos: "first_tx_ns"
+        case .lastTxNanos: "last_tx_ns"
+        case .turn: "turn"
         }
     }
 

@@ -86,6 +86,8 @@ public struct Lane<App: LaneApp>: ~Copyable {
     @usableFromInline let refillChunk: Int
     /// TX descriptors submitted and not yet completed.
     @usableFromInline var txOutstanding: Int = 0
+    /// This lane's turn count (odd mid-turn), mirrored in `.turn` for the monitor.
+    @usableFromInline var turn: UInt64 = 0
     @usableFromInline var finishedReported = false
     /// Set by the engine's drain phase: generate nothing more.
     public var draining = false
@@ -187,14 +189,17 @@ public struct Lane<App: LaneApp>: ~Copyable {
     /// refill. Returns the number of descriptors it moved (0 = idle).
     @inlinable @inline(__always)
     public mutating func step() -> Int {
+        context.counters.beginTurn(&turn)
         let done = drainCompletions()
         if App.handsOff { app.reclaim(into: &pool) }
         var made = 0
         if generating { made = generateBurst() }
         let got = receiveBurst()
         refill()
-        // For the monitor's per-interval frame accounting: one relaxed store.
+        // For the monitor's per-interval frame accounting: one relaxed store, and
+        // the turn's end (a release store) that makes it and the rings consistent.
         context.counters.set(.freeFrames, UInt64(pool.count &+ generatorPool.count))
+        context.counters.endTurn(&turn)
         return done &+ got &+ made
     }
 

@@ -18,6 +18,36 @@ public struct LaneCounters {
     @inlinable @inline(__always)
     public func set(_ c: LaneCounter, _ v: UInt64) { lanes_store_relaxed_u64(base + c.rawValue, v) }
 
+    /// The lane's turn begins (`.turn` odd). Pairs with `stableTurn`'s loads: the
+    /// release fence orders the odd mark before the turn's ring and counter stores.
+    @inlinable @inline(__always)
+    public func beginTurn(_ seq: inout UInt64) {
+        seq &+= 1
+        lanes_store_relaxed_u64(base + LaneCounter.turn.rawValue, seq)
+        lanes_fence_release()
+    }
+
+    /// The turn ends (`.turn` even): a release store after all of the turn's stores.
+    @inlinable @inline(__always)
+    public func endTurn(_ seq: inout UInt64) {
+        seq &+= 1
+        lanes_store_release_u64(base + LaneCounter.turn.rawValue, seq)
+    }
+
+    /// Runs `read` until it saw no turn in progress and none completed during it
+    /// (the seqlock's reader side), at most `tries` times; nil if never.
+    public func stableTurn<T>(tries: Int = 1000, _ read: () -> T) -> T? {
+        let p = base + LaneCounter.turn.rawValue
+        for _ in 0..<tries {
+            let s1 = lanes_load_acquire_u64(p)
+            if s1 & 1 == 1 { continue }
+            let v = read()
+            lanes_fence_acquire()
+            if lanes_load_relaxed_u64(p) == s1 { return v }
+        }
+        return nil
+    }
+
     public func snapshot() -> LaneSnapshot {
         LaneSnapshot(values: (0..<LaneCounter.slots).map { lanes_load_relaxed_u64(base + $0) })
     }

@@ -167,8 +167,9 @@ public final class LiveGenerator {
             throw LanesError("interface \(interface) disappeared during the run (namespace or device removed)", fix: "check 'ip link'")
         }
         return LiveGenSummary(durationS: elapsed, exitReason: exitReason, lanes: lanes.indices.map { i in
-            .init(queue: lanes[i].queue, core: lanes[i].core, txPackets: program.sent(cpu: lanes[i].core),
-                  txBytes: program.bytes(cpu: lanes[i].core), calls: stats.counters(i).snapshot()[.bursts])
+            let s = stats.counters(i).snapshot()
+            return .init(queue: lanes[i].queue, core: lanes[i].core, txPackets: program.sent(cpu: lanes[i].core),
+                         txBytes: program.bytes(cpu: lanes[i].core), calls: s[.bursts], firstTxNs: s[.firstTxNanos], lastTxNs: s[.lastTxNanos])
         })
     }
 
@@ -199,7 +200,9 @@ public final class LiveGenerator {
                 }
                 n = min(n, due - sent)
             }
+            if calls == 0 { counters.set(.firstTxNanos, monotonicNanos()) }
             let r = program.run(frame: frame, size: frameBytes, repeat: UInt32(n), batch: batch)
+            counters.set(.lastTxNanos, monotonicNanos())
             calls &+= 1
             counters.set(.bursts, calls)
             if r < 0 { counters.set(.lastError, UInt64(-r)); break }
@@ -212,7 +215,11 @@ public final class LiveGenerator {
 
 /// What a live-frames run sent.
 public struct LiveGenSummary: Sendable {
-    public struct Lane: Sendable { public var queue: Int; public var core: Int; public var txPackets: UInt64; public var txBytes: UInt64; public var calls: UInt64 }
+    public struct Lane: Sendable {
+        public var queue: Int; public var core: Int; public var txPackets: UInt64; public var txBytes: UInt64; public var calls: UInt64
+        /// CLOCK_MONOTONIC ns of the start of the lane's first call and the end of its latest (0: none).
+        public var firstTxNs: UInt64; public var lastTxNs: UInt64
+    }
     public var durationS: Double
     public var exitReason: String
     public var lanes: [Lane]

@@ -18,9 +18,10 @@ public enum KernelTraffic {
         guard host & 0xfffe_0000 == 0xc612_0000 else {
             throw LanesError("address \(address) is outside 198.18.0.0/15", fix: "Lanes sends only to the benchmarking range")
         }
-        guard flows >= 1, flows <= 4096, count >= 0, payload >= 0, payload <= 1400 else {
-            throw LanesError("bad traffic parameters", fix: "flows 1-4096, payload 0-1400 bytes")
-        }
+        guard count >= 1 else { throw LanesError("bad --count \(count)", fix: "send 1 packet or more") }
+        guard flows >= 1, flows <= 4096 else { throw LanesError("bad --flows \(flows)", fix: "use 1-4096 flows") }
+        guard payload >= 0, payload <= 1400 else { throw LanesError("bad --size \(payload)", fix: "use a payload of 0-1400 bytes") }
+        guard pps >= 0 else { throw LanesError("bad --pps \(pps)", fix: "give packets per second, or 0 for unpaced") }
         var fds: [Int32] = []
         defer { fds.forEach { close($0) } }
         for _ in 0..<flows {

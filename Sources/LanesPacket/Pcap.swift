@@ -46,8 +46,18 @@ public enum Pcap {
         return out
     }
 
-    /// Reads classic pcap (either byte order, micro- or nanosecond) or pcapng.
+    /// Reads classic pcap (either byte order, micro- or nanosecond) or pcapng;
+    /// any damage throws.
     public static func read(_ bytes: [UInt8]) throws(PcapError) -> [PcapRecord] {
+        let r = try readPrefix(bytes)
+        if let cut = r.cut { throw cut }
+        return r.records
+    }
+
+    /// The records before the first damaged one, and the damage (nil: none). A
+    /// capture cut mid-record (a full disk, a killed tcpdump) still gives what
+    /// came before it, as tcpdump reads it. A bad file header throws.
+    public static func readPrefix(_ bytes: [UInt8]) throws(PcapError) -> (records: [PcapRecord], cut: PcapError?) {
         guard bytes.count >= 4 else { throw .tooShort }
         let magicLE = le32(bytes, 0)
         if magicLE == 0x0a0d_0d0a { return try readPcapNG(bytes) }
@@ -66,15 +76,15 @@ public enum Pcap {
         var out: [PcapRecord] = []
         var o = 24
         while o < bytes.count {
-            guard o + 16 <= bytes.count else { throw .truncatedRecord(index: out.count) }
+            guard o + 16 <= bytes.count else { return (out, .truncatedRecord(index: out.count)) }
             let sec = UInt64(u32(o)), frac = UInt64(u32(o + 4))
             let incl = Int(u32(o + 8)), orig = Int(u32(o + 12))
-            guard incl <= bytes.count - o - 16 else { throw .truncatedRecord(index: out.count) }
+            guard incl <= bytes.count - o - 16 else { return (out, .truncatedRecord(index: out.count)) }
             out.append(PcapRecord(timestampNanos: sec * 1_000_000_000 + (nanos ? frac : frac * 1000),
                                   originalLength: orig, data: Array(bytes[(o + 16)..<(o + 16 + incl)])))
             o += 16 + incl
         }
-        return out
+        return (out, nil)
     }
 
     static func le32(_ b: [UInt8], _ o: Int) -> UInt32 {
@@ -82,7 +92,7 @@ public enum Pcap {
     }
 
     /// pcapng: section header, interface description, enhanced and simple packet blocks.
-    static func readPcapNG(_ bytes: [UInt8]) throws(PcapError) -> [PcapRecord] {
+    static func readPcapNG(_ bytes: [UInt8]) throws(PcapError) -> (records: [PcapRecord], cut: PcapError?) {
         var out: [PcapRecord] = []
         var o = 0
         var swapped = false
@@ -93,19 +103,24 @@ public enum Pcap {
             let v = UInt16(bytes[at]) | UInt16(bytes[at + 1]) << 8
             return swapped ? v.byteSwapped : v
         }
+        // Damage in the first block (the section header) is a bad file; later, a cut.
+        func cut(_ e: PcapError) throws(PcapError) -> (records: [PcapRecord], cut: PcapError?) {
+            if o == 0 { throw e }
+            return (out, e)
+        }
         while o + 12 <= bytes.count {
             let type = le32(bytes, o)
             if type == 0x0a0d_0d0a {
                 let bom = le32(bytes, o + 8)
-                if bom == 0x1a2b_3c4d { swapped = false } else if bom == 0x4d3c_2b1a { swapped = true } else { throw .badBlock(offset: o) }
+                if bom == 0x1a2b_3c4d { swapped = false } else if bom == 0x4d3c_2b1a { swapped = true } else { return try cut(.badBlock(offset: o)) }
                 tsResolution = []; linkTypes = []
             }
             let t = u32(o)
             let len = Int(u32(o + 4))
-            guard len >= 12, len % 4 == 0, len <= bytes.count - o else { throw .badBlock(offset: o) }
+            guard len >= 12, len % 4 == 0, len <= bytes.count - o else { return try cut(.badBlock(offset: o)) }
             switch t {
             case 1: // interface description
-                guard len >= 20 else { throw .badBlock(offset: o) }
+                guard len >= 20 else { return try cut(.badBlock(offset: o)) }
                 linkTypes.append(UInt32(u16(o + 8)))
                 var res: UInt64 = 1000 // default: microseconds
                 var p = o + 16
@@ -124,17 +139,17 @@ public enum Pcap {
                 }
                 tsResolution.append(res)
             case 6: // enhanced packet
-                guard len >= 32 else { throw .badBlock(offset: o) }
+                guard len >= 32 else { return try cut(.badBlock(offset: o)) }
                 let iface = Int(u32(o + 8))
-                guard iface < linkTypes.count else { throw .badBlock(offset: o) }
-                guard linkTypes[iface] == 1 else { throw .unsupportedLinkType(linkTypes[iface]) }
+                guard iface < linkTypes.count else { return try cut(.badBlock(offset: o)) }
+                guard linkTypes[iface] == 1 else { return try cut(.unsupportedLinkType(linkTypes[iface])) }
                 let ts = UInt64(u32(o + 12)) << 32 | UInt64(u32(o + 16))
                 let cap = Int(u32(o + 20)), orig = Int(u32(o + 24))
-                guard cap <= len - 32 else { throw .badBlock(offset: o) }
+                guard cap <= len - 32 else { return try cut(.badBlock(offset: o)) }
                 out.append(PcapRecord(timestampNanos: ts &* tsResolution[iface], originalLength: orig,
                                       data: Array(bytes[(o + 28)..<(o + 28 + cap)])))
             case 3: // simple packet
-                guard len >= 16, !linkTypes.isEmpty else { throw .badBlock(offset: o) }
+                guard len >= 16, !linkTypes.isEmpty else { return try cut(.badBlock(offset: o)) }
                 let orig = Int(u32(o + 8))
                 let cap = min(orig, len - 16)
                 out.append(PcapRecord(timestampNanos: 0, originalLength: orig, data: Array(bytes[(o + 12)..<(o + 12 + cap)])))
@@ -142,7 +157,7 @@ public enum Pcap {
             }
             o += len
         }
-        guard o == bytes.count else { throw .badBlock(offset: o) }
-        return out
+        guard o == bytes.count else { return try cut(.badBlock(offset: o)) }
+        return (out, nil)
     }
 }

@@ -74,6 +74,19 @@ public final class Ethtool {
         public var hashFunctionName: String {
             switch hashFunction { case 1: "toeplitz"; case 2: "xor"; case 4: "crc32"; default: "unknown(\(hashFunction))" }
         }
+        public init(hashFunction: UInt8, key: [UInt8], indirection: [UInt32]) {
+            self.hashFunction = hashFunction
+            self.key = key
+            self.indirection = indirection
+        }
+        /// The lines `lanes info` prints: a key the driver does not report, or an
+        /// empty table, is said so, never printed as a blank.
+        public var summaryLines: [String] {
+            let keyText = key.isEmpty ? "key not reported by the driver" : "key " + key.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined(separator: ":")
+            let table = indirection.isEmpty ? "not reported by the driver"
+                : "\(indirection.count) entries: \(indirection.prefix(16).map(String.init).joined(separator: " "))\(indirection.count > 16 ? " ..." : "")"
+            return ["rss           \(hashFunctionName), \(keyText)", "indirection   \(table)"]
+        }
     }
 
     /// RSS key and indirection table (ETHTOOL_GRSSH), where the driver has them.

@@ -26,8 +26,7 @@ struct InfoCommand: ParsableCommand {
         }
         print("  xdp features  " + (info.xdpFeatures.map { $0.isEmpty ? "none" : $0.joined(separator: ", ") } ?? "unknown"))
         if let rss = info.rss {
-            print("  rss           \(rss.hashFunctionName), key \(rss.key.map { String($0, radix: 16) }.joined(separator: ":"))")
-            print("  indirection   \(rss.indirection.count) entries: \(rss.indirection.prefix(16).map(String.init).joined(separator: " "))\(rss.indirection.count > 16 ? " ..." : "")")
+            for line in rss.summaryLines { print("  " + line) }
         } else {
             print("  rss           not reported by the driver (Lanes uses the standard Toeplitz key)")
         }

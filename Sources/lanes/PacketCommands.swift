@@ -15,11 +15,14 @@ struct DecodeCommand: ParsableCommand {
         guard let data = FileManager.default.contents(atPath: file) else {
             throw LanesError("cannot read '\(file)'", errno: errno, fix: "check the path")
         }
-        let records: [PcapRecord]
-        do { records = try Pcap.read(Array(data)) } catch { throw LanesError("bad pcap '\(file)': \(error)", fix: "give a pcap or pcapng capture of Ethernet frames") }
-        for (i, r) in records.enumerated() {
+        let read: (records: [PcapRecord], cut: PcapError?)
+        do { read = try Pcap.readPrefix(Array(data)) } catch { throw LanesError("bad pcap '\(file)': \(error)", fix: "give a pcap or pcapng capture of Ethernet frames") }
+        for (i, r) in read.records.enumerated() {
             let s = PacketSummary(index: i + 1, record: r)
             if json { printJSONLine(s) } else { print(s.line) }
+        }
+        if let cut = read.cut {
+            throw LanesError("'\(file)' is damaged after \(read.records.count) records (printed): \(cut)", fix: "the capture was cut short")
         }
     }
 }

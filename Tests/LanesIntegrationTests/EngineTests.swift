@@ -78,6 +78,28 @@ struct IntegrationTests {
             }
         }
 
+        /// The live frame accounting is a count of frames: never negative, and a few
+        /// bursts at most on a healthy lane, sampled every 20 ms under load both ways.
+        @Test func liveFramesUnaccountedIsNeverNegative() throws {
+            try withTestbed(queues: 2) { tb in
+                let fwd = try Running(["fwd", "--netns", tb.dut, "d0", "--mode", "macswap", "--filter", "udp dport 9000",
+                                       "--interval", "0.02", "--json", "--duration", "4"])
+                try tb.waitForXDP(tb.dut, "d0")
+                let gen = try lanes("gen", "--testbed", tb.name, "--rx", "--tx", "xsk", "--rate", "300kpps", "--duration", "2", "--flows", "8",
+                                    "--rss", "--interval", "0", "--json", timeout: 30)
+                #expect(gen.status == 0, "\(gen.stderr)")
+                let out = fwd.wait(timeout: 30)
+                try #require(out.status == 0, "\(out.stderr)")
+                let lines = out.stdout.split(separator: "\n").dropLast().compactMap {
+                    try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+                }
+                let samples = lines.compactMap { $0["frames_unaccounted"] as? Int }
+                #expect(samples.count > 20, "\(samples.count) interval lines")
+                #expect(samples.allSatisfy { $0 >= 0 }, "negative: \(samples.filter { $0 < 0 })")
+                #expect(samples.allSatisfy { $0 <= 4 * 64 * 2 }, "max \(samples.max() ?? 0)")
+            }
+        }
+
         @Test func macswapReturnsEveryPacket() throws {
             try withTestbed(queues: 2) { tb in
                 let k = 10000

@@ -30,6 +30,15 @@ extension IntegrationTests {
                 let sent = try #require(g["tx_packets"] as? Int)
                 #expect(abs(Double(sent) - 250_000) / 250_000 < 0.02, "sent \(sent) packets in 5 s at 50 kpps")
                 #expect(g["requested_pps"] as? Double == 50000)
+                // A count at a rate: the reported rate is over the sending span, not start-up and drain.
+                let c = try lanes("gen", "--testbed", tb.name, "--tx", tx, "--rate", "50kpps", "--count", "100000", "--interval", "0", "--json", timeout: 60)
+                try #require(c.status == 0, "\(c.stderr)")
+                let j = try c.json()
+                #expect(j["tx_packets"] as? Int == 100000)
+                let pps = try #require(j["tx_pps"] as? Double)
+                #expect(abs(pps - 50000) / 50000 < 0.005, "--count 100000 --rate 50kpps reported \(pps) pps")
+                let span = try #require(j["sending_s"] as? Double)
+                #expect(abs(span - 2.0) < 0.02 && span < (j["duration_s"] as? Double ?? 0), "sending_s \(span)")
             }
         }
 

@@ -12,6 +12,8 @@ extension IntegrationTests {
                 defer { try? FileManager.default.removeItem(at: dir) }
                 let badRoutes = dir.appendingPathComponent("routes.txt").path
                 try "198.18.1.0/24 not-a-mac d1\n".write(toFile: badRoutes, atomically: true, encoding: .utf8)
+                let ghostPort = dir.appendingPathComponent("ghost-routes.txt").path
+                try "198.18.1.0/24 02:4c:00:00:01:01 eth7\n".write(toFile: ghostPort, atomically: true, encoding: .utf8)
                 let badFlows = dir.appendingPathComponent("flows.txt").path
                 try "198.18.0.1 198.18.1.1 1024\n".write(toFile: badFlows, atomically: true, encoding: .utf8)
                 let badPcap = dir.appendingPathComponent("bad.pcap").path
@@ -35,6 +37,7 @@ extension IntegrationTests {
                     (["fwd", "d0", "--mode", "teleport"] + ns, "not available"),
                     (["fwd", "d0", "d1", "--mode", "l3", "--routes", badRoutes] + ns, "bad route file"),
                     (["fwd", "d0", "d1", "--mode", "l3", "--routes", dir.appendingPathComponent("none").path] + ns, "cannot read route file"),
+                    (["fwd", "d0", "d1", "--mode", "l3", "--routes", ghostPort] + ns, "names port 'eth7', which does not exist"),
                     (["fwd", "d0", "--mode", "l2"] + ns, "needs an OUT interface"),
                     (["gen", "--dst-mac", "zz:00:00:00:00:01"] + gen, "bad --dst-mac"),
                     (["gen", "--dst-ip", "198.18.1"] + gen, "bad --src-ip/--dst-ip"),
@@ -47,6 +50,8 @@ extension IntegrationTests {
                     (["gen", "--flows", "0"] + gen, "bad --flows"),
                     (["decode", badPcap], "bad pcap"),
                     (["testbed", "up", "--name", "bad/name"], "bad testbed name"),
+                    (["testbed", "traffic", "--name", tb.name, "--count", "0"], "bad --count 0"),
+                    (["testbed", "traffic", "--name", tb.name, "--pps=-5"], "bad --pps"),
                     (["scale", "--lanes", "9"], "online CPUs"),
                 ]
                 #expect(cases.count >= 25)
@@ -171,16 +176,85 @@ extension IntegrationTests.Reliability {
 }
 
 extension IntegrationTests.Reliability {
+    /// The first hour's smaller confusions: help names the right default port, a
+    /// cut capture still decodes up to the cut, and a receive with no reflector
+    /// says so instead of printing a latency of zeros.
+    @Test func smallConfusionsAreGone() throws {
+        let help = try lanes("gen", "--help")
+        let line = help.stdout.split(separator: "\n").first { $0.contains("<interface>") && $0.contains("default") } ?? ""
+        #expect(line.contains("gen:g0") && !line.contains("dut:d0"), "\(line)")
+        let dropHelp = try lanes("drop", "--help")
+        #expect(dropHelp.stdout.contains("Interface (default: the testbed's dut:d0)"))
+
+        try withTestbed(queues: 1) { tb in
+            // A capture of 3 frames from the wire, cut in the last one.
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("lanes-cut-\(getpid()).pcap")
+            defer { try? FileManager.default.removeItem(at: file) }
+            let dump = try Running(["netns", "exec", tb.dut, "tcpdump", "-i", "d0", "-Q", "in", "-c", "3", "-w", file.path, "udp"], tool: "/usr/sbin/ip")
+            usleep(800_000)
+            try tb.traffic(count: 3, flows: 1, pps: 100)
+            _ = dump.wait(timeout: 10)
+            var bytes = try Data(contentsOf: file)
+            try #require(bytes.count > 24 + 3 * 16, "capture: \(bytes.count) bytes")
+            bytes.removeLast(20)
+            try bytes.write(to: file)
+            let d = try lanes("decode", file.path)
+            #expect(d.status != 0)
+            #expect(d.stdout.split(separator: "\n").count == 2, "the two whole records are printed: \(d.stdout)")
+            #expect(d.stderr.contains("damaged after 2 records") && d.stderr.split(separator: "\n").count == 1, "\(d.stderr)")
+
+            // Nothing reflects on the dut: the report says nothing came back.
+            let g = try lanes("gen", "--testbed", tb.name, "--rx", "--count", "1000", "--rate", "10kpps", "--interval", "0")
+            #expect(g.status == 0, "\(g.stderr)")
+            #expect(g.stdout.contains("nothing came back") && g.stdout.contains("lanes fwd --mode macswap"), "\(g.stdout)")
+            #expect(!g.stdout.contains("latency ns"), "\(g.stdout)")
+        }
+    }
+}
+
+extension IntegrationTests.Reliability {
+    /// Every common spelling of --metrics serves, and the URL it serves is printed.
+    @Test func metricsSpellingsServeAndPrintTheirURL() throws {
+        try withTestbed(queues: 1) { tb in
+            let base = 19500 + Int(getpid() % 400)
+            let cases: [(String, String, [String])] = [
+                ("\(base)", "http://127.0.0.1:\(base)/metrics", []),
+                (":\(base + 1)", "http://[::]:\(base + 1)/metrics", ["http://127.0.0.1:\(base + 1)/metrics", "http://[fd00:198:18::2]:\(base + 1)/metrics"]),
+                ("localhost:\(base + 2)", "http://127.0.0.1:\(base + 2)/metrics", []),
+                ("[::1]:\(base + 3)", "http://[::1]:\(base + 3)/metrics", []),
+            ]
+            for (spec, url, others) in cases {
+                let drop = try Running(["drop", "d0", "--netns", tb.dut, "--metrics", spec, "--interval", "0", "--json"])
+                try tb.waitForXDP(tb.dut, "d0")
+                let scrapes = try ([url] + others).map { u in try ip("netns", "exec", tb.dut, "curl", "-sS", "-g", "--max-time", "5", u) }
+                drop.signal(SIGINT)
+                let o = drop.wait()
+                #expect(o.stderr.contains("serving metrics at \(url)"), "\(spec): \(o.stderr)")
+                for s in scrapes { #expect(s.status == 0 && s.stdout.contains("# TYPE lanes_rx_packets_total counter"), "\(spec): \(s.stderr)") }
+            }
+            for bad in ["::1:9100", ":0", "x:y", "[::1]9100"] {
+                let o = try lanes("drop", "d0", "--netns", tb.dut, "--metrics", bad, "--duration", "1")
+                #expect(o.status != 0 && o.stderr.contains("bad --metrics") && o.stderr.split(separator: "\n").count == 1, "\(bad): \(o.stderr)")
+                #expect(try !tb.xdpAttached(tb.dut, "d0"))
+            }
+        }
+    }
+}
+
+extension IntegrationTests.Reliability {
     /// After set-up every thread keeps only CAP_NET_ADMIN (bit 12), and the end
     /// still detaches the program with it.
     @Test func privilegesAreDroppedAfterSetUp() throws {
         try withTestbed(queues: 2) { tb in
-            let drop = try Running(["drop", "d0", "--netns", tb.dut, "--interval", "0", "--json"])
+            let port = 19900 + Int(getpid() % 99)
+            let drop = try Running(["drop", "d0", "--netns", tb.dut, "--interval", "0", "--json", "--metrics", "\(port)"])
             try tb.waitForXDP(tb.dut, "d0")
             usleep(300_000)
             let pid = drop.process.processIdentifier
             let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")
-            #expect(tasks.count >= 3, "main thread and two lanes")
+            #expect(tasks.count >= 4, "main thread, two lanes and the metrics server")
+            let names = tasks.compactMap { try? String(contentsOfFile: "/proc/\(pid)/task/\($0)/comm", encoding: .utf8) }
+            #expect(names.contains("metrics\n"), "\(names)")
             for t in tasks {
                 let status = try String(contentsOfFile: "/proc/\(pid)/task/\(t)/status", encoding: .utf8)
                 let eff = status.split(separator: "\n").first { $0.hasPrefix("CapEff:") }?.split(separator: "\t").last.map(String.init)

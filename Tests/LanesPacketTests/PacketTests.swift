@@ -223,6 +223,20 @@ struct SplitMix {
         #expect(throws: PcapError.truncatedRecord(index: 0)) { try Pcap.read(truncated) }
     }
 
+    /// A capture cut mid-record gives the records before the cut, and says where.
+    @Test func cutCaptureKeepsTheRecordsBefore() throws {
+        let recs = (0..<3).map { PcapRecord(timestampNanos: UInt64($0) * 1000, data: MalformedTests.udp4()) }
+        var file = Pcap.write(recs)
+        file.removeLast(10)
+        let r = try Pcap.readPrefix(file)
+        #expect(r.records == Array(recs.prefix(2)))
+        #expect(r.cut == .truncatedRecord(index: 2))
+        file.removeLast(64 + 16 - 10 - 4) // into the third record's header
+        #expect(try Pcap.readPrefix(file).records.count == 2)
+        #expect(throws: PcapError.truncatedRecord(index: 2)) { try Pcap.read(file) }
+        #expect(throws: PcapError.self) { try Pcap.readPrefix([UInt8](repeating: 7, count: 40)) }
+    }
+
     @Test func readsPcapNG() throws {
         var f: [UInt8] = []
         func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { f.append(contentsOf: $0) } }
@@ -233,5 +247,10 @@ struct SplitMix {
         u32(6); u32(32 + 8); u32(0); u32(0); u32(1_000_000); u32(5); u32(5); f += pkt + [0, 0, 0]; u32(40)
         let recs = try Pcap.read(f)
         #expect(recs == [PcapRecord(timestampNanos: 1_000_000_000, data: pkt)])
+        // Cut inside a second packet block: the first still comes back.
+        let whole = f
+        f += whole.suffix(40).prefix(30)
+        let cut = try Pcap.readPrefix(f)
+        #expect(cut.records == recs && cut.cut != nil)
     }
 }

@@ -165,6 +165,9 @@ public struct GenApp: LaneApp {
     public private(set) var signedReceived: UInt64 = 0
     public private(set) var unsignedReceived: UInt64 = 0
     var startNs: UInt64 = 0
+    /// When this lane sent its first and its latest burst (CLOCK_MONOTONIC ns; 0: none).
+    public private(set) var firstSentNs: UInt64 = 0
+    public private(set) var lastSentNs: UInt64 = 0
     let nsPerPacket: Double
     let limit: UInt64
 
@@ -218,6 +221,8 @@ public struct GenApp: LaneApp {
         slots = n
         nextSlot = 0
         startNs = 0
+        firstSentNs = 0
+        lastSentNs = 0
     }
 
     @inline(__always)
@@ -234,6 +239,8 @@ public struct GenApp: LaneApp {
 
     @inline(__always)
     public mutating func generate(_ burst: UnsafeMutablePointer<FrameDesc>, count: Int, now: UInt64, context: LaneContext) {
+        if firstSentNs == 0 { firstSentNs = now }
+        lastSentNs = now
         for i in 0..<count {
             let slot = nextSlot
             nextSlot = slot &+ 1 == slots ? 0 : slot &+ 1
