@@ -11,6 +11,8 @@
 #include <unistd.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <string.h>
+#include <time.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -153,5 +155,29 @@ static inline int lanes_xdp_live_run(int prog_fd, const void *data, uint32_t siz
 }
 /* Map flag for an array user space maps into its memory. */
 static inline uint32_t lanes_bpf_f_mmapable(void) { return BPF_F_MMAPABLE; }
+
+
+/* recvmmsg needs _GNU_SOURCE (see above): declared here with its own struct. */
+struct lanes_mmsghdr { struct msghdr msg_hdr; unsigned int msg_len; };
+extern int recvmmsg(int fd, struct lanes_mmsghdr *vmessages, unsigned int vlen, int flags, struct timespec *tmo);
+/* Receives up to `count` (<= 64) datagrams into `count` buffers of `size` bytes
+ * at `buffers`, waiting for the first only (MSG_WAITFORONE); their lengths go to
+ * `lens`. Returns the number received, or -errno. */
+static inline int lanes_recv_batch(int fd, void *buffers, int count, int size, uint32_t *lens) {
+    struct iovec iov[64];
+    struct lanes_mmsghdr msgs[64];
+    if (count > 64) count = 64;
+    for (int i = 0; i < count; i++) {
+        iov[i].iov_base = (char *)buffers + (size_t)i * (size_t)size;
+        iov[i].iov_len = (size_t)size;
+        memset(&msgs[i], 0, sizeof(msgs[i]));
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    int n = recvmmsg(fd, msgs, (unsigned int)count, 0x10000 /* MSG_WAITFORONE */, 0);
+    if (n < 0) return -errno;
+    for (int i = 0; i < n; i++) lens[i] = msgs[i].msg_len;
+    return n;
+}
 
 #endif

@@ -88,6 +88,8 @@ public struct RunSummary: Encodable, Sendable {
     public var processBeyondUMEMBytes: Int
     public var linkDownEvents: Int = 0
     public var lanes: [LaneSummary]
+    /// CPU seconds the process used (all threads, user + system), at the summary.
+    public var cpuS: Double = processCPUSeconds()
 
     public var rxPackets: UInt64 { lanes.reduce(0) { $0 + $1.rxPackets } }
     public var txPackets: UInt64 { lanes.reduce(0) { $0 + $1.txPackets } }
@@ -97,7 +99,7 @@ public struct RunSummary: Encodable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case interface, bindMode, xdpMode, filter, umemPlacement, framesPerLane, frameSize, umemBytesPerLane
-        case durationS, exitReason, processRSSBytes = "processRssBytes", processBeyondUMEMBytes = "processBeyondUmemBytes", linkDownEvents, lanes
+        case durationS, exitReason, processRSSBytes = "processRssBytes", processBeyondUMEMBytes = "processBeyondUmemBytes", linkDownEvents, lanes, cpuS
         case rxPackets, txPackets, rxBytes, txBytes, rxPps, txPps, framesBalanced, drops, xsk, xdp
     }
 
@@ -117,6 +119,7 @@ public struct RunSummary: Encodable, Sendable {
         try c.encode(processBeyondUMEMBytes, forKey: .processBeyondUMEMBytes)
         try c.encode(linkDownEvents, forKey: .linkDownEvents)
         try c.encode(lanes, forKey: .lanes)
+        try c.encode(cpuS, forKey: .cpuS)
         try c.encode(rxPackets, forKey: .rxPackets)
         try c.encode(txPackets, forKey: .txPackets)
         try c.encode(rxBytes, forKey: .rxBytes)

@@ -56,6 +56,13 @@ public enum StopSignals {
     }
 }
 
+/// CPU seconds (user + system) of every thread of this process so far.
+public func processCPUSeconds() -> Double {
+    var u = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &u)
+    return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6
+}
+
 public func monotonicSeconds() -> Double {
     var t = timespec()
     clock_gettime(CLOCK_MONOTONIC, &t)
@@ -68,4 +75,14 @@ public func monotonicNanos() -> UInt64 {
     var t = timespec()
     clock_gettime(CLOCK_MONOTONIC, &t)
     return UInt64(t.tv_sec) &* 1_000_000_000 &+ UInt64(t.tv_nsec)
+}
+
+/// A flag one thread raises and others poll (relaxed: it only ends loops), in
+/// its own allocation so pinned threads can hold it past the caller's frame.
+public final class StopFlag: @unchecked Sendable {
+    let word = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
+    public init() { word.initialize(to: 0) }
+    deinit { word.deallocate() }
+    public func raise() { lanes_store_relaxed_u64(word, 1) }
+    public var isRaised: Bool { lanes_load_relaxed_u64(word) != 0 }
 }

@@ -30,12 +30,38 @@ public struct ScaleConfig: Sendable {
     public var capBps: Double? = nil
     public var capDescription: String? = nil
     public var testbed = "lanes-scale"
+    /// The devices under test, in order: "lanes" (XDP + AF_XDP lanes) and/or "kernel" (UDP sockets).
+    public var duts: [String] = ["lanes"]
+    /// Where the dut's veth does its receive work: nil picks per dut (see `NAPIMode.default(for:)`).
+    public var napi: NAPIMode? = nil
     public init() {}
+}
+
+/// Where a veth's receive processing (XDP, the copy into UMEM, or the IP/UDP
+/// stack) runs. `softirq`: in the sender's NAPI softirq, on the sending core
+/// (veth's default). `threaded`: in a NAPI kthread per queue (/sys/class/net/DEV/
+/// threaded), pinned to that queue's lane core, as a NIC's per-queue interrupt
+/// affinity would place it.
+public enum NAPIMode: String, CaseIterable, Sendable, Codable {
+    case softirq, threaded
+    /// Measured on the 2-vCPU testbed (2026-12-02, 64-byte frames, 2 s): Lanes
+    /// received 1.47 Mpps (1 flow) and 2.58 Mpps (16 flows, 2 lanes) with softirq
+    /// against 1.07 and 2.16 threaded, where the kthreads compete with generator and
+    /// lanes for the same two cores; so Lanes runs softirq. The kernel stack with
+    /// softirq does its whole receive path in the sender's context and so throttles
+    /// the generator to its own speed (0.63 Mpps offered, 0.64 received: every
+    /// point reads generator-bound); threaded, the generator offers 1.8 Mpps and the
+    /// stack takes what it can (0.36 Mpps): device-bound, as on a NIC. So the
+    /// kernel runs threaded.
+    public static func `default`(for dut: String) -> NAPIMode { dut == "kernel" ? .threaded : .softirq }
 }
 
 public struct ScalePoint: Codable, Sendable {
     public var lanes: Int
     public var flows: Int
+    /// "lanes" or "kernel".
+    public var dut: String
+    public var napi: String
     public var mode: String
     public var mppsMedian: Double
     public var mppsMin: Double
@@ -47,8 +73,28 @@ public struct ScalePoint: Codable, Sendable {
     public var perQueuePackets: [UInt64]
     public var policedPackets: UInt64
     public var generatorBound: Bool
+    /// "device" (it took less than offered), "generator" (it took all), "policer" (the per-flow cap dropped).
+    public var bound: String
     public var planMatched: Bool
     public var runs: [Double]
+    /// Over all runs of the point: frames offered (sent) and received by the dut.
+    public var offeredPackets: UInt64
+    public var receivedPackets: UInt64
+    /// Where the difference went, over all runs: `xsk_fill_ring_empty` (the lane did
+    /// not refill in time: XDP_STATISTICS rx_dropped), `veth_rx` (the veth's other
+    /// receive drops), `veth_xmit` (the sender's redirect into the veth failed),
+    /// `lane_<cause>`, `policed`, `udp_socket` (kernel: a full socket queue), and
+    /// `unaccounted` (offered less received less all of those; in flight at the end
+    /// or dropped where nothing counts).
+    public var drops: [String: Int64]
+    /// CPU seconds over all runs by role: `generator` (gen's process, including the
+    /// softirq work its sends trigger when the kernel accounts it to the task),
+    /// `dut` (the lanes' or sockets' process), `softirq` (all CPUs, /proc/stat),
+    /// `napi_threads` (the dut's NAPI kthreads, threaded mode).
+    public var cpuS: [String: Double]
+    /// Received Mpps per core-second of the device's own work (dut + softirq + NAPI
+    /// threads): what carries over to a machine where the generator has its own cores.
+    public var mppsPerDutCoreSecond: Double
 }
 
 public struct ScaleResult: Codable, Sendable {
@@ -68,6 +114,7 @@ public struct ScaleResult: Codable, Sendable {
     public var durationS: Double
     public var warmupS: Double
     public var repeats: Int
+    public var duts: [String]
     public var capGbps: Double?
     public var capDescription: String?
     /// The signal that ended the sweep early ("SIGINT", "SIGTERM"); absent when it ran to the end.
@@ -113,7 +160,7 @@ public enum ScaleRunner {
         let tb = Testbed(name: c.testbed)
         var points: [ScalePoint] = []
         var bindMode = "copy"
-        let total = c.lanes.count * c.flows.count * c.repeats
+        let total = c.lanes.count * c.flows.count * c.repeats * c.duts.count
         var done = 0
         defer { try? tb.down() }
         sweep: for l in c.lanes {
@@ -121,54 +168,90 @@ public enum ScaleRunner {
             // The "NIC" gets as many queues as lanes, as `ethtool -L` would set.
             try tb.up(queues: l)
             let queues = l == 1 ? "0" : "0-\(l - 1)"
-            let dutCores = (0..<l).map { String($0 % online) }.joined(separator: ",")
+            let coreList = (0..<l).map { $0 % online }
+            let dutCores = coreList.map(String.init).joined(separator: ",")
             // The generator's lane for queue q runs on core q: with live frames (gen's
             // default here) a veth delivers a redirected frame to the peer's queue
             // `sending CPU % queues`, so the core decides the queue, as RSS would.
             let genCores = dutCores
-            for f in c.flows {
-                var runs: [Double] = [], offered: [Double] = []
-                var perQueue = Array(repeating: UInt64(0), count: l)
-                var policed: UInt64 = 0
-                for r in 0..<c.repeats {
-                    var dutArgs = [c.mode == "drop" ? "drop" : "fwd", "d0", "--netns", tb.dut, "--queues", queues, "--cores", dutCores,
-                                   "--filter", "udp dport 9000", "--interval", "0.25", "--json",
-                                   // A bound in case this process dies without stopping it.
-                                   "--duration", "\(Int(c.warmup + c.duration + 60))"]
-                    if c.mode == "macswap" { dutArgs += ["--mode", "macswap"] }
-                    if let cap = c.capBps { dutArgs += ["--flow-cap", "\(Int(cap))bps"] }
-                    let dut = try Child(dutArgs)
-                    var waited = 0.0
-                    while !xdpAttached(namespace: tb.dut, interface: "d0") && waited < 15 && !stop() { usleep(20_000); waited += 0.02 }
-                    usleep(200_000)
-                    if stop() { dut.interrupt(); _ = dut.wait(timeout: 5); break sweep }
-                    var genArgs = ["gen", "--testbed", tb.name, "--queues", queues, "--cores", genCores, "--flows", "\(f)", "--rss",
-                                   "--size", "\(c.size)", "--duration", "\(c.warmup + c.duration)", "--interval", "0", "--json"]
-                    if let rate = c.rate { genArgs += ["--rate", rate] }
-                    let gen = try Child.run(genArgs, stop: stop)
-                    dut.interrupt()
-                    let d = dut.wait()
-                    if stop() { break sweep } // this point's runs are incomplete: not reported
-                    guard gen.status == 0 else { throw LanesError("generator failed at \(l) lanes, \(f) flows: \(gen.stderr.split(separator: "\n").last ?? "")") }
-                    guard d.status == 0 else { throw LanesError("lanes \(c.mode) failed at \(l) lanes, \(f) flows: \(d.stderr.split(separator: "\n").last ?? "")") }
-                    let m = try measure(dut: d.stdout, gen: gen.stdout, warmup: c.warmup, duration: c.duration)
-                    runs.append(m.mpps)
-                    offered.append(m.offeredMpps)
-                    for (i, v) in m.perQueue.enumerated() where i < l { perQueue[i] += v }
-                    policed += m.policed
-                    bindMode = m.bindMode
-                    done += 1
-                    progress("[\(done)/\(total)] lanes \(l) flows \(f) run \(r + 1): \(fmt(m.mpps)) Mpps received, \(fmt(m.offeredMpps)) Mpps offered")
+            for dut in c.duts {
+                let napi = c.napi ?? NAPIMode.default(for: dut)
+                let napiThreads = try setNAPI(napi, testbed: tb, cores: coreList)
+                for f in c.flows {
+                    var runs: [Double] = [], offered: [Double] = [], perCore: [Double] = []
+                    var perQueue = Array(repeating: UInt64(0), count: l)
+                    var policed: UInt64 = 0, offeredPackets: UInt64 = 0, receivedPackets: UInt64 = 0
+                    var drops: [String: Int64] = [:], cpu: [String: Double] = [:]
+                    for r in 0..<c.repeats {
+                        var dutArgs: [String]
+                        if dut == "kernel" {
+                            dutArgs = ["sink", "--kernel", "d0", "--netns", tb.dut, "--cores", dutCores, "--port", "9000"]
+                        } else {
+                            dutArgs = [c.mode == "drop" ? "drop" : "fwd", "d0", "--netns", tb.dut, "--queues", queues, "--cores", dutCores,
+                                       "--filter", "udp dport 9000"]
+                            if c.mode == "macswap" { dutArgs += ["--mode", "macswap"] }
+                            if let cap = c.capBps { dutArgs += ["--flow-cap", "\(Int(cap))bps"] }
+                        }
+                        // A bound in case this process dies without stopping it.
+                        dutArgs += ["--interval", "0.25", "--json", "--duration", "\(Int(c.warmup + c.duration + 60))"]
+                        let child = try Child(dutArgs)
+                        var waited = 0.0
+                        if dut == "lanes" {
+                            while !xdpAttached(namespace: tb.dut, interface: "d0") && waited < 15 && !stop() { usleep(20_000); waited += 0.02 }
+                        }
+                        usleep(dut == "kernel" ? 400_000 : 200_000)
+                        if stop() { child.interrupt(); _ = child.wait(timeout: 5); break sweep }
+                        var genArgs = ["gen", "--testbed", tb.name, "--queues", queues, "--cores", genCores, "--flows", "\(f)", "--rss",
+                                       "--size", "\(c.size)", "--duration", "\(c.warmup + c.duration)", "--interval", "0", "--json"]
+                        // The kernel receives for itself: the flows go to d0's own address.
+                        if dut == "kernel" { genArgs += ["--dst-ip", tb.d0.ipv4] }
+                        if let rate = c.rate { genArgs += ["--rate", rate] }
+                        let before = Counters.read(testbed: tb, napiThreads: napiThreads)
+                        let gen = try Child.run(genArgs, stop: stop)
+                        let after = Counters.read(testbed: tb, napiThreads: napiThreads)
+                        child.interrupt()
+                        let d = child.wait()
+                        if stop() { break sweep } // this point's runs are incomplete: not reported
+                        guard gen.status == 0 else { throw LanesError("generator failed at \(l) lanes, \(f) flows: \(gen.stderr.split(separator: "\n").last ?? "")") }
+                        guard d.status == 0 else { throw LanesError("\(dut == "kernel" ? "the kernel receiver" : "lanes " + c.mode) failed at \(l) lanes, \(f) flows: \(d.stderr.split(separator: "\n").last ?? "")") }
+                        let m = try measure(dut: d.stdout, gen: gen.stdout, warmup: c.warmup, duration: c.duration)
+                        runs.append(m.mpps)
+                        offered.append(m.offeredMpps)
+                        for (i, v) in m.perQueue.enumerated() where i < l { perQueue[i] += v }
+                        policed += m.policed
+                        bindMode = dut == "lanes" ? m.bindMode : bindMode
+                        offeredPackets += m.offeredPackets
+                        receivedPackets += m.receivedPackets
+                        var runDrops = m.drops
+                        let veth = Int64(after.vethRxDrops) - Int64(before.vethRxDrops) - (m.drops["xsk_fill_ring_empty"] ?? 0)
+                        if veth > 0 { runDrops["veth_rx"] = veth }
+                        let xmit = Int64(after.vethXmitErrors) - Int64(before.vethXmitErrors)
+                        if xmit > 0 { runDrops["veth_xmit"] = xmit }
+                        let explained = runDrops.values.reduce(0, +)
+                        runDrops["unaccounted"] = Int64(m.offeredPackets) - Int64(m.receivedPackets) - explained
+                        for (k, v) in runDrops { drops[k, default: 0] += v }
+                        let softirq = after.softirqS - before.softirqS, threads = after.napiS - before.napiS
+                        cpu["generator", default: 0] += m.genCPU
+                        cpu["dut", default: 0] += m.dutCPU
+                        cpu["softirq", default: 0] += softirq
+                        if napi == .threaded { cpu["napi_threads", default: 0] += threads }
+                        perCore.append(Double(m.receivedPackets) / 1e6 / max(m.dutCPU + softirq + threads, 1e-9))
+                        done += 1
+                        progress("[\(done)/\(total)] \(dut) lanes \(l) flows \(f) run \(r + 1): \(fmt(m.mpps)) Mpps received, \(fmt(m.offeredMpps)) Mpps offered")
+                    }
+                    let totalPkts = perQueue.reduce(0, +)
+                    let used = perQueue.filter { totalPkts > 0 && Double($0) > 0.01 * Double(totalPkts) }.count
+                    let expected = min(f, l)
+                    let med = median(runs)
+                    let generatorBound = med >= 0.95 * median(offered) && c.capBps == nil
+                    points.append(ScalePoint(lanes: l, flows: f, dut: dut, napi: napi.rawValue, mode: dut == "kernel" ? "udp sockets" : c.mode,
+                                             mppsMedian: med, mppsMin: runs.min() ?? 0, mppsMax: runs.max() ?? 0,
+                                             gbpsMedian: med * 1e6 * Double(c.size) * 8 / 1e9, offeredMppsMedian: median(offered),
+                                             queuesUsed: used, queuesExpected: expected, perQueuePackets: perQueue, policedPackets: policed,
+                                             generatorBound: generatorBound, bound: policed > 0 ? "policer" : generatorBound ? "generator" : "device",
+                                             planMatched: used == expected, runs: runs, offeredPackets: offeredPackets, receivedPackets: receivedPackets,
+                                             drops: drops, cpuS: cpu, mppsPerDutCoreSecond: median(perCore)))
                 }
-                let totalPkts = perQueue.reduce(0, +)
-                let used = perQueue.filter { totalPkts > 0 && Double($0) > 0.01 * Double(totalPkts) }.count
-                let expected = min(f, l)
-                let med = median(runs)
-                points.append(ScalePoint(lanes: l, flows: f, mode: c.mode, mppsMedian: med, mppsMin: runs.min() ?? 0, mppsMax: runs.max() ?? 0,
-                                         gbpsMedian: med * 1e6 * Double(c.size) * 8 / 1e9, offeredMppsMedian: median(offered),
-                                         queuesUsed: used, queuesExpected: expected, perQueuePackets: perQueue, policedPackets: policed,
-                                         generatorBound: med >= 0.95 * median(offered) && c.capBps == nil,
-                                         planMatched: used == expected, runs: runs))
             }
         }
         let uname = (try? Shell.run(["uname", "-r"]))?.stdout.trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
@@ -177,14 +260,17 @@ public enum ScaleRunner {
         let host = ProcessInfo.processInfo.hostName
         let date = ISO8601DateFormatter().string(from: Date())
         return ScaleResult(date: date, machine: .init(cpuModel: cpu, cores: online, kernel: uname, driver: "veth", bindMode: bindMode, hostname: host),
-                           mode: c.mode, frameSize: c.size, durationS: c.duration, warmupS: c.warmup, repeats: c.repeats,
+                           mode: c.mode, frameSize: c.size, durationS: c.duration, warmupS: c.warmup, repeats: c.repeats, duts: c.duts,
                            capGbps: c.capBps.map { $0 / 1e9 }, capDescription: c.capDescription, points: points)
     }
 
-    struct Measurement { var mpps: Double; var offeredMpps: Double; var perQueue: [UInt64]; var policed: UInt64; var bindMode: String }
+    struct Measurement {
+        var mpps: Double; var offeredMpps: Double; var perQueue: [UInt64]; var policed: UInt64; var bindMode: String
+        var offeredPackets: UInt64; var receivedPackets: UInt64; var drops: [String: Int64]; var genCPU: Double; var dutCPU: Double
+    }
 
     /// Received rate from the dut's interval lines inside the measured window;
-    /// per-queue packets and policed drops from its summary.
+    /// per-queue (or per-socket) packets, drops by cause and CPU from its summary.
     static func measure(dut: String, gen: String, warmup: Double, duration: Double) throws(LanesError) -> Measurement {
         let lines = dut.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         guard let summary = lines.last, summary["lanes"] != nil else { throw LanesError("no summary from the dut") }
@@ -199,29 +285,129 @@ public enum ScaleRunner {
             window = active.filter { $0.0 >= t0 + warmup && $0.0 <= t0 + warmup + duration }.map(\.1)
             if window.isEmpty { window = active.map(\.1) }
         }
+        func int(_ v: Any?) -> Int64 { Int64(v as? Int ?? 0) }
         let mpps = window.isEmpty ? 0 : window.reduce(0, +) / Double(window.count) / 1e6
         let lanes = summary["lanes"] as? [[String: Any]] ?? []
         let perQueue = lanes.map { UInt64($0["rx_packets"] as? Int ?? 0) }
-        let policed = lanes.reduce(UInt64(0)) { $0 + UInt64((($1["xdp"] as? [String: Any])?["policed"] as? Int) ?? 0) }
+        let xdp = summary["xdp"] as? [String: Any] ?? [:]
+        let policed = UInt64(int(xdp["policed"]))
+        var drops: [String: Int64] = [:]
+        if let x = summary["xsk"] as? [String: Any], int(x["rx_dropped"]) > 0 { drops["xsk_fill_ring_empty"] = int(x["rx_dropped"]) }
+        for (k, v) in summary["drops"] as? [String: Any] ?? [:] where k != "drop_app" && int(v) > 0 { drops["lane_" + k.dropFirst(5)] = int(v) }
+        if policed > 0 { drops["policed"] = Int64(policed) }
+        if int(summary["udp_rcvbuf_errors"]) > 0 { drops["udp_socket"] = int(summary["udp_rcvbuf_errors"]) }
+        // The lanes' own count of what arrived (drop: received then dropped by the app).
+        let received = UInt64(int(summary["rx_packets"]) + int(summary["packets"]))
         let g = gen.split(separator: "\n").last.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] } ?? [:]
         let offered = (g["tx_pps"] as? Double ?? 0) / 1e6
-        return Measurement(mpps: mpps, offeredMpps: offered, perQueue: perQueue, policed: policed, bindMode: summary["bind_mode"] as? String ?? "?")
+        return Measurement(mpps: mpps, offeredMpps: offered, perQueue: perQueue, policed: policed, bindMode: summary["bind_mode"] as? String ?? "?",
+                           offeredPackets: UInt64(int(g["tx_packets"])), receivedPackets: received + policed, drops: drops,
+                           genCPU: g["cpu_s"] as? Double ?? 0, dutCPU: summary["cpu_s"] as? Double ?? 0)
+    }
+
+    /// Counters read around each run: the dut veth's receive drops and the sender's
+    /// redirect errors (ethtool -S), softirq time over all CPUs, NAPI kthreads' CPU.
+    struct Counters {
+        var vethRxDrops: UInt64 = 0, vethXmitErrors: UInt64 = 0, softirqS = 0.0, napiS = 0.0
+
+        static func read(testbed tb: Testbed, napiThreads: [Int32]) -> Counters {
+            var c = Counters()
+            func sum(_ ns: String, _ iface: String, _ match: (Substring) -> Bool) -> UInt64 {
+                let out = (try? Shell.run(["ip", "netns", "exec", ns, "ethtool", "-S", iface], check: false))?.stdout ?? ""
+                return out.split(separator: "\n").reduce(0) { acc, line in
+                    let parts = line.split(separator: ":")
+                    guard parts.count == 2, match(parts[0].trimmingCharacters(in: .whitespaces)[...]) else { return acc }
+                    return acc + (UInt64(parts[1].trimmingCharacters(in: .whitespaces)) ?? 0)
+                }
+            }
+            c.vethRxDrops = sum(tb.dut, "d0") { $0.hasPrefix("rx_queue_") && $0.hasSuffix("_drops") }
+            c.vethXmitErrors = sum(tb.gen, "g0") { $0.hasSuffix("xdp_xmit_errors") }
+            let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+            if let cpu = Sysfs.read("/proc/stat")?.split(separator: "\n").first(where: { $0.hasPrefix("cpu ") }) {
+                let f = cpu.split(separator: " ")
+                if f.count > 7 { c.softirqS = (Double(f[7]) ?? 0) / ticks }
+            }
+            for pid in napiThreads {
+                let f = (Sysfs.read("/proc/\(pid)/stat") ?? "").split(separator: ")").last?.split(separator: " ") ?? []
+                if f.count > 13 { c.napiS += ((Double(f[11]) ?? 0) + (Double(f[12]) ?? 0)) / ticks }
+            }
+            return c
+        }
+    }
+
+    /// Sets the dut veth's NAPI mode; threaded, pins queue q's kthread to lane q's
+    /// core and returns the kthreads' pids (queue order).
+    static func setNAPI(_ mode: NAPIMode, testbed tb: Testbed, cores: [Int]) throws(LanesError) -> [Int32] {
+        func write(_ v: Int) throws(LanesError) {
+            try Shell.run(["ip", "netns", "exec", tb.dut, "sh", "-c", "echo \(v) > /sys/class/net/d0/threaded"])
+        }
+        // The kthreads are napi/d0-<napi id>, ids rising with the queue index. This
+        // testbed's are the ones that appear when its d0 turns threaded.
+        func kthreads() -> [(Int, Int32)] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry in
+                guard let pid = Int32(entry), let comm = Sysfs.read("/proc/\(pid)/comm")?.trimmingCharacters(in: .whitespacesAndNewlines),
+                      comm.hasPrefix("napi/d0-"), let id = Int(comm.dropFirst(8)) else { return nil }
+                return (id, pid)
+            }
+        }
+        try write(0)
+        guard mode == .threaded else { return [] }
+        let before = Set(kthreads().map(\.1))
+        try write(1)
+        var pids: [(Int, Int32)] = []
+        for _ in 0..<50 {
+            pids = kthreads().filter { !before.contains($0.1) }
+            if pids.count >= cores.count { break }
+            usleep(20_000)
+        }
+        let sorted = pids.sorted { $0.0 < $1.0 }.map(\.1)
+        guard sorted.count >= cores.count else {
+            throw LanesError("threaded NAPI: found \(sorted.count) NAPI kthreads for d0, expected \(cores.count)", fix: "use --napi softirq")
+        }
+        for (q, pid) in sorted.enumerated() {
+            try Shell.run(["taskset", "-pc", "\(cores[q % cores.count])", "\(pid)"])
+        }
+        return sorted
     }
 
     static func fmt(_ v: Double) -> String { String(format: "%.3f", v) }
 
     /// The Markdown table.
     public static func table(_ r: ScaleResult) -> String {
-        var s = "| lanes | flows | mode | Mpps median | min | max | Gbps | offered Mpps | queues used | notes |\n"
-        s += "|---:|---:|---|---:|---:|---:|---:|---:|---:|---|\n"
+        var s = "| dut | lanes | flows | Mpps median | min | max | Gbps | offered Mpps | bound | Mpps per dut core-s | CPU s gen/dut/softirq/napi | drops (where) | queues used | notes |\n"
+        s += "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---|---:|---|\n"
         for p in r.points {
             var notes: [String] = []
-            if p.generatorBound { notes.append("generator-bound") }
             if !p.planMatched { notes.append("expected \(p.queuesExpected) queues") }
             if p.policedPackets > 0 { notes.append("policed \(p.policedPackets)") }
-            s += "| \(p.lanes) | \(p.flows) | \(p.mode) | \(fmt(p.mppsMedian)) | \(fmt(p.mppsMin)) | \(fmt(p.mppsMax)) | \(fmt(p.gbpsMedian)) | \(fmt(p.offeredMppsMedian)) | \(p.queuesUsed)/\(p.lanes) | \(notes.joined(separator: ", ")) |\n"
+            let cpu = ["generator", "dut", "softirq", "napi_threads"].map { p.cpuS[$0].map { String(format: "%.2f", $0) } ?? "-" }.joined(separator: "/")
+            let drops = p.drops.filter { $0.value != 0 }.sorted { $0.value > $1.value }.prefix(3).map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+            s += "| \(p.dut) (\(p.napi)) | \(p.lanes) | \(p.flows) | \(fmt(p.mppsMedian)) | \(fmt(p.mppsMin)) | \(fmt(p.mppsMax)) | \(fmt(p.gbpsMedian)) | \(fmt(p.offeredMppsMedian)) | \(p.bound) | \(fmt(p.mppsPerDutCoreSecond)) | \(cpu) | \(drops) | \(p.queuesUsed)/\(p.lanes) | \(notes.joined(separator: ", ")) |\n"
         }
         if let cap = r.capGbps { s += "\nPer-flow cap: \(fmt(cap * 1000)) Mbps (\(r.capDescription ?? "")) = \(fmt(cap * 1e9 / Double(r.frameSize * 8) / 1e6)) Mpps of \(r.frameSize)-byte frames.\n" }
         return s
+    }
+
+    /// A paragraph reading the result: per dut, the single-flow ceiling, the best
+    /// multi-flow figure, their ratio, and what bounded each.
+    public static func reading(_ r: ScaleResult) -> String {
+        var out: [String] = []
+        for dut in r.duts {
+            let pts = r.points.filter { $0.dut == dut }
+            let minLanes = pts.map(\.lanes).min() ?? 1, maxLanes = pts.map(\.lanes).max() ?? 1
+            guard let one = pts.first(where: { $0.flows == 1 && $0.lanes == minLanes }),
+                  let many = pts.filter({ $0.flows > 1 }).max(by: { $0.mppsMedian < $1.mppsMedian }) else { continue }
+            let oneWide = pts.first { $0.flows == 1 && $0.lanes == maxLanes }
+            var t = "\(dut == "kernel" ? "The kernel stack" : "Lanes"): one flow gets \(fmt(one.mppsMedian)) Mpps on \(minLanes) lane\(minLanes == 1 ? "" : "s") (\(one.bound)-bound)"
+            if let w = oneWide, maxLanes > minLanes { t += " and \(fmt(w.mppsMedian)) Mpps on \(maxLanes), since RSS keeps one flow on one queue and so on one core" }
+            t += "; \(many.flows) flows over \(many.lanes) lanes reach \(fmt(many.mppsMedian)) Mpps (\(many.bound)-bound), \(String(format: "%.2f", many.mppsMedian / max(one.mppsMedian, 1e-9)))x."
+            t += " Per core-second of the device's own work: \(fmt(one.mppsPerDutCoreSecond)) Mpps for one flow, \(fmt(many.mppsPerDutCoreSecond)) for \(many.flows)."
+            if let top = many.drops.filter({ $0.value > 0 && $0.key != "unaccounted" }).max(by: { $0.value < $1.value }) {
+                t += " What the device could not take was dropped mostly at \(top.key)."
+            }
+            if r.capGbps != nil { t += " With the per-flow cap, one flow is held at the cap and only many flows pass it." }
+            out.append(t)
+        }
+        return out.joined(separator: "\n")
     }
 }

@@ -27,14 +27,22 @@ public enum ScalePlot {
         let fy: (Double) -> Double = { v in top + panelH - v / ymax * panelH }
         s += axes(left: left1, top: top, width: panelW, height: panelH, ymax: ymax,
                   xticks: flows.map { (fx($0), "\($0)") }, xlabel: "flows (log scale)", ylabel: "received Mpps")
-        for (i, l) in lanes.enumerated() {
-            let pts = r.points.filter { $0.lanes == l }.sorted { $0.flows < $1.flows }
-            let c = colors[i % colors.count]
-            s += polyline(pts.map { (fx($0.flows), fy($0.mppsMedian)) }, color: c)
-            for p in pts {
-                s += "<line x1=\"\(fx(p.flows))\" y1=\"\(fy(p.mppsMin))\" x2=\"\(fx(p.flows))\" y2=\"\(fy(p.mppsMax))\" stroke=\"\(c)\"/>\n"
+        // Lanes solid, the kernel stack dashed.
+        var row = 0
+        for dut in r.duts {
+            let kernel = dut == "kernel"
+            for (i, l) in lanes.enumerated() {
+                let pts = r.points.filter { $0.lanes == l && $0.dut == dut }.sorted { $0.flows < $1.flows }
+                guard !pts.isEmpty else { continue }
+                let c = colors[i % colors.count]
+                s += polyline(pts.map { (fx($0.flows), fy($0.mppsMedian)) }, color: c, dashed: kernel)
+                for p in pts {
+                    s += "<line x1=\"\(fx(p.flows))\" y1=\"\(fy(p.mppsMin))\" x2=\"\(fx(p.flows))\" y2=\"\(fy(p.mppsMax))\" stroke=\"\(c)\"/>\n"
+                }
+                let label = "\(l) lane\(l == 1 ? "" : "s")" + (r.duts.count > 1 || kernel ? (kernel ? ", kernel stack" : ", Lanes") : "")
+                s += legend(x: left1 + 10, y: top + 14 + Double(row) * 16, color: c, text: label, dashed: kernel)
+                row += 1
             }
-            s += legend(x: left1 + 10, y: top + 14 + Double(i) * 16, color: c, text: "\(l) lane\(l == 1 ? "" : "s")")
         }
         if let cap = r.capGbps {
             let y = fy(cap * 1e9 / Double(r.frameSize * 8) / 1e6)
@@ -49,11 +57,17 @@ public enum ScalePlot {
         s += axes(left: left2, top: top, width: panelW, height: panelH, ymax: ymax,
                   xticks: lanes.map { (lx($0), "\($0)") }, xlabel: "lanes (one core each)", ylabel: "received Mpps")
         let series = [flows.first, flows.last].compactMap { $0 }
-        for (i, f) in Set(series).sorted().enumerated() {
-            let pts = r.points.filter { $0.flows == f }.sorted { $0.lanes < $1.lanes }
-            let c = i == 0 ? "#444444" : "#2ca02c"
-            s += polyline(pts.map { (lx($0.lanes), fy($0.mppsMedian)) }, color: c)
-            s += legend(x: left2 + 10, y: top + 14 + Double(i) * 16, color: c, text: "\(f) flow\(f == 1 ? "" : "s")")
+        row = 0
+        for dut in r.duts {
+            let kernel = dut == "kernel"
+            for (i, f) in Set(series).sorted().enumerated() {
+                let pts = r.points.filter { $0.flows == f && $0.dut == dut }.sorted { $0.lanes < $1.lanes }
+                guard !pts.isEmpty else { continue }
+                let c = i == 0 ? "#444444" : "#2ca02c"
+                s += polyline(pts.map { (lx($0.lanes), fy($0.mppsMedian)) }, color: c, dashed: kernel)
+                s += legend(x: left2 + 10, y: top + 14 + Double(row) * 16, color: c, text: "\(f) flow\(f == 1 ? "" : "s")" + (kernel ? ", kernel stack" : ""), dashed: kernel)
+                row += 1
+            }
         }
         s += "</svg>\n"
         return s
@@ -76,14 +90,14 @@ public enum ScalePlot {
         return s
     }
 
-    static func polyline(_ pts: [(Double, Double)], color: String) -> String {
-        var s = "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\" points=\"\(pts.map { "\($0.0),\($0.1)" }.joined(separator: " "))\"/>\n"
+    static func polyline(_ pts: [(Double, Double)], color: String, dashed: Bool = false) -> String {
+        var s = "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"\(dashed ? " stroke-dasharray=\"7,4\"" : "") points=\"\(pts.map { "\($0.0),\($0.1)" }.joined(separator: " "))\"/>\n"
         for (x, y) in pts { s += "<circle cx=\"\(x)\" cy=\"\(y)\" r=\"3.5\" fill=\"\(color)\"/>\n" }
         return s
     }
 
-    static func legend(x: Double, y: Double, color: String, text: String) -> String {
-        "<line x1=\"\(x)\" y1=\"\(y - 4)\" x2=\"\(x + 20)\" y2=\"\(y - 4)\" stroke=\"\(color)\" stroke-width=\"2\"/><text x=\"\(x + 26)\" y=\"\(y)\">\(esc(text))</text>\n"
+    static func legend(x: Double, y: Double, color: String, text: String, dashed: Bool = false) -> String {
+        "<line x1=\"\(x)\" y1=\"\(y - 4)\" x2=\"\(x + 20)\" y2=\"\(y - 4)\" stroke=\"\(color)\" stroke-width=\"2\"\(dashed ? " stroke-dasharray=\"7,4\"" : "")/><text x=\"\(x + 26)\" y=\"\(y)\">\(esc(text))</text>\n"
     }
 
     static func niceMax(_ v: Double) -> Double {

@@ -83,6 +83,8 @@ struct GenCommand: ParsableCommand {
         var latency: Latency?
         var streams: [StreamReport]?
         var framesBalanced: Bool
+        /// CPU seconds this process used (all threads, user + system).
+        var cpuS: Double = processCPUSeconds()
 
         /// The sending span over lanes' (first, last) send times in CLOCK_MONOTONIC ns.
         static func sendingSpan(_ lanes: [(first: UInt64, last: UInt64)]) -> Double? {

@@ -6,6 +6,7 @@ import LanesLab
 import LanesXDP
 
 extension EC2Preset: ExpressibleByArgument {}
+extension NAPIMode: ExpressibleByArgument {}
 
 struct ScaleCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -35,6 +36,8 @@ struct ScaleCommand: ParsableCommand {
     @Option(help: "Directory for results.json, table.md and plot.svg.") var out: String?
     @Option(help: "Testbed name for the run.") var testbed = "lanes-scale"
     @Flag(help: "Print the JSON on stdout instead of the table.") var json = false
+    @Option(help: "Device under test: lanes (XDP + AF_XDP lanes), kernel (one UDP socket per core: SO_REUSEPORT, recvmmsg, pinned), or both.") var dut = "lanes"
+    @Option(help: "Where the dut veth's receive work runs: softirq (in the sender's softirq) or threaded (a NAPI kthread per queue pinned to its lane's core). Default: softirq for lanes, threaded for kernel (measured; see the README).") var napi: NAPIMode?
 
     func run() throws {
         var c = ScaleConfig()
@@ -56,6 +59,13 @@ struct ScaleCommand: ParsableCommand {
         if let rate { guard Rate.parse(rate) != nil else { throw LanesError("bad --rate '\(rate)'", fix: "use e.g. 500kpps or 1Gbps") } }
         c.rate = rate
         c.testbed = testbed
+        switch dut {
+        case "lanes", "kernel": c.duts = [dut]
+        case "both": c.duts = ["lanes", "kernel"]
+        default: throw LanesError("bad --dut '\(dut)'", fix: "use lanes, kernel or both")
+        }
+        if dut != "lanes" && mode != "drop" { throw LanesError("--dut \(dut) and --mode \(mode) conflict", fix: "the kernel receiver only receives: use --mode drop") }
+        c.napi = napi
         guard capScale > 0 && capScale <= 1 else { throw LanesError("bad --cap-scale \(capScale)", fix: "use a factor in (0, 1]") }
         if flowCap != nil && ec2 != nil { throw LanesError("--flow-cap and --ec2 conflict", fix: "--ec2 sets the per-flow cap; give one of them") }
         if let flowCap {
@@ -99,11 +109,12 @@ struct ScaleCommand: ParsableCommand {
             print(String(decoding: data, as: UTF8.self))
         } else {
             print(table)
+            print(ScaleRunner.reading(result))
             if let out { print("results: \(out)/results.json, \(out)/table.md, plot: \(out)/plot.svg") }
             print("sweep took \(Int(Date().timeIntervalSince(t0))) s")
         }
         if let why = result.interrupted {
-            fputs("lanes: error: scale interrupted by \(why) after \(result.points.count) of \(c.lanes.count * c.flows.count) points (those are printed\(out == nil ? "" : " and written"))\n", stderr)
+            fputs("lanes: error: scale interrupted by \(why) after \(result.points.count) of \(c.lanes.count * c.flows.count * c.duts.count) points (those are printed\(out == nil ? "" : " and written"))\n", stderr)
             throw ExitCode(128 + signal)
         }
     }

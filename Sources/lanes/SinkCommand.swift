@@ -22,6 +22,9 @@ struct SinkCommand: ParsableCommand {
     @Option(help: "Run for S seconds (default: until SIGINT/SIGTERM).") var duration: Double?
     @Option(help: "Seconds between live reports (0: none).") var interval: Double = 1
     @Flag(help: "Print JSON.") var json = false
+    @Flag(help: "Receive with the kernel stack instead of XDP: one UDP socket per --cores core on --port (SO_REUSEPORT, recvmmsg, pinned threads); the device under test of 'lanes scale --dut kernel'.") var kernel = false
+    @Option(help: "--kernel: cores, one socket each (default: every online CPU).") var cores: String?
+    @Option(help: "--kernel: the UDP port.") var port: UInt16 = 9000
 
     struct Result: Encodable {
         var interface: String
@@ -39,7 +42,8 @@ struct SinkCommand: ParsableCommand {
         let tb = Testbed(name: testbed)
         let iface = interface ?? tb.s0.interface
         if let ns = netns ?? (interface == nil ? tb.sink : nil) { try NetworkNamespace.enterWithSysfs(ns) }
-        try requireRoot(for: "the XDP sink")
+        if kernel { return try runKernel(iface) }
+        if cores != nil { throw LanesError("--cores works with --kernel", fix: "the XDP sink counts on every queue") }
         let parsed: LaneFilter
         do { parsed = try LaneFilter(parsing: filter) } catch { throw LanesError("bad --filter: \(error)") }
         let (rxq, _) = try InterfaceInfo.queueCount(iface)
@@ -79,5 +83,71 @@ struct SinkCommand: ParsableCommand {
             print("sink: \(n) packets in \(format2(elapsed)) s (\(fmtRate(r.pps, "pps"))); per queue: " + per.map { "q\($0.queue) \($0.packets)" }.joined(separator: ", "))
         }
         if reason == "interface lost" { throw LanesError("interface \(iface) disappeared during the run") }
+    }
+
+    /// `--kernel`: per-socket counts from pinned recvmmsg threads.
+    func runKernel(_ iface: String) throws {
+        let duration = self.duration ?? .infinity
+        guard duration > 0 else { throw LanesError("bad --duration \(duration)", fix: "give seconds > 0") }
+        var coreList = Array(0..<Sysfs.onlineCPUs())
+        if let cores {
+            guard let c = IndexList.parse(cores), !c.isEmpty else { throw LanesError("bad --cores '\(cores)'", fix: "use e.g. 0-1") }
+            coreList = c
+        }
+        guard if_nametoindex(iface) != 0 else { throw LanesError("interface '\(iface)' not found", fix: "see 'ip link', or pass --netns NS") }
+        let rx = try KernelReceiver(port: port, cores: coreList)
+        StopSignals.block()
+        let before = KernelReceiver.udpErrors()
+        let stop = StopFlag()
+        let threads = try rx.start(stop: stop)
+        let start = monotonicSeconds()
+        var last = start, lastTotal: UInt64 = 0, reason = "duration"
+        func total() -> UInt64 { (0..<coreList.count).reduce(0) { $0 + rx.stats.counters($1).snapshot()[.rxPackets] } }
+        if !json { print("lanes sink --kernel on \(iface): UDP port \(port), \(coreList.count) socket(s) on cores \(coreList.map(String.init).joined(separator: ","))") }
+        while true {
+            let now = monotonicSeconds()
+            if now - start >= duration { break }
+            let sig = StopSignals.wait(seconds: min(0.05, max(0.001, duration - (now - start))))
+            if sig != 0 { reason = sig == SIGINT ? "SIGINT" : "SIGTERM"; break }
+            let t = monotonicSeconds()
+            if interval > 0 && t - last >= interval {
+                let n = total()
+                let pps = Double(n - lastTotal) / (t - last)
+                if json { printJSONLine(KernelInterval(elapsedS: t - start, rxPps: pps, rxPackets: n)) } else { print("[\(format2(t - start))s] \(fmtRate(pps, "pps")), \(n) packets") }
+                last = t
+                lastTotal = n
+            }
+        }
+        stop.raise()
+        threads.forEach { $0.join() }
+        let elapsed = monotonicSeconds() - start
+        let after = KernelReceiver.udpErrors()
+        let per = coreList.indices.map { i in
+            let s = rx.stats.counters(i).snapshot()
+            return KernelSocket(socket: i, core: coreList[i], rxPackets: s[.rxPackets], rxBytes: s[.rxBytes])
+        }
+        let n = per.reduce(0) { $0 + $1.rxPackets }
+        let r = KernelResult(interface: iface, bindMode: "kernel", durationS: elapsed, packets: n, pps: Double(n) / max(elapsed, 1e-9),
+                             udpRcvbufErrors: after.rcvbuf - before.rcvbuf, udpInErrors: after.inErrors - before.inErrors,
+                             lanes: per, exitReason: reason)
+        if json { printJSONLine(r) } else {
+            print("sink --kernel: \(n) datagrams in \(format2(elapsed)) s (\(fmtRate(r.pps, "pps"))); per socket: " + per.map { "core \($0.core) \($0.rxPackets)" }.joined(separator: ", ") + "; UDP receive-buffer drops \(r.udpRcvbufErrors)")
+        }
+    }
+
+    struct KernelInterval: Encodable { var elapsedS: Double; var rxPps: Double; var rxPackets: UInt64 }
+    struct KernelSocket: Encodable { var socket: Int; var core: Int; var rxPackets: UInt64; var rxBytes: UInt64 }
+    struct KernelResult: Encodable {
+        var interface: String
+        var bindMode: String
+        var durationS: Double
+        var packets: UInt64
+        var pps: Double
+        var udpRcvbufErrors: UInt64
+        var udpInErrors: UInt64
+        /// One per socket (named lanes so `lanes scale` reads either dut alike).
+        var lanes: [KernelSocket]
+        var exitReason: String
+        var cpuS: Double = processCPUSeconds()
     }
 }

@@ -50,6 +50,43 @@ extension IntegrationTests {
             #expect(try !ip("netns", "list").stdout.contains(name), "the sweep left its testbed behind")
         }
 
+        /// Uncapped, both devices: the multi-flow Lanes points are device-bound (the
+        /// generator offers more than they take), one flow uses one queue, the kernel
+        /// points are valid, and every point says where its frames and CPU went.
+        @Test func uncappedSweepIsDeviceBoundAndAccountsDropsAndCPU() throws {
+            let name = "lsu\(getpid() % 100000)"
+            let o = try lanes("scale", "--dut", "both", "--lanes", "1,2", "--flows", "1,16", "--repeat", "1", "--duration", "1", "--warmup", "0.3",
+                              "--testbed", name, "--json", timeout: 300)
+            try #require(o.status == 0, "\(o.stderr)")
+            let result = try #require(try JSONSerialization.jsonObject(with: Data(o.stdout.utf8)) as? [String: Any])
+            let points = try #require(result["points"] as? [[String: Any]])
+            #expect(points.count == 8)
+            #expect(result["duts"] as? [String] == ["lanes", "kernel"])
+            for p in points {
+                let dut = p["dut"] as? String ?? "?", lanes = p["lanes"] as? Int ?? 0, flows = p["flows"] as? Int ?? 0
+                let label = "\(dut) \(lanes) lanes \(flows) flows"
+                let offered = try #require(p["offered_packets"] as? Int, "\(label)")
+                let received = try #require(p["received_packets"] as? Int, "\(label)")
+                #expect(offered > 0 && received > 0 && received <= offered, "\(label): \(received) of \(offered)")
+                let drops = try #require(p["drops"] as? [String: Int], "\(label)")
+                // Every frame offered is received or counted where it was dropped.
+                #expect(abs(drops["unaccounted"] ?? .max) <= offered / 100, "\(label): \(drops)")
+                let cpu = try #require(p["cpu_s"] as? [String: Double], "\(label)")
+                for role in ["generator", "dut", "softirq"] { #expect(cpu[role] != nil, "\(label) lacks CPU for \(role)") }
+                #expect((cpu["generator"] ?? 0) > 0.1 && (cpu["dut"] ?? 0) > 0.05, "\(label): \(cpu)")
+                #expect((p["mpps_per_dut_core_second"] as? Double ?? 0) > 0)
+                if flows == 1 { #expect(p["queues_used"] as? Int == 1, "\(label): one flow must land on one queue") }
+                if dut == "lanes" {
+                    #expect(p["napi"] as? String == "softirq")
+                    if flows > 1 { #expect(p["bound"] as? String == "device", "\(label): \(p["bound"] ?? "?"), offered \(p["offered_mpps_median"] ?? 0) received \(p["mpps_median"] ?? 0)") }
+                } else {
+                    #expect(p["napi"] as? String == "threaded")
+                    #expect(cpu["napi_threads"] ?? 0 > 0, "\(label): the NAPI kthreads did the kernel's receive work: \(cpu)")
+                }
+            }
+            #expect(try !ip("netns", "list").stdout.contains(name), "the sweep left its testbed behind")
+        }
+
         /// SIGTERM mid-sweep: children stop, the testbed goes, the finished points
         /// are printed and written, and the exit is 128+15.
         @Test func interruptedSweepCleansUpAndKeepsFinishedPoints() throws {
@@ -63,8 +100,8 @@ extension IntegrationTests {
             sweep.signal(SIGTERM)
             let o = sweep.wait(timeout: 30)
             #expect(o.status == 128 + SIGTERM, "exit \(o.status): \(o.stderr)")
-            #expect(o.stdout.contains("| 1 | 1 | drop |"), "the finished point is printed: \(o.stdout)")
-            #expect(!o.stdout.contains("| 1 | 4 | drop |"))
+            #expect(o.stdout.contains("| lanes (softirq) | 1 | 1 |"), "the finished point is printed: \(o.stdout)")
+            #expect(!o.stdout.contains("| lanes (softirq) | 1 | 4 |"))
             #expect(o.stderr.contains("interrupted by SIGTERM"), "\(o.stderr)")
             let saved = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("results.json"))) as? [String: Any])
             #expect(saved["interrupted"] as? String == "SIGTERM")
