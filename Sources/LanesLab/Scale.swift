@@ -68,6 +68,7 @@ public struct ScalePoint: Codable, Sendable {
     public var mppsMax: Double
     public var gbpsMedian: Double
     public var offeredMppsMedian: Double
+    /// Queues (lanes) or sockets (kernel) that got over 1% of the packets.
     public var queuesUsed: Int
     public var queuesExpected: Int
     public var perQueuePackets: [UInt64]
@@ -90,7 +91,8 @@ public struct ScalePoint: Codable, Sendable {
     /// CPU seconds over all runs by role: `generator` (gen's process, including the
     /// softirq work its sends trigger when the kernel accounts it to the task),
     /// `dut` (the lanes' or sockets' process), `softirq` (all CPUs, /proc/stat),
-    /// `napi_threads` (the dut's NAPI kthreads, threaded mode).
+    /// `napi_threads` (the dut's NAPI kthreads, threaded mode), and `steal` (time
+    /// the hypervisor gave this VM's CPUs to others: high steal makes a point slow).
     public var cpuS: [String: Double]
     /// Received Mpps per core-second of the device's own work (dut + softirq + NAPI
     /// threads): what carries over to a machine where the generator has its own cores.
@@ -163,94 +165,107 @@ public enum ScaleRunner {
         let total = c.lanes.count * c.flows.count * c.repeats * c.duts.count
         var done = 0
         defer { try? tb.down() }
-        sweep: for l in c.lanes {
-            if stop() { break sweep }
-            // The "NIC" gets as many queues as lanes, as `ethtool -L` would set.
-            try tb.up(queues: l)
-            let queues = l == 1 ? "0" : "0-\(l - 1)"
-            let coreList = (0..<l).map { $0 % online }
-            let dutCores = coreList.map(String.init).joined(separator: ",")
-            // The generator's lane for queue q runs on core q: with live frames (gen's
-            // default here) a veth delivers a redirected frame to the peer's queue
-            // `sending CPU % queues`, so the core decides the queue, as RSS would.
-            let genCores = dutCores
-            for dut in c.duts {
-                let napi = c.napi ?? NAPIMode.default(for: dut)
-                let napiThreads = try setNAPI(napi, testbed: tb, cores: coreList)
-                for f in c.flows {
-                    var runs: [Double] = [], offered: [Double] = [], perCore: [Double] = []
-                    var perQueue = Array(repeating: UInt64(0), count: l)
-                    var policed: UInt64 = 0, offeredPackets: UInt64 = 0, receivedPackets: UInt64 = 0
-                    var drops: [String: Int64] = [:], cpu: [String: Double] = [:]
-                    for r in 0..<c.repeats {
-                        var dutArgs: [String]
-                        if dut == "kernel" {
-                            dutArgs = ["sink", "--kernel", "d0", "--netns", tb.dut, "--cores", dutCores, "--port", "9000"]
-                        } else {
-                            dutArgs = [c.mode == "drop" ? "drop" : "fwd", "d0", "--netns", tb.dut, "--queues", queues, "--cores", dutCores,
-                                       "--filter", "udp dport 9000"]
-                            if c.mode == "macswap" { dutArgs += ["--mode", "macswap"] }
-                            if let cap = c.capBps { dutArgs += ["--flow-cap", "\(Int(cap))bps"] }
-                        }
-                        // A bound in case this process dies without stopping it.
-                        dutArgs += ["--interval", "0.25", "--json", "--duration", "\(Int(c.warmup + c.duration + 60))"]
-                        let child = try Child(dutArgs)
-                        var waited = 0.0
-                        if dut == "lanes" {
-                            while !xdpAttached(namespace: tb.dut, interface: "d0") && waited < 15 && !stop() { usleep(20_000); waited += 0.02 }
-                        }
-                        usleep(dut == "kernel" ? 400_000 : 200_000)
-                        if stop() { child.interrupt(); _ = child.wait(timeout: 5); break sweep }
-                        var genArgs = ["gen", "--testbed", tb.name, "--queues", queues, "--cores", genCores, "--flows", "\(f)", "--rss",
-                                       "--size", "\(c.size)", "--duration", "\(c.warmup + c.duration)", "--interval", "0", "--json"]
-                        // The kernel receives for itself: the flows go to d0's own address.
-                        if dut == "kernel" { genArgs += ["--dst-ip", tb.d0.ipv4] }
-                        if let rate = c.rate { genArgs += ["--rate", rate] }
-                        let before = Counters.read(testbed: tb, napiThreads: napiThreads)
-                        let gen = try Child.run(genArgs, stop: stop)
-                        let after = Counters.read(testbed: tb, napiThreads: napiThreads)
-                        child.interrupt()
-                        let d = child.wait()
-                        if stop() { break sweep } // this point's runs are incomplete: not reported
-                        guard gen.status == 0 else { throw LanesError("generator failed at \(l) lanes, \(f) flows: \(gen.stderr.split(separator: "\n").last ?? "")") }
-                        guard d.status == 0 else { throw LanesError("\(dut == "kernel" ? "the kernel receiver" : "lanes " + c.mode) failed at \(l) lanes, \(f) flows: \(d.stderr.split(separator: "\n").last ?? "")") }
-                        let m = try measure(dut: d.stdout, gen: gen.stdout, warmup: c.warmup, duration: c.duration)
-                        runs.append(m.mpps)
-                        offered.append(m.offeredMpps)
-                        for (i, v) in m.perQueue.enumerated() where i < l { perQueue[i] += v }
-                        policed += m.policed
-                        bindMode = dut == "lanes" ? m.bindMode : bindMode
-                        offeredPackets += m.offeredPackets
-                        receivedPackets += m.receivedPackets
-                        var runDrops = m.drops
-                        let veth = Int64(after.vethRxDrops) - Int64(before.vethRxDrops) - (m.drops["xsk_fill_ring_empty"] ?? 0)
-                        if veth > 0 { runDrops["veth_rx"] = veth }
-                        let xmit = Int64(after.vethXmitErrors) - Int64(before.vethXmitErrors)
-                        if xmit > 0 { runDrops["veth_xmit"] = xmit }
-                        let explained = runDrops.values.reduce(0, +)
-                        runDrops["unaccounted"] = Int64(m.offeredPackets) - Int64(m.receivedPackets) - explained
-                        for (k, v) in runDrops { drops[k, default: 0] += v }
-                        let softirq = after.softirqS - before.softirqS, threads = after.napiS - before.napiS
-                        cpu["generator", default: 0] += m.genCPU
-                        cpu["dut", default: 0] += m.dutCPU
-                        cpu["softirq", default: 0] += softirq
-                        if napi == .threaded { cpu["napi_threads", default: 0] += threads }
-                        perCore.append(Double(m.receivedPackets) / 1e6 / max(m.dutCPU + softirq + threads, 1e-9))
-                        done += 1
-                        progress("[\(done)/\(total)] \(dut) lanes \(l) flows \(f) run \(r + 1): \(fmt(m.mpps)) Mpps received, \(fmt(m.offeredMpps)) Mpps offered")
+        // Rounds go over every point in turn (run r of every point before run r+1),
+        // so drift on a shared machine (steal time, a neighbour) lands on all points
+        // alike. The "NIC" gets as many queues as lanes, as `ethtool -L` would set.
+        var acc: [String: Accumulated] = [:]
+        var napiState: (mode: NAPIMode, threads: [Int32])? = nil
+        sweep: for r in 0..<c.repeats {
+            for l in c.lanes {
+                if stop() { break sweep }
+                if try tb.up(queues: l) { napiState = nil }
+                let coreList = (0..<l).map { $0 % online }
+                let queues = l == 1 ? "0" : "0-\(l - 1)"
+                let dutCores = coreList.map(String.init).joined(separator: ",")
+                for dut in c.duts {
+                    let napi = c.napi ?? NAPIMode.default(for: dut)
+                    if napiState?.mode != napi { napiState = (napi, try setNAPI(napi, testbed: tb, cores: coreList)) }
+                    let napiThreads = napiState?.threads ?? []
+                    // The generator's lane for queue q runs on core q: with live frames (gen's
+                    // default here) a veth delivers a redirected frame to the peer's queue
+                    // `sending CPU % queues`, so the core decides the queue, as RSS would.
+                    let genCores = dutCores
+                    for f in c.flows {
+                        var a = acc["\(dut) \(l) \(f)"] ?? Accumulated(lanes: l, napi: napi)
+                            var dutArgs: [String]
+                            if dut == "kernel" {
+                                dutArgs = ["sink", "--kernel", "d0", "--netns", tb.dut, "--cores", dutCores, "--port", "9000"]
+                            } else {
+                                dutArgs = [c.mode == "drop" ? "drop" : "fwd", "d0", "--netns", tb.dut, "--queues", queues, "--cores", dutCores,
+                                           "--filter", "udp dport 9000"]
+                                if c.mode == "macswap" { dutArgs += ["--mode", "macswap"] }
+                                if let cap = c.capBps { dutArgs += ["--flow-cap", "\(Int(cap))bps"] }
+                            }
+                            // A bound in case this process dies without stopping it.
+                            dutArgs += ["--interval", "0.25", "--json", "--duration", "\(Int(c.warmup + c.duration + 60))"]
+                            let child = try Child(dutArgs)
+                            var waited = 0.0
+                            if dut == "lanes" {
+                                while !xdpAttached(namespace: tb.dut, interface: "d0") && waited < 15 && !stop() { usleep(20_000); waited += 0.02 }
+                            }
+                            usleep(dut == "kernel" ? 400_000 : 200_000)
+                            if stop() { child.interrupt(); _ = child.wait(timeout: 5); break sweep }
+                            var genArgs = ["gen", "--testbed", tb.name, "--queues", queues, "--cores", genCores, "--flows", "\(f)", "--rss",
+                                           "--size", "\(c.size)", "--duration", "\(c.warmup + c.duration)", "--interval", "0", "--json"]
+                            // The kernel receives for itself: the flows go to d0's own address.
+                            if dut == "kernel" { genArgs += ["--dst-ip", tb.d0.ipv4] }
+                            if let rate = c.rate { genArgs += ["--rate", rate] }
+                            let before = Counters.read(testbed: tb, napiThreads: napiThreads)
+                            let gen = try Child.run(genArgs, stop: stop)
+                            let after = Counters.read(testbed: tb, napiThreads: napiThreads)
+                            child.interrupt()
+                            let d = child.wait()
+                            if stop() { break sweep } // this point's runs are incomplete: not reported
+                            guard gen.status == 0 else { throw LanesError("generator failed at \(l) lanes, \(f) flows: \(gen.stderr.split(separator: "\n").last ?? "")") }
+                            guard d.status == 0 else { throw LanesError("\(dut == "kernel" ? "the kernel receiver" : "lanes " + c.mode) failed at \(l) lanes, \(f) flows: \(d.stderr.split(separator: "\n").last ?? "")") }
+                            let m = try measure(dut: d.stdout, gen: gen.stdout, warmup: c.warmup, duration: c.duration)
+                            a.runs.append(m.mpps)
+                            a.offered.append(m.offeredMpps)
+                            for (i, v) in m.perQueue.enumerated() where i < l { a.perQueue[i] += v }
+                            a.policed += m.policed
+                            bindMode = dut == "lanes" ? m.bindMode : bindMode
+                            a.offeredPackets += m.offeredPackets
+                            a.receivedPackets += m.receivedPackets
+                            var runDrops = m.drops
+                            let veth = Int64(after.vethRxDrops) - Int64(before.vethRxDrops) - (m.drops["xsk_fill_ring_empty"] ?? 0)
+                            if veth > 0 { runDrops["veth_rx"] = veth }
+                            let xmit = Int64(after.vethXmitErrors) - Int64(before.vethXmitErrors)
+                            if xmit > 0 { runDrops["veth_xmit"] = xmit }
+                            let explained = runDrops.values.reduce(0, +)
+                            runDrops["unaccounted"] = Int64(m.offeredPackets) - Int64(m.receivedPackets) - explained
+                            for (k, v) in runDrops { a.drops[k, default: 0] += v }
+                            let softirq = after.softirqS - before.softirqS, threads = after.napiS - before.napiS
+                            a.cpu["steal", default: 0] += after.stealS - before.stealS
+                            a.cpu["generator", default: 0] += m.genCPU
+                            a.cpu["dut", default: 0] += m.dutCPU
+                            a.cpu["softirq", default: 0] += softirq
+                            if napi == .threaded { a.cpu["napi_threads", default: 0] += threads }
+                            a.perCore.append(Double(m.receivedPackets) / 1e6 / max(m.dutCPU + softirq + threads, 1e-9))
+                            done += 1
+                            progress("[\(done)/\(total)] \(dut) lanes \(l) flows \(f) run \(r + 1): \(fmt(m.mpps)) Mpps received, \(fmt(m.offeredMpps)) Mpps offered")
+                        acc["\(dut) \(l) \(f)"] = a
                     }
-                    let totalPkts = perQueue.reduce(0, +)
-                    let used = perQueue.filter { totalPkts > 0 && Double($0) > 0.01 * Double(totalPkts) }.count
-                    let expected = min(f, l)
-                    let med = median(runs)
-                    let generatorBound = med >= 0.95 * median(offered) && c.capBps == nil
-                    points.append(ScalePoint(lanes: l, flows: f, dut: dut, napi: napi.rawValue, mode: dut == "kernel" ? "udp sockets" : c.mode,
-                                             mppsMedian: med, mppsMin: runs.min() ?? 0, mppsMax: runs.max() ?? 0,
-                                             gbpsMedian: med * 1e6 * Double(c.size) * 8 / 1e9, offeredMppsMedian: median(offered),
-                                             queuesUsed: used, queuesExpected: expected, perQueuePackets: perQueue, policedPackets: policed,
-                                             generatorBound: generatorBound, bound: policed > 0 ? "policer" : generatorBound ? "generator" : "device",
-                                             planMatched: used == expected, runs: runs, offeredPackets: offeredPackets, receivedPackets: receivedPackets,
-                                             drops: drops, cpuS: cpu, mppsPerDutCoreSecond: median(perCore)))
+                }
+            }
+        }
+        // Points in table order; an interrupted sweep reports the runs it finished.
+        for l in c.lanes {
+            for dut in c.duts {
+                for f in c.flows {
+                    guard let a = acc["\(dut) \(l) \(f)"], !a.runs.isEmpty else { continue }
+                    let totalPkts = a.perQueue.reduce(0, +)
+                    let used = a.perQueue.filter { totalPkts > 0 && Double($0) > 0.01 * Double(totalPkts) }.count
+                    // The kernel's sockets share flows by SO_REUSEPORT's hash, not by queue: no plan to match.
+                    let expected = dut == "kernel" ? used : min(f, l)
+                    let med = median(a.runs)
+                    let generatorBound = med >= 0.95 * median(a.offered) && c.capBps == nil
+                    points.append(ScalePoint(lanes: l, flows: f, dut: dut, napi: a.napi.rawValue, mode: dut == "kernel" ? "udp sockets" : c.mode,
+                                             mppsMedian: med, mppsMin: a.runs.min() ?? 0, mppsMax: a.runs.max() ?? 0,
+                                             gbpsMedian: med * 1e6 * Double(c.size) * 8 / 1e9, offeredMppsMedian: median(a.offered),
+                                             queuesUsed: used, queuesExpected: expected, perQueuePackets: a.perQueue, policedPackets: a.policed,
+                                             generatorBound: generatorBound, bound: a.policed > 0 ? "policer" : generatorBound ? "generator" : "device",
+                                             planMatched: used == expected, runs: a.runs, offeredPackets: a.offeredPackets, receivedPackets: a.receivedPackets,
+                                             drops: a.drops, cpuS: a.cpu, mppsPerDutCoreSecond: median(a.perCore)))
                 }
             }
         }
@@ -262,6 +277,16 @@ public enum ScaleRunner {
         return ScaleResult(date: date, machine: .init(cpuModel: cpu, cores: online, kernel: uname, driver: "veth", bindMode: bindMode, hostname: host),
                            mode: c.mode, frameSize: c.size, durationS: c.duration, warmupS: c.warmup, repeats: c.repeats, duts: c.duts,
                            capGbps: c.capBps.map { $0 / 1e9 }, capDescription: c.capDescription, points: points)
+    }
+
+    /// One point's runs so far.
+    struct Accumulated {
+        var lanes: Int, napi: NAPIMode
+        var runs: [Double] = [], offered: [Double] = [], perCore: [Double] = []
+        var perQueue: [UInt64]
+        var policed: UInt64 = 0, offeredPackets: UInt64 = 0, receivedPackets: UInt64 = 0
+        var drops: [String: Int64] = [:], cpu: [String: Double] = [:]
+        init(lanes: Int, napi: NAPIMode) { self.lanes = lanes; self.napi = napi; perQueue = Array(repeating: 0, count: lanes) }
     }
 
     struct Measurement {
@@ -308,7 +333,7 @@ public enum ScaleRunner {
     /// Counters read around each run: the dut veth's receive drops and the sender's
     /// redirect errors (ethtool -S), softirq time over all CPUs, NAPI kthreads' CPU.
     struct Counters {
-        var vethRxDrops: UInt64 = 0, vethXmitErrors: UInt64 = 0, softirqS = 0.0, napiS = 0.0
+        var vethRxDrops: UInt64 = 0, vethXmitErrors: UInt64 = 0, softirqS = 0.0, napiS = 0.0, stealS = 0.0
 
         static func read(testbed tb: Testbed, napiThreads: [Int32]) -> Counters {
             var c = Counters()
@@ -326,6 +351,7 @@ public enum ScaleRunner {
             if let cpu = Sysfs.read("/proc/stat")?.split(separator: "\n").first(where: { $0.hasPrefix("cpu ") }) {
                 let f = cpu.split(separator: " ")
                 if f.count > 7 { c.softirqS = (Double(f[7]) ?? 0) / ticks }
+                if f.count > 8 { c.stealS = (Double(f[8]) ?? 0) / ticks }
             }
             for pid in napiThreads {
                 let f = (Sysfs.read("/proc/\(pid)/stat") ?? "").split(separator: ")").last?.split(separator: " ") ?? []
