@@ -227,7 +227,9 @@ public enum ScaleRunner {
                             a.offeredPackets += m.offeredPackets
                             a.receivedPackets += m.receivedPackets
                             var runDrops = m.drops
-                            let veth = Int64(after.vethRxDrops) - Int64(before.vethRxDrops) - (m.drops["xsk_fill_ring_empty"] ?? 0)
+                            // The veth counts a failed redirect into a lane's socket and the
+                            // policer's XDP_DROP among its receive drops: those have their own places.
+                            let veth = Int64(after.vethRxDrops) - Int64(before.vethRxDrops) - (m.drops["xsk_fill_ring_empty"] ?? 0) - (m.drops["policed"] ?? 0)
                             if veth > 0 { runDrops["veth_rx"] = veth }
                             let xmit = Int64(after.vethXmitErrors) - Int64(before.vethXmitErrors)
                             if xmit > 0 { runDrops["veth_xmit"] = xmit }
@@ -326,7 +328,7 @@ public enum ScaleRunner {
         let g = gen.split(separator: "\n").last.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] } ?? [:]
         let offered = (g["tx_pps"] as? Double ?? 0) / 1e6
         return Measurement(mpps: mpps, offeredMpps: offered, perQueue: perQueue, policed: policed, bindMode: summary["bind_mode"] as? String ?? "?",
-                           offeredPackets: UInt64(int(g["tx_packets"])), receivedPackets: received + policed, drops: drops,
+                           offeredPackets: UInt64(int(g["tx_packets"])), receivedPackets: received, drops: drops,
                            genCPU: g["cpu_s"] as? Double ?? 0, dutCPU: summary["cpu_s"] as? Double ?? 0)
     }
 

@@ -25,7 +25,12 @@ extension IntegrationTests {
                 }
                 let lanes = p["lanes"] as! Int, flows = p["flows"] as! Int
                 let mpps = p["mpps_median"] as! Double
+                let offered = p["offered_packets"] as? Int ?? 0
+                let drops = p["drops"] as? [String: Int] ?? [:]
+                #expect(abs(drops["unaccounted"] ?? .max) <= offered / 100, "every frame received or counted where dropped: \(drops)")
                 if flows == 1 {
+                    #expect((drops["policed"] ?? 0) > offered / 2, "the cap drops most of one flow: \(drops)")
+                    #expect(p["bound"] as? String == "policer")
                     #expect(p["queues_used"] as? Int == 1, "a single flow must land on one queue")
                     #expect(abs(mpps - capMpps) / capMpps < 0.10, "single flow at \(mpps) Mpps, cap \(capMpps) Mpps")
                 } else {
