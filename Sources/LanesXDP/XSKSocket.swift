@@ -82,7 +82,13 @@ public final class XSKSocket {
         var lastErr: Int32 = 0
         var made: OpaquePointer?
         var mode = "copy"
-        for bindFlags in tries {
+        // EBUSY here is a socket of an ended process still being released (the
+        // kernel frees a killed process's sockets asynchronously): a live Lanes
+        // owner was refused earlier, at the XDP program. Retry for up to 2 s.
+        var busySince: Double? = nil
+        var attempt = 0
+        attempts: while true {
+          for bindFlags in tries {
             var cfg = xsk_socket_config()
             cfg.rx_size = UInt32(config.rxSize)
             cfg.tx_size = UInt32(config.txSize)
@@ -98,10 +104,23 @@ public final class XSKSocket {
             if r == 0, let h {
                 made = h
                 mode = bindFlags == lanes_xdp_zerocopy() ? "zero-copy" : "copy"
-                break
+                break attempts
             }
             lastErr = -r
+          }
+          guard lastErr == EBUSY else { break }
+          var t = timespec()
+          clock_gettime(CLOCK_MONOTONIC, &t)
+          let now = Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+          if busySince == nil {
+              busySince = now
+              fputs("lanes: \(interface) queue \(queue) is busy (a socket of an ended process may still be closing); retrying for up to 2 s\n", stderr)
+          }
+          guard now - busySince! < 2 else { break }
+          attempt += 1
+          usleep(20_000)
         }
+        if made != nil && attempt > 0 { fputs("lanes: \(interface) queue \(queue) bound after \(attempt) retries\n", stderr) }
         guard let made else {
             rx.deallocate(); tx.deallocate()
             if shared { fill.deallocate(); completion.deallocate() }
@@ -109,7 +128,7 @@ public final class XSKSocket {
             if config.bind == .zeroCopy && (lastErr == EOPNOTSUPP || lastErr == EINVAL || lastErr == EPROTONOSUPPORT) {
                 fix = "this driver has no AF_XDP zero-copy (veth never does); use --bind copy or auto"
             } else if lastErr == EBUSY {
-                fix = "another AF_XDP socket is bound to \(interface) queue \(queue)"
+                fix = "another AF_XDP socket has held \(interface) queue \(queue) for 2 s (see 'ss --xdp -p')"
             }
             throw LanesError.system("create AF_XDP socket on \(interface) queue \(queue) (bind \(config.bind.rawValue))",
                                     errno: lastErr, fix: fix)

@@ -48,6 +48,7 @@ extension IntegrationTests {
                     (["gen", "--imix-mix", "64:x"] + gen, "bad --imix-mix"),
                     (["gen", "--flows-file", badFlows] + gen, "bad flows file"),
                     (["gen", "--flows", "0"] + gen, "bad --flows"),
+                    (["gen", "--imix", "banana"] + gen, "interface 'banana' not found"),
                     (["decode", badPcap], "bad pcap"),
                     (["testbed", "up", "--name", "bad/name"], "bad testbed name"),
                     (["testbed", "traffic", "--name", tb.name, "--count", "0"], "bad --count 0"),
@@ -171,6 +172,59 @@ extension IntegrationTests.Reliability {
             let dropApp = text.split(separator: "\n").filter { $0.hasPrefix("lanes_drops_total{") && $0.contains("cause=\"app\"") }
                 .compactMap { $0.split(separator: " ").last.flatMap { Int($0) } }.reduce(0, +)
             #expect(dropApp == 3000)
+        }
+    }
+}
+
+extension IntegrationTests.Reliability {
+    /// The text passes `promtool check metrics`, and a real Prometheus server (in
+    /// the dut namespace, its own data directory, stopped at the end) scrapes a
+    /// running `lanes drop --metrics` and gives the receive rate back over its API.
+    @Test func promtoolIsCleanAndARealPrometheusScrapesLanes() throws {
+        try withTestbed(queues: 2) { tb in
+            let port = 19600 + Int(getpid() % 100), promPort = port + 100
+            let drop = try Running(["drop", "d0", "--netns", tb.dut, "--metrics", "\(port)", "--interval", "0", "--json"])
+            try tb.waitForXDP(tb.dut, "d0")
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lanes-prom-\(getpid())")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let config = dir.appendingPathComponent("prometheus.yml")
+            try """
+            global:
+              scrape_interval: 1s
+            scrape_configs:
+              - job_name: lanes
+                static_configs:
+                  - targets: ["127.0.0.1:\(port)"]
+            """.write(to: config, atomically: true, encoding: .utf8)
+            let prom = try Running(["netns", "exec", tb.dut, "prometheus", "--config.file=\(config.path)",
+                                    "--storage.tsdb.path=\(dir.appendingPathComponent("data").path)",
+                                    "--web.listen-address=127.0.0.1:\(promPort)"], tool: "/usr/sbin/ip")
+            defer { prom.signal(SIGTERM); _ = prom.wait(timeout: 20) }
+            // 100000 datagrams at 5000 pps: 20 s of traffic while Prometheus scrapes every second.
+            let traffic = try Running(["testbed", "traffic", "--name", tb.name, "--count", "100000", "--flows", "8", "--pps", "5000"])
+            let check = try ip("netns", "exec", tb.dut, "sh", "-c", "curl -sS --max-time 5 http://127.0.0.1:\(port)/metrics | promtool check metrics")
+            #expect(check.status == 0, "promtool: \(check.stdout) \(check.stderr)")
+            // Asked until the server has started and scraped a few times (up to 15 s).
+            var q = Output(status: -1, stdout: "", stderr: "")
+            let deadline = Date().addingTimeInterval(15)
+            repeat {
+                usleep(1_000_000)
+                q = try ip("netns", "exec", tb.dut, "curl", "-sS", "--max-time", "5", "-G", "http://127.0.0.1:\(promPort)/api/v1/query",
+                           "--data-urlencode", "query=sum(rate(lanes_rx_packets_total[4s]))")
+            } while Date() < deadline && !q.stdout.contains("\"value\"")
+            // The first samples of a new series give a partial window: ask again once it is full.
+            usleep(5_000_000)
+            q = try ip("netns", "exec", tb.dut, "curl", "-sS", "--max-time", "5", "-G", "http://127.0.0.1:\(promPort)/api/v1/query",
+                       "--data-urlencode", "query=sum(rate(lanes_rx_packets_total[4s]))")
+            traffic.signal(SIGINT)
+            _ = traffic.wait(timeout: 30)
+            drop.signal(SIGINT)
+            _ = drop.wait()
+            let j = try #require(try JSONSerialization.jsonObject(with: Data(q.stdout.utf8)) as? [String: Any], "\(q.stdout) \(q.stderr)")
+            let result = ((j["data"] as? [String: Any])?["result"] as? [[String: Any]])?.first
+            let value = Double((result?["value"] as? [Any])?.last as? String ?? "") ?? -1
+            #expect(value > 3000 && value < 7000, "Prometheus saw \(value) pps for 5000 pps sent: \(q.stdout)")
         }
     }
 }

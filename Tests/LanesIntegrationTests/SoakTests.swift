@@ -72,7 +72,11 @@ extension IntegrationTests.Reliability {
                 let rx = l["rx_packets"] as? Int ?? 0, tx = l["tx_packets"] as? Int ?? 0, d = l["drops"] as? Int ?? 0
                 if rx < last.rx || tx < last.tx || d < last.drops { backwards += 1 }
                 last = (rx, tx, d)
-                if abs(l["frames_unaccounted"] as? Int ?? Int.max) > 2 * 64 * 2 { badFrames += 1 }
+                // Frames in the kernel's hands (TX taken, not yet completed; fill taken, not
+                // yet on RX) are unaccounted from outside: at these rates some hundreds on
+                // two lanes, never negative. A leak grows past any bound within the soak.
+                let un = l["frames_unaccounted"] as? Int ?? Int.max
+                if un < 0 || un > 1024 { badFrames += 1 }
                 rss.append(l["rss_bytes"] as? Int ?? 0)
             }
             #expect(backwards == 0, "a counter went backwards")
