@@ -408,6 +408,7 @@ public enum ScaleRunner {
             var notes: [String] = []
             if !p.planMatched { notes.append("expected \(p.queuesExpected) queues") }
             if p.policedPackets > 0 { notes.append("policed \(p.policedPackets)") }
+            if r.capGbps != nil && p.dut == "kernel" { notes.append("no cap: the policer is Lanes' XDP program") }
             let cpu = ["generator", "dut", "softirq", "napi_threads"].map { p.cpuS[$0].map { String(format: "%.2f", $0) } ?? "-" }.joined(separator: "/")
             let drops = p.drops.filter { $0.value != 0 }.sorted { $0.value > $1.value }.prefix(3).map { "\($0.key) \($0.value)" }.joined(separator: ", ")
             s += "| \(p.dut) (\(p.napi)) | \(p.lanes) | \(p.flows) | \(fmt(p.mppsMedian)) | \(fmt(p.mppsMin)) | \(fmt(p.mppsMax)) | \(fmt(p.gbpsMedian)) | \(fmt(p.offeredMppsMedian)) | \(p.bound) | \(fmt(p.mppsPerDutCoreSecond)) | \(cpu) | \(drops) | \(p.queuesUsed)/\(p.lanes) | \(notes.joined(separator: ", ")) |\n"

@@ -82,10 +82,15 @@ extension IntegrationTests {
                 let swapped = try #require(impair["impair_swapped"] as? Int)
                 #expect(dropped == 200)
                 #expect(swapped > 0, "the forwarder swapped nothing: bursts too small")
-                #expect(g["lost"] as? Int == dropped)
-                #expect(g["reordered"] as? Int == swapped)
+                // A stall on this shared VM can lose frames at a veth (a fill ring run dry):
+                // those are counted there, and the loss must be the impairment's plus them.
+                let veth = try tb.vethRxDrops(tb.dut, "d0") + tb.vethRxDrops(tb.gen, "g0")
+                let laneDrops = (impair["drops"] as? [String: Int] ?? [:]).filter { $0.key != "drop_app" }.values.reduce(0, +)
+                let extra = veth + laneDrops
+                #expect(g["lost"] as? Int == dropped + extra, "veth drops \(veth), forwarder drops \(laneDrops)")
+                if extra == 0 { #expect(g["reordered"] as? Int == swapped) } else { #expect((g["reordered"] as? Int ?? .max) <= swapped) }
                 #expect(g["duplicates"] as? Int == 0)
-                #expect(g["rx_packets"] as? Int == 20000 - dropped)
+                #expect(g["rx_packets"] as? Int == 20000 - dropped - extra)
             }
         }
 

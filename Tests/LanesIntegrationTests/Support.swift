@@ -116,6 +116,16 @@ struct TestbedHandle {
         Issue.record("no XDP program appeared on \(ns):\(iface) within \(timeout) s")
     }
 
+    /// The veth's own receive drops (ethtool -S rx_queue_N_drops): frames its XDP
+    /// program could not redirect (an AF_XDP fill ring empty) or its ring overflowed.
+    func vethRxDrops(_ ns: String, _ iface: String) throws -> Int {
+        let o = try run(["ip", "netns", "exec", ns, "ethtool", "-S", iface], tool: "/usr/bin/env")
+        return o.stdout.split(separator: "\n").reduce(0) { acc, line in
+            let p = line.split(separator: ":").map { $0.trimmingCharacters(in: .whitespaces) }
+            return p.count == 2 && p[0].hasPrefix("rx_queue_") && p[0].hasSuffix("_drops") ? acc + (Int(p[1]) ?? 0) : acc
+        }
+    }
+
     func traffic(count: Int, flows: Int = 32, to: String = "198.18.0.2", port: Int = 9000, pps: Int = 20000) throws {
         let o = try lanes("testbed", "traffic", "--name", name, "--count", "\(count)", "--flows", "\(flows)",
                           "--to", to, "--port", "\(port)", "--pps", "\(pps)")
