@@ -2,9 +2,13 @@
 // Lanes: a user-space packet I/O engine over AF_XDP.
 //
 // Modules, ordered by distance from the OS (arrows point down the list only):
-//   lanes (CLI) -> LanesLab (testbed, experiments) -> LanesEngine (lane loop, apps)
+//   lanes (CLI) -> LanesEngine (lane loop, apps) and LanesLab (testbed, experiments)
 //   -> LanesXDP (UMEM, AF_XDP sockets, XDP program, ethtool, netlink, netns)
 //   -> CLanes (libxdp, libbpf, libnuma, linux headers, shims)
+// LanesLab drives the engine through `lanes` child processes, one per namespace
+// (a process enters one network namespace, and its sysfs and BPF views with it;
+// the generator, the dut and the receiver each need their own), so it depends
+// on LanesXDP alone (namespaces, sysfs, errors) and never on LanesEngine.
 //   LanesPacket and LanesCore are pure Swift: no C import, no root, no project imports.
 import PackageDescription
 
@@ -34,8 +38,7 @@ let package = Package(
                 swiftSettings: optimize, plugins: ["BPFBuild"]),
         .target(name: "LanesEngine", dependencies: ["LanesXDP", "LanesCore", "LanesPacket", "CLanes"],
                 swiftSettings: optimize),
-        .target(name: "LanesLab", dependencies: ["LanesEngine", "LanesXDP", "LanesPacket", "LanesCore"],
-                swiftSettings: optimize),
+        .target(name: "LanesLab", dependencies: ["LanesXDP"], swiftSettings: optimize),
         .executableTarget(name: "lanes", dependencies: [
             "LanesLab", "LanesEngine", "LanesXDP", "LanesPacket", "LanesCore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
