@@ -56,7 +56,7 @@ struct RFC2544Command: ParsableCommand {
         let dir = try out.map(ScaleCommand.outputDirectory)
         try RFC2544Runner.check(c)
         let estimate = RFC2544Runner.estimate(c)
-        fputs("lanes rfc2544: \(c.sizes.count * c.flows.count) searches, at most \(estimate.trials) trials, about \(Int(estimate.seconds)) s at most\n", stderr)
+        fputs("lanes rfc2544: \(c.sizes.count * c.flows.count) searches, about \(estimate.trials) trials, about \(Int(estimate.seconds)) s (more when a verification fails)\n", stderr)
         StopSignals.block()
         var signal: Int32 = 0
         let stop = { () -> Bool in
