@@ -27,6 +27,8 @@ public struct RFC2544Config: Sendable {
     /// Latency is measured at these fractions of NDR.
     public var latencyAt = [0.1, 0.5, 0.9, 1.0]
     public var testbed = "lanes-2544"
+    /// A known-bad device for checking the method: `lanes fwd --mode io --impair SPEC`.
+    public var impair: String? = nil
     public init() {}
 }
 
@@ -111,7 +113,8 @@ public enum RFC2544Runner {
         var forwarder: Child? = nil
         defer { if let f = forwarder { f.interrupt(); _ = f.wait(timeout: 10) } }
         if c.dut == "lanes" {
-            let f = try Child(["fwd", "--testbed", tb.name, "--mode", "l3", "--filter", "udp dport 9000", "--interval", "0", "--json"])
+            let mode = c.impair.map { ["--mode", "io", "--impair", $0] } ?? ["--mode", "l3"]
+            let f = try Child(["fwd", "--testbed", tb.name] + mode + ["--filter", "udp dport 9000", "--interval", "0", "--json"])
             forwarder = f
             var waited = 0.0
             while !xdpAttached(namespace: tb.dut, interface: "d0") && waited < 15 { usleep(20_000); waited += 0.02 }
@@ -168,7 +171,9 @@ public enum RFC2544Runner {
                     if top.lossRatio <= ratio { return .init(pps: maximum, gbps: gbps(maximum, size), upperPps: nil, generatorBound: true) }
                     var lo = startLo, hi = startHi, verifications = 0
                     while true {
-                        while hi - lo > c.precision * hi && !stop() {
+                        // Until the bracket is narrow enough, or its top is below 1 kpps (a
+                        // device that loses at every rate has no such rate: "none").
+                        while hi - lo > c.precision * hi && hi > 1000 && !stop() {
                             let mid = (lo + hi) / 2
                             let t = try trial(size, flows, "search", mid, c.trialSeconds)
                             seen.append((mid, t.lossRatio))
@@ -204,7 +209,7 @@ public enum RFC2544Runner {
             .map { String($0.split(separator: ":", maxSplits: 1).last ?? "").trimmingCharacters(in: .whitespaces) } ?? "?"
         let method = "binary search between 0 and the generator's maximum to \(c.precision * 100)% of the bracket's top, \(c.trialSeconds) s trials, a \(c.verifySeconds) s verification at the result (at most 3); loss = frames sent less frames counted at sink:s0 (XDP); PDR loss ratio \(c.pdr * 100)%"
         return RFC2544Result(date: ISO8601DateFormatter().string(from: Date()), machine: "\(cpu), \(Sysfs.onlineCPUs()) CPUs",
-                             dut: c.dut == "lanes" ? "lanes fwd --mode l3" : "Linux IP forwarding", method: method,
+                             dut: c.dut == "kernel" ? "Linux IP forwarding" : c.impair.map { "lanes fwd --mode io --impair \($0)" } ?? "lanes fwd --mode l3", method: method,
                              trialSeconds: c.trialSeconds, verifySeconds: c.verifySeconds, precision: c.precision, pdrLossRatio: c.pdr,
                              points: points, trials: trials, interrupted: nil)
     }
@@ -212,7 +217,7 @@ public enum RFC2544Runner {
     /// The Markdown report: device, machine, method, then throughput and latency per size and flow count.
     public static func report(_ r: RFC2544Result) -> String {
         func rate(_ x: RFC2544Result.Rate) -> String {
-            x.generatorBound ? String(format: "at least %.3f (generator-bound)", x.pps / 1e6) : String(format: "%.3f", x.pps / 1e6)
+            x.pps == 0 && !x.generatorBound ? "none (every trial lost more)" : x.generatorBound ? String(format: "at least %.3f (generator-bound)", x.pps / 1e6) : String(format: "%.3f", x.pps / 1e6)
         }
         var s = "# \(r.tool): \(r.dut)\n\nMachine: \(r.machine). Method: \(r.method).\n\n"
         s += "| frame B | flows | NDR Mpps | NDR Gbps | PDR Mpps | PDR Gbps | generator max Mpps |\n|---:|---:|---|---:|---|---:|---:|\n"

@@ -31,6 +31,7 @@ struct RFC2544Command: ParsableCommand {
     @Option(help: "Testbed name for the run.") var testbed = "lanes-2544"
     @Option(help: "Directory for results.json and report.md.") var out: String?
     @Flag(help: "Print the JSON on stdout instead of the report.") var json = false
+    @Option(help: ArgumentHelp("Check the method against a known-bad device: the dut is 'lanes fwd --mode io --impair SPEC' (e.g. drop=100: 1% lost).", valueName: "drop=N,reorder=M")) var impair: String?
 
     static func fraction(_ s: String, _ flag: String) throws(LanesError) -> Double {
         let t = s.hasSuffix("%") ? String(s.dropLast()) : s
@@ -53,6 +54,10 @@ struct RFC2544Command: ParsableCommand {
         guard !loads.isEmpty, loads.allSatisfy({ $0 != nil && $0! > 0 && $0! <= 1 }) else { throw LanesError("bad --latency-at '\(latencyAt)'", fix: "give fractions of NDR in (0, 1], e.g. 0.5,0.9") }
         c.latencyAt = loads.map { $0! }
         c.testbed = testbed
+        if let impair {
+            guard dut == "lanes" else { throw LanesError("--impair and --dut \(dut) conflict", fix: "the impaired device is a lanes forwarder: use --dut lanes") }
+            c.impair = impair
+        }
         let dir = try out.map(ScaleCommand.outputDirectory)
         try RFC2544Runner.check(c)
         let estimate = RFC2544Runner.estimate(c)

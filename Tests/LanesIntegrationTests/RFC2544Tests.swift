@@ -38,9 +38,25 @@ extension IntegrationTests {
             #expect(try !ip("netns", "list").stdout.contains(name), "rfc2544 left its testbed behind")
         }
 
+        /// A device that drops a fixed 1% has no NDR, and a PDR of 2% is found.
+        @Test func aDeviceLosingOnePercentHasNoNDRButAPDR() throws {
+            let name = "li\(getpid() % 100000)"
+            let o = try lanes("rfc2544", "--dut", "lanes", "--impair", "drop=100", "--sizes", "64", "--flows", "1", "--trial-duration", "0.3",
+                              "--verify-duration", "0.6", "--precision", "10%", "--pdr", "2%", "--latency-at", "0.5", "--testbed", name, "--json", timeout: 300)
+            try #require(o.status == 0, "\(o.stderr)")
+            let r = try #require(try JSONSerialization.jsonObject(with: Data(o.stdout.utf8)) as? [String: Any])
+            let p = try #require((r["points"] as? [[String: Any]])?.first)
+            let ndr = try #require(p["ndr"] as? [String: Any]), pdr = try #require(p["pdr"] as? [String: Any])
+            #expect(ndr["pps"] as? Double == 0 && ndr["generator_bound"] as? Bool == false, "NDR \(ndr)")
+            #expect((pdr["pps"] as? Double ?? 0) > 0, "PDR \(pdr)")
+            let trials = r["trials"] as? [[String: Any]] ?? []
+            #expect(trials.allSatisfy { ($0["loss_ratio"] as? Double ?? 0) >= 0.009 }, "every trial loses at least the 1% dropped")
+            #expect(try !ip("netns", "list").stdout.contains(name))
+        }
+
         @Test func badParametersAreOneLineErrors() throws {
             for (args, word) in [(["--dut", "teleport"], "--dut"), (["--sizes", "20"], "--sizes"), (["--precision", "x"], "--precision"),
-                                 (["--pdr", "200%"], "--pdr"), (["--latency-at", "2"], "--latency-at"), (["--flows", "0"], "--flows")] {
+                                 (["--pdr", "200%"], "--pdr"), (["--impair", "drop=100", "--dut", "kernel"], "--impair"), (["--latency-at", "2"], "--latency-at"), (["--flows", "0"], "--flows")] {
                 let o = try run(["rfc2544"] + args)
                 #expect(o.status != 0 && o.stderr.contains(word) && o.stderr.split(separator: "\n").count == 1, "\(args): \(o.stderr)")
             }
