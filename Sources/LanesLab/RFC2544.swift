@@ -155,6 +155,7 @@ public enum RFC2544Runner {
             let t = RFC2544Trial(size: size, flows: flows, kind: kind, requestedPps: pps, seconds: seconds,
                                  offeredPps: gj["tx_pps"] as? Double ?? 0, txPackets: tx, rxPackets: got,
                                  lossRatio: tx == 0 ? 1 : Double(tx - min(tx, got)) / Double(tx), latencyNs: latency)
+            if stop() { return t } // cut short by a signal: not a trial
             trials.append(t)
             progress("[\(trials.count)] \(size) B, \(flows) flow\(flows == 1 ? "" : "s"), \(kind) at \(pps.map { String(format: "%.4f Mpps", $0 / 1e6) } ?? "max"): offered \(String(format: "%.4f", t.offeredPps / 1e6)) Mpps, loss \(String(format: "%.5f%%", t.lossRatio * 100))")
             return t

@@ -58,37 +58,24 @@ struct RFC2544Command: ParsableCommand {
             guard dut == "lanes" else { throw LanesError("--impair and --dut \(dut) conflict", fix: "the impaired device is a lanes forwarder: use --dut lanes") }
             c.impair = impair
         }
-        let dir = try out.map(ScaleCommand.outputDirectory)
+        let dir = try out.map(Experiment.outputDirectory)
         try RFC2544Runner.check(c)
         let estimate = RFC2544Runner.estimate(c)
         fputs("lanes rfc2544: \(c.sizes.count * c.flows.count) searches, about \(estimate.trials) trials, about \(Int(estimate.seconds)) s (more when a verification fails)\n", stderr)
-        StopSignals.block()
-        var signal: Int32 = 0
-        let stop = { () -> Bool in
-            if signal == 0 { signal = StopSignals.wait(seconds: 0) }
-            return signal != 0
-        }
+        let latch = Experiment.StopLatch()
         let t0 = Date()
-        var result = try RFC2544Runner.run(c, stop: stop) { fputs($0 + "\n", stderr) }
-        if stop() { result.interrupted = signal == SIGINT ? "SIGINT" : "SIGTERM" }
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        enc.keyEncodingStrategy = .convertToSnakeCase
-        let data = try enc.encode(result)
+        var result = try RFC2544Runner.run(c, stop: latch.poll) { fputs($0 + "\n", stderr) }
+        result.interrupted = latch.name
+        let data = try Experiment.json(result)
         let report = RFC2544Runner.report(result)
-        if let dir {
-            for (name, bytes) in [("results.json", data), ("report.md", Data(report.utf8))] {
-                let url = dir.appendingPathComponent(name)
-                do { try bytes.write(to: url) } catch { throw LanesError("cannot write \(url.path): \((error as NSError).localizedDescription)") }
-            }
-        }
+        if let dir { try Experiment.write([("results.json", data), ("report.md", Data(report.utf8))], to: dir) }
         if json { print(String(decoding: data, as: UTF8.self)) } else {
             print(report)
             print("took \(Int(Date().timeIntervalSince(t0))) s")
         }
         if let why = result.interrupted {
             fputs("lanes: error: rfc2544 interrupted by \(why) after \(result.points.count) searches (those are printed)\n", stderr)
-            throw ExitCode(128 + signal)
+            throw ExitCode(128 + latch.signal)
         }
     }
 }

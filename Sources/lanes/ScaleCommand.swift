@@ -76,34 +76,20 @@ struct ScaleCommand: ParsableCommand {
             c.capBps = ec2.perFlowBps * capScale
             c.capDescription = "EC2 \(ec2.rawValue): \(ec2.perFlowBps / 1e9) Gbps per flow x \(capScale)"
         }
-        let dir = try out.map(Self.outputDirectory)
+        let dir = try out.map(Experiment.outputDirectory)
         try ScaleRunner.check(c)
         // SIGINT/SIGTERM end the sweep between measurements: children stop, the
         // testbed goes, and the points finished so far are printed and written.
-        StopSignals.block()
-        var signal: Int32 = 0
-        let stop = { () -> Bool in
-            if signal == 0 { signal = StopSignals.wait(seconds: 0) }
-            return signal != 0
-        }
+        let latch = Experiment.StopLatch()
         let t0 = Date()
-        var result = try ScaleRunner.run(c, stop: stop) { line in
+        var result = try ScaleRunner.run(c, stop: latch.poll) { line in
             FileHandle.standardError.write(Data((line + "\n").utf8))
         }
-        if stop() { result.interrupted = signal == SIGINT ? "SIGINT" : "SIGTERM" }
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        enc.keyEncodingStrategy = .convertToSnakeCase
-        let data = try enc.encode(result)
+        result.interrupted = latch.name
+        let data = try Experiment.json(result)
         let table = ScaleRunner.table(result)
         if let dir {
-            let files = [("results.json", data), ("table.md", Data(table.utf8)), ("plot.svg", Data(ScalePlot.svg(result).utf8))]
-            for (name, bytes) in files {
-                let url = dir.appendingPathComponent(name)
-                do { try bytes.write(to: url) } catch {
-                    throw LanesError("cannot write \(url.path): \((error as NSError).localizedDescription)")
-                }
-            }
+            try Experiment.write([("results.json", data), ("table.md", Data(table.utf8)), ("plot.svg", Data(ScalePlot.svg(result).utf8))], to: dir)
         }
         if json {
             print(String(decoding: data, as: UTF8.self))
@@ -115,31 +101,7 @@ struct ScaleCommand: ParsableCommand {
         }
         if let why = result.interrupted {
             fputs("lanes: error: scale interrupted by \(why) after \(result.points.count) of \(c.lanes.count * c.flows.count * c.duts.count) points (those are printed\(out == nil ? "" : " and written"))\n", stderr)
-            throw ExitCode(128 + signal)
+            throw ExitCode(128 + latch.signal)
         }
-    }
-
-    /// Creates `--out` and checks that files can be written there, before the sweep.
-    static func outputDirectory(_ path: String) throws(LanesError) -> URL {
-        let dir = URL(fileURLWithPath: path)
-        // mkdir -p, one component at a time, so the error names the errno and the place.
-        var prefix = dir.path.hasPrefix("/") ? "" : "."
-        for part in dir.path.split(separator: "/") {
-            prefix += "/" + part
-            var st = stat()
-            if stat(prefix, &st) == 0 {
-                guard st.st_mode & S_IFMT == S_IFDIR else {
-                    throw LanesError.system("cannot create --out directory '\(path)': \(prefix) is a file", errno: ENOTDIR, fix: "give a directory you can write")
-                }
-                continue
-            }
-            if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
-                throw LanesError.system("cannot create --out directory '\(prefix)'", errno: errno, fix: "give a directory you can write")
-            }
-        }
-        guard access(dir.path, W_OK) == 0 else {
-            throw LanesError.system("--out directory '\(path)' is not writable", errno: errno, fix: "give a directory you can write")
-        }
-        return dir
     }
 }
