@@ -168,7 +168,8 @@ public enum RFC2544Runner {
                 let maximum = top.offeredPps
                 var seen: [(pps: Double, loss: Double)] = [(maximum, top.lossRatio)]
                 /// Bisection for the highest rate losing at most `ratio`, from [lo, hi], with verification.
-                func search(_ ratio: Double, _ startLo: Double, _ startHi: Double) throws(LanesError) -> RFC2544Result.Rate {
+                /// `floor`: a rate already verified for this ratio (PDR: the NDR), never gone below.
+                func search(_ ratio: Double, _ startLo: Double, _ startHi: Double, floor: Double = 0) throws(LanesError) -> RFC2544Result.Rate {
                     if top.lossRatio <= ratio { return .init(pps: maximum, gbps: gbps(maximum, size), upperPps: nil, generatorBound: true) }
                     var lo = startLo, hi = startHi, verifications = 0
                     while true {
@@ -180,13 +181,13 @@ public enum RFC2544Runner {
                             seen.append((mid, t.lossRatio))
                             if t.lossRatio <= ratio { lo = mid } else { hi = mid }
                         }
-                        if stop() || lo == 0 || verifications == 3 { break }
+                        if stop() || lo == 0 || verifications == 3 || (floor > 0 && lo <= floor) { lo = max(lo, floor); break }
                         verifications += 1
                         let v = try trial(size, flows, "verify", lo, c.verifySeconds)
                         seen.append((lo, v.lossRatio))
                         if v.lossRatio <= ratio { break }
                         hi = lo
-                        lo = max(0, lo * (1 - 8 * c.precision))
+                        lo = max(floor, lo * (1 - 2 * c.precision))
                     }
                     return .init(pps: lo, gbps: gbps(lo, size), upperPps: hi, generatorBound: false)
                 }
@@ -194,7 +195,7 @@ public enum RFC2544Runner {
                 // PDR from what the trials showed: at least NDR, below the lowest rate that lost more than the ratio.
                 let pdrLo = seen.filter { $0.loss <= c.pdr }.map(\.pps).max() ?? ndr.pps
                 let pdrHi = seen.filter { $0.loss > c.pdr && $0.pps > pdrLo }.map(\.pps).min() ?? maximum
-                let pdr = try search(c.pdr, max(pdrLo, ndr.pps), pdrHi)
+                let pdr = try search(c.pdr, max(pdrLo, ndr.pps), pdrHi, floor: ndr.pps)
                 var latency: [String: [String: UInt64]] = [:]
                 if !ndr.generatorBound || ndr.pps > 0 {
                     for f in c.latencyAt where !stop() && ndr.pps > 0 {
