@@ -8,7 +8,8 @@
 // LanesLab drives the engine through `lanes` child processes, one per namespace
 // (a process enters one network namespace, and its sysfs and BPF views with it;
 // the generator, the dut and the receiver each need their own), so it depends
-// on LanesXDP alone (namespaces, sysfs, errors) and never on LanesEngine.
+// on LanesXDP (namespaces, sysfs, errors) and the pure LanesCore (frame sizes),
+// never on LanesEngine.
 //   LanesPacket and LanesCore are pure Swift: no C import, no root, no project imports.
 import PackageDescription
 
@@ -38,7 +39,7 @@ let package = Package(
                 swiftSettings: optimize, plugins: ["BPFBuild"]),
         .target(name: "LanesEngine", dependencies: ["LanesXDP", "LanesCore", "LanesPacket", "CLanes"],
                 swiftSettings: optimize),
-        .target(name: "LanesLab", dependencies: ["LanesXDP"], swiftSettings: optimize),
+        .target(name: "LanesLab", dependencies: ["LanesXDP", "LanesCore"], swiftSettings: optimize),
         .executableTarget(name: "lanes", dependencies: [
             "LanesLab", "LanesEngine", "LanesXDP", "LanesPacket", "LanesCore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -177,8 +177,8 @@ public final class LiveGenerator {
     /// next is due when paced. Counters are copied from the program's lane state.
     static func laneLoop(program: LiveFramesProgram, cpu: Int, frame: UnsafeRawPointer, frameBytes: Int, batch: UInt32,
                          chunk: UInt64, limit: UInt64, nsPerPacket: Double, counters: LaneCounters, stop: UnsafeMutablePointer<UInt64>) {
-        let start = monotonicNanos()
         var calls: UInt64 = 0
+        var pacer = Pacer(pps: nsPerPacket > 0 ? 1e9 / nsPerPacket : nil)
         let minimum = nsPerPacket > 0 ? max(1, UInt64(LiveGenerator.pacedSliceNs / nsPerPacket)) : 1
         while lanes_load_relaxed_u64(stop) == 0 {
             let sent = program.sent(cpu: cpu)
@@ -187,18 +187,18 @@ public final class LiveGenerator {
             if sent >= limit { counters.set(.finished, 1); break }
             var n = min(chunk, limit - sent)
             if nsPerPacket > 0 {
-                // Paced: wait until a call's worth is due (`minimum`: about pacedSlice of
-                // frames, at least 1), then send everything due. A call costs a few
-                // microseconds of set-up in the kernel, so one frame per call would cap
-                // the rate far below the path's; slices keep the pace exact over time.
+                // Paced: a call's worth at a time (`minimum`: about pacedSlice of frames, at
+                // least 1; a call costs a few microseconds of set-up in the kernel, so one
+                // frame per call would cap the rate far below the path's), up to two when
+                // behind, which the pacer then spaces at twice the rate.
                 let now = monotonicNanos()
-                let due = UInt64(Double(now - start) / nsPerPacket) + 1
-                if due < sent + minimum && due < limit {
-                    let next = start + UInt64(Double(sent + minimum - 1) * nsPerPacket)
-                    sleepUntil(nanos: min(next, now + 10_000_000))
+                let want = min(minimum, n)
+                let allowed = pacer.allowance(max: min(n, 2 * minimum), sent: sent, now: now)
+                if allowed < want {
+                    sleepUntil(nanos: min(pacer.wakeNs(sent: sent, want: want), now + 10_000_000))
                     continue
                 }
-                n = min(n, due - sent)
+                n = allowed
             }
             if calls == 0 { counters.set(.firstTxNanos, monotonicNanos()) }
             let r = program.run(frame: frame, size: frameBytes, repeat: UInt32(n), batch: batch)

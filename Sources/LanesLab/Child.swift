@@ -55,7 +55,7 @@ public final class Child {
     }
 }
 
-/// Whether an XDP program is attached to `iface` in namespace `ns` (asked with ip).
-public func xdpAttached(namespace ns: String, interface iface: String) -> Bool {
-    (try? Shell.run(["ip", "-n", ns, "link", "show", iface], check: false))?.stdout.contains("prog/xdp") ?? false
+/// Whether an XDP program is attached to `iface` in namespace `ns` (nil: this one), asked with ip.
+public func xdpAttached(namespace ns: String?, interface iface: String) -> Bool {
+    (try? Shell.run((ns.map { ["ip", "-n", $0] } ?? ["ip"]) + ["link", "show", iface], check: false))?.stdout.contains("prog/xdp") ?? false
 }

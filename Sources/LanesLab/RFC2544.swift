@@ -1,45 +1,149 @@
 import Foundation
+import LanesCore
 import LanesXDP
 
-/// `lanes rfc2544`: the highest rate a device forwards with no loss (NDR) and
-/// with a small loss ratio (PDR), per frame size and flow count, by binary search
-/// with a verification trial, and the latency at a fraction of NDR. Traffic goes
-/// gen:g0 -> dut -> sink:s0 on a testbed of its own; the receiver counts signed
-/// frames in XDP on s0 (`gen --rx-only --rx xdp`), so it is never the bottleneck.
+/// `lanes rfc2544`: RFC 2544's throughput (NDR and PDR), latency, frame loss
+/// rate and back-to-back tests for a device under test, per frame size and flow
+/// count. Traffic goes from a transmit port through the device to a receive
+/// port; the receiver counts signed frames in XDP (`gen --rx-only --rx xdp`), so
+/// it is never the bottleneck. By default the ports are the testbed's gen:g0 and
+/// sink:s0 with the device in the dut namespace; `--dut external` uses the
+/// ports the user names and sets nothing up.
 ///
-/// The search: one unpaced trial gives the generator's maximum M (the upper
+/// Throughput: one unpaced trial gives the generator's maximum M (the upper
 /// bound: a device that loses nothing at M is reported "at least M,
-/// generator-bound", never as an NDR). Then bisection of [0, M] until the
+/// generator-bound", never as an NDR); then bisection of [0, M] until the
 /// bracket is narrower than `precision` of its top; then a longer verification
-/// trial at the lower bound; if that one loses, the bound becomes the top and
-/// the search goes on below it (at most 3 verifications). PDR reuses every
-/// trial and bisects from the bracket the NDR search left.
+/// trial at the lower bound; if that one loses, the bound becomes the top and the
+/// search goes on below it (at most 3 verifications). PDR reuses every trial and
+/// bisects from the bracket the NDR search left. A last trial at 1.1x NDR, as
+/// long as the verification, shows the rate above NDR loses.
 public struct RFC2544Config: Sendable {
+    /// lanes (lanes fwd --mode l3), kernel (Linux IP forwarding), none (the plain
+    /// veth g0 -> d0: calibration) or external (the user's ports, nothing set up).
     public var dut = "lanes"
-    public var sizes = [64, 1518]
+    public var sizes: [RFC2544Frame] = [.bytes(64), .bytes(1518)]
     public var flows = [1, 64]
+    public var tests: [RFC2544Test] = RFC2544Test.allCases
     public var trialSeconds = 2.0
     public var verifySeconds = 5.0
-    /// Relative width of the final bracket, e.g. 0.005.
+    /// Relative width of the final bracket (throughput and back-to-back), e.g. 0.005.
     public var precision = 0.005
     /// The PDR's loss ratio, e.g. 0.005 (FD.io CSIT's).
     public var pdr = 0.005
     /// Latency is measured at these fractions of NDR.
     public var latencyAt = [0.1, 0.5, 0.9, 1.0]
+    /// Frame loss rate: offered load falls from 100% of the maximum by this step.
+    public var lossStep = 0.1
+    /// Back-to-back: the longest burst tried lasts this long at the generator's maximum.
+    public var b2bSeconds = 2.0
+    /// Back-to-back: independent searches, averaged (RFC 2544 asks for 50; each is a search here).
+    public var b2bSearches = 2
     public var testbed = "lanes-2544"
     /// A known-bad device for checking the method: `lanes fwd --mode io --impair SPEC`.
     public var impair: String? = nil
+    /// `--dut external`: the ports, their namespaces (nil: this one) and the MAC frames are sent to.
+    public var txPort: String? = nil
+    public var rxPort: String? = nil
+    public var txNetns: String? = nil
+    public var rxNetns: String? = nil
+    public var dstMac: String? = nil
     public init() {}
 }
 
+/// A frame size of the tests: a fixed size, or the simple IMIX (7:4:1 of 64/570/1518).
+/// In JSON a number, or the string "imix".
+public enum RFC2544Frame: Hashable, Sendable, Codable, CustomStringConvertible {
+    case bytes(Int)
+    case imix
+
+    public static let sizeRange = 64...3408
+
+    /// Mean frame size, for Gbps.
+    public var meanBytes: Double {
+        switch self {
+        case .bytes(let n): Double(n)
+        case .imix:
+            Double(FrameSizes.simpleIMIX.reduce(0) { $0 + $1.size * $1.weight }) / Double(FrameSizes.simpleIMIX.reduce(0) { $0 + $1.weight })
+        }
+    }
+    var genArgs: [String] {
+        switch self {
+        case .bytes(let n): ["--size", "\(n)"]
+        case .imix: ["--imix"]
+        }
+    }
+    public var description: String {
+        switch self {
+        case .bytes(let n): "\(n)"
+        case .imix: "imix"
+        }
+    }
+
+    /// `64,1518,imix`.
+    public static func parseList(_ text: String) -> [RFC2544Frame]? {
+        var out: [RFC2544Frame] = []
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+            let p = part.trimmingCharacters(in: .whitespaces)
+            if p.lowercased() == "imix" { out.append(.imix); continue }
+            guard let n = Int(p), sizeRange.contains(n) else { return nil }
+            out.append(.bytes(n))
+        }
+        return out.isEmpty ? nil : out
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let n = try? c.decode(Int.self) { self = .bytes(n); return }
+        guard try c.decode(String.self) == "imix" else {
+            throw DecodingError.dataCorruptedError(in: c, debugDescription: "a frame size is a number or \"imix\"")
+        }
+        self = .imix
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .bytes(let n): try c.encode(n)
+        case .imix: try c.encode("imix")
+        }
+    }
+}
+
+/// The tests of RFC 2544 section 26 that `lanes rfc2544` runs.
+public enum RFC2544Test: String, CaseIterable, Sendable, Codable {
+    /// 26.1: NDR and PDR.
+    case throughput
+    /// 26.2: latency at fractions of NDR (needs throughput).
+    case latency
+    /// 26.3: frame loss rate against offered load.
+    case loss
+    /// 26.4 and RFC 9004: the longest lossless burst.
+    case backToBack = "back-to-back"
+
+    /// `throughput,latency` or `all`.
+    public static func parseList(_ text: String) -> [RFC2544Test]? {
+        if text == "all" { return allCases }
+        var out: [RFC2544Test] = []
+        for p in text.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let t = RFC2544Test(rawValue: p.trimmingCharacters(in: .whitespaces)) else { return nil }
+            if !out.contains(t) { out.append(t) }
+        }
+        return out.isEmpty ? nil : allCases.filter(out.contains)
+    }
+}
+
 public struct RFC2544Trial: Codable, Sendable {
-    public var size: Int
+    public var size: RFC2544Frame
     public var flows: Int
-    /// "max", "search", "verify" or "latency".
+    /// "max", "search", "verify", "above", "latency", "loss" or "burst".
     public var kind: String
     /// The rate asked for (nil: as fast as the generator goes).
     public var requestedPps: Double?
-    public var seconds: Double
+    /// The trial's length (nil for a burst, which is a frame count).
+    public var seconds: Double?
+    /// A burst's length in frames, sent as fast as the generator goes.
+    public var burstFrames: UInt64?
     public var offeredPps: Double
     public var txPackets: UInt64
     public var rxPackets: UInt64
@@ -57,19 +161,53 @@ public struct RFC2544Result: Codable, Sendable {
         /// True when no trial lost enough: the rate is at least `pps`, the generator's maximum.
         public var generatorBound: Bool
     }
+    /// Trials at 1.1x NDR as long as the verification, until one loses (at most 3):
+    /// a rate above NDR should lose in some trial.
+    public struct Above: Codable, Sendable {
+        public var pps: Double
+        public var lossRatios: [Double]
+        public var lost: Bool { lossRatios.contains { $0 > 0 } }
+    }
+    /// RFC 2544 26.3: one step of the frame loss rate test.
+    public struct LossStep: Codable, Sendable {
+        /// Of the generator's maximum.
+        public var fraction: Double
+        public var offeredPps: Double
+        public var lossRatio: Double
+    }
+    /// RFC 2544 26.4 with RFC 9004's buffer time.
+    public struct BackToBack: Codable, Sendable {
+        /// The longest lossless burst of each search, and their mean.
+        public var frames: [UInt64]
+        public var meanFrames: Double
+        /// The burst rate: the generator's maximum (this setup's stand-in for the line rate).
+        public var burstPps: Double
+        /// True when the longest burst tried (the generator's maximum for `--b2b-duration`) lost nothing.
+        public var generatorBound: Bool
+        /// RFC 9004: mean frames / burst rate.
+        public var impliedBufferSeconds: Double
+        /// RFC 9004: (mean frames - implied time x NDR) / burst rate; nil without a measured NDR.
+        public var correctedBufferSeconds: Double?
+    }
     public struct Point: Codable, Sendable {
-        public var size: Int
+        public var size: RFC2544Frame
         public var flows: Int
         public var generatorMaxPps: Double
-        public var ndr: Rate
-        public var pdr: Rate
+        public var ndr: Rate?
+        public var pdr: Rate?
+        public var above: Above?
         /// Latency (one-way, from the signatures) at fractions of NDR: "0.5" -> percentiles.
         public var latency: [String: [String: UInt64]]
+        public var frameLoss: [LossStep]
+        public var backToBack: BackToBack?
     }
     public var tool = "lanes rfc2544"
     public var date: String
     public var machine: String
     public var dut: String
+    /// "gen:g0 -> sink:s0", or the external ports.
+    public var path: String
+    public var tests: [RFC2544Test]
     public var method: String
     public var trialSeconds: Double
     public var verifySeconds: Double
@@ -77,41 +215,230 @@ public struct RFC2544Result: Codable, Sendable {
     public var pdrLossRatio: Double
     public var points: [Point]
     public var trials: [RFC2544Trial]
+    public var seconds: Double
     public var interrupted: String?
+}
+
+/// The searches, apart from how a trial is run: a trial is a closure, so the
+/// method is tested on modelled devices without a network.
+public enum RFC2544Search {
+    /// Runs one trial at `pps` for `seconds` and returns its loss ratio; `kind` names it ("search", "verify").
+    public typealias Trial = (_ kind: String, _ pps: Double, _ seconds: Double) throws(LanesError) -> Double
+
+    /// A trial the searches ran: its rate, loss ratio and length.
+    public struct Seen: Sendable {
+        public var pps: Double, loss: Double, seconds: Double
+        public init(pps: Double, loss: Double, seconds: Double) { (self.pps, self.loss, self.seconds) = (pps, loss, seconds) }
+    }
+
+    /// Where the PDR search starts from the NDR search's trials: the highest rate
+    /// that lost at most `ratio` in every trial at it and lies below every rate that
+    /// lost more in a trial as long as the verification; the top is the lowest rate
+    /// above that which lost more.
+    public static func bracket(for ratio: Double, from seen: [Seen], verifySeconds: Double, floor: Double, maximum: Double) -> (lo: Double, hi: Double) {
+        let longFail = seen.filter { $0.seconds >= verifySeconds && $0.loss > ratio }.map(\.pps).min() ?? .infinity
+        let failed = Set(seen.filter { $0.loss > ratio }.map(\.pps))
+        let lo = max(floor, seen.filter { $0.loss <= ratio && $0.pps < longFail && !failed.contains($0.pps) }.map(\.pps).max() ?? floor)
+        let hi = seen.filter { $0.loss > ratio && $0.pps > lo }.map(\.pps).min() ?? maximum
+        return (lo, hi)
+    }
+
+    /// The highest rate losing at most `ratio`: bisection of [lo, hi] to `precision`
+    /// of the top, then a verification trial at the result. A device that loses in
+    /// long trials what it keeps in short ones fails it: the failed rate becomes the
+    /// top and the bisection runs again below it with trials as long as the
+    /// verification, so the rate returned has passed a trial of that length (or is
+    /// 0: none, or `floor`). `floor`: a rate already verified for this ratio (PDR:
+    /// the NDR), never gone below. `seen` collects every (rate, loss) for the PDR.
+    public static func rate(ratio: Double, from startLo: Double, to startHi: Double, floor: Double = 0, precision: Double,
+                            trialSeconds: Double, verifySeconds: Double, seen: inout [RFC2544Search.Seen],
+                            stop: () -> Bool = { false }, trial: Trial) throws(LanesError) -> (pps: Double, upper: Double) {
+        var lo = startLo, hi = startHi, seconds = trialSeconds
+        var loPassedLong = false // lo's clean trial was as long as the verification
+        for _ in 0..<4 {
+            // Until the bracket is narrow enough, or its top is below 1 kpps (a
+            // device that loses at every rate has no such rate: "none").
+            while hi - lo > precision * hi && hi > 1000 && !stop() {
+                let mid = (lo + hi) / 2
+                let loss = try trial("search", mid, seconds)
+                seen.append(.init(pps: mid, loss: loss, seconds: seconds))
+                if loss <= ratio { lo = mid; loPassedLong = seconds >= verifySeconds } else { hi = mid }
+            }
+            if stop() || lo == 0 || (floor > 0 && lo <= floor) || loPassedLong { break }
+            let loss = try trial("verify", lo, verifySeconds)
+            seen.append(.init(pps: lo, loss: loss, seconds: verifySeconds))
+            if loss <= ratio { break }
+            hi = lo
+            lo = floor
+            seconds = verifySeconds
+        }
+        return (max(lo, floor), hi)
+    }
+
+    /// RFC 2544 26.3: loss at 100%, 100% - step, ... of `maximum`, until two
+    /// successive steps lose nothing (or the step reaches 0).
+    public static func frameLoss(maximum: Double, step: Double, stop: () -> Bool = { false },
+                                 trial: (Double) throws(LanesError) -> Double) throws(LanesError) -> [(fraction: Double, loss: Double)] {
+        var out: [(Double, Double)] = []
+        var k = 0
+        while !stop() {
+            let f = 1 - Double(k) * step
+            guard f > 1e-9 else { break }
+            out.append((f, try trial(f * maximum)))
+            if out.count >= 2 && out.suffix(2).allSatisfy({ $0.1 == 0 }) { break }
+            k += 1
+        }
+        return out
+    }
+
+    /// RFC 2544 26.4: the longest burst that loses nothing, up to `longest` frames:
+    /// from 1024 frames, doubled while clean (halved while lossy), then bisected
+    /// until the bracket is within `precision` of its top (or one frame).
+    /// Returns 0 when even one frame is lost; `generatorBound` when `longest` is clean.
+    public static func backToBack(longest: UInt64, precision: Double, stop: () -> Bool = { false },
+                                  burst: (UInt64) throws(LanesError) -> Bool) throws(LanesError) -> (frames: UInt64, generatorBound: Bool) {
+        var n = min(1024, longest)
+        var clean: UInt64 = 0, lossy: UInt64? = nil
+        while !stop() {
+            if try burst(n) {
+                clean = n
+                if n == longest { return (n, true) }
+                if lossy != nil { break }
+                n = min(n * 2, longest)
+            } else {
+                lossy = n
+                if clean > 0 || n == 1 { break }
+                n = max(1, n / 2)
+            }
+        }
+        guard var hi = lossy else { return (clean, false) }
+        var lo = clean
+        while hi - lo > max(1, UInt64(precision * Double(hi))) && !stop() {
+            let mid = lo + (hi - lo) / 2
+            if try burst(mid) { lo = mid } else { hi = mid }
+        }
+        return (lo, false)
+    }
+
+    /// RFC 9004's buffer times: implied = frames / burst rate; corrected =
+    /// (frames - implied x throughput) / burst rate (the frames the device sent on
+    /// during the burst are not in its buffer).
+    public static func bufferTimes(meanFrames: Double, burstPps: Double, throughputPps: Double?) -> (implied: Double, corrected: Double?) {
+        guard burstPps > 0 else { return (0, nil) }
+        let implied = meanFrames / burstPps
+        return (implied, throughputPps.map { (meanFrames - implied * $0) / burstPps })
+    }
 }
 
 public enum RFC2544Runner {
     public static func check(_ c: RFC2544Config) throws(LanesError) {
         try requireRoot(for: "lanes rfc2544")
-        guard ["lanes", "kernel"].contains(c.dut) else { throw LanesError("bad --dut '\(c.dut)'", fix: "use lanes (lanes fwd --mode l3) or kernel (Linux IP forwarding)") }
-        guard !c.sizes.isEmpty, c.sizes.allSatisfy({ $0 >= 64 && $0 <= 3408 }) else { throw LanesError("bad --sizes", fix: "give frame sizes 64-3408, e.g. 64,1518") }
+        guard ["lanes", "kernel", "none", "external"].contains(c.dut) else {
+            throw LanesError("bad --dut '\(c.dut)'", fix: "use lanes (lanes fwd --mode l3), kernel (Linux IP forwarding), none (the plain veth, to calibrate) or external (--tx-port/--rx-port)")
+        }
+        guard !c.sizes.isEmpty, c.sizes.allSatisfy({ if case .bytes(let n) = $0 { RFC2544Frame.sizeRange.contains(n) } else { true } }) else {
+            throw LanesError("bad --sizes", fix: "give frame sizes 64-3408 or imix, e.g. 64,1518,imix")
+        }
         guard !c.flows.isEmpty, c.flows.allSatisfy({ $0 >= 1 && $0 <= 4096 }) else { throw LanesError("bad --flows", fix: "give flow counts 1-4096, e.g. 1,64") }
+        guard !c.tests.isEmpty else { throw LanesError("bad --tests", fix: "name one or more of throughput, latency, loss, back-to-back") }
+        if c.tests.contains(.latency) && !c.tests.contains(.throughput) {
+            throw LanesError("--tests latency needs throughput", fix: "latency is measured at fractions of NDR: add throughput")
+        }
         guard c.trialSeconds >= 0.2, c.verifySeconds >= c.trialSeconds else { throw LanesError("bad --trial-duration/--verify-duration", fix: "trials of 0.2 s or more, the verification at least as long") }
         guard c.precision > 0 && c.precision < 0.5 else { throw LanesError("bad --precision", fix: "give a fraction like 0.5%") }
         guard c.pdr > 0 && c.pdr < 1 else { throw LanesError("bad --pdr", fix: "give a loss ratio like 0.5%") }
+        guard c.lossStep >= 0.01 && c.lossStep <= 0.5 else { throw LanesError("bad --loss-step", fix: "give a step of 1%-50% of the maximum, e.g. 10%") }
+        guard c.b2bSeconds > 0 && c.b2bSeconds <= 60, c.b2bSearches >= 1 && c.b2bSearches <= 50 else {
+            throw LanesError("bad --b2b-duration/--b2b-searches", fix: "a longest burst of up to 60 s, 1-50 searches")
+        }
+        if c.dut == "external" {
+            guard let tx = c.txPort, let rx = c.rxPort else {
+                throw LanesError("--dut external needs --tx-port and --rx-port", fix: "name the ports cabled to the device, e.g. --tx-port eth1 --rx-port eth2")
+            }
+            guard let mac = c.dstMac, isMAC(mac) else {
+                throw LanesError("--dut external needs --dst-mac", fix: "give the MAC of the device's port that --tx-port reaches, six hex bytes like 02:4c:00:00:00:02")
+            }
+            for (flag, port, ns) in [("--tx-port", tx, c.txNetns), ("--rx-port", rx, c.rxNetns)] {
+                if let ns, !NetworkNamespace.exists(ns) { throw LanesError("\(flag == "--tx-port" ? "--tx-netns" : "--rx-netns") '\(ns)': no such network namespace") }
+                guard linkExists(port, namespace: ns) else { throw LanesError("\(flag) '\(port)': no such interface\(ns.map { " in namespace \($0)" } ?? "")") }
+            }
+            guard tx != rx || c.txNetns != c.rxNetns else { throw LanesError("--tx-port and --rx-port are the same port", fix: "give the two ports on either side of the device") }
+            guard c.impair == nil else { throw LanesError("--impair and --dut external conflict", fix: "the impaired device is a lanes forwarder: use --dut lanes") }
+            return
+        }
+        for (flag, v) in [("--tx-port", c.txPort), ("--rx-port", c.rxPort), ("--tx-netns", c.txNetns), ("--rx-netns", c.rxNetns), ("--dst-mac", c.dstMac)] where v != nil {
+            throw LanesError("\(flag) and --dut \(c.dut) conflict", fix: "the ports are the testbed's unless --dut external")
+        }
         try Testbed.validate(name: c.testbed)
         let tb = Testbed(name: c.testbed)
         if let ns = tb.namespaces.first(where: NetworkNamespace.exists) {
             throw LanesError("testbed '\(tb.name)' exists (namespace \(ns)); rfc2544 builds and removes its own",
-                             fix: "give --testbed a new name, or remove it with 'lanes testbed down --name \(tb.name)'")
+                             fix: "give --testbed a new name, or remove it with 'lanes testbed down --name \(tb.name)', or use --dut external with its ports")
         }
     }
 
-    /// Trials the search will run at most, and their time, for the estimate printed at the start.
-    public static func estimate(_ c: RFC2544Config) -> (trials: Int, seconds: Double) {
-        let bisections = Int((log2(1 / c.precision)).rounded(.up))
-        let perPoint = 1 + 2 * bisections + 2 + c.latencyAt.count
-        let seconds = Double(c.sizes.count * c.flows.count) * (Double(perPoint - 2) * (c.trialSeconds + 1) + 2 * (c.verifySeconds + 1))
-        return (perPoint * c.sizes.count * c.flows.count, seconds)
+    static func isMAC(_ s: String) -> Bool {
+        let parts = s.split(separator: ":", omittingEmptySubsequences: false)
+        return parts.count == 6 && parts.allSatisfy { $0.count == 2 && $0.allSatisfy(\.isHexDigit) }
     }
+
+    static func linkExists(_ iface: String, namespace ns: String?) -> Bool {
+        ((try? Shell.run((ns.map { ["ip", "-n", $0] } ?? ["ip"]) + ["link", "show", "dev", iface], check: false))?.status ?? 1) == 0
+    }
+
+    /// Trials the run takes at most (about), and their time, for the estimate printed at the start.
+    public static func estimate(_ c: RFC2544Config) -> (trials: Int, seconds: Double) {
+        let overhead = 1.5 // a trial's start and end: two processes, XDP attached, the last frames landing
+        let bisections = Int((log2(1 / c.precision)).rounded(.up))
+        var trials = 1, seconds = c.trialSeconds + overhead
+        if c.tests.contains(.throughput) {
+            trials += 2 * bisections + 3
+            seconds += Double(2 * bisections) * (c.trialSeconds + overhead) + 3 * (c.verifySeconds + overhead)
+        }
+        if c.tests.contains(.latency) { trials += c.latencyAt.count; seconds += Double(c.latencyAt.count) * (c.trialSeconds + overhead) }
+        if c.tests.contains(.loss) {
+            let steps = Int((1 / c.lossStep).rounded(.down))
+            trials += steps; seconds += Double(steps) * (c.trialSeconds + overhead)
+        }
+        if c.tests.contains(.backToBack) {
+            let per = 12 + bisections // doublings from 1024 to ~2 s at a few Mpps, then the bisection
+            trials += per * c.b2bSearches; seconds += Double(per * c.b2bSearches) * (overhead + c.b2bSeconds / 4)
+        }
+        let points = c.sizes.count * c.flows.count
+        return (trials * points, seconds * Double(points))
+    }
+
+    /// Where frames go in and come out, and how the generator addresses them.
+    struct Path {
+        var txPort: String, txNetns: String?
+        var rxPort: String, rxNetns: String?
+        /// Addressing for the generator: the testbed's defaults, or the external device's MAC.
+        var genArgs: [String]
+        var label: String
+    }
+
+    static func nsArgs(_ ns: String?) -> [String] { ns.map { ["--netns", $0] } ?? [] }
 
     public static func run(_ c: RFC2544Config, stop: () -> Bool = { false }, progress: (String) -> Void) throws(LanesError) -> RFC2544Result {
         try check(c)
+        let started = Date()
         let tb = Testbed(name: c.testbed)
-        defer { try? tb.down() }
-        try tb.up(queues: Sysfs.onlineCPUs())
+        let path: Path
         var forwarder: Child? = nil
         defer { if let f = forwarder { f.interrupt(); _ = f.wait(timeout: 10) } }
+        defer { if c.dut != "external" { try? tb.down() } }
+        switch c.dut {
+        case "external":
+            path = Path(txPort: c.txPort!, txNetns: c.txNetns, rxPort: c.rxPort!, rxNetns: c.rxNetns,
+                        genArgs: [c.txPort!] + nsArgs(c.txNetns) + ["--dst-mac", c.dstMac!],
+                        label: "\(c.txNetns.map { "\($0):" } ?? "")\(c.txPort!) -> external device (\(c.dstMac!)) -> \(c.rxNetns.map { "\($0):" } ?? "")\(c.rxPort!)")
+        case "none":
+            try tb.up(queues: Sysfs.onlineCPUs())
+            path = Path(txPort: "g0", txNetns: tb.gen, rxPort: "d0", rxNetns: tb.dut, genArgs: ["--testbed", tb.name], label: "gen:g0 -> dut:d0 (plain veth, no device)")
+        default:
+            try tb.up(queues: Sysfs.onlineCPUs())
+            path = Path(txPort: "g0", txNetns: tb.gen, rxPort: "s0", rxNetns: tb.sink, genArgs: ["--testbed", tb.name], label: "gen:g0 -> dut:d0 ... dut:d1 -> sink:s0")
+        }
         if c.dut == "lanes" {
             let mode = c.impair.map { ["--mode", "io", "--impair", $0] } ?? ["--mode", "l3"]
             let f = try Child(["fwd", "--testbed", tb.name] + mode + ["--filter", "udp dport 9000", "--interval", "0", "--json"])
@@ -132,108 +459,176 @@ public enum RFC2544Runner {
         }
         var trials: [RFC2544Trial] = []
         var points: [RFC2544Result.Point] = []
-        func trial(_ size: Int, _ flows: Int, _ kind: String, _ pps: Double?, _ seconds: Double) throws(LanesError) -> RFC2544Trial {
-            let rx = try Child(["gen", "s0", "--netns", tb.sink, "--rx-only", "--rx", "xdp", "--flows", "\(flows)",
-                                "--interval", "0", "--json", "--duration", "\(Int(seconds + 30))"])
+        /// One trial: a receiver on the receive port, then the generator for `seconds`
+        /// (or a burst of `count` frames, unpaced), then the receiver's count.
+        func trial(_ frame: RFC2544Frame, _ flows: Int, _ kind: String, _ pps: Double?, seconds: Double?, count: UInt64? = nil) throws(LanesError) -> RFC2544Trial {
+            let rx = try Child(["gen", path.rxPort] + nsArgs(path.rxNetns) + ["--rx-only", "--rx", "xdp", "--flows", "\(flows)",
+                                "--interval", "0", "--json", "--duration", "\(Int((seconds ?? 0) + 60))"])
             var waited = 0.0
-            while !xdpAttached(namespace: tb.sink, interface: "s0") && waited < 15 { usleep(20_000); waited += 0.02 }
+            while !xdpAttached(namespace: path.rxNetns, interface: path.rxPort) && waited < 15 { usleep(20_000); waited += 0.02 }
             usleep(200_000)
-            var args = ["gen", "--testbed", tb.name, "--flows", "\(flows)", "--size", "\(size)", "--duration", "\(seconds)", "--interval", "0", "--json"]
+            var args = ["gen"] + path.genArgs + ["--flows", "\(flows)"] + frame.genArgs + ["--interval", "0", "--json"]
+            if let seconds { args += ["--duration", "\(seconds)"] }
+            if let count { args += ["--count", "\(count)"] }
             if let pps { args += ["--rate", "\(Int(pps.rounded()))pps"] }
-            let g = try Child.run(args, timeout: seconds + 60, stop: stop)
+            let g = try Child.run(args, timeout: (seconds ?? c.b2bSeconds) + 60, stop: stop)
             usleep(300_000) // the last frames land
             rx.interrupt()
             let r = rx.wait(timeout: 10)
-            guard g.status == 0 else { throw LanesError("generator failed at \(size) B, \(flows) flows: \(g.stderr.split(separator: "\n").last ?? "")") }
-            guard r.status == 0 else { throw LanesError("receiver failed at \(size) B, \(flows) flows: \(r.stderr.split(separator: "\n").last ?? "")") }
+            guard g.status == 0 || stop() else { throw LanesError("generator failed at \(frame) B, \(flows) flows: \(g.stderr.split(separator: "\n").last ?? "")") }
+            guard r.status == 0 || stop() else { throw LanesError("receiver failed at \(frame) B, \(flows) flows: \(r.stderr.split(separator: "\n").last ?? "")") }
             func last(_ s: String) -> [String: Any] {
                 s.split(separator: "\n").last.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] } ?? [:]
             }
             let gj = last(g.stdout), rj = last(r.stdout)
             let tx = UInt64(gj["tx_packets"] as? Int ?? 0), got = UInt64(rj["rx_packets"] as? Int ?? 0)
             let latency = (rj["latency"] as? [String: Any])?.compactMapValues { ($0 as? Int).map(UInt64.init) }
-            let t = RFC2544Trial(size: size, flows: flows, kind: kind, requestedPps: pps, seconds: seconds,
+            let t = RFC2544Trial(size: frame, flows: flows, kind: kind, requestedPps: pps, seconds: seconds, burstFrames: count,
                                  offeredPps: gj["tx_pps"] as? Double ?? 0, txPackets: tx, rxPackets: got,
                                  lossRatio: tx == 0 ? 1 : Double(tx - min(tx, got)) / Double(tx), latencyNs: latency)
             if stop() { return t } // cut short by a signal: not a trial
             trials.append(t)
-            progress("[\(trials.count)] \(size) B, \(flows) flow\(flows == 1 ? "" : "s"), \(kind) at \(pps.map { String(format: "%.4f Mpps", $0 / 1e6) } ?? "max"): offered \(String(format: "%.4f", t.offeredPps / 1e6)) Mpps, loss \(String(format: "%.5f%%", t.lossRatio * 100))")
+            let what = count.map { "burst of \($0)" } ?? "\(kind) at \(pps.map { String(format: "%.4f Mpps", $0 / 1e6) } ?? "max")"
+            progress("[\(trials.count)] \(frame) B, \(flows) flow\(flows == 1 ? "" : "s"), \(what): offered \(String(format: "%.4f", t.offeredPps / 1e6)) Mpps, loss \(String(format: "%.5f%%", t.lossRatio * 100)) (\(Int(Date().timeIntervalSince(started))) s)")
             return t
         }
-        func gbps(_ pps: Double, _ size: Int) -> Double { pps * Double(size) * 8 / 1e9 }
-        points: for size in c.sizes {
+        points: for frame in c.sizes {
+            func gbps(_ pps: Double) -> Double { pps * frame.meanBytes * 8 / 1e9 }
             for flows in c.flows {
                 if stop() { break points }
-                let top = try trial(size, flows, "max", nil, c.trialSeconds)
+                let top = try trial(frame, flows, "max", nil, seconds: c.trialSeconds)
                 let maximum = top.offeredPps
-                var seen: [(pps: Double, loss: Double)] = [(maximum, top.lossRatio)]
-                /// Bisection for the highest rate losing at most `ratio`, from [lo, hi], with verification.
-                /// `floor`: a rate already verified for this ratio (PDR: the NDR), never gone below.
-                func search(_ ratio: Double, _ startLo: Double, _ startHi: Double, floor: Double = 0) throws(LanesError) -> RFC2544Result.Rate {
-                    if top.lossRatio <= ratio { return .init(pps: maximum, gbps: gbps(maximum, size), upperPps: nil, generatorBound: true) }
-                    var lo = startLo, hi = startHi, verifications = 0
-                    while true {
-                        // Until the bracket is narrow enough, or its top is below 1 kpps (a
-                        // device that loses at every rate has no such rate: "none").
-                        while hi - lo > c.precision * hi && hi > 1000 && !stop() {
-                            let mid = (lo + hi) / 2
-                            let t = try trial(size, flows, "search", mid, c.trialSeconds)
-                            seen.append((mid, t.lossRatio))
-                            if t.lossRatio <= ratio { lo = mid } else { hi = mid }
-                        }
-                        if stop() || lo == 0 || verifications == 3 || (floor > 0 && lo <= floor) { lo = max(lo, floor); break }
-                        verifications += 1
-                        let v = try trial(size, flows, "verify", lo, c.verifySeconds)
-                        seen.append((lo, v.lossRatio))
-                        if v.lossRatio <= ratio { break }
-                        hi = lo
-                        lo = max(floor, lo * (1 - 2 * c.precision))
+                var point = RFC2544Result.Point(size: frame, flows: flows, generatorMaxPps: maximum, latency: [:], frameLoss: [])
+                if c.tests.contains(.throughput) {
+                    var seen: [RFC2544Search.Seen] = [.init(pps: maximum, loss: top.lossRatio, seconds: c.trialSeconds)]
+                    func run(_ kind: String, _ pps: Double, _ seconds: Double) throws(LanesError) -> Double { try trial(frame, flows, kind, pps, seconds: seconds).lossRatio }
+                    func search(_ ratio: Double, _ lo: Double, _ hi: Double, floor: Double = 0) throws(LanesError) -> RFC2544Result.Rate {
+                        if top.lossRatio <= ratio { return .init(pps: maximum, gbps: gbps(maximum), upperPps: nil, generatorBound: true) }
+                        let r = try RFC2544Search.rate(ratio: ratio, from: lo, to: hi, floor: floor, precision: c.precision, trialSeconds: c.trialSeconds,
+                                                       verifySeconds: c.verifySeconds, seen: &seen, stop: stop, trial: run)
+                        return .init(pps: r.pps, gbps: gbps(r.pps), upperPps: r.upper, generatorBound: false)
                     }
-                    return .init(pps: lo, gbps: gbps(lo, size), upperPps: hi, generatorBound: false)
+                    let ndr = try search(0, 0, maximum)
+                    // PDR from what the trials showed: at least NDR, below the lowest rate that lost more than the ratio.
+                    let b = RFC2544Search.bracket(for: c.pdr, from: seen, verifySeconds: c.verifySeconds, floor: ndr.pps, maximum: maximum)
+                    point.pdr = try search(c.pdr, b.lo, b.hi, floor: ndr.pps)
+                    point.ndr = ndr
+                    if !ndr.generatorBound && ndr.pps > 0 && !stop() {
+                        // A no-drop rate loses in no trial; one lossy trial shows 1.1x is not one.
+                        let rate = min(1.1 * ndr.pps, maximum)
+                        var losses: [Double] = []
+                        while losses.count < 3 && losses.allSatisfy({ $0 == 0 }) && !stop() {
+                            losses.append(try trial(frame, flows, "above", rate, seconds: c.verifySeconds).lossRatio)
+                        }
+                        point.above = .init(pps: rate, lossRatios: losses)
+                    }
+                    if c.tests.contains(.latency), let n = point.ndr, n.pps > 0 {
+                        for f in c.latencyAt where !stop() {
+                            if let l = try trial(frame, flows, "latency", n.pps * f, seconds: c.trialSeconds).latencyNs { point.latency[String(format: "%g", f)] = l }
+                        }
+                    }
                 }
-                let ndr = try search(0, 0, maximum)
-                // PDR from what the trials showed: at least NDR, below the lowest rate that lost more than the ratio.
-                let pdrLo = seen.filter { $0.loss <= c.pdr }.map(\.pps).max() ?? ndr.pps
-                let pdrHi = seen.filter { $0.loss > c.pdr && $0.pps > pdrLo }.map(\.pps).min() ?? maximum
-                let pdr = try search(c.pdr, max(pdrLo, ndr.pps), pdrHi, floor: ndr.pps)
-                var latency: [String: [String: UInt64]] = [:]
-                if !ndr.generatorBound || ndr.pps > 0 {
-                    for f in c.latencyAt where !stop() && ndr.pps > 0 {
-                        let t = try trial(size, flows, "latency", ndr.pps * f, c.trialSeconds)
-                        if let l = t.latencyNs { latency[String(format: "%g", f)] = l }
+                if c.tests.contains(.loss) && !stop() {
+                    var offered: [Double] = []
+                    let steps = try RFC2544Search.frameLoss(maximum: maximum, step: c.lossStep, stop: stop) { (pps) throws(LanesError) in
+                        let t = try trial(frame, flows, "loss", pps, seconds: c.trialSeconds)
+                        offered.append(t.offeredPps)
+                        return t.lossRatio
+                    }
+                    point.frameLoss = zip(steps, offered).map { .init(fraction: $0.0.fraction, offeredPps: $0.1, lossRatio: $0.0.loss) }
+                }
+                if c.tests.contains(.backToBack) && !stop() {
+                    var found: [UInt64] = [], bound = false, rates: [Double] = []
+                    for _ in 0..<c.b2bSearches where !stop() {
+                        let b = try RFC2544Search.backToBack(longest: max(1, UInt64(maximum * c.b2bSeconds)), precision: c.precision, stop: stop) { (n) throws(LanesError) in
+                            let t = try trial(frame, flows, "burst", nil, seconds: nil, count: n)
+                            rates.append(t.offeredPps)
+                            return t.rxPackets >= t.txPackets && t.txPackets == n
+                        }
+                        found.append(b.frames)
+                        bound = bound || b.generatorBound
+                    }
+                    if !found.isEmpty {
+                        let mean = Double(found.reduce(0, +)) / Double(found.count)
+                        let ndr = point.ndr.flatMap { $0.generatorBound || $0.pps == 0 ? nil : $0.pps }
+                        let times = RFC2544Search.bufferTimes(meanFrames: mean, burstPps: maximum, throughputPps: ndr)
+                        point.backToBack = .init(frames: found, meanFrames: mean, burstPps: maximum, generatorBound: bound,
+                                                 impliedBufferSeconds: times.implied, correctedBufferSeconds: times.corrected)
                     }
                 }
                 if stop() { break points }
-                points.append(.init(size: size, flows: flows, generatorMaxPps: maximum, ndr: ndr, pdr: pdr, latency: latency))
+                points.append(point)
             }
         }
         let cpu = (Sysfs.read("/proc/cpuinfo") ?? "").split(separator: "\n").first { $0.hasPrefix("model name") }
             .map { String($0.split(separator: ":", maxSplits: 1).last ?? "").trimmingCharacters(in: .whitespaces) } ?? "?"
-        let method = "binary search between 0 and the generator's maximum to \(c.precision * 100)% of the bracket's top, \(c.trialSeconds) s trials, a \(c.verifySeconds) s verification at the result (at most 3); loss = frames sent less frames counted at sink:s0 (XDP); PDR loss ratio \(c.pdr * 100)%"
+        var method = ["every test starts with an unpaced \(c.trialSeconds) s trial: the generator's maximum, which bounds the rest",
+                      "loss = frames sent less frames counted at \(path.rxPort) (XDP)"]
+        if c.tests.contains(.throughput) {
+            method.append("throughput: binary search between 0 and the maximum to \(c.precision * 100)% of the bracket's top, \(c.trialSeconds) s trials, a \(c.verifySeconds) s verification at the result (if it loses, the bisection runs again below it with \(c.verifySeconds) s trials), then \(c.verifySeconds) s trials at 1.1x NDR until one loses (at most 3); PDR loss ratio \(c.pdr * 100)%")
+        }
+        if c.tests.contains(.latency) { method.append("latency: one-way, from the generator's signatures, in \(c.trialSeconds) s trials at \(c.latencyAt.map { "\(Int($0 * 100))%" }.joined(separator: ", ")) of NDR") }
+        if c.tests.contains(.loss) { method.append("frame loss: \(c.trialSeconds) s trials from 100% of the maximum down by \(Int(c.lossStep * 100))% until two in a row lose nothing (RFC 2544 26.3)") }
+        if c.tests.contains(.backToBack) {
+            method.append("back-to-back: bursts at the generator's maximum from 1024 frames, doubled while lossless, then bisected to \(c.precision * 100)% (at most \(c.b2bSeconds) s of frames), \(c.b2bSearches) searches averaged; buffer time after RFC 9004 with the generator's maximum as the burst rate")
+        }
         return RFC2544Result(date: ISO8601DateFormatter().string(from: Date()), machine: "\(cpu), \(Sysfs.onlineCPUs()) CPUs",
-                             dut: c.dut == "kernel" ? "Linux IP forwarding" : c.impair.map { "lanes fwd --mode io --impair \($0)" } ?? "lanes fwd --mode l3", method: method,
+                             dut: dutName(c), path: path.label, tests: c.tests, method: method.joined(separator: "; "),
                              trialSeconds: c.trialSeconds, verifySeconds: c.verifySeconds, precision: c.precision, pdrLossRatio: c.pdr,
-                             points: points, trials: trials, interrupted: nil)
+                             points: points, trials: trials, seconds: Date().timeIntervalSince(started), interrupted: nil)
     }
 
-    /// The Markdown report: device, machine, method, then throughput and latency per size and flow count.
+    static func dutName(_ c: RFC2544Config) -> String {
+        switch c.dut {
+        case "kernel": "Linux IP forwarding"
+        case "none": "none (the plain veth path, calibration)"
+        case "external": "external device"
+        default: c.impair.map { "lanes fwd --mode io --impair \($0)" } ?? "lanes fwd --mode l3"
+        }
+    }
+
+    static func mpps(_ v: Double) -> String { String(format: "%.3f", v / 1e6) }
+
+    /// The Markdown report: device, machine, method, then one table per test.
     public static func report(_ r: RFC2544Result) -> String {
         func rate(_ x: RFC2544Result.Rate) -> String {
-            x.pps == 0 && !x.generatorBound ? "none (every trial lost more)" : x.generatorBound ? String(format: "at least %.3f (generator-bound)", x.pps / 1e6) : String(format: "%.3f", x.pps / 1e6)
+            x.pps == 0 && !x.generatorBound ? "none (every trial lost more)" : x.generatorBound ? "at least \(mpps(x.pps)) (generator-bound)" : mpps(x.pps)
         }
-        var s = "# \(r.tool): \(r.dut)\n\nMachine: \(r.machine). Method: \(r.method).\n\n"
-        s += "| frame B | flows | NDR Mpps | NDR Gbps | PDR Mpps | PDR Gbps | generator max Mpps |\n|---:|---:|---|---:|---|---:|---:|\n"
-        for p in r.points {
-            s += "| \(p.size) | \(p.flows) | \(rate(p.ndr)) | \(String(format: "%.3f", p.ndr.gbps)) | \(rate(p.pdr)) | \(String(format: "%.3f", p.pdr.gbps)) | \(String(format: "%.3f", p.generatorMaxPps / 1e6)) |\n"
+        var s = "# \(r.tool): \(r.dut)\n\nPath: \(r.path). Machine: \(r.machine). \(r.date), \(Int(r.seconds)) s.\n\nMethod: \(r.method).\n"
+        let thr = r.points.filter { $0.ndr != nil }
+        if !thr.isEmpty {
+            s += "\n## Throughput\n\n| frame B | flows | NDR Mpps | NDR Gbps | PDR Mpps | PDR Gbps | generator max Mpps | loss at 1.1x NDR |\n|---|---:|---|---:|---|---:|---:|---:|\n"
+            for p in thr {
+                guard let n = p.ndr, let d = p.pdr else { continue }
+                let above = p.above.map { a in a.lossRatios.map { String(format: "%.4f%%", $0 * 100) }.joined(separator: ", ") + (a.lost ? "" : " (none lost: read NDR as a lower bound)") } ?? "-"
+                s += "| \(p.size) | \(p.flows) | \(rate(n)) | \(String(format: "%.3f", n.gbps)) | \(rate(d)) | \(String(format: "%.3f", d.gbps)) | \(mpps(p.generatorMaxPps)) | \(above) |\n"
+            }
         }
         let withLatency = r.points.filter { !$0.latency.isEmpty }
         if !withLatency.isEmpty {
-            s += "\nLatency (one-way, ns) at fractions of NDR:\n\n| frame B | flows | load | min | p50 | p90 | p99 | p99.9 | max |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+            s += "\n## Latency\n\nOne-way, ns, at fractions of NDR:\n\n| frame B | flows | load | min | p50 | p90 | p99 | p99.9 | max |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
             for p in withLatency {
                 for (load, l) in p.latency.sorted(by: { Double($0.key) ?? 0 < Double($1.key) ?? 0 }) {
                     let v = ["min_ns", "p50_ns", "p90_ns", "p99_ns", "p999_ns", "max_ns"].map { l[$0].map(String.init) ?? "-" }
                     s += "| \(p.size) | \(p.flows) | \(Int((Double(load) ?? 0) * 100))% | " + v.joined(separator: " | ") + " |\n"
                 }
+            }
+        }
+        let withLoss = r.points.filter { !$0.frameLoss.isEmpty }
+        if !withLoss.isEmpty {
+            s += "\n## Frame loss rate\n\nLoss ratio at fractions of the generator's maximum:\n\n| frame B | flows | " + "load | offered Mpps | loss |\n|---|---:|---:|---:|---:|\n"
+            for p in withLoss {
+                for l in p.frameLoss {
+                    s += "| \(p.size) | \(p.flows) | \(Int((l.fraction * 100).rounded()))% | \(mpps(l.offeredPps)) | \(String(format: "%.4f%%", l.lossRatio * 100)) |\n"
+                }
+            }
+        }
+        let withB2B = r.points.compactMap { p in p.backToBack.map { (p, $0) } }
+        if !withB2B.isEmpty {
+            s += "\n## Back-to-back\n\nLongest burst with no loss at the generator's maximum:\n\n| frame B | flows | burst Mpps | frames (each search) | mean frames | implied buffer | corrected buffer (RFC 9004) |\n|---|---:|---:|---|---:|---:|---:|\n"
+            for (p, b) in withB2B {
+                let frames = b.generatorBound ? "at least \(b.frames.max() ?? 0) (generator-bound)" : b.frames.map(String.init).joined(separator: ", ")
+                s += "| \(p.size) | \(p.flows) | \(mpps(b.burstPps)) | \(frames) | \(String(format: "%.0f", b.meanFrames)) | \(String(format: "%.1f us", b.impliedBufferSeconds * 1e6)) | \(b.correctedBufferSeconds.map { String(format: "%.1f us", $0 * 1e6) } ?? "- (no NDR)") |\n"
             }
         }
         s += "\n\(r.trials.count) trials (every one in the JSON).\n"

@@ -10,26 +10,42 @@ import LanesXDP
 struct RFC2544Command: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rfc2544",
-        abstract: "RFC 2544 throughput (NDR and PDR by binary search with verification) and latency for a device under test.",
+        abstract: "RFC 2544 throughput (NDR/PDR), latency, frame loss rate and back-to-back bursts for a device under test.",
         discussion: """
-        Traffic goes gen:g0 -> dut -> sink:s0 on its own testbed (created and removed); the
-        receiver counts signed frames in XDP on s0. --dut lanes runs 'lanes fwd --mode l3' on
-        the dut; --dut kernel forwards with Linux IP forwarding. Each search starts with an
-        unpaced trial (the generator's maximum bounds it: a device that loses nothing there
-        is 'at least' that, generator-bound), bisects to --precision, and verifies the result
-        with a --verify-duration trial. Every trial is in the JSON.
-        Example: lanes rfc2544 --dut kernel --sizes 64,1518 --flows 1,64 --out results/rfc2544
+        By default traffic goes gen:g0 -> dut -> sink:s0 on a testbed of its own (created and
+        removed); the receiver counts signed frames in XDP. --dut lanes runs 'lanes fwd --mode
+        l3' on the dut, --dut kernel forwards with Linux IP forwarding, --dut none receives on
+        dut:d0 itself (the plain veth, to calibrate the generator and receiver), --dut external
+        sends from --tx-port to the device at --dst-mac and counts at --rx-port, setting nothing
+        up. Every test starts with an unpaced trial: the generator's maximum bounds the search
+        (a device that loses nothing there is 'at least' that, generator-bound). Throughput
+        bisects to --precision and verifies the result with a --verify-duration trial, then
+        shows 1.1x NDR loses; latency is measured at --latency-at fractions of NDR; frame loss
+        steps down from the maximum by --loss-step; back-to-back finds the longest lossless
+        burst at the maximum. Every trial is in the JSON; --out also writes report.md and plot.svg.
+        Examples:
+          lanes rfc2544 --dut kernel --sizes 64,1518,imix --flows 1,64 --out results/rfc2544
+          lanes rfc2544 --dut external --tx-port eth1 --rx-port eth2 --dst-mac 0c:42:a1:00:00:01
         """)
-    @Option(help: "Device under test: lanes (lanes fwd --mode l3) or kernel (Linux IP forwarding).") var dut = "lanes"
-    @Option(help: "Frame sizes in bytes.") var sizes = "64,1518"
+    @Option(help: "Device under test: lanes (lanes fwd --mode l3), kernel (Linux IP forwarding), none (plain veth, calibration) or external.") var dut = "lanes"
+    @Option(help: "Frame sizes in bytes, and imix (7:4:1 of 64/570/1518).") var sizes = "64,1518"
     @Option(help: "Flow counts: 1 and many side by side.") var flows = "1,64"
+    @Option(help: "Tests: throughput, latency, loss, back-to-back, or all.") var tests = "all"
     @Option(help: "Seconds per search trial.") var trialDuration = 2.0
-    @Option(help: "Seconds of the verification trial at the result.") var verifyDuration = 5.0
-    @Option(help: "Width of the final bracket, relative to its top (e.g. 0.5%).") var precision = "0.5%"
+    @Option(help: "Seconds of the verification trial at the result (and of the trial at 1.1x NDR).") var verifyDuration = 5.0
+    @Option(help: "Width of the final bracket, relative to its top (e.g. 0.5%); also the back-to-back search's.") var precision = "0.5%"
     @Option(help: "Loss ratio of the partial drop rate (e.g. 0.5%, FD.io CSIT's).") var pdr = "0.5%"
     @Option(help: "Latency at these fractions of NDR.") var latencyAt = "0.1,0.5,0.9,1"
+    @Option(help: "Frame loss rate: offered load steps down from 100% of the maximum by this much.") var lossStep = "10%"
+    @Option(help: "Back-to-back: the longest burst tried, in seconds at the generator's maximum.") var b2bDuration = 2.0
+    @Option(help: "Back-to-back: searches to average.") var b2bSearches = 2
     @Option(help: "Testbed name for the run.") var testbed = "lanes-2544"
-    @Option(help: "Directory for results.json and report.md.") var out: String?
+    @Option(help: "--dut external: the port frames leave from.") var txPort: String?
+    @Option(help: "--dut external: the port they come back on.") var rxPort: String?
+    @Option(help: "--dut external: the transmit port's network namespace (default: this one).") var txNetns: String?
+    @Option(help: "--dut external: the receive port's network namespace (default: this one).") var rxNetns: String?
+    @Option(help: "--dut external: destination MAC, the device's port that --tx-port reaches.") var dstMac: String?
+    @Option(help: "Directory for results.json, report.md and plot.svg.") var out: String?
     @Flag(help: "Print the JSON on stdout instead of the report.") var json = false
     @Option(help: ArgumentHelp("Check the method against a known-bad device: the dut is 'lanes fwd --mode io --impair SPEC' (e.g. drop=100: 1% lost).", valueName: "drop=N,reorder=M")) var impair: String?
 
@@ -42,18 +58,24 @@ struct RFC2544Command: ParsableCommand {
     func run() throws {
         var c = RFC2544Config()
         c.dut = dut
-        guard let s = FrameSizes.parseList(sizes, minimum: 64, maximum: 3408) else { throw LanesError("bad --sizes '\(sizes)'", fix: "give frame sizes 64-3408, e.g. 64,1518") }
+        guard let s = RFC2544Frame.parseList(sizes) else { throw LanesError("bad --sizes '\(sizes)'", fix: "give frame sizes 64-3408 or imix, e.g. 64,1518,imix") }
         c.sizes = s
         guard let f = FrameSizes.parseList(flows, minimum: 1, maximum: 4096) else { throw LanesError("bad --flows '\(flows)'", fix: "give flow counts, e.g. 1,64") }
         c.flows = f
+        guard let t = RFC2544Test.parseList(tests) else { throw LanesError("bad --tests '\(tests)'", fix: "name throughput, latency, loss, back-to-back (comma-separated) or all") }
+        c.tests = t
         c.trialSeconds = trialDuration
         c.verifySeconds = verifyDuration
         c.precision = try Self.fraction(precision, "precision")
         c.pdr = try Self.fraction(pdr, "pdr")
+        c.lossStep = try Self.fraction(lossStep, "loss-step")
+        c.b2bSeconds = b2bDuration
+        c.b2bSearches = b2bSearches
         let loads = latencyAt.split(separator: ",").map { Double($0) }
         guard !loads.isEmpty, loads.allSatisfy({ $0 != nil && $0! > 0 && $0! <= 1 }) else { throw LanesError("bad --latency-at '\(latencyAt)'", fix: "give fractions of NDR in (0, 1], e.g. 0.5,0.9") }
         c.latencyAt = loads.map { $0! }
         c.testbed = testbed
+        (c.txPort, c.rxPort, c.txNetns, c.rxNetns, c.dstMac) = (txPort, rxPort, txNetns, rxNetns, dstMac)
         if let impair {
             guard dut == "lanes" else { throw LanesError("--impair and --dut \(dut) conflict", fix: "the impaired device is a lanes forwarder: use --dut lanes") }
             c.impair = impair
@@ -61,20 +83,18 @@ struct RFC2544Command: ParsableCommand {
         let dir = try out.map(Experiment.outputDirectory)
         try RFC2544Runner.check(c)
         let estimate = RFC2544Runner.estimate(c)
-        fputs("lanes rfc2544: \(c.sizes.count * c.flows.count) searches, about \(estimate.trials) trials, about \(Int(estimate.seconds)) s (more when a verification fails)\n", stderr)
+        fputs("lanes rfc2544: \(c.tests.map(\.rawValue).joined(separator: ", ")) for \(c.sizes.count * c.flows.count) size x flow points, about \(estimate.trials) trials, about \(Int(estimate.seconds)) s (more when a verification fails)\n", stderr)
         let latch = Experiment.StopLatch()
-        let t0 = Date()
         var result = try RFC2544Runner.run(c, stop: latch.poll) { fputs($0 + "\n", stderr) }
         result.interrupted = latch.name
         let data = try Experiment.json(result)
         let report = RFC2544Runner.report(result)
-        if let dir { try Experiment.write([("results.json", data), ("report.md", Data(report.utf8))], to: dir) }
-        if json { print(String(decoding: data, as: UTF8.self)) } else {
-            print(report)
-            print("took \(Int(Date().timeIntervalSince(t0))) s")
+        if let dir {
+            try Experiment.write([("results.json", data), ("report.md", Data(report.utf8)), ("plot.svg", Data(RFC2544Plot.svg(result).utf8))], to: dir)
         }
+        if json { print(String(decoding: data, as: UTF8.self)) } else { print(report) }
         if let why = result.interrupted {
-            fputs("lanes: error: rfc2544 interrupted by \(why) after \(result.points.count) searches (those are printed)\n", stderr)
+            fputs("lanes: error: rfc2544 interrupted by \(why) after \(result.points.count) points (those are printed)\n", stderr)
             throw ExitCode(128 + latch.signal)
         }
     }

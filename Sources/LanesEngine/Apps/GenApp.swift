@@ -164,11 +164,10 @@ public struct GenApp: LaneApp {
     public private(set) var sent: UInt64 = 0
     public private(set) var signedReceived: UInt64 = 0
     public private(set) var unsignedReceived: UInt64 = 0
-    var startNs: UInt64 = 0
+    var pacer: Pacer
     /// When this lane sent its first and its latest burst (CLOCK_MONOTONIC ns; 0: none).
     public private(set) var firstSentNs: UInt64 = 0
     public private(set) var lastSentNs: UInt64 = 0
-    let nsPerPacket: Double
     let limit: UInt64
 
     public init(plan: GenLanePlan) {
@@ -182,7 +181,7 @@ public struct GenApp: LaneApp {
         templates = .allocate(byteCount: GenApp.templateBytes, alignment: 64)
         frameInfo = .allocate(capacity: 1)
 
-        nsPerPacket = plan.pps.map { 1e9 / $0 } ?? 0
+        pacer = Pacer(pps: plan.pps)
         limit = plan.count ?? .max
     }
 
@@ -220,21 +219,16 @@ public struct GenApp: LaneApp {
         frameInfo = table
         slots = n
         nextSlot = 0
-        startNs = 0
+        pacer.reset()
         firstSentNs = 0
         lastSentNs = 0
     }
 
     @inline(__always)
     public mutating func budget(_ max: Int, now: UInt64) -> Int {
-        if startNs == 0 { startNs = now }
         var n = UInt64(max)
         if limit != .max { n = Swift.min(n, limit - sent) }
-        if nsPerPacket > 0 {
-            let due = UInt64(Double(now - startNs) / nsPerPacket) + 1
-            n = due > sent ? Swift.min(n, due - sent) : 0
-        }
-        return Int(n)
+        return Int(pacer.allowance(max: n, sent: sent, now: now))
     }
 
     @inline(__always)
