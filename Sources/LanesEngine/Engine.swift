@@ -189,6 +189,7 @@ public final class Engine {
                                   makeReverseApp: ((Int) -> App)? = nil,
                                   makeApp: (Int) -> App) throws(LanesError) -> (summary: RunSummary, apps: [App]) {
         StopSignals.block()
+        let allowancesAtStart = EC2Shaping.read(interface: config.interface)
         let stop = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
         stop.initialize(to: 0)
         defer { stop.deallocate() }
@@ -282,7 +283,8 @@ public final class Engine {
         }
         lanes_store_relaxed_u64(stop, 2)
         threads.forEach { $0.join() }
-        let summary = makeSummary(duration: elapsed, ledgers: results.ledgers, exitReason: exitReason)
+        var summary = makeSummary(duration: elapsed, ledgers: results.ledgers, exitReason: exitReason)
+        summary.ec2Shaping = EC2Shaping.between(allowancesAtStart, EC2Shaping.read(interface: config.interface))
         if exitReason == "interface lost" {
             close()
             throw LanesError("interface \(config.interface) disappeared during the run (namespace or device removed)",

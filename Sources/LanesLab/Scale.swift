@@ -97,6 +97,8 @@ public struct ScalePoint: Codable, Sendable {
     /// Received Mpps per core-second of the device's own work (dut + softirq + NAPI
     /// threads): what carries over to a machine where the generator has its own cores.
     public var mppsPerDutCoreSecond: Double
+    /// ENA allowance counters' rises over the point's runs (dut and generator); absent off ena.
+    public var ec2Shaping: [String: UInt64]? = nil
 }
 
 public struct ScaleResult: Codable, Sendable {
@@ -243,6 +245,7 @@ public enum ScaleRunner {
                             a.cpu["softirq", default: 0] += softirq
                             if napi == .threaded { a.cpu["napi_threads", default: 0] += threads }
                             a.perCore.append(Double(m.receivedPackets) / 1e6 / max(m.dutCPU + softirq + threads, 1e-9))
+                            if let sh = m.shaping { for (k, v) in sh { a.shaping[k, default: 0] += v } }
                             done += 1
                             progress("[\(done)/\(total)] \(dut) lanes \(l) flows \(f) run \(r + 1): \(fmt(m.mpps)) Mpps received, \(fmt(m.offeredMpps)) Mpps offered")
                         acc["\(dut) \(l) \(f)"] = a
@@ -267,7 +270,8 @@ public enum ScaleRunner {
                                              queuesUsed: used, queuesExpected: expected, perQueuePackets: a.perQueue, policedPackets: a.policed,
                                              generatorBound: generatorBound, bound: a.policed > 0 ? "policer" : generatorBound ? "generator" : "device",
                                              planMatched: used == expected, runs: a.runs, offeredPackets: a.offeredPackets, receivedPackets: a.receivedPackets,
-                                             drops: a.drops, cpuS: a.cpu, mppsPerDutCoreSecond: median(a.perCore)))
+                                             drops: a.drops, cpuS: a.cpu, mppsPerDutCoreSecond: median(a.perCore),
+                                             ec2Shaping: a.shaping.isEmpty ? nil : a.shaping))
                 }
             }
         }
@@ -285,6 +289,7 @@ public enum ScaleRunner {
     struct Accumulated {
         var lanes: Int, napi: NAPIMode
         var runs: [Double] = [], offered: [Double] = [], perCore: [Double] = []
+        var shaping: [String: UInt64] = [:]
         var perQueue: [UInt64]
         var policed: UInt64 = 0, offeredPackets: UInt64 = 0, receivedPackets: UInt64 = 0
         var drops: [String: Int64] = [:], cpu: [String: Double] = [:]
@@ -294,6 +299,8 @@ public enum ScaleRunner {
     struct Measurement {
         var mpps: Double; var offeredMpps: Double; var perQueue: [UInt64]; var policed: UInt64; var bindMode: String
         var offeredPackets: UInt64; var receivedPackets: UInt64; var drops: [String: Int64]; var genCPU: Double; var dutCPU: Double
+        /// ENA allowance counters' rises on the dut and the generator (nil off ena, as on the testbed's veths).
+        var shaping: [String: UInt64]? = nil
     }
 
     /// Received rate from the dut's interval lines inside the measured window;
@@ -329,7 +336,17 @@ public enum ScaleRunner {
         let offered = (g["tx_pps"] as? Double ?? 0) / 1e6
         return Measurement(mpps: mpps, offeredMpps: offered, perQueue: perQueue, policed: policed, bindMode: summary["bind_mode"] as? String ?? "?",
                            offeredPackets: UInt64(int(g["tx_packets"])), receivedPackets: received, drops: drops,
-                           genCPU: g["cpu_s"] as? Double ?? 0, dutCPU: summary["cpu_s"] as? Double ?? 0)
+                           genCPU: g["cpu_s"] as? Double ?? 0, dutCPU: summary["cpu_s"] as? Double ?? 0,
+                           shaping: shapingDeltas(summary, g))
+    }
+
+    /// The `ec2_shaping` deltas of the dut's and the generator's summaries, summed; nil when neither has them.
+    static func shapingDeltas(_ summaries: [String: Any]...) -> [String: UInt64]? {
+        let all = summaries.compactMap { ($0["ec2_shaping"] as? [String: Any])?["deltas"] as? [String: Any] }
+        guard !all.isEmpty else { return nil }
+        var out: [String: UInt64] = [:]
+        for d in all { for (k, v) in d { out[k, default: 0] += UInt64(v as? Int ?? 0) } }
+        return out
     }
 
     /// Counters read around each run: the dut veth's receive drops and the sender's
@@ -409,6 +426,7 @@ public enum ScaleRunner {
             if !p.planMatched { notes.append("expected \(p.queuesExpected) queues") }
             if p.policedPackets > 0 { notes.append("policed \(p.policedPackets)") }
             if r.capGbps != nil && p.dut == "kernel" { notes.append("no cap: the policer is Lanes' XDP program") }
+            for (k, v) in (p.ec2Shaping ?? [:]).sorted(by: { $0.key < $1.key }) where v > 0 { notes.append("EC2 shaped: \(k) +\(v)") }
             let cpu = ["generator", "dut", "softirq", "napi_threads"].map { p.cpuS[$0].map { String(format: "%.2f", $0) } ?? "-" }.joined(separator: "/")
             let drops = p.drops.filter { $0.value != 0 }.sorted { $0.value > $1.value }.prefix(3).map { "\($0.key) \($0.value)" }.joined(separator: ", ")
             s += "| \(p.dut) (\(p.napi)) | \(p.lanes) | \(p.flows) | \(fmt(p.mppsMedian)) | \(fmt(p.mppsMin)) | \(fmt(p.mppsMax)) | \(fmt(p.gbpsMedian)) | \(fmt(p.offeredMppsMedian)) | \(p.bound) | \(fmt(p.mppsPerDutCoreSecond)) | \(cpu) | \(drops) | \(p.queuesUsed)/\(p.lanes) | \(notes.joined(separator: ", ")) |\n"

@@ -55,6 +55,10 @@ public final class Ethtool {
     public struct Channels: Sendable, Codable, Equatable {
         public var rx, tx, combined, other: Int
         public var maxRx, maxTx, maxCombined, maxOther: Int
+        public init(rx: Int, tx: Int, combined: Int, other: Int, maxRx: Int, maxTx: Int, maxCombined: Int, maxOther: Int) {
+            (self.rx, self.tx, self.combined, self.other) = (rx, tx, combined, other)
+            (self.maxRx, self.maxTx, self.maxCombined, self.maxOther) = (maxRx, maxTx, maxCombined, maxOther)
+        }
     }
 
     public func channels() -> Channels? {

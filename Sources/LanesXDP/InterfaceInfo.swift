@@ -28,46 +28,94 @@ public struct InterfaceInfo: Sendable, Codable {
     /// ENA allowance counters and ENA Express (ena_srd) counters, where present.
     public var allowanceCounters: [String: UInt64]
 
+    /// The largest MTU with an XDP program attached, without multi-buffer, where the driver's rule is known.
+    public var xdpMTULimit: Int?
+    /// What the loaded driver allows for AF_XDP zero-copy, where known (ena: by driver version).
+    public var zeroCopy: String?
+    /// EFA devices (the efa RDMA driver) beside this interface.
+    public var efaDevices: [String]
+
     public var rssHashFunction: String? { rss?.hashFunctionName }
 
-    public static func gather(_ name: String) throws(LanesError) -> InterfaceInfo {
-        let index = if_nametoindex(name)
-        guard index != 0 else {
-            throw LanesError("interface '\(name)' not found", fix: "see 'ip link', or pass --netns NS (or run 'lanes testbed up')")
-        }
-        let et = try Ethtool(name)
-        let drv = try et.driverInfo()
-        let base = "/sys/class/net/\(name)"
-        let devLink = Sysfs.link("\(base)/device")
-        let pci = devLink.map { String($0.split(separator: "/").last ?? "") }.flatMap { $0.contains(":") ? $0 : nil }
+    /// Upstream ENA refuses XDP above this MTU (ENA_XDP_MAX_MTU: a page less headroom and overhead).
+    public static let enaXDPMaxMTU = 3498
+    /// veth without a frags-aware program: a page less XDP headroom (256), the skb's
+    /// shared info (320 on x86-64) and the Ethernet header (14).
+    public static let vethXDPMaxMTU = 4096 - 256 - 320 - 14
+    /// Amazon's out-of-tree ENA driver added AF_XDP zero-copy in r2.7.0 (its RELEASENOTES.md; "experimental" from r2.7.3).
+    public static let enaZeroCopyVersion = [2, 7, 0]
+    /// The allowance counters the ENA driver reports (ena_ethtool.c, ena_hw_stats_strings), in its order.
+    public static let enaAllowanceCounters = ["bw_in_allowance_exceeded", "bw_out_allowance_exceeded", "pps_allowance_exceeded",
+                                              "conntrack_allowance_exceeded", "linklocal_allowance_exceeded", "conntrack_allowance_available"]
+    /// ENA Express (SRD) counters (ena_ethtool.c, ena_srd_info_strings).
+    public static let enaSRDCounters = ["ena_srd_mode", "ena_srd_tx_pkts", "ena_srd_eligible_tx_pkts", "ena_srd_rx_pkts", "ena_srd_resource_utilization"]
+
+    public static func gather(_ name: String) throws(LanesError) -> InterfaceInfo { InterfaceInfo(try DriverFacts.read(name)) }
+
+    /// The report and verdict, computed from the facts alone.
+    public init(_ f: DriverFacts) {
+        let pci = f.deviceLink.map { String($0.split(separator: "/").last ?? "") }.flatMap { $0.contains(":") ? $0 : nil }
         let sriov: String
-        if Sysfs.exists("\(base)/device/physfn") { sriov = "virtual-function" }
-        else if let n = Sysfs.read("\(base)/device/sriov_numvfs").flatMap(Int.init), n > 0 { sriov = "physical-function (\(n) VFs)" }
-        else if Sysfs.exists("\(base)/device/sriov_totalvfs") { sriov = "physical-function" }
+        if f.hasPhysfn { sriov = "virtual-function" }
+        else if let n = f.sriovNumVFs, n > 0 { sriov = "physical-function (\(n) VFs)" }
+        else if f.sriovTotalVFs != nil { sriov = "physical-function" }
         else { sriov = "none" }
-        let numa = Sysfs.read("\(base)/device/numa_node").flatMap(Int.init).flatMap { $0 >= 0 ? $0 : nil }
-        let queues = Sysfs.list("\(base)/queues")
-        let sysRx = queues.filter { $0.hasPrefix("rx-") }.count, sysTx = queues.filter { $0.hasPrefix("tx-") }.count
-        let ch = et.channels()
-        let features = XDPFeatures.query(ifindex: index)
-        var stats: [String: UInt64] = [:]
-        if drv.driver == "ena" {
-            for (k, v) in et.statistics() where k.contains("allowance_exceeded") || k.contains("ena_srd") { stats[k] = v }
-        }
         var notes: [String] = []
-        if drv.driver == "veth" {
+        var stats: [String: UInt64] = [:]
+        var mtuLimit: Int? = nil
+        var zeroCopy: String? = nil
+        let rxq = InterfaceInfo.rxQueueCount(f.channels, sysfs: f.sysfsRxQueues)
+        switch f.driver {
+        case "veth":
+            mtuLimit = InterfaceInfo.vethXDPMaxMTU
             notes.append("veth: native XDP yes, AF_XDP zero-copy no (copy mode); a packet sent on TX queue q arrives on the peer's RX queue q")
+        case "ena":
+            for k in InterfaceInfo.enaAllowanceCounters + InterfaceInfo.enaSRDCounters { if let v = f.statistics[k] { stats[k] = v } }
+            mtuLimit = InterfaceInfo.enaXDPMaxMTU
+            if let mtu = f.mtu, mtu > InterfaceInfo.enaXDPMaxMTU {
+                notes.append("ena: XDP needs an MTU of \(InterfaceInfo.enaXDPMaxMTU) or less without multi-buffer (this one is \(mtu)): ip link set dev \(f.interface) mtu \(InterfaceInfo.enaXDPMaxMTU)")
+            }
+            if let ch = f.channels, ch.maxCombined > 0, ch.combined > ch.maxCombined / 2 {
+                notes.append("ena: XDP takes one TX queue per combined channel, so at most half of the \(ch.maxCombined) can carry traffic (\(ch.combined) now): ethtool -L \(f.interface) combined \(ch.maxCombined / 2)")
+            }
+            let version = f.driverVersion.split(whereSeparator: { !$0.isNumber && $0 != "." }).first.map { $0.split(separator: ".").compactMap { Int($0) } } ?? []
+            if f.driverVersion.hasSuffix("g") && version.count >= 2 {
+                zeroCopy = version.lexicographicallyPrecedes(InterfaceInfo.enaZeroCopyVersion)
+                    ? "no: Amazon's out-of-tree ena \(f.driverVersion) predates AF_XDP zero-copy (r2.7.0); copy mode"
+                    : "yes: Amazon's out-of-tree ena \(f.driverVersion) (zero-copy from r2.7.0, experimental)"
+            } else {
+                zeroCopy = "no: the upstream ena (\(f.driverVersion.isEmpty ? "in-tree" : f.driverVersion)) has no AF_XDP zero-copy; copy mode (Amazon's out-of-tree driver r2.7.0+ has it)"
+            }
+            if !f.statistics.keys.contains("pps_allowance_exceeded") {
+                notes.append("ena: the driver reports no allowance counters (they need ena 2.2.10 or later and an instance that exposes them)")
+            }
+        default: break
         }
-        if features == nil { notes.append("the kernel did not report XDP features (netdev netlink family missing)") }
-        if ch == nil { notes.append("ETHTOOL_GCHANNELS not supported; queue counts from sysfs") }
-        return InterfaceInfo(
-            interface: name, ifindex: index, driver: drv.driver, driverVersion: drv.version, firmware: drv.firmware,
-            busInfo: drv.busInfo, pciAddress: pci, sriov: sriov, mtu: Sysfs.read("\(base)/mtu").flatMap(Int.init),
-            numaNode: numa, mac: Sysfs.read("\(base)/address"),
-            rxQueues: rxQueueCount(ch, sysfs: sysRx), txQueues: txQueueCount(ch, sysfs: sysTx),
-            channels: ch, xdpFeatures: features?.names, xdpFeaturesKnown: features != nil,
-            rss: et.rss(), attachedXDP: XDPProgram.attached(ifindex: index),
-            verdict: verdict(driver: drv.driver, sriov: sriov), notes: notes, allowanceCounters: stats)
+        let efa = f.rdmaDevices.filter { $0.driver == "efa" }.map(\.name)
+        if !efa.isEmpty {
+            notes.append("efa: \(efa.joined(separator: ", ")) beside this interface: EFA traffic (libfabric over SRD) bypasses the kernel by its own road, not AF_XDP; Lanes drives the ENA side")
+        }
+        if f.xdpFeatures == nil { notes.append("the kernel did not report XDP features (netdev netlink family missing)") }
+        if f.channels == nil { notes.append("ETHTOOL_GCHANNELS not supported; queue counts from sysfs") }
+        self.init(
+            interface: f.interface, ifindex: f.ifindex, driver: f.driver, driverVersion: f.driverVersion, firmware: f.firmware,
+            busInfo: f.busInfo, pciAddress: pci, sriov: sriov, mtu: f.mtu, numaNode: f.numaNode, mac: f.mac,
+            rxQueues: rxq, txQueues: InterfaceInfo.txQueueCount(f.channels, sysfs: f.sysfsTxQueues),
+            channels: f.channels, xdpFeatures: f.xdpFeatures, xdpFeaturesKnown: f.xdpFeatures != nil, rss: f.rss,
+            attachedXDP: f.attachedXDP, verdict: InterfaceInfo.verdict(driver: f.driver, sriov: sriov), notes: notes,
+            allowanceCounters: stats, xdpMTULimit: mtuLimit, zeroCopy: zeroCopy, efaDevices: efa)
+    }
+
+    init(interface: String, ifindex: UInt32, driver: String, driverVersion: String, firmware: String, busInfo: String, pciAddress: String?,
+         sriov: String, mtu: Int?, numaNode: Int?, mac: String?, rxQueues: Int, txQueues: Int, channels: Ethtool.Channels?,
+         xdpFeatures: [String]?, xdpFeaturesKnown: Bool, rss: Ethtool.RSS?, attachedXDP: AttachedXDP?, verdict: String, notes: [String],
+         allowanceCounters: [String: UInt64], xdpMTULimit: Int?, zeroCopy: String?, efaDevices: [String]) {
+        self.interface = interface; self.ifindex = ifindex; self.driver = driver; self.driverVersion = driverVersion
+        self.firmware = firmware; self.busInfo = busInfo; self.pciAddress = pciAddress; self.sriov = sriov; self.mtu = mtu
+        self.numaNode = numaNode; self.mac = mac; self.rxQueues = rxQueues; self.txQueues = txQueues; self.channels = channels
+        self.xdpFeatures = xdpFeatures; self.xdpFeaturesKnown = xdpFeaturesKnown; self.rss = rss; self.attachedXDP = attachedXDP
+        self.verdict = verdict; self.notes = notes; self.allowanceCounters = allowanceCounters; self.xdpMTULimit = xdpMTULimit
+        self.zeroCopy = zeroCopy; self.efaDevices = efaDevices
     }
 
     /// Queue counts from ETHTOOL_GCHANNELS in either form (rx/tx, as veth reports,
@@ -89,6 +137,21 @@ public struct InterfaceInfo: Sendable, Codable {
         let ch = et.channels()
         return (rxQueueCount(ch, sysfs: queues.filter { $0.hasPrefix("rx-") }.count),
                 txQueueCount(ch, sysfs: queues.filter { $0.hasPrefix("tx-") }.count))
+    }
+
+    /// Why attaching XDP would fail on this driver, said before anything is attached
+    /// (ena: the MTU, and half the channels kept free for XDP TX), or nil.
+    public static func xdpRefusal(interface: String, driver: String, mtu: Int?, channels: Ethtool.Channels?) -> LanesError? {
+        guard driver == "ena" else { return nil }
+        if let mtu, mtu > enaXDPMaxMTU {
+            return LanesError("\(interface): ena takes XDP only at an MTU of \(enaXDPMaxMTU) or less without multi-buffer (the MTU is \(mtu))",
+                              fix: "ip link set dev \(interface) mtu \(enaXDPMaxMTU)")
+        }
+        if let ch = channels, ch.maxCombined > 0, ch.combined > ch.maxCombined / 2 {
+            return LanesError("\(interface): ena takes XDP only with at most half of its \(ch.maxCombined) channels in use (\(ch.combined) are)",
+                              fix: "ethtool -L \(interface) combined \(ch.maxCombined / 2)")
+        }
+        return nil
     }
 
     static func verdict(driver: String, sriov: String) -> String {

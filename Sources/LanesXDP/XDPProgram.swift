@@ -203,6 +203,10 @@ public final class XDPProgram {
         guard index != 0 else {
             throw LanesError("interface '\(name)' not found", fix: "see 'ip link', or pass --netns NS (or run 'lanes testbed up')")
         }
+        if let et = try? Ethtool(name), let d = try? et.driverInfo(),
+           let refusal = InterfaceInfo.xdpRefusal(interface: name, driver: d.driver, mtu: Sysfs.read("/sys/class/net/\(name)/mtu").flatMap(Int.init), channels: et.channels()) {
+            throw refusal
+        }
         if let existing = XDPProgram.attached(ifindex: index) {
             if !existing.isLanes && !force {
                 throw LanesError("interface \(name) already has XDP program '\(existing.name)' (id \(existing.id)) attached",

@@ -166,6 +166,7 @@ struct EngineOptions<Default: DefaultPort>: ParsableArguments {
             print("    \(l.frames)")
         }
         print("  memory: \(s.processRSSBytes / 1024) KiB resident, \(s.processBeyondUMEMBytes / 1024) KiB beyond UMEM")
+        if let shaping = s.ec2Shaping { for line in shaping.lines { print("  " + line) } }
     }
 }
 

@@ -85,6 +85,8 @@ struct GenCommand: ParsableCommand {
         var framesBalanced: Bool
         /// CPU seconds this process used (all threads, user + system).
         var cpuS: Double = processCPUSeconds()
+        /// ENA's allowance counters' rises over the run (absent off ena).
+        var ec2Shaping: EC2Shaping? = nil
 
         /// The sending span over lanes' (first, last) send times in CLOCK_MONOTONIC ns.
         static func sendingSpan(_ lanes: [(first: UInt64, last: UInt64)]) -> Double? {
@@ -278,6 +280,7 @@ struct GenCommand: ParsableCommand {
                          kernelRxDropped: s.lanes.reduce(0) { $0 + $1.xsk.rxDropped },
                          lanes: zip(s.lanes, apps).map { l, a in .init(queue: l.queue, core: l.core, txPackets: l.txPackets, txBytes: l.txBytes, streams: a.plan.streams.count, rxSigned: a.signedReceived) },
                          framesBalanced: s.framesBalanced)
+        rep.ec2Shaping = s.ec2Shaping
         if receive {
             var hist = LatencyHistogram()
             defer { hist.release() }
@@ -312,6 +315,7 @@ struct GenCommand: ParsableCommand {
                 print("latency ns: min \(lat.minNs) p50 \(lat.p50Ns) p90 \(lat.p90Ns) p99 \(lat.p99Ns) p99.9 \(lat.p999Ns) max \(lat.maxNs)")
             }
         }
+        for line in r.ec2Shaping?.lines ?? [] { print(line) }
     }
 }
 

@@ -84,6 +84,7 @@ enum GenXDP {
                               : "\(config.interface) has another XDP program: running unattached (each call waits for an RCU grace period)"))
         }
         let tty = isatty(1) == 1
+        let allowancesAtStart = EC2Shaping.read(interface: config.interface)
         let s = try gen.run(duration: options.duration, interval: options.interval, onInterval: { r in
             if json {
                 printJSONLine(IntervalLine(elapsedS: r.elapsed, rxPps: 0, txPps: r.total.txPps, rxBps: 0, txBps: r.total.txBps,
@@ -95,13 +96,14 @@ enum GenXDP {
         })
         let span = GenCommand.Report.sendingSpan(s.lanes.map { ($0.firstTxNs, $0.lastTxNs) })
         let d = max(span ?? s.durationS, 1e-9)
-        let report = GenCommand.Report(
+        var report = GenCommand.Report(
             interface: config.interface, bindMode: "none", txPath: "xdp", txPathReason: choice.reason, rxPath: nil,
             flows: flows.count, sizes: Array(Set(sizes)).sorted(), durationS: s.durationS, sendingS: span, exitReason: s.exitReason,
             txPackets: s.txPackets, txBytes: s.txBytes, txPps: Double(s.txPackets) / d, txBps: Double(s.txBytes) * 8 / d,
             requestedPps: requestedPps, requestedBps: requestedBps, dropTxRingFull: 0, kernelRxDropped: 0,
             lanes: zip(s.lanes, lanes).map { l, g in .init(queue: l.queue, core: l.core, txPackets: l.txPackets, txBytes: l.txBytes, streams: g.plan.streams.count, rxSigned: 0) },
             framesBalanced: true)
+        report.ec2Shaping = EC2Shaping.between(allowancesAtStart, EC2Shaping.read(interface: config.interface))
         if json { printJSONLine(report) } else { GenCommand.printReport(report) }
     }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import LanesXDP
 
 struct InfoCommand: ParsableCommand {
@@ -19,6 +20,8 @@ struct InfoCommand: ParsableCommand {
         print("  bus           \(info.busInfo.isEmpty ? "none" : info.busInfo)" + (info.pciAddress.map { "  pci \($0)" } ?? ""))
         print("  sr-iov        \(info.sriov)")
         print("  mac           \(info.mac ?? "?")   mtu \(info.mtu.map(String.init) ?? "?")   numa node \(info.numaNode.map(String.init) ?? "none")")
+        if let limit = info.xdpMTULimit { print("  xdp mtu       at most \(limit) without multi-buffer") }
+        if let zc = info.zeroCopy { print("  zero-copy     \(zc)") }
         if let ch = info.channels {
             print("  queues        rx \(ch.rx) tx \(ch.tx) combined \(ch.combined) (max rx \(ch.maxRx) tx \(ch.maxTx) combined \(ch.maxCombined))")
         } else {
@@ -35,7 +38,9 @@ struct InfoCommand: ParsableCommand {
         } else {
             print("  xdp program   none")
         }
-        for (k, v) in info.allowanceCounters.sorted(by: { $0.key < $1.key }) { print("  \(k) \(v)") }
+        for k in InterfaceInfo.enaAllowanceCounters + InterfaceInfo.enaSRDCounters {
+            if let v = info.allowanceCounters[k] { print("  \(k.padding(toLength: 30, withPad: " ", startingAt: 0)) \(v)") }
+        }
         for n in info.notes { print("  note: \(n)") }
         print("  verdict       \(info.verdict)")
     }

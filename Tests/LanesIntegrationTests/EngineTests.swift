@@ -30,6 +30,23 @@ struct IntegrationTests {
             #expect(!ns.contains(name), "namespaces left behind: \(ns)")
         }
 
+        /// The XDP MTU `lanes info` gives veth is the kernel's: at it, a program that is
+        /// not frags-aware attaches natively; one byte more and only generic mode takes it.
+        @Test func vethXDPMTULimitIsTheKernels() throws {
+            try withTestbed(queues: 1) { tb in
+                let info = try JSONSerialization.jsonObject(with: Data(try lanes("info", "d0", "--netns", tb.dut, "--json").stdout.utf8)) as? [String: Any]
+                let limit = try #require(info?["xdp_mtu_limit"] as? Int)
+                #expect(info?["ec2_shaping"] == nil && (info?["allowance_counters"] as? [String: Any])?.isEmpty == true)
+                for (mtu, mode) in [(limit, "native"), (limit + 1, "generic")] {
+                    _ = try ip("-n", tb.gen, "link", "set", "g0", "mtu", "\(mtu)")
+                    _ = try ip("-n", tb.dut, "link", "set", "d0", "mtu", "\(mtu)")
+                    let o = try lanes("drop", "d0", "--netns", tb.dut, "--duration", "0.5", "--interval", "0", "--json")
+                    try #require(o.status == 0, "\(o.stderr)")
+                    #expect(try o.json()["xdp_mode"] as? String == mode, "MTU \(mtu): \(o.lastLine)")
+                }
+            }
+        }
+
         @Test func infoOnMissingInterfaceIsOneLineError() throws {
             try withTestbed(queues: 1) { tb in
                 let o = try lanes("info", "nosuch0", "--netns", tb.dut)
@@ -68,6 +85,7 @@ struct IntegrationTests {
                 #expect(s["rx_packets"] as? Int == k)
                 #expect(s["exit_reason"] as? String == "SIGINT")
                 #expect(s["frames_balanced"] as? Bool == true)
+                #expect(s["ec2_shaping"] == nil && s["cpu_s"] != nil, "veth has no allowance counters: ec2_shaping is absent, not zero")
                 let laneList = try #require(s["lanes"] as? [[String: Any]])
                 #expect(laneList.count == 2)
                 let busy = laneList.filter { ($0["rx_packets"] as? Int ?? 0) > 0 }

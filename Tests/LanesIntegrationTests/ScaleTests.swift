@@ -77,6 +77,7 @@ extension IntegrationTests {
                 // Every frame offered is received or counted where it was dropped.
                 #expect(abs(drops["unaccounted"] ?? .max) <= offered / 100, "\(label): \(drops)")
                 let cpu = try #require(p["cpu_s"] as? [String: Double], "\(label)")
+                #expect(p["ec2_shaping"] == nil, "\(label): veth has no allowance counters, so the field is absent, not zero")
                 for role in ["generator", "dut", "softirq"] { #expect(cpu[role] != nil, "\(label) lacks CPU for \(role)") }
                 #expect((cpu["generator"] ?? 0) > 0.1 && (cpu["dut"] ?? 0) > 0.05, "\(label): \(cpu)")
                 #expect((p["mpps_per_dut_core_second"] as? Double ?? 0) > 0)
