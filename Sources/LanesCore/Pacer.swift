@@ -24,6 +24,7 @@ public struct Pacer: Sendable {
     public mutating func allowance(max: UInt64, sent: UInt64, now: UInt64) -> UInt64 {
         guard nsPerPacket > 0 else { return max }
         if startNs == 0 { startNs = now }
+        guard now >= startNs else { return 0 }
         let due = UInt64(Double(now &- startNs) / nsPerPacket) &+ 1
         guard due > sent else { return 0 }
         let n = Swift.min(max, due - sent)

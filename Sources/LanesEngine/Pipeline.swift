@@ -86,6 +86,7 @@ public final class Pipeline {
     public func run<App: LaneApp>(duration: Double?, interval: Double, onInterval: (IntervalReport) -> Void,
                                   makeApp: (Int) -> App) throws(LanesError) -> RunSummary {
         StopSignals.block()
+        let allowancesAtStart = EC2Shaping.read(interface: config.interface)
         let stop = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
         stop.initialize(to: 0)
         defer { stop.deallocate() }
@@ -157,10 +158,11 @@ public final class Pipeline {
                                               : FrameLedger(total: 0, free: 0, fillRing: 0, rxRing: 0, inHands: 0, txRing: 0, completionRing: 0)))
         }
         let rss = ProcessMemory.residentBytes()
-        let summary = RunSummary(interface: config.interface, bindMode: rxSocket.boundMode, xdpMode: program.attachedMode?.rawValue ?? "none",
+        var summary = RunSummary(interface: config.interface, bindMode: rxSocket.boundMode, xdpMode: program.attachedMode?.rawValue ?? "none",
                                  filter: config.filter.description, umemPlacement: umem.placement, framesPerLane: fc, frameSize: fs,
                                  umemBytesPerLane: umem.config.bytes, durationS: elapsed, exitReason: reason,
                                  processRSSBytes: rss, processBeyondUMEMBytes: max(0, rss - umem.config.bytes), linkDownEvents: 0, lanes: lanes)
+        summary.ec2Shaping = EC2Shaping.between(allowancesAtStart, EC2Shaping.read(interface: config.interface))
         if reason == "interface lost" {
             close()
             throw LanesError("interface \(config.interface) disappeared during the run", fix: "check 'ip link'; nothing is left attached")

@@ -275,17 +275,17 @@ public enum RFC2544Search {
         return (max(lo, floor), hi)
     }
 
-    /// RFC 2544 26.3: loss at 100%, 100% - step, ... of `maximum`, until two
-    /// successive steps lose nothing (or the step reaches 0).
+    /// RFC 2544 26.3: loss at 100%, 100% - step, ... down to `step` of `maximum`
+    /// (every step: RFC 2544 may stop after two lossless steps, but the whole curve
+    /// shows where loss begins and how it grows).
     public static func frameLoss(maximum: Double, step: Double, stop: () -> Bool = { false },
                                  trial: (Double) throws(LanesError) -> Double) throws(LanesError) -> [(fraction: Double, loss: Double)] {
         var out: [(Double, Double)] = []
         var k = 0
         while !stop() {
             let f = 1 - Double(k) * step
-            guard f > 1e-9 else { break }
+            guard f > step / 2 else { break }
             out.append((f, try trial(f * maximum)))
-            if out.count >= 2 && out.suffix(2).allSatisfy({ $0.1 == 0 }) { break }
             k += 1
         }
         return out
@@ -568,7 +568,7 @@ public enum RFC2544Runner {
             method.append("throughput: binary search between 0 and the maximum to \(c.precision * 100)% of the bracket's top, \(c.trialSeconds) s trials, a \(c.verifySeconds) s verification at the result (if it loses, the bisection runs again below it with \(c.verifySeconds) s trials), then \(c.verifySeconds) s trials at 1.1x NDR until one loses (at most 3); PDR loss ratio \(c.pdr * 100)%")
         }
         if c.tests.contains(.latency) { method.append("latency: one-way, from the generator's signatures, in \(c.trialSeconds) s trials at \(c.latencyAt.map { "\(Int($0 * 100))%" }.joined(separator: ", ")) of NDR") }
-        if c.tests.contains(.loss) { method.append("frame loss: \(c.trialSeconds) s trials from 100% of the maximum down by \(Int(c.lossStep * 100))% until two in a row lose nothing (RFC 2544 26.3)") }
+        if c.tests.contains(.loss) { method.append("frame loss: \(c.trialSeconds) s trials from 100% of the maximum down to \(Int(c.lossStep * 100))% in steps of \(Int(c.lossStep * 100))% (RFC 2544 26.3)") }
         if c.tests.contains(.backToBack) {
             method.append("back-to-back: bursts at the generator's maximum from 1024 frames, doubled while lossless, then bisected to \(c.precision * 100)% (at most \(c.b2bSeconds) s of frames), \(c.b2bSearches) searches averaged; buffer time after RFC 9004 with the generator's maximum as the burst rate")
         }

@@ -55,14 +55,15 @@ import Testing
         #expect(p.pps <= 600_000 && p.pps >= 597_000)
     }
 
-    /// 26.3: from 100% down by 10% until two steps in a row lose nothing.
-    @Test func frameLossStopsAfterTwoCleanSteps() throws {
+    /// 26.3: every step from 100% down to 10%, loss growing with the load above the capacity.
+    @Test func frameLossCoversEveryStep() throws {
         let model = Self.device(650_000)
         var asked: [Double] = []
         let steps = try RFC2544Search.frameLoss(maximum: 1_000_000, step: 0.1) { (pps) throws(LanesError) in asked.append(pps); return model(pps) }
-        #expect(steps.map(\.fraction).map { ($0 * 10).rounded() } == [10, 9, 8, 7, 6, 5])
-        #expect(steps[0].loss > steps[1].loss && steps[3].loss > 0 && steps[4].loss == 0 && steps[5].loss == 0)
-        #expect(abs(asked[3] - 700_000) < 1)
+        #expect(steps.map(\.fraction).map { ($0 * 10).rounded() } == [10, 9, 8, 7, 6, 5, 4, 3, 2, 1])
+        #expect(steps[0].loss > steps[1].loss && steps[3].loss > 0 && steps[4...].allSatisfy { $0.loss == 0 })
+        #expect(abs(asked[3] - 700_000) < 1 && abs(asked[9] - 100_000) < 1)
+        #expect(try RFC2544Search.frameLoss(maximum: 1e6, step: 0.25) { (_) throws(LanesError) in 0 }.map(\.fraction) == [1, 0.75, 0.5, 0.25])
     }
 
     /// 26.4: a device with a 256-frame buffer draining at 300 kpps, fed bursts at

@@ -27,9 +27,11 @@ struct Output {
     var stdout: String
     var stderr: String
     var lastLine: String { stdout.split(separator: "\n").last.map(String.init) ?? "" }
+    /// The last stdout line as a JSON object; when it is not one, the failure says the
+    /// exit status and the end of stderr (a command that failed prints no JSON).
     func json() throws -> [String: Any] {
-        let obj = try JSONSerialization.jsonObject(with: Data(lastLine.utf8))
-        return try #require(obj as? [String: Any], "not a JSON object: \(lastLine)")
+        let obj = try? JSONSerialization.jsonObject(with: Data(lastLine.utf8)) as? [String: Any]
+        return try #require(obj, "no JSON object (exit status \(status)): stdout '\(lastLine.suffix(300))', stderr '\(stderr.suffix(800))'")
     }
 }
 
