@@ -16,8 +16,9 @@ import LanesXDP
 /// bracket is narrower than `precision` of its top; then a longer verification
 /// trial at the lower bound; if that one loses, the bound becomes the top and the
 /// search goes on below it (at most 3 verifications). PDR reuses every trial and
-/// bisects from the bracket the NDR search left. A last trial at 1.1x NDR, as
-/// long as the verification, shows the rate above NDR loses.
+/// bisects from the bracket the NDR search left. Trials at 1.1x NDR, as long as
+/// the verification, show the rate above NDR loses; when three do not, that rate
+/// is the NDR and the search goes on above it (`RFC2544Search.confirm`).
 public struct RFC2544Config: Sendable {
     /// lanes (lanes fwd --mode l3), kernel (Linux IP forwarding), none (the plain
     /// veth g0 -> d0: calibration) or external (the user's ports, nothing set up).
@@ -166,6 +167,9 @@ public struct RFC2544Result: Codable, Sendable {
     public struct Above: Codable, Sendable {
         public var pps: Double
         public var lossRatios: [Double]
+        /// The NDRs that were raised because 1.1x them lost in none of three
+        /// verification-length trials (a short trial's loss below was a stall).
+        public var raisedFrom: [Double] = []
         public var lost: Bool { lossRatios.contains { $0 > 0 } }
     }
     /// RFC 2544 26.3: one step of the frame loss rate test.
@@ -273,6 +277,46 @@ public enum RFC2544Search {
             seconds = verifySeconds
         }
         return (max(lo, floor), hi)
+    }
+
+    /// What `confirm` found: the NDR (raised or not), its bracket's top, the last
+    /// trials above it, and the NDRs it raised from.
+    public struct Confirmed: Sendable {
+        public var ndr: Double
+        public var upper: Double?
+        public var above: RFC2544Result.Above?
+        public var generatorBound: Bool
+    }
+
+    /// Shows that a rate above the NDR loses: trials at 1.1x NDR as long as the
+    /// verification, until one loses (at most 3: a no-drop rate loses in none). A
+    /// rate that lost in none of three is itself a no-drop rate at that length, so
+    /// whatever short trial below it lost was a stall, not the device's rate: the
+    /// NDR rises to it, the bisection runs again from there up to `maximum` with
+    /// trials as long as the verification, and 1.1x the new NDR is tried (at most
+    /// `rounds` rises). 1.1x at `maximum` clean is generator-bound.
+    public static func confirm(ndr start: Double, upper: Double?, maximum: Double, precision: Double, verifySeconds: Double, rounds: Int = 3,
+                               seen: inout [Seen], stop: () -> Bool = { false }, trial: Trial) throws(LanesError) -> Confirmed {
+        var c = Confirmed(ndr: start, upper: upper, above: nil, generatorBound: false)
+        var raisedFrom: [Double] = []
+        while !stop() {
+            let rate = min(1.1 * c.ndr, maximum)
+            var losses: [Double] = []
+            while losses.count < 3 && losses.allSatisfy({ $0 == 0 }) && !stop() {
+                let loss = try trial("above", rate, verifySeconds)
+                seen.append(.init(pps: rate, loss: loss, seconds: verifySeconds))
+                losses.append(loss)
+            }
+            c.above = .init(pps: rate, lossRatios: losses, raisedFrom: raisedFrom)
+            if losses.contains(where: { $0 > 0 }) || losses.count < 3 || raisedFrom.count == rounds { break }
+            raisedFrom.append(c.ndr)
+            c.above?.raisedFrom = raisedFrom
+            if rate >= maximum { (c.ndr, c.upper, c.generatorBound) = (maximum, nil, true); break }
+            let r = try Self.rate(ratio: 0, from: rate, to: maximum, floor: rate, precision: precision, trialSeconds: verifySeconds,
+                             verifySeconds: verifySeconds, seen: &seen, stop: stop, trial: trial)
+            (c.ndr, c.upper) = (r.pps, r.upper)
+        }
+        return c
     }
 
     /// RFC 2544 26.3: loss at 100%, 100% - step, ... down to `step` of `maximum`
@@ -508,20 +552,17 @@ public enum RFC2544Runner {
                                                        verifySeconds: c.verifySeconds, seen: &seen, stop: stop, trial: run)
                         return .init(pps: r.pps, gbps: gbps(r.pps), upperPps: r.upper, generatorBound: false)
                     }
-                    let ndr = try search(0, 0, maximum)
+                    var ndr = try search(0, 0, maximum)
+                    if !ndr.generatorBound && ndr.pps > 0 && !stop() {
+                        let k = try RFC2544Search.confirm(ndr: ndr.pps, upper: ndr.upperPps, maximum: maximum, precision: c.precision,
+                                                          verifySeconds: c.verifySeconds, seen: &seen, stop: stop, trial: run)
+                        ndr = .init(pps: k.ndr, gbps: gbps(k.ndr), upperPps: k.upper, generatorBound: k.generatorBound)
+                        point.above = k.above
+                    }
                     // PDR from what the trials showed: at least NDR, below the lowest rate that lost more than the ratio.
                     let b = RFC2544Search.bracket(for: c.pdr, from: seen, verifySeconds: c.verifySeconds, floor: ndr.pps, maximum: maximum)
-                    point.pdr = try search(c.pdr, b.lo, b.hi, floor: ndr.pps)
+                    point.pdr = ndr.generatorBound ? ndr : try search(c.pdr, b.lo, b.hi, floor: ndr.pps)
                     point.ndr = ndr
-                    if !ndr.generatorBound && ndr.pps > 0 && !stop() {
-                        // A no-drop rate loses in no trial; one lossy trial shows 1.1x is not one.
-                        let rate = min(1.1 * ndr.pps, maximum)
-                        var losses: [Double] = []
-                        while losses.count < 3 && losses.allSatisfy({ $0 == 0 }) && !stop() {
-                            losses.append(try trial(frame, flows, "above", rate, seconds: c.verifySeconds).lossRatio)
-                        }
-                        point.above = .init(pps: rate, lossRatios: losses)
-                    }
                     if c.tests.contains(.latency), let n = point.ndr, n.pps > 0 {
                         for f in c.latencyAt where !stop() {
                             if let l = try trial(frame, flows, "latency", n.pps * f, seconds: c.trialSeconds).latencyNs { point.latency[String(format: "%g", f)] = l }
@@ -565,7 +606,7 @@ public enum RFC2544Runner {
         var method = ["every test starts with an unpaced \(c.trialSeconds) s trial: the generator's maximum, which bounds the rest",
                       "loss = frames sent less frames counted at \(path.rxPort) (XDP)"]
         if c.tests.contains(.throughput) {
-            method.append("throughput: binary search between 0 and the maximum to \(c.precision * 100)% of the bracket's top, \(c.trialSeconds) s trials, a \(c.verifySeconds) s verification at the result (if it loses, the bisection runs again below it with \(c.verifySeconds) s trials), then \(c.verifySeconds) s trials at 1.1x NDR until one loses (at most 3); PDR loss ratio \(c.pdr * 100)%")
+            method.append("throughput: binary search between 0 and the maximum to \(c.precision * 100)% of the bracket's top, \(c.trialSeconds) s trials, a \(c.verifySeconds) s verification at the result (if it loses, the bisection runs again below it with \(c.verifySeconds) s trials), then \(c.verifySeconds) s trials at 1.1x NDR until one loses (at most 3; if none does, 1.1x NDR is the new NDR and the bisection runs again above it with \(c.verifySeconds) s trials, at most 3 times); PDR loss ratio \(c.pdr * 100)%")
         }
         if c.tests.contains(.latency) { method.append("latency: one-way, from the generator's signatures, in \(c.trialSeconds) s trials at \(c.latencyAt.map { "\(Int($0 * 100))%" }.joined(separator: ", ")) of NDR") }
         if c.tests.contains(.loss) { method.append("frame loss: \(c.trialSeconds) s trials from 100% of the maximum down to \(Int(c.lossStep * 100))% in steps of \(Int(c.lossStep * 100))% (RFC 2544 26.3)") }
@@ -600,7 +641,7 @@ public enum RFC2544Runner {
             s += "\n## Throughput\n\n| frame B | flows | NDR Mpps | NDR Gbps | PDR Mpps | PDR Gbps | generator max Mpps | loss at 1.1x NDR |\n|---|---:|---|---:|---|---:|---:|---:|\n"
             for p in thr {
                 guard let n = p.ndr, let d = p.pdr else { continue }
-                let above = p.above.map { a in a.lossRatios.map { String(format: "%.4f%%", $0 * 100) }.joined(separator: ", ") + (a.lost ? "" : " (none lost: read NDR as a lower bound)") } ?? "-"
+                let above = p.above.map { a in a.lossRatios.map { String(format: "%.4f%%", $0 * 100) }.joined(separator: ", ") + (a.lost ? "" : " (none lost: read NDR as a lower bound)") + (a.raisedFrom.isEmpty ? "" : " (NDR raised from " + a.raisedFrom.map(mpps).joined(separator: ", ") + " Mpps: 1.1x lost in no verification-length trial)") } ?? "-"
                 s += "| \(p.size) | \(p.flows) | \(rate(n)) | \(String(format: "%.3f", n.gbps)) | \(rate(d)) | \(String(format: "%.3f", d.gbps)) | \(mpps(p.generatorMaxPps)) | \(above) |\n"
             }
         }

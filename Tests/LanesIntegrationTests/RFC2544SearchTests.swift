@@ -39,6 +39,32 @@ import Testing
         #expect(r.upper > 400_000 && r.upper - r.pps <= 0.01 * r.upper)
     }
 
+    /// Short trials that lose by stalls well below the device's rate (1 s trials
+    /// lose above 350 kpps, 5 s trials only above 500 kpps): the bisection stops
+    /// near 350 kpps and its verification passes, but 1.1x that loses in none of
+    /// three 5 s trials, so the NDR rises, the search runs again above it with 5 s
+    /// trials, and the result is within precision below 500 kpps with 1.1x it lost.
+    @Test func aStallInShortTrialsDoesNotHoldTheNDRDown() throws {
+        var seen: [RFC2544Search.Seen] = []
+        let model: RFC2544Search.Trial = { (_, pps, seconds) throws(LanesError) in pps <= (seconds >= 5 ? 500_000 : 350_000) ? 0 : 0.001 }
+        let r = try RFC2544Search.rate(ratio: 0, from: 0, to: 1_000_000, precision: 0.01, trialSeconds: 1, verifySeconds: 5, seen: &seen, trial: model)
+        #expect(r.pps <= 350_000 && r.pps > 340_000, "the short trials hold the search near 350 kpps: \(r.pps)")
+        let c = try RFC2544Search.confirm(ndr: r.pps, upper: r.upper, maximum: 1_000_000, precision: 0.01, verifySeconds: 5, seen: &seen, trial: model)
+        #expect(c.ndr <= 500_000 && c.ndr >= 495_000 && !c.generatorBound, "NDR \(c.ndr)")
+        #expect(c.upper.map { $0 > 500_000 && $0 - c.ndr <= 0.01 * $0 } == true, "upper \(String(describing: c.upper))")
+        let above = try #require(c.above)
+        #expect(above.lost && abs(above.pps - 1.1 * c.ndr) < 1e-6 && above.raisedFrom == [r.pps], "\(above)")
+        #expect(seen.contains { $0.pps == c.ndr && $0.seconds >= 5 && $0.loss == 0 }, "NDR \(c.ndr) passed no 5 s trial")
+        // A device whose NDR was right: one trial at 1.1x, lost, nothing raised.
+        var trials = 0
+        let d = Self.device(400_000)
+        let k = try RFC2544Search.confirm(ndr: 398_000, upper: 401_000, maximum: 1_000_000, precision: 0.01, verifySeconds: 5, seen: &seen) { (_, pps, _) throws(LanesError) in trials += 1; return d(pps) }
+        #expect(trials == 1 && k.ndr == 398_000 && k.upper == 401_000 && k.above?.raisedFrom == [])
+        // One clean in long trials up to the generator's maximum: generator-bound there.
+        let g = try RFC2544Search.confirm(ndr: 950_000, upper: 960_000, maximum: 1_000_000, precision: 0.01, verifySeconds: 5, seen: &seen) { (_, _, _) throws(LanesError) in 0 }
+        #expect(g.generatorBound && g.ndr == 1_000_000 && g.upper == nil)
+    }
+
     /// A device that always loses 1%: no NDR ("none", 0), and the search stops below 1 kpps.
     @Test func aDeviceThatAlwaysLosesHasNoNDR() throws {
         var seen: [RFC2544Search.Seen] = []

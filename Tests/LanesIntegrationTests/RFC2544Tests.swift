@@ -13,7 +13,8 @@ extension IntegrationTests {
 
         /// Through Linux forwarding and through `lanes fwd`: a short search finds an
         /// NDR that a 5 s trial at that rate loses nothing at, while 1.1x it loses
-        /// frames in a 5 s trial (of at most three: a no-drop rate loses in none); NDR <= PDR <= the generator's maximum; every trial
+        /// frames in a 5 s trial (of at most three: a no-drop rate loses in none, and one
+        /// that loses in none is a higher NDR, searched again above); NDR <= PDR <= the generator's maximum; every trial
         /// (each progress line) is in the JSON; latency at half the NDR; the testbed is gone.
         @Test(arguments: ["kernel", "lanes"])
         func shortSearchFindsANDRThatHolds5sWhile1_1xLoses(dut: String) throws {
@@ -36,15 +37,8 @@ extension IntegrationTests {
             #expect(atNDR.contains { $0["loss_ratio"] as? Double == 0 }, "NDR \(ndrPps) has no clean 5 s trial: \(atNDR)")
             let above = try #require(p["above"] as? [String: Any])
             #expect(abs((above["pps"] as? Double ?? 0) - 1.1 * ndrPps) < 2 || (above["pps"] as? Double) == max)
-            if dut == "lanes" {
-                #expect((above["loss_ratios"] as? [Double] ?? []).contains { $0 > 0 }, "1.1x NDR (\(above)) lost nothing in three 5 s trials")
-            } else {
-                // Linux forwarding on this 2-vCPU VM loses by NAPI-thread stalls, so 1.1x NDR
-                // lost nothing in three 5 s trials in one CI run (issue 18 stays open on it):
-                // here the bracket's top, within 5% above NDR, lost in a trial.
-                let upper = try #require(ndr["upper_pps"] as? Double)
-                #expect(upper <= ndrPps / 0.95 + 1 && trials.contains { abs(($0["requested_pps"] as? Double ?? max) - upper) < 1 && ($0["loss_ratio"] as? Double ?? 0) > 0 })
-            }
+            // An NDR that 1.1x did not beat in three 5 s trials was raised (RFC2544Search.confirm), so the last 1.1x lost.
+            #expect((above["loss_ratios"] as? [Double] ?? []).contains { $0 > 0 }, "1.1x NDR (\(above)) lost nothing in three 5 s trials")
             for t in trials {
                 #expect((t["tx_packets"] as? Int ?? 0) > 0 && (t["rx_packets"] as? Int ?? -1) <= (t["tx_packets"] as? Int ?? 0), "\(t)")
             }
