@@ -25,6 +25,9 @@ public enum LaneCounter: Int, CaseIterable, Sendable {
     /// A seqlock over the lane's turn: odd while a turn moves frames between the
     /// free list and the rings, even between turns (the monitor's frame count).
     case turn
+    /// `lanes capture`: a packet with no free capture slot (the writer fell
+    /// behind): dropped from the capture, never waited for.
+    case dropCapture
 
     public var name: String {
         switch self {
@@ -52,6 +55,7 @@ public enum LaneCounter: Int, CaseIterable, Sendable {
         case .firstTxNanos: "first_tx_ns"
         case .lastTxNanos: "last_tx_ns"
         case .turn: "turn"
+        case .dropCapture: "drop_capture"
         }
     }
 

@@ -184,6 +184,8 @@ public final class Engine {
     @_specialize(exported: true, where App == IOApp)
     @_specialize(exported: true, where App == L2App)
     @_specialize(exported: true, where App == L3App)
+    @_specialize(exported: true, where App == CaptureApp)
+    @_specialize(exported: true, where App == ReplayApp)
     public func run<App: LaneApp>(duration: Double?, interval: Double, grace: Double = 0.2,
                                   onInterval: (IntervalReport) -> Void,
                                   makeReverseApp: ((Int) -> App)? = nil,

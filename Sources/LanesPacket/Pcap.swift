@@ -1,4 +1,5 @@
-/// Classic pcap (read and write) and pcapng (read), Ethernet link type.
+/// Classic pcap and pcapng, read and written, Ethernet link type: the one reader
+/// and writer of `lanes decode`, `lanes capture` and `lanes replay`.
 public struct PcapRecord: Sendable, Equatable {
     public var timestampNanos: UInt64
     public var originalLength: Int
@@ -28,22 +29,75 @@ public enum PcapError: Error, Equatable, CustomStringConvertible {
     }
 }
 
+/// The file formats Lanes writes.
+public enum PcapFormat: Sendable, Equatable {
+    /// Classic pcap, microsecond timestamps (magic a1b2c3d4).
+    case pcapMicros
+    /// Classic pcap, nanosecond timestamps (magic a1b23c4d).
+    case pcapNanos
+    /// pcapng: one section, one interface (nanosecond `if_tsresol`), enhanced
+    /// packet blocks carrying the receive queue in `epb_queue` (option 6).
+    case pcapng
+
+    /// pcapng for a name ending in .pcapng, else nanosecond pcap.
+    public static func forFileName(_ name: String) -> PcapFormat { name.hasSuffix(".pcapng") ? .pcapng : .pcapNanos }
+}
+
 public enum Pcap {
-    /// Writes classic pcap: microsecond timestamps, link type Ethernet.
-    public static func write(_ records: [PcapRecord], snaplen: UInt32 = 65535) -> [UInt8] {
+    /// Writes a whole file (classic microsecond pcap unless told), link type Ethernet.
+    public static func write(_ records: [PcapRecord], snaplen: UInt32 = 65535, format: PcapFormat = .pcapMicros) -> [UInt8] {
         var out: [UInt8] = []
-        func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
-        func u16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
-        u32(0xa1b2_c3d4); u16(2); u16(4); u32(0); u32(0); u32(snaplen); u32(1)
+        appendHeader(format, snaplen: snaplen, to: &out)
         for r in records {
-            let incl = min(r.data.count, Int(snaplen))
-            u32(UInt32(r.timestampNanos / 1_000_000_000))
-            u32(UInt32(r.timestampNanos % 1_000_000_000 / 1000))
-            u32(UInt32(incl))
-            u32(UInt32(max(r.originalLength, incl)))
-            out.append(contentsOf: r.data[0..<incl])
+            r.data.withUnsafeBytes { appendRecord(format, timestampNanos: r.timestampNanos, originalLength: r.originalLength, data: $0, snaplen: snaplen, to: &out) }
         }
         return out
+    }
+
+    /// The file header: pcap's global header, or pcapng's section header and
+    /// interface description blocks.
+    public static func appendHeader(_ format: PcapFormat, snaplen: UInt32, to out: inout [UInt8]) {
+        func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        func u16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        switch format {
+        case .pcapMicros, .pcapNanos:
+            u32(format == .pcapNanos ? 0xa1b2_3c4d : 0xa1b2_c3d4); u16(2); u16(4); u32(0); u32(0); u32(snaplen); u32(1)
+        case .pcapng:
+            // Section header: type, length 28, byte-order magic, version 1.0, section length unknown (-1).
+            u32(0x0a0d_0d0a); u32(28); u32(0x1a2b_3c4d); u16(1); u16(0); u32(0xffff_ffff); u32(0xffff_ffff); u32(28)
+            // Interface description: Ethernet, snaplen, if_tsresol (9) = 9 (nanoseconds), end of options.
+            u32(1); u32(32); u16(1); u16(0); u32(snaplen)
+            u16(9); u16(1); out.append(contentsOf: [9, 0, 0, 0]); u32(0)
+            u32(32)
+        }
+    }
+
+    /// One record: at most `snaplen` bytes of `data`, the packet's original
+    /// length, its time, and (pcapng) the queue it arrived on.
+    @inlinable
+    public static func appendRecord(_ format: PcapFormat, timestampNanos ts: UInt64, originalLength: Int, data: UnsafeRawBufferPointer,
+                                    snaplen: UInt32, queue: UInt32? = nil, to out: inout [UInt8]) {
+        func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        func u16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        let incl = min(data.count, Int(snaplen))
+        let orig = UInt32(max(originalLength, incl))
+        switch format {
+        case .pcapMicros, .pcapNanos:
+            u32(UInt32(truncatingIfNeeded: ts / 1_000_000_000))
+            u32(UInt32(format == .pcapNanos ? ts % 1_000_000_000 : ts % 1_000_000_000 / 1000))
+            u32(UInt32(incl)); u32(orig)
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: data[0..<incl]))
+        case .pcapng:
+            let padded = (incl + 3) & ~3
+            let options = queue == nil ? 0 : 12 // epb_queue (6, 4 bytes) and the end of options
+            let length = UInt32(32 + padded + options)
+            u32(6); u32(length); u32(0); u32(UInt32(truncatingIfNeeded: ts >> 32)); u32(UInt32(truncatingIfNeeded: ts))
+            u32(UInt32(incl)); u32(orig)
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: data[0..<incl]))
+            for _ in incl..<padded { out.append(0) }
+            if let queue { u16(6); u16(4); u32(queue); u32(0) }
+            u32(length)
+        }
     }
 
     /// Reads classic pcap (either byte order, micro- or nanosecond) or pcapng;

@@ -19,6 +19,11 @@ enum DutPort: DefaultPort {
     static var port: KeyPath<Testbed, Testbed.Port> { \.d0 }
     static var label: String { "dut:d0" }
 }
+/// capture: the sink's s0.
+enum SinkPort: DefaultPort {
+    static var port: KeyPath<Testbed, Testbed.Port> { \.s0 }
+    static var label: String { "sink:s0" }
+}
 /// gen: the generator's g0.
 enum GenPort: DefaultPort {
     static var port: KeyPath<Testbed, Testbed.Port> { \.g0 }

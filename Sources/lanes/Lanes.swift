@@ -11,7 +11,7 @@ struct Lanes: ParsableCommand {
         Every command that is given no interface works on the built-in testbed
         (lanes testbed up): gen:g0 <-> dut:d0, dut:d1 <-> sink:s0.
         """,
-        subcommands: [TestbedCommand.self, InfoCommand.self, DropCommand.self, FwdCommand.self, GenCommand.self, SinkCommand.self, ScaleCommand.self, RFC2544Command.self, FlowsCommand.self, DecodeCommand.self, BenchLoopCommand.self])
+        subcommands: [TestbedCommand.self, InfoCommand.self, DropCommand.self, FwdCommand.self, GenCommand.self, SinkCommand.self, ScaleCommand.self, RFC2544Command.self, CaptureCommand.self, ReplayCommand.self, FlowsCommand.self, DecodeCommand.self, BenchLoopCommand.self])
 }
 
 @main

@@ -1,0 +1,197 @@
+import LanesCore
+import LanesPacket
+import Synchronization
+
+/// A capture loaded once for `lanes replay`: every packet's bytes back to back in
+/// one buffer, with its offset, length and time since the first packet. MACs are
+/// rewritten here, at load, never on the send path.
+public final class ReplayTrace: @unchecked Sendable {
+    let bytes: UnsafeMutableRawPointer
+    let offsets: UnsafeMutablePointer<Int>
+    let lengths: UnsafeMutablePointer<UInt32>
+    /// ns since the first packet (a clock that steps back in the file counts as 0 gap).
+    let times: UnsafeMutablePointer<UInt64>
+    public let count: Int
+    public let totalBytes: Int
+    /// From the first packet to the last.
+    public let spanNs: UInt64
+    /// The gap added between one pass of the file and the next (original timing):
+    /// the mean gap between its packets.
+    public let loopGapNs: UInt64
+
+    public init(_ records: [PcapRecord], srcMAC: MACAddress? = nil, dstMAC: MACAddress? = nil) {
+        count = records.count
+        totalBytes = records.reduce(0) { $0 + $1.data.count }
+        let bytes = UnsafeMutableRawPointer.allocate(byteCount: max(totalBytes, 1), alignment: 64)
+        let offsets = UnsafeMutablePointer<Int>.allocate(capacity: max(count, 1))
+        let lengths = UnsafeMutablePointer<UInt32>.allocate(capacity: max(count, 1))
+        let times = UnsafeMutablePointer<UInt64>.allocate(capacity: max(count, 1))
+        var o = 0, t: UInt64 = 0
+        let first = records.first?.timestampNanos ?? 0
+        var last = first
+        for (i, r) in records.enumerated() {
+            r.data.withUnsafeBytes { (bytes + o).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            if r.data.count >= 12 {
+                if let d = dstMAC { for (k, b) in d.array.enumerated() { bytes.storeBytes(of: b, toByteOffset: o + k, as: UInt8.self) } }
+                if let s = srcMAC { for (k, b) in s.array.enumerated() { bytes.storeBytes(of: b, toByteOffset: o + 6 + k, as: UInt8.self) } }
+            }
+            offsets[i] = o
+            lengths[i] = UInt32(r.data.count)
+            if r.timestampNanos > last { t += r.timestampNanos - last; last = r.timestampNanos }
+            times[i] = t
+            o += r.data.count
+        }
+        (self.bytes, self.offsets, self.lengths, self.times) = (bytes, offsets, lengths, times)
+        spanNs = t
+        loopGapNs = count > 1 ? t / UInt64(count - 1) : 0
+    }
+
+    deinit {
+        bytes.deallocate(); offsets.deallocate(); lengths.deallocate(); times.deallocate()
+    }
+
+    /// The lane of each packet: a flow's packets on one lane, in file order. IP
+    /// packets with ports hash their 5-tuple (Toeplitz); fragments and IP without
+    /// ports hash their addresses, so a datagram's fragments stay together and in
+    /// order; everything else goes to lane 0.
+    public static func lane(of data: [UInt8], lanes: Int) -> Int {
+        guard lanes > 1 else { return 0 }
+        let r = data.withUnsafeBytes { PacketParser.parse($0) }
+        let fragment = r.moreFragments || r.fragmentOffset != 0
+        let t = Toeplitz()
+        if !fragment, let f = FlowKey(r) { return Int(t.hash(f) % UInt32(lanes)) }
+        if r.layers.contains(.ipv4) {
+            return Int(t.hash(FlowKey(src: .v4(IPv4Address(r.ipv4Src)), dst: .v4(IPv4Address(r.ipv4Dst)), srcPort: 0, dstPort: 0), withPorts: false) % UInt32(lanes))
+        }
+        if r.layers.contains(.ipv6) {
+            return Int(t.hash(FlowKey(src: .v6(r.ipv6Src), dst: .v6(r.ipv6Dst), srcPort: 0, dstPort: 0), withPorts: false) % UInt32(lanes))
+        }
+        return 0
+    }
+}
+
+/// How a replay is timed.
+public enum ReplayTiming: Sendable, Equatable {
+    /// The file's own gaps divided by `speed` (1: as captured).
+    case original(speed: Double)
+    /// A fixed rate in packets per second, over all lanes.
+    case pps(Double)
+    /// A fixed rate in bits per second of frames (without FCS), over all lanes.
+    case bps(Double)
+    /// As fast as the lanes go.
+    case topspeed
+}
+
+/// The start time every replay lane keeps to (original timing): the first lane
+/// to send sets it, the others read it.
+public final class ReplayClock: @unchecked Sendable {
+    /// 0 until set; set once with a compare-exchange (acquiring-and-releasing), read with acquire.
+    let startNs = Atomic<UInt64>(0)
+    public init() {}
+
+    func start(_ now: UInt64) -> UInt64 {
+        let (exchanged, original) = startNs.compareExchange(expected: 0, desired: now, ordering: .acquiringAndReleasing)
+        return exchanged ? now : original
+    }
+}
+
+/// One replay lane: sends its packets of the trace (`indices`, file order) for
+/// `total` packets (passes of the file, cut by `--count`), each copied whole into
+/// a generator frame.
+public struct ReplayApp: LaneApp {
+    let trace: ReplayTrace
+    let indices: UnsafeMutablePointer<Int32>
+    let perPass: Int
+    public let total: UInt64
+    let timing: ReplayTiming
+    let clock: ReplayClock
+    /// ns of one pass of the file at speed 1 (span plus the gap to the next pass).
+    let passNs: UInt64
+    var pacer: Pacer
+    var startNs: UInt64 = 0
+    public private(set) var sent: UInt64 = 0
+    public private(set) var sentBytes: UInt64 = 0
+    public private(set) var firstSentNs: UInt64 = 0
+    public private(set) var lastSentNs: UInt64 = 0
+
+    /// `indices`: this lane's packets in file order; `total`: packets it sends in
+    /// all (a fixed rate is split over the lanes by their share of the file).
+    public init(trace: ReplayTrace, indices: [Int32], total: UInt64, timing: ReplayTiming, clock: ReplayClock) {
+        self.trace = trace
+        perPass = indices.count
+        self.indices = .allocate(capacity: max(indices.count, 1))
+        for (i, v) in indices.enumerated() { self.indices[i] = v }
+        self.total = indices.isEmpty ? 0 : total
+        self.timing = timing
+        self.clock = clock
+        passNs = trace.spanNs + trace.loopGapNs
+        switch timing {
+        // This lane's share of the packets at the rate.
+        case .pps(let p): pacer = Pacer(pps: p * Double(indices.count) / Double(max(trace.count, 1)))
+        // Its share of the bytes at the rate, in its own packets: (bytes/s x its
+        // bytes / all bytes) / (its bytes / its packets) = bytes/s x its packets / all bytes.
+        case .bps(let b): pacer = Pacer(pps: b / 8 * Double(indices.count) / Double(max(trace.totalBytes, 1)))
+        default: pacer = Pacer(pps: nil)
+        }
+    }
+
+    /// Frees what init allocated; call once after the run.
+    public func release() { indices.deallocate() }
+
+    public func generatorFrames(of frameCount: Int) -> Int { frameCount - 64 }
+
+    public mutating func prepare(generatorFrames: Range<Int>, context: LaneContext) {
+        pacer.reset()
+        sent = 0
+        startNs = 0
+    }
+
+    /// When packet `k` of this lane is due, in ns after the start (original timing).
+    @inline(__always)
+    func due(_ k: UInt64, speed: Double) -> UInt64 {
+        let pass = k / UInt64(perPass), i = Int(k % UInt64(perPass))
+        return UInt64(Double(pass &* passNs &+ trace.times[Int(indices[i])]) / speed)
+    }
+
+    @inline(__always)
+    public mutating func budget(_ max: Int, now: UInt64) -> Int {
+        let left = total - sent
+        let n = Swift.min(UInt64(max), left)
+        if n == 0 { return 0 }
+        switch timing {
+        case .topspeed: return Int(n)
+        case .pps, .bps: return Int(pacer.allowance(max: n, sent: sent, now: now))
+        case .original(let speed):
+            if startNs == 0 { startNs = clock.start(now) }
+            let elapsed = now &- startNs
+            var k: UInt64 = 0
+            while k < n && due(sent &+ k, speed: speed) <= elapsed { k &+= 1 }
+            return Int(k)
+        }
+    }
+
+    @inline(__always)
+    public mutating func generate(_ burst: UnsafeMutablePointer<FrameDesc>, count: Int, now: UInt64, context: LaneContext) {
+        if firstSentNs == 0 { firstSentNs = now }
+        lastSentNs = now
+        var k = Int(sent % UInt64(perPass))
+        for i in 0..<count {
+            let p = Int(indices[k])
+            let len = trace.lengths[p]
+            context.bytes(burst[i]).copyMemory(from: trace.bytes + trace.offsets[p], byteCount: Int(len))
+            burst[i].len = len
+            sentBytes &+= UInt64(len)
+            k &+= 1
+            if k == perPass { k = 0 }
+        }
+        sent &+= UInt64(count)
+    }
+
+    public var finished: Bool { sent >= total }
+
+    /// Replay sends only (`lanes replay` attaches no program); anything received is counted and recycled.
+    public mutating func process(_ burst: UnsafeMutablePointer<FrameDesc>, count: Int, context: LaneContext) -> Int {
+        context.counters.add(.dropApp, UInt64(count))
+        return 0
+    }
+}
