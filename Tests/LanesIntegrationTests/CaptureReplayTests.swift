@@ -83,8 +83,8 @@ extension IntegrationTests {
                 let fwd = try Running(["fwd", "--testbed", tb.name, "--mode", "io", "--filter", "ip", "--interval", "0", "--duration", "60", "--json"])
                 defer { fwd.signal(SIGINT); _ = fwd.wait() }
                 try tb.waitForXDP(tb.dut, "d0")
-                func replay() throws {
-                    let r = try lanes("replay", trace, "--testbed", tb.name, "--rate", "20kpps", "--json")
+                func replay(_ extra: [String] = []) throws {
+                    let r = try run(["replay", trace, "--testbed", tb.name, "--rate", "20kpps", "--json"] + extra)
                     let j = try r.json()
                     #expect(j["sent_packets"] as? Int == want.count, "\(j)")
                 }
@@ -97,18 +97,20 @@ extension IntegrationTests {
                 td.signal(SIGINT)
                 _ = td.wait()
                 Self.expectSame(try Self.replayed(dump), want, "tcpdump")
-                // lanes capture at the sink, pcap then pcapng.
+                // lanes capture at the sink, pcap then pcapng (that one of a replay with its source MAC rewritten).
+                let newSource: [UInt8] = [0x02, 0x5a, 0, 0, 0, 0xee]
                 for name in ["lanes.pcap", "lanes.pcapng"] {
+                    let rewrite = name.hasSuffix(".pcapng")
                     let file = dir + "/" + name
                     let cap = try Running(["capture", "--testbed", tb.name, "-w", file, "--filter", "ip", "--duration", "30", "--interval", "0", "--json"])
                     try tb.waitForXDP(tb.sink, "s0")
-                    try replay()
+                    try replay(rewrite ? ["--src-mac", "02:5a:00:00:00:ee"] : [])
                     usleep(500_000)
                     cap.signal(SIGINT)
                     let c = cap.wait()
                     let j = try c.json()
                     #expect(j["capture_dropped"] as? Int == 0 && (j["captured"] as? Int ?? 0) >= want.count, "\(j)")
-                    Self.expectSame(try Self.replayed(file), want, "lanes capture \(name)")
+                    Self.expectSame(try Self.replayed(file), rewrite ? want.map { Array($0[0..<6]) + newSource + Array($0[12...]) } : want, "lanes capture \(name)")
                     if name.hasSuffix(".pcapng") {
                         // tshark reads the pcapng and each packet's queue.
                         let t = try run(["tshark", "-r", file, "-T", "fields", "-e", "frame.interface_queue"], tool: "/usr/bin/env")

@@ -215,6 +215,29 @@ struct SplitMix {
         #expect(try Pcap.read(file) == recs)
     }
 
+    /// Nanosecond pcap and pcapng keep nanoseconds; microsecond pcap rounds down;
+    /// pcapng pads odd lengths and carries the queue; a snaplen cuts the data but
+    /// keeps the original length; 9000-byte packets go through whole.
+    @Test func nanosecondPcapAndPcapngRoundTrip() throws {
+        let recs = [PcapRecord(timestampNanos: 1_700_000_000_123_456_789, data: MalformedTests.udp4()),
+                    PcapRecord(timestampNanos: 1_700_000_001_000_000_001, data: [1, 2, 3]),
+                    PcapRecord(timestampNanos: 1_700_000_002_000_000_000, data: [UInt8](repeating: 0x5a, count: 9000))]
+        for format in [PcapFormat.pcapNanos, .pcapng] {
+            #expect(try Pcap.read(Pcap.write(recs, format: format)) == recs, "\(format)")
+        }
+        let micro = try Pcap.read(Pcap.write(recs, format: .pcapMicros))
+        #expect(micro.map(\.timestampNanos) == recs.map { $0.timestampNanos / 1000 * 1000 })
+        var ng: [UInt8] = []
+        Pcap.appendHeader(.pcapng, snaplen: 2, to: &ng)
+        let header = ng.count
+        [UInt8](arrayLiteral: 9, 8, 7).withUnsafeBytes { Pcap.appendRecord(.pcapng, timestampNanos: 5, originalLength: 3, data: $0, snaplen: 2, queue: 3, to: &ng) }
+        // EPB: 28 bytes of fields, 2 data padded to 4, epb_queue (8), end of options (4), length (4).
+        #expect(ng.count - header == 28 + 4 + 8 + 4 + 4)
+        #expect(Array(ng[(header + 32)..<(header + 40)]) == [6, 0, 4, 0, 3, 0, 0, 0])
+        #expect(try Pcap.read(ng) == [PcapRecord(timestampNanos: 5, originalLength: 3, data: [9, 8])])
+        #expect(PcapFormat.forFileName("a.pcapng") == .pcapng && PcapFormat.forFileName("a.pcap") == .pcapNanos)
+    }
+
     @Test func rejectsGarbage() {
         #expect(throws: PcapError.tooShort) { try Pcap.read([1, 2]) }
         #expect(throws: PcapError.self) { try Pcap.read([UInt8](repeating: 7, count: 40)) }
