@@ -50,7 +50,7 @@ def wait_ready(tool, deadline=15):
     raise SystemExit(f"{tool} did not start")
 
 
-def trial(tool, pps, count, path):
+def trial(tool, pps, count, path, tx):
     if tool == "lanes":
         cmd = [LANES, "capture", "--netns", DUT, "d0", "-w", path, "--filter", "udp", "--cores", "1", "--interval", "0", "--json"]
     else:
@@ -58,7 +58,7 @@ def trial(tool, pps, count, path):
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     wait_ready(tool)
     g = subprocess.run([LANES, "gen", "--testbed", TB, "--queues", "0", "--cores", "0", "--count", str(count), "--rate", f"{pps}",
-                        "--tx", "xsk", "--json"], capture_output=True, text=True)
+                        "--tx", tx, "--json"], capture_output=True, text=True)
     gj = json.loads(g.stdout.strip().splitlines()[-1])
     sent = gj["tx_packets"]
     time.sleep(1.0)
@@ -81,6 +81,7 @@ def main():
     ap.add_argument("--rates", default="100000,200000,300000,400000,600000,800000,1000000")
     ap.add_argument("--count", type=int, default=500000)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--tx", default="xsk", choices=["xsk", "xdp"], help="the generator's transmit path (xdp: live frames, which the receiver does not slow down)")
     ap.add_argument("--no-append", action="store_true")
     a = ap.parse_args()
     rates = [int(r) for r in a.rates.split(",")]
@@ -92,7 +93,7 @@ def main():
         for pps in rates:
             for r in range(a.rounds):
                 for tool in ("lanes", "tcpdump"):
-                    sent, got, achieved = trial(tool, pps, a.count, os.path.join(d, f"{tool}.pcap"))
+                    sent, got, achieved = trial(tool, pps, a.count, os.path.join(d, f"{tool}.pcap"), a.tx)
                     results[tool].setdefault(pps, []).append((sent, got, achieved))
                     print(f"{tool:8} {pps:>8} pps round {r + 1}: {got}/{sent} captured", flush=True)
     finally:
@@ -108,7 +109,7 @@ def main():
         lines.append(f"| {p} | " + " | ".join(", ".join(f"{g / s * 100:.2f}% at {x / 1e3:.0f}k" for s, g, x in results[t][p]) for t in ("lanes", "tcpdump")) + " |")
     ll, lt = lossless("lanes"), lossless("tcpdump")
     lines.append("")
-    lines.append(f"Lossless (every round whole, {a.count} packets of 64 B, one queue; the lowest achieved rate of those rounds): lanes capture {ll:.0f} pps, tcpdump {lt:.0f} pps"
+    lines.append(f"Lossless (every round whole, {a.count} packets of 64 B, one queue, gen --tx {a.tx}; the lowest achieved rate of those rounds): lanes capture {ll:.0f} pps, tcpdump {lt:.0f} pps"
                  + (f" ({ll / lt:.2f}x)" if lt else ""))
     import datetime
     head = [f"## capture: lanes capture vs tcpdump ({datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC)", "", machine(), ""]

@@ -180,4 +180,11 @@ static inline int lanes_recv_batch(int fd, void *buffers, int count, int size, u
     return n;
 }
 
+/* posix_spawn's "close every descriptor from FROM in the child" (glibc 2.34+),
+ * which Swift's Glibc module does not import. */
+#include <spawn.h>
+static inline int lanes_spawn_addclosefrom(posix_spawn_file_actions_t *fa, int from) {
+    return posix_spawn_file_actions_addclosefrom_np(fa, from);
+}
+
 #endif

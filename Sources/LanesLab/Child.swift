@@ -4,31 +4,20 @@ import LanesXDP
 /// A `lanes` subcommand run as a child process (each in its own namespace),
 /// its output collected in temporary files.
 public final class Child {
-    let process = Process()
-    let out: URL, err: URL
+    let process: Subprocess
+    let files = TemporaryOutput()
 
     /// The running binary, for children.
     public static var lanesBinary: String { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0] }
 
     public init(_ args: [String]) throws(LanesError) {
-        let tmp = FileManager.default.temporaryDirectory
-        out = tmp.appendingPathComponent("lanes-child-\(UUID().uuidString).out")
-        err = tmp.appendingPathComponent("lanes-child-\(UUID().uuidString).err")
-        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
-        process.executableURL = URL(fileURLWithPath: Child.lanesBinary)
-        process.arguments = args
-        process.standardInput = FileHandle.nullDevice
-        do {
-            process.standardOutput = try FileHandle(forWritingTo: out)
-            process.standardError = try FileHandle(forWritingTo: err)
-            try process.run()
-        } catch {
+        do { process = try Subprocess(Child.lanesBinary, args, stdout: files.out, stderr: files.err) } catch {
+            files.remove()
             throw LanesError("could not start lanes \(args.first ?? ""): \(error)")
         }
     }
 
-    public func interrupt() { if process.isRunning { kill(process.processIdentifier, SIGINT) } }
+    public func interrupt() { process.signal(SIGINT) }
 
     /// Waits (up to `timeout` s, then SIGKILL) and returns status, stdout, stderr.
     /// When `stop` turns true the child gets SIGINT and 5 s more to finish.
@@ -43,10 +32,10 @@ public final class Child {
             }
             usleep(5_000)
         }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
-        defer { try? FileManager.default.removeItem(at: out); try? FileManager.default.removeItem(at: err) }
-        return (process.terminationStatus, (try? String(contentsOf: out, encoding: .utf8)) ?? "",
-                (try? String(contentsOf: err, encoding: .utf8)) ?? "")
+        if process.isRunning { process.signal(SIGKILL) }
+        let status = process.wait()
+        defer { files.remove() }
+        return (status, files.read(files.out), files.read(files.err))
     }
 
     /// Runs to completion.

@@ -12,22 +12,9 @@ public enum Shell {
 
     @discardableResult
     public static func run(_ args: [String], check: Bool = true) throws(LanesError) -> Result {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = FileHandle.nullDevice
-        do { try p.run() } catch {
-            throw LanesError("could not start '\(args.joined(separator: " "))': \(error)")
-        }
-        // Read both pipes before waiting, so a chatty tool cannot block on a full pipe.
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        let r = Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
-                       stderr: String(decoding: e, as: UTF8.self))
+        // /usr/bin/env finds the tool on PATH, as a shell would.
+        let o = try Subprocess.run("/usr/bin/env", args, timeout: 3600)
+        let r = Result(status: o.status, stdout: o.stdout, stderr: o.stderr)
         if check && r.status != 0 {
             let msg = r.stderr.split(separator: "\n").first.map(String.init) ?? "exit \(r.status)"
             throw LanesError("'\(args.joined(separator: " "))' failed: \(msg)")

@@ -126,7 +126,7 @@ struct IntegrationTests {
                     let drop = try Running(["drop", "d0", "--netns", tb.dut, "--interval", "0.05", "--json", "--duration", "60"])
                     let deadline = Date().addingTimeInterval(15)
                     while Date() < deadline && drop.process.isRunning
-                            && !((try? String(contentsOf: drop.outURL, encoding: .utf8)) ?? "").contains("elapsed_s") { usleep(10_000) }
+                            && !drop.stdoutSoFar.contains("elapsed_s") { usleep(10_000) }
                     return drop
                 }
                 for cycle in 0..<20 {
@@ -214,7 +214,7 @@ extension IntegrationTests.Engine {
             try tb.waitForXDP(tb.dut, "d0")
             let b = try run([second[0], "d0", "--netns", tb.dut] + second.dropFirst() + ["--duration", "2", "--interval", "0", "--json"])
             #expect(b.status != 0)
-            #expect(b.stderr.contains("in use by") && b.stderr.contains("pid \(a.process.processIdentifier)"), "\(b.stderr)")
+            #expect(b.stderr.contains("in use by") && b.stderr.contains("pid \(a.process.pid)"), "\(b.stderr)")
             #expect(b.stderr.split(separator: "\n").count == 1, "\(b.stderr)")
             #expect(try tb.xdpAttached(tb.dut, "d0"), "the refused command took the first one's program away")
             try tb.traffic(count: 1000, flows: 8)

@@ -129,7 +129,7 @@ extension IntegrationTests {
                 let flood = try lanes("gen", "--testbed", tb.name, "--count", "300000", "--interval", "0")
                 #expect(flood.status == 0, "\(flood.stderr)")
                 usleep(800_000)
-                let before = try String(contentsOf: drop.outURL, encoding: .utf8).split(separator: "\n").last
+                let before = drop.stdoutSoFar.split(separator: "\n").last
                 let r1 = (try? JSONSerialization.jsonObject(with: Data((before ?? "").utf8)) as? [String: Any])?["rx_packets"] as? Int ?? -1
                 try tb.traffic(count: 1000, flows: 4, pps: 2000)
                 usleep(800_000)
@@ -304,7 +304,7 @@ extension IntegrationTests.Reliability {
             let drop = try Running(["drop", "d0", "--netns", tb.dut, "--interval", "0", "--json", "--metrics", "\(port)"])
             try tb.waitForXDP(tb.dut, "d0")
             usleep(300_000)
-            let pid = drop.process.processIdentifier
+            let pid = drop.process.pid
             let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")
             #expect(tasks.count >= 4, "main thread, two lanes and the metrics server")
             let names = tasks.compactMap { try? String(contentsOfFile: "/proc/\(pid)/task/\($0)/comm", encoding: .utf8) }

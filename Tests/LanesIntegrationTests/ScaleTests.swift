@@ -103,7 +103,7 @@ extension IntegrationTests {
                                      "--testbed", name, "--out", out.path])
             let deadline = Date().addingTimeInterval(90)
             // Rounds: run 1 of every point, then run 2; stop during the second round.
-            while Date() < deadline, !((try? String(contentsOf: sweep.errURL, encoding: .utf8)) ?? "").contains("[4/6]") { usleep(20_000) }
+            while Date() < deadline, !sweep.stderrSoFar.contains("[4/6]") { usleep(20_000) }
             sweep.signal(SIGTERM)
             let o = sweep.wait(timeout: 30)
             #expect(o.status == 128 + SIGTERM, "exit \(o.status): \(o.stderr)")

@@ -1,4 +1,5 @@
 import Foundation
+import LanesXDP
 import Testing
 
 /// Root-only tests run where root is; on CI (CI=true) they always run, so a
@@ -35,23 +36,14 @@ struct Output {
     }
 }
 
-/// A process running in the background, with its output collected.
+/// A process running in the background, with its output collected (LanesLab's
+/// Subprocess: posix_spawn, not Foundation's Process, whose run() crashes now and then).
 final class Running {
-    let process = Process()
-    let outURL: URL, errURL: URL
+    let process: Subprocess
+    let files = TemporaryOutput(prefix: "lanes-test")
 
     init(_ args: [String], tool: String = lanesBinary) throws {
-        let tmp = FileManager.default.temporaryDirectory
-        outURL = tmp.appendingPathComponent("lanes-test-\(UUID().uuidString).out")
-        errURL = tmp.appendingPathComponent("lanes-test-\(UUID().uuidString).err")
-        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        process.executableURL = URL(fileURLWithPath: tool)
-        process.arguments = args
-        process.standardOutput = try FileHandle(forWritingTo: outURL)
-        process.standardError = try FileHandle(forWritingTo: errURL)
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        process = try Subprocess(tool, args, stdout: files.out, stderr: files.err)
     }
 
     /// Waits for exit up to `timeout` seconds; kills it after that.
@@ -59,20 +51,17 @@ final class Running {
     func wait(timeout: Double = 30) -> Output {
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { usleep(10_000) }
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
-        defer {
-            try? FileManager.default.removeItem(at: outURL)
-            try? FileManager.default.removeItem(at: errURL)
-        }
-        return Output(status: process.terminationStatus,
-                      stdout: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",
-                      stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
+        if process.isRunning { process.signal(SIGKILL) }
+        let status = process.wait()
+        defer { files.remove() }
+        return Output(status: status, stdout: files.read(files.out), stderr: files.read(files.err))
     }
 
-    func signal(_ sig: Int32) { kill(process.processIdentifier, sig) }
+    func signal(_ sig: Int32) { process.signal(sig) }
+
+    /// What it has written so far.
+    var stdoutSoFar: String { files.read(files.out) }
+    var stderrSoFar: String { files.read(files.err) }
 }
 
 /// Runs a command to completion.
