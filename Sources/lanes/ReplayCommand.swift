@@ -79,12 +79,12 @@ struct ReplayCommand: ParsableCommand {
         // Send only: no XDP program, so what arrives on the port stays with the kernel.
         config.attachProgram = false
         let trace = ReplayTrace(check.good, srcMAC: src, dstMAC: dst)
+        let laneOf = check.good.map { ReplayTrace.lane(of: $0.data, lanes: queues.count) }
         var perLane = Array(repeating: [Int32](), count: queues.count)
-        for (i, r) in check.good.enumerated() { perLane[ReplayTrace.lane(of: r.data, lanes: queues.count)].append(Int32(i)) }
+        for (i, l) in laneOf.enumerated() { perLane[l].append(Int32(i)) }
         // Packets each lane sends: whole passes, and the part of the last pass --count allows.
         let n = UInt64(check.good.count)
         let total = min(count ?? .max, n * UInt64(loop))
-        let laneOf = check.good.map { ReplayTrace.lane(of: $0.data, lanes: queues.count) }
         let partial = Int(total % n)
         let totals = perLane.indices.map { l in UInt64(perLane[l].count) * (total / n) + UInt64(laneOf[0..<partial].filter { $0 == l }.count) }
         let clock = ReplayClock()
