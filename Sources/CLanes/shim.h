@@ -60,6 +60,11 @@ static inline uint32_t lanes_xdp_flags_drv_mode(void) { return XDP_FLAGS_DRV_MOD
 static inline uint16_t lanes_xdp_copy(void) { return XDP_COPY; }
 static inline uint16_t lanes_xdp_zerocopy(void) { return XDP_ZEROCOPY; }
 static inline uint16_t lanes_xdp_use_need_wakeup(void) { return XDP_USE_NEED_WAKEUP; }
+/* AF_XDP multi-buffer (kernel 6.6): XDP_USE_SG in sxdp_flags, XDP_PKT_CONTD in a
+ * descriptor's options on every buffer of a packet but the last. Debian 12's
+ * linux/if_xdp.h predates both; the values are the kernel's uapi. */
+static inline uint16_t lanes_xdp_use_sg(void) { return 1 << 4; /* XDP_USE_SG */ }
+static inline uint32_t lanes_xdp_pkt_contd(void) { return 1 << 0; /* XDP_PKT_CONTD */ }
 static inline uint32_t lanes_xsk_inhibit_prog_load(void) { return XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD; }
 
 /* Relaxed atomics on plain 64-bit counters: one writer (a lane), any number of

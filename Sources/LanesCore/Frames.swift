@@ -35,6 +35,18 @@ public struct FramePool: ~Copyable {
         tail = frameCount
     }
 
+    /// A pool of `count` entries `base`, `base + stride`, ... (a multi-buffer
+    /// generator's packets, each `stride` bytes of consecutive frames).
+    public init(count: Int, base: UInt64, stride: Int) {
+        capacity = count
+        var size = 1
+        while size < max(count, 1) { size <<= 1 }
+        mask = size - 1
+        slots = .allocate(capacity: size)
+        for i in 0..<count { slots[i] = base + UInt64(i * stride) }
+        tail = count
+    }
+
     deinit { slots.deallocate() }
 
     @inlinable public var count: Int { tail &- head }

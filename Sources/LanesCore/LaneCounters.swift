@@ -28,6 +28,12 @@ public enum LaneCounter: Int, CaseIterable, Sendable {
     /// `lanes capture`: a packet with no free capture slot (the writer fell
     /// behind): dropped from the capture, never waited for.
     case dropCapture
+    /// Multi-buffer: a packet with more buffers than the kernel takes in one TX
+    /// packet (copy mode: net.core.max_skb_frags + 1), or than a burst holds.
+    case dropTooManyFrags
+    /// Multi-buffer: a packet with an invalid buffer (zero length, or past its
+    /// frame or the UMEM): dropped whole, its good frames recycled, the lane goes on.
+    case dropInvalidDesc
 
     public var name: String {
         switch self {
@@ -56,6 +62,8 @@ public enum LaneCounter: Int, CaseIterable, Sendable {
         case .lastTxNanos: "last_tx_ns"
         case .turn: "turn"
         case .dropCapture: "drop_capture"
+        case .dropTooManyFrags: "drop_too_many_frags"
+        case .dropInvalidDesc: "drop_invalid_desc"
         }
     }
 

@@ -27,6 +27,12 @@ public struct EngineConfig: Sendable {
     public var outInterface: String? = nil
     /// With `outInterface`: also forward OUT -> IN, in the same lane thread.
     public var bidirectional = false
+    /// The longest packet the lanes' apps send (generators, replay): over a
+    /// frame, it needs multi-buffer.
+    public var largestPacket = 0
+    /// AF_XDP multi-buffer (XDP_USE_SG): nil = when the MTU or `largestPacket`
+    /// needs more than one frame per packet.
+    public var multiBuffer: Bool? = nil
 
     public init(interface: String) { self.interface = interface }
 
@@ -77,6 +83,10 @@ public final class Engine {
     /// Times the link was seen going down during the run (lanes pause and resume by themselves).
     public private(set) var linkDownEvents = 0
     var linkUp = true
+    /// Sockets bound with XDP_USE_SG: packets span frames.
+    public let multiBuffer: Bool
+    /// The most buffers one TX packet may have (copy mode: net.core.max_skb_frags + 1).
+    public let maxSegments: Int
 
     public init(_ config: EngineConfig) throws(LanesError) {
         try requireRoot(for: "AF_XDP")
@@ -116,6 +126,10 @@ public final class Engine {
             }
         }
         var umemConfig = config.umem
+        maxSegments = Engine.copyModeMaxSegments
+        multiBuffer = try Engine.needsMultiBuffer(config, interfaces: [name] + (config.outInterface.map { [$0] } ?? []), maxSegments: maxSegments)
+        var socketConfig = config.socket
+        socketConfig.multiBuffer = multiBuffer
         numaNode = Sysfs.read("/sys/class/net/\(name)/device/numa_node").flatMap(Int.init).flatMap { $0 >= 0 ? $0 : nil }
         umemConfig.numaNode = numaNode
         self.config = config
@@ -125,9 +139,9 @@ public final class Engine {
             ? try XDPProgram(filter: config.filter, action: .redirect, flowCapBps: config.flowCapBps) : nil
         for (q, core) in zip(queues, cores) {
             let umem = try UMEM(umemConfig)
-            let sock = try XSKSocket(interface: name, queue: UInt32(q), umem: umem, config: config.socket)
+            let sock = try XSKSocket(interface: name, queue: UInt32(q), umem: umem, config: socketConfig)
             let outSock = try config.outInterface.map { out throws(LanesError) in
-                try XSKSocket(interface: out, queue: UInt32(q), umem: umem, config: config.socket, shared: true)
+                try XSKSocket(interface: out, queue: UInt32(q), umem: umem, config: socketConfig, shared: true)
             }
             lanes.append(LaneResources(queue: q, core: core, umem: umem, socket: sock, outSocket: outSock))
         }
@@ -150,6 +164,35 @@ public final class Engine {
                 try outProgram.attach(interface: out, mode: config.xdpMode, force: config.force)
             }
         }
+    }
+
+    /// Copy mode's limit on one TX packet's buffers: a head and
+    /// net.core.max_skb_frags fragments.
+    public static var copyModeMaxSegments: Int {
+        (Sysfs.read("/proc/sys/net/core/max_skb_frags").flatMap(Int.init) ?? 17) + 1
+    }
+
+    /// Bytes of a packet one RX frame holds: copy mode leaves XDP_PACKET_HEADROOM
+    /// (256) and the UMEM's headroom in front of it.
+    public static func receiveBytes(_ umem: UMEM.Config) -> Int { umem.frameSize - 256 - umem.headroom }
+
+    /// Whether the sockets bind with XDP_USE_SG: asked for, or needed because a
+    /// frame at an interface's MTU (Ethernet and two VLAN tags on top) or the
+    /// apps' longest packet does not fit one frame. Refuses a packet that would
+    /// need more buffers than the kernel takes.
+    static func needsMultiBuffer(_ config: EngineConfig, interfaces: [String], maxSegments: Int) throws(LanesError) -> Bool {
+        let rx = receiveBytes(config.umem), fs = config.umem.frameSize
+        let mtu = interfaces.compactMap { Sysfs.read("/sys/class/net/\($0)/mtu").flatMap(Int.init) }.max() ?? 1500
+        let frame = mtu + 14 + 8
+        if config.largestPacket > fs * maxSegments {
+            throw LanesError("a \(config.largestPacket)-byte packet needs \((config.largestPacket + fs - 1) / fs) frames of \(fs) bytes; the kernel takes at most \(maxSegments) per packet",
+                             fix: fs < 4096 ? "use --frame-size 4096, or smaller packets" : "use smaller packets")
+        }
+        let needed = frame > rx || config.largestPacket > fs
+        if config.multiBuffer == false && config.largestPacket > fs {
+            throw LanesError("a \(config.largestPacket)-byte packet does not fit one \(fs)-byte frame without multi-buffer", fix: "drop --multi-buffer off, or send smaller packets")
+        }
+        return config.multiBuffer ?? needed
     }
 
     /// After set-up the data path needs no privilege: the sockets, rings, UMEM and
@@ -206,7 +249,7 @@ public final class Engine {
             let app = apps[i]
             let rings = l.rings, area = l.umem.area, fs = l.umem.config.frameSize, fc = l.umem.config.frameCount
             let primed = l.primed, reversePrimed = l.reversePrimed
-            let batch = config.batch
+            let batch = config.batch, multiBuffer = self.multiBuffer, maxSegments = self.maxSegments
             do {
                 if halves == 2, let reverse = l.reverseRings {
                     let back = reverseApps[i]
@@ -215,9 +258,11 @@ public final class Engine {
                         // Each direction owns half of the UMEM's frames: a frame cycles
                         // fill(IN) -> rx(IN) -> tx(OUT) -> completion(OUT) and back, never crossing.
                         var a = Lane(rings: rings, app: app, umem: area, frameSize: fs, frameCount: fc / 2,
-                                     firstFrame: 0, primed: primed, batch: batch, counters: c0)
+                                     firstFrame: 0, primed: primed, batch: batch, counters: c0,
+                                     multiBuffer: multiBuffer, maxSegments: maxSegments, umemBytes: fc * fs)
                         var b = Lane(rings: reverse, app: back, umem: area, frameSize: fs, frameCount: fc - fc / 2,
-                                     firstFrame: fc / 2, primed: reversePrimed, batch: batch, counters: c1)
+                                     firstFrame: fc / 2, primed: reversePrimed, batch: batch, counters: c1,
+                                     multiBuffer: multiBuffer, maxSegments: maxSegments, umemBytes: fc * fs)
                         Lane.runPair(&a, &b, stop: stop)
                         results.ledgers[2 * i] = a.drainAndAccount()
                         results.ledgers[2 * i + 1] = b.drainAndAccount()
@@ -229,7 +274,8 @@ public final class Engine {
                 let counters = stats.counters(i)
                 threads.append(try PinnedThread(core: l.core, name: "lane\(l.queue)") {
                     var lane = Lane(rings: rings, app: app, umem: area, frameSize: fs, frameCount: fc,
-                                    primed: primed, batch: batch, counters: counters)
+                                    primed: primed, batch: batch, counters: counters,
+                                    multiBuffer: multiBuffer, maxSegments: maxSegments)
                     lane.run(stop: stop)
                     results.ledgers[i] = lane.drainAndAccount()
                     results.apps[i] = lane.app

@@ -91,26 +91,56 @@ public struct Lane<App: LaneApp>: ~Copyable {
     @usableFromInline var finishedReported = false
     /// Set by the engine's drain phase: generate nothing more.
     public var draining = false
+    /// AF_XDP multi-buffer (sockets bound with XDP_USE_SG): a packet is the chain
+    /// of its descriptors, XDP_PKT_CONTD on all but the last. Apps see one
+    /// descriptor per packet (see `LaneContext.chain`).
+    public let multiBuffer: Bool
+    /// Multi-buffer: the burst's descriptors in ring order (`chainCapacity` of them).
+    @usableFromInline let chain: UnsafeMutablePointer<FrameDesc>
+    /// Descriptors one multi-buffer RX burst peeks at most (and packets a burst holds).
+    @usableFromInline let chainCapacity: Int
+    /// The most buffers the kernel takes in one TX packet.
+    @usableFromInline let maxSegments: Int
+    /// Frames per generator packet: a multi-buffer generator's packet lies in this
+    /// many consecutive frames, written as one run of bytes and sent as one
+    /// descriptor per frame. 1 otherwise.
+    @usableFromInline let unitFrames: Int
+    @usableFromInline let umemBytes: UInt64
+    /// Multi-buffer RX: the packet at the head of the RX ring is longer than a
+    /// burst; its descriptors are recycled up to its last one.
+    @usableFromInline var discarding = false
 
     /// The lane owns frames `firstFrame ..< firstFrame + frameCount` of the UMEM:
     /// the first ones receive (fill ring, RX), a generator's own are the last.
     /// `primed`: frames `firstFrame ..< firstFrame + primed` are on the fill ring
     /// already (set-up put them there before attaching the XDP program).
     public init(rings: LaneRings, app: App, umem: UnsafeMutableRawPointer, frameSize: Int, frameCount: Int,
-                firstFrame: Int = 0, primed: Int = 0, batch: Int, counters: LaneCounters) {
+                firstFrame: Int = 0, primed: Int = 0, batch: Int, counters: LaneCounters,
+                multiBuffer: Bool = false, maxSegments: Int = 18, umemBytes: Int? = nil) {
         self.rings = rings
-        let g = min(max(app.generatorFrames(of: frameCount), 0), frameCount)
+        precondition(!(multiBuffer && App.handsOff), "hands-off apps take single-buffer packets only")
+        let unit = multiBuffer ? max(1, (app.largestPacket + frameSize - 1) / frameSize) : 1
+        precondition(unit <= maxSegments, "a generator packet of \(app.largestPacket) bytes needs \(unit) buffers")
+        precondition(multiBuffer || app.largestPacket <= frameSize, "a \(app.largestPacket)-byte packet needs multi-buffer")
+        // A multi-buffer generator's packets take `unit` frames each.
+        let g = min(max(app.generatorFrames(of: frameCount), 0), frameCount) / unit * unit
         precondition(primed <= frameCount - g, "\(primed) frames primed, but the lane receives into \(frameCount - g)")
         self.app = app
         self.pool = FramePool(frameCount: frameCount - g, frameSize: frameSize, first: firstFrame)
-        self.generatorPool = FramePool(frameCount: g, frameSize: frameSize, first: firstFrame + frameCount - g)
         self.generatorBoundary = UInt64((firstFrame + frameCount - g) * frameSize)
+        self.generatorPool = FramePool(count: g / unit, base: generatorBoundary, stride: unit * frameSize)
         // The pool hands out frames oldest first: the primed ones are the first it would.
         self.pool.pop(count: primed) { _, _ in }
         self.generating = g > 0
-        self.context = LaneContext(umem: umem, frameSize: frameSize, counters: counters)
+        self.multiBuffer = multiBuffer
+        self.unitFrames = unit
+        self.maxSegments = maxSegments
+        self.umemBytes = UInt64(umemBytes ?? (firstFrame + frameCount) * frameSize)
+        self.chainCapacity = multiBuffer ? max(batch, 64) : batch
+        self.chain = .allocate(capacity: chainCapacity)
+        self.context = LaneContext(umem: umem, frameSize: frameSize, counters: counters, chain: multiBuffer ? chain : nil)
         self.batch = batch
-        self.burst = .allocate(capacity: batch)
+        self.burst = .allocate(capacity: chainCapacity)
         self.genBurst = .allocate(capacity: batch)
         self.frameMask = ~UInt64(frameSize - 1)
         self.refillChunk = max(Int(rings.fill.pointee.size) / 8, 1)
@@ -121,11 +151,12 @@ public struct Lane<App: LaneApp>: ~Copyable {
     deinit {
         burst.deallocate()
         genBurst.deallocate()
+        chain.deallocate()
     }
 
     /// Every frame the lane owns now (both pools).
-    public var freeFrames: Int { pool.count + generatorPool.count }
-    public var totalFrames: Int { pool.capacity + generatorPool.capacity }
+    public var freeFrames: Int { pool.count + generatorPool.count * unitFrames }
+    public var totalFrames: Int { pool.capacity + generatorPool.capacity * unitFrames }
 
     /// Runs until `*stop` reaches 2. At 1 the lane drains: a generator stops
     /// sending while the lane still receives and completes what is in flight.
@@ -207,6 +238,7 @@ public struct Lane<App: LaneApp>: ~Copyable {
     /// generator frames and the TX ring allow; only changing fields are rewritten.
     @inlinable @inline(__always)
     mutating func generateBurst() -> Int {
+        if unitFrames > 1 { return generateChains() }
         var limit = min(batch, generatorPool.count)
         if limit > 0 { limit = min(limit, Int(xsk_prod_nb_free(rings.tx, UInt32(limit)))) }
         let now = monotonicNanos()
@@ -228,7 +260,13 @@ public struct Lane<App: LaneApp>: ~Copyable {
     @inlinable @inline(__always)
     mutating func recycle(_ addr: UInt64) {
         let a = addr & frameMask
-        if a >= generatorBoundary { generatorPool.push(a) } else { pool.push(a) }
+        if a >= generatorBoundary {
+            // A multi-buffer generator packet comes home with its first frame; its
+            // other frames complete with it (one skb in copy mode) and are skipped.
+            if unitFrames == 1 || (a &- generatorBoundary) % UInt64(unitFrames &* context.frameSize) == 0 { generatorPool.push(a) }
+        } else {
+            pool.push(a)
+        }
     }
 
     @inlinable @inline(__always)
@@ -258,6 +296,7 @@ public struct Lane<App: LaneApp>: ~Copyable {
 
     @inlinable @inline(__always)
     mutating func receiveBurst() -> Int {
+        if multiBuffer { return receiveChains() }
         var idx: UInt32 = 0
         let rx = rings.rx, burst = self.burst
         let n = Int(xsk_ring_cons__peek(rx, UInt32(batch), &idx))
@@ -351,6 +390,204 @@ public struct Lane<App: LaneApp>: ~Copyable {
             _ = lanes_kick_rx(rings.rxFD)
             context.counters.add(.rxWakeups, 1)
         }
+    }
+
+    // MARK: Multi-buffer (XDP_USE_SG)
+
+    /// One RX burst of chained descriptors: whole packets go to the app, one
+    /// descriptor each (the first buffer, with the packet's length and, in
+    /// `options`, its index in `chain`). A packet still being written at the
+    /// burst's end is left on the ring (peeked, then cancelled) for the next turn;
+    /// one longer than a burst is dropped up to its last buffer, across turns.
+    @inlinable
+    mutating func receiveChains() -> Int {
+        var idx: UInt32 = 0
+        let rx = rings.rx, chain = self.chain, burst = self.burst, cap = chainCapacity
+        let n = Int(xsk_ring_cons__peek(rx, UInt32(cap), &idx))
+        guard n > 0 else { return 0 }
+        let contd = lanes_xdp_pkt_contd()
+        let descs = rx.slots(from: idx, as: FrameDesc.self)
+        var end = 0 // one past the last buffer that ends a packet
+        for i in 0..<n {
+            let d = descs[i]
+            chain[i] = d
+            if d.options & contd == 0 { end = i &+ 1 }
+        }
+        let c = context.counters
+        if end == 0 {
+            guard discarding || n == cap else {
+                xsk_ring_cons__cancel(rx, UInt32(n)) // the rest of the packet is not written yet
+                return 0
+            }
+            if !discarding { c.add(.dropTooManyFrags, 1); c.add(.rxPackets, 1) }
+            discarding = true
+            for i in 0..<n { recycleReceived(chain[i]) }
+            xsk_ring_cons__release(rx, UInt32(n))
+            return n
+        }
+        if end < n { xsk_ring_cons__cancel(rx, UInt32(n &- end)) }
+        xsk_ring_cons__release(rx, UInt32(end))
+        var i = 0
+        if discarding {
+            // The tail of a packet longer than a burst.
+            while true {
+                let d = chain[i]
+                recycleReceived(d)
+                i &+= 1
+                if d.options & contd == 0 { break }
+            }
+            discarding = false
+        }
+        var packets = 0, seen = 0
+        var bytes: UInt64 = 0
+        let fs = UInt64(context.frameSize), offsetMask = fs &- 1
+        while i < end {
+            let first = i
+            var total = 0
+            var bad = false
+            while true {
+                let d = chain[i]
+                i &+= 1
+                total &+= Int(d.len)
+                if d.len == 0 || d.addr >= umemBytes || (d.addr & offsetMask) &+ UInt64(d.len) > fs { bad = true }
+                if d.options & contd == 0 { break }
+            }
+            seen &+= 1
+            bytes &+= UInt64(total)
+            if bad {
+                c.add(.dropInvalidDesc, 1)
+                for j in first..<i { recycleReceived(chain[j]) }
+                continue
+            }
+            if Int(chain[first].len) < min(total, LaneContext.headerBytes) {
+                c.add(.dropMalformed, 1)
+                for j in first..<i { recycleReceived(chain[j]) }
+                continue
+            }
+            burst[packets] = FrameDesc(addr: chain[first].addr, len: UInt32(truncatingIfNeeded: total), options: UInt32(truncatingIfNeeded: first))
+            packets &+= 1
+        }
+        c.add(.rxPackets, UInt64(seen))
+        c.add(.rxBytes, bytes)
+        c.add(.bursts, 1)
+        guard packets > 0 else { return end }
+        let k = app.process(burst, count: packets, context: context)
+        if k > 0 { _ = transmitChains(burst, count: k) }
+        for j in k..<packets { recycleChain(burst[j]) }
+        return end
+    }
+
+    /// A received buffer back to the pool, unless its address is not one of the UMEM's.
+    @inlinable @inline(__always)
+    mutating func recycleReceived(_ d: FrameDesc) {
+        if d.addr < umemBytes { recycle(d.addr) }
+    }
+
+    /// Every buffer of the packet whose first descriptor is `head`, back to the pools.
+    @inlinable @inline(__always)
+    mutating func recycleChain(_ head: FrameDesc) {
+        let contd = lanes_xdp_pkt_contd()
+        var j = Int(head.options)
+        while true {
+            let d = chain[j]
+            recycle(d.addr)
+            if d.options & contd == 0 { break }
+            j &+= 1
+        }
+    }
+
+    /// Puts packets burst[0..<count] (heads into `chain`) on the TX ring, each
+    /// whole or not at all, in order; returns how many went. A packet with more
+    /// buffers than the kernel takes, or for which the ring has no room, is
+    /// counted and its frames recycled here.
+    @inlinable
+    mutating func transmitChains(_ burst: UnsafeMutablePointer<FrameDesc>, count: Int) -> Int {
+        let contd = lanes_xdp_pkt_contd(), chain = self.chain, maxSegs = maxSegments
+        @inline(__always) func segments(_ head: FrameDesc) -> Int {
+            var j = Int(head.options), n = 1
+            while chain[j].options & contd != 0 { j &+= 1; n &+= 1 }
+            return n
+        }
+        var need = 0
+        for i in 0..<count { let s = segments(burst[i]); if s <= maxSegs { need &+= s } }
+        let room = need > 0 ? Int(xsk_prod_nb_free(rings.tx, UInt32(need))) : 0
+        // The packets that go: every one that fits, in order, until the ring is full.
+        var fit = 0, full = false
+        for i in 0..<count {
+            let s = segments(burst[i])
+            if s > maxSegs || full || fit &+ s > room {
+                if s > maxSegs { context.counters.add(.dropTooManyFrags, 1) } else { full = true; context.counters.add(.dropTxRingFull, 1) }
+                recycleChain(burst[i])
+                burst[i].len = 0 // marks it gone
+                continue
+            }
+            fit &+= s
+        }
+        guard fit > 0 else { return 0 }
+        var idx: UInt32 = 0
+        let r = Int(xsk_ring_prod__reserve(rings.tx, UInt32(fit), &idx))
+        precondition(r == fit, "TX ring room checked")
+        let slots = rings.tx.slots(from: idx, as: FrameDesc.self)
+        var k = 0, sent = 0
+        var bytes: UInt64 = 0
+        for i in 0..<count where burst[i].len > 0 {
+            var j = Int(burst[i].options)
+            while true {
+                let d = chain[j]
+                slots[k] = FrameDesc(addr: d.addr, len: d.len, options: d.options & contd)
+                k &+= 1
+                if d.options & contd == 0 { break }
+                j &+= 1
+            }
+            bytes &+= UInt64(burst[i].len)
+            sent &+= 1
+        }
+        xsk_ring_prod__submit(rings.tx, UInt32(fit))
+        txOutstanding &+= fit
+        let c = context.counters
+        c.add(.txPackets, UInt64(sent))
+        c.add(.txBytes, bytes)
+        if xsk_ring_prod__needs_wakeup(rings.tx) != 0 {
+            _ = lanes_kick_tx(rings.txFD)
+            c.add(.txKicks, 1)
+        }
+        return sent
+    }
+
+    /// A multi-buffer generator's turn: each packet is written across its
+    /// `unitFrames` consecutive frames and sent as one descriptor per frame.
+    @inlinable
+    mutating func generateChains() -> Int {
+        let unit = unitFrames, fs = context.frameSize
+        var limit = min(batch, generatorPool.count, chainCapacity / unit)
+        if limit > 0 { limit = min(limit, Int(xsk_prod_nb_free(rings.tx, UInt32(limit &* unit))) / unit) }
+        let now = monotonicNanos()
+        let n = limit > 0 && !draining ? app.budget(limit, now: now) : 0
+        if n == 0 {
+            if !finishedReported && (app.finished || draining) && txOutstanding == 0 {
+                finishedReported = true
+                context.counters.set(.finished, 1)
+            }
+            return 0
+        }
+        for i in 0..<n { genBurst[i] = FrameDesc(addr: generatorPool.popNewest(), len: 0) }
+        app.generate(genBurst, count: n, now: now, context: context)
+        let contd = lanes_xdp_pkt_contd()
+        var k = 0
+        for i in 0..<n {
+            let base = genBurst[i].addr
+            var left = Int(genBurst[i].len), off = 0
+            genBurst[i].options = UInt32(k)
+            repeat {
+                let l = min(left, fs)
+                left &-= l
+                chain[k] = FrameDesc(addr: base &+ UInt64(off), len: UInt32(l), options: left > 0 ? contd : 0)
+                k &+= 1
+                off &+= fs
+            } while left > 0
+        }
+        _ = transmitChains(genBurst, count: n)
+        return n
     }
 
     @inlinable

@@ -46,6 +46,10 @@ public final class Pipeline {
         if let bad = (workerCores + (config.cores ?? [])).first(where: { $0 >= online }) {
             throw LanesError("core \(bad) out of range: \(online) CPUs online (0-\(online - 1))", fix: "pick cores within 0-\(online - 1)")
         }
+        if try Engine.needsMultiBuffer(config, interfaces: [name, out], maxSegments: Engine.copyModeMaxSegments) {
+            throw LanesError("--workers forwards single-buffer packets only: an MTU this large needs AF_XDP multi-buffer",
+                             fix: "forward jumbo frames without --workers (the lanes take multi-buffer packets), or lower the MTU below \(Engine.receiveBytes(config.umem) - 22)")
+        }
         self.config = config
         self.workerCores = workerCores
         rxQueue = queues[0]

@@ -56,22 +56,44 @@ public struct Testbed: Sendable {
 
     /// Creates the testbed; when it exists with the same queue count it is left as is.
     /// Returns true when something was created.
+    /// `mtu`: every port's MTU (jumbo frames: 9000, EC2's 9001); an existing
+    /// testbed with other MTUs gets this one.
     @discardableResult
-    public func up(queues: Int) throws(LanesError) -> Bool {
+    public func up(queues: Int, mtu: Int = 1500) throws(LanesError) -> Bool {
         try Testbed.validate(name: name)
         try Testbed.preflight()
         guard queues >= 1 && queues <= 256 else {
             throw LanesError("bad queue count \(queues)", fix: "use 1-256 (veth's limit is the number of possible CPUs times 16)")
         }
-        if queueCount() == queues { return false }
+        guard mtu >= 68 && mtu <= 65535 else { throw LanesError("bad MTU \(mtu)", fix: "use 68-65535 (e.g. 9000 for jumbo frames)") }
+        if queueCount() == queues {
+            try setMTU(mtu)
+            return false
+        }
         try down()
         do {
             try build(queues: queues)
+            try setMTU(mtu)
         } catch {
             try? down()
             throw error
         }
         return true
+    }
+
+    /// The MTU of every port, where it differs.
+    public func setMTU(_ mtu: Int) throws(LanesError) {
+        for p in ports where self.mtu(of: p) != mtu {
+            try Shell.run(["ip", "-n", p.namespace, "link", "set", "dev", p.interface, "mtu", "\(mtu)"])
+        }
+    }
+
+    /// A port's MTU now (nil: not there).
+    public func mtu(of p: Port) -> Int? {
+        guard let r = try? Shell.run(["ip", "-n", p.namespace, "-o", "link", "show", p.interface], check: false), r.status == 0 else { return nil }
+        let words = r.stdout.split(separator: " ")
+        guard let i = words.firstIndex(of: "mtu"), i + 1 < words.count else { return nil }
+        return Int(words[i + 1])
     }
 
     private func build(queues q: Int) throws(LanesError) {

@@ -33,6 +33,9 @@ public final class XSKSocket {
         public var bind: BindMode = .auto
         public var busyPoll: Bool = false
         public var busyPollBudget: Int = 64
+        /// Bind with XDP_USE_SG: a packet may span several frames (AF_XDP
+        /// multi-buffer, kernel 6.6+), XDP_PKT_CONTD on all its descriptors but the last.
+        public var multiBuffer: Bool = false
         public init() {}
     }
 
@@ -94,7 +97,7 @@ public final class XSKSocket {
             cfg.tx_size = UInt32(config.txSize)
             cfg.libxdp_flags = lanes_xsk_inhibit_prog_load()
             cfg.xdp_flags = 0
-            cfg.bind_flags = bindFlags | lanes_xdp_use_need_wakeup()
+            cfg.bind_flags = bindFlags | lanes_xdp_use_need_wakeup() | (config.multiBuffer ? lanes_xdp_use_sg() : 0)
             var h: OpaquePointer?
             let umemHandle = umem.handle
             let r = interface.withCString { name in
@@ -125,12 +128,14 @@ public final class XSKSocket {
             rx.deallocate(); tx.deallocate()
             if shared { fill.deallocate(); completion.deallocate() }
             var fix: String? = nil
-            if config.bind == .zeroCopy && (lastErr == EOPNOTSUPP || lastErr == EINVAL || lastErr == EPROTONOSUPPORT) {
+            if config.multiBuffer && (lastErr == EOPNOTSUPP || lastErr == EINVAL) {
+                fix = "this kernel or driver has no AF_XDP multi-buffer (XDP_USE_SG, kernel 6.6+; zero-copy needs driver support): lower the MTU to fit one frame, or use --bind copy"
+            } else if config.bind == .zeroCopy && (lastErr == EOPNOTSUPP || lastErr == EINVAL || lastErr == EPROTONOSUPPORT) {
                 fix = "this driver has no AF_XDP zero-copy (veth never does); use --bind copy or auto"
             } else if lastErr == EBUSY {
                 fix = "another AF_XDP socket has held \(interface) queue \(queue) for 2 s (see 'ss --xdp -p')"
             }
-            throw LanesError.system("create AF_XDP socket on \(interface) queue \(queue) (bind \(config.bind.rawValue))",
+            throw LanesError.system("create AF_XDP socket on \(interface) queue \(queue) (bind \(config.bind.rawValue)\(config.multiBuffer ? ", multi-buffer" : ""))",
                                     errno: lastErr, fix: fix)
         }
         handle = made

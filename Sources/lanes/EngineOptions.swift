@@ -30,6 +30,12 @@ enum GenPort: DefaultPort {
     static var label: String { "gen:g0" }
 }
 
+/// `--multi-buffer auto|on|off`.
+enum MultiBufferMode: String, ExpressibleByArgument, CaseIterable {
+    case auto, on, off
+    var setting: Bool? { self == .auto ? nil : self == .on }
+}
+
 /// Options of every command that runs lanes on an interface; `Default` is the
 /// testbed port it works on when given none (and what its help says).
 struct EngineOptions<Default: DefaultPort>: ParsableArguments {
@@ -46,6 +52,7 @@ struct EngineOptions<Default: DefaultPort>: ParsableArguments {
     @Option(help: "Socket bind mode: auto, copy, zero-copy.") var bind: BindMode = .auto
     @Option(help: "XDP attach mode: native, generic, auto.") var xdp: XDPMode = .auto
     @Flag(help: "Set SO_PREFER_BUSY_POLL, SO_BUSY_POLL and SO_BUSY_POLL_BUDGET.") var busyPoll = false
+    @Option(help: "AF_XDP multi-buffer (XDP_USE_SG, jumbo frames across UMEM frames): auto (when the MTU or the packet size needs it), on, off.") var multiBuffer: MultiBufferMode = .auto
     @Option(help: "Which packets the lanes take: ip, ipv4, ipv6, udp, tcp [dport A[-B]]. Default udp: ARP, ping, ND and TCP (SSH) stay with the kernel.") var filter = "udp"
     @Flag(help: "Replace an XDP program that is not Lanes'.") var force = false
     @Option(help: "Police each 5-tuple flow to this rate in XDP before the lanes (e.g. 50Mbps): emulates EC2's per-flow cap.") var flowCap: String?
@@ -101,6 +108,7 @@ struct EngineOptions<Default: DefaultPort>: ParsableArguments {
         c.socket.txSize = ringSize
         c.socket.bind = bind
         c.socket.busyPoll = busyPoll
+        c.multiBuffer = multiBuffer.setting
         c.batch = burst
         c.xdpMode = xdp
         c.force = force

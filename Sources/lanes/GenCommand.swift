@@ -124,7 +124,13 @@ struct GenCommand: ParsableCommand {
         // Sizes, checked for the address family: headers and the 16-byte signature must fit.
         let family = ipv6 ? "IPv6" : "IPv4"
         let minSize = (ipv6 ? 62 : 42) + Signature.length + (vlan == nil ? 0 : 4)
-        let maxSize = config.umem.frameSize - config.umem.headroom - 256
+        // The largest frame: what the interface's MTU lets out (Ethernet and a VLAN
+        // tag on top), and what the kernel takes as one AF_XDP packet (multi-buffer:
+        // at most max_skb_frags + 1 frames; over one frame, sockets bind with XDP_USE_SG).
+        let mtu = Sysfs.read("/sys/class/net/\(config.interface)/mtu").flatMap(Int.init) ?? 1500
+        let mtuFrame = mtu + 14 + (vlan == nil ? 0 : 4)
+        let bufferLimit = config.umem.frameSize * Engine.copyModeMaxSegments
+        let maxSize = min(mtuFrame, bufferLimit)
         if size != nil && (imix || imixMix != nil) { throw LanesError("--size and --\(imix ? "imix" : "imix-mix") conflict", fix: "give one of them") }
         if imix && imixMix != nil { throw LanesError("--imix and --imix-mix conflict", fix: "give one of them") }
         func checked(_ list: [Int], _ option: String, _ text: String) throws -> [Int] {
@@ -132,8 +138,13 @@ struct GenCommand: ParsableCommand {
                 throw LanesError("bad \(option) '\(text)': \(small) bytes is below the \(family)\(vlan == nil ? "" : "+VLAN") minimum of \(minSize) (headers and the 16-byte signature)",
                                  fix: "give sizes \(minSize)-\(maxSize)")
             }
-            if let big = list.first(where: { $0 > maxSize }) {
-                throw LanesError("bad \(option) '\(text)': \(big) bytes is over \(maxSize) for \(config.umem.frameSize)-byte frames", fix: "give sizes \(minSize)-\(maxSize), or a larger --frame-size")
+            if let big = list.first(where: { $0 > mtuFrame }) {
+                throw LanesError("bad \(option) '\(text)': \(big) bytes is over what \(config.interface)'s MTU of \(mtu) sends (\(mtuFrame) with the Ethernet header)",
+                                 fix: "give sizes \(minSize)-\(maxSize), or raise the MTU: ip link set dev \(config.interface) mtu \(big - 14 - (vlan == nil ? 0 : 4)) (and the peer's)")
+            }
+            if let big = list.first(where: { $0 > bufferLimit }) {
+                throw LanesError("bad \(option) '\(text)': \(big) bytes needs more than the \(Engine.copyModeMaxSegments) \(config.umem.frameSize)-byte frames the kernel takes per packet",
+                                 fix: "give sizes \(minSize)-\(maxSize)\(config.umem.frameSize < 4096 ? ", or --frame-size 4096" : "")")
             }
             return list
         }
@@ -209,6 +220,7 @@ struct GenCommand: ParsableCommand {
             throw LanesError("--rx xdp counts the far end in XDP: it needs --rx-only", fix: "use --rx-only --rx xdp on the receiving port, or --rx xsk")
         }
         config.attachProgram = receiving
+        config.largestPacket = rxOnly ? 0 : sizes.max() ?? 0
         if rxOnly && (count != nil || rate != nil) { throw LanesError("--rx-only sends nothing: --count and --rate do not apply", fix: "stop it with --duration or SIGINT") }
         var laneCounts: [UInt64?] = laneStreams.map { _ in nil }
         if let count {

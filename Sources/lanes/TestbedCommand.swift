@@ -16,15 +16,16 @@ struct TestbedCommand: ParsableCommand {
     struct Up: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create the testbed (harmless when it is already up).",
-            discussion: "Example: lanes testbed up --queues 2 --name lab")
+            discussion: "Example: lanes testbed up --queues 2 --name lab; jumbo frames: lanes testbed up --mtu 9000")
         @Option(help: "RX and TX queues per veth (default: online CPUs).") var queues: Int?
         @Option(help: "Testbed name: namespaces NAME-gen, NAME-dut, NAME-sink.") var name = Testbed.defaultName
+        @Option(help: "MTU of every port (9000 for jumbo frames: the lanes then take multi-buffer packets).") var mtu = 1500
 
         func run() throws {
             let tb = Testbed(name: name)
             let q = queues ?? Sysfs.onlineCPUs()
-            let created = try tb.up(queues: q)
-            print(created ? "testbed \(name) up: \(q) queues per veth" : "testbed \(name) already up with \(q) queues")
+            let created = try tb.up(queues: q, mtu: mtu)
+            print(created ? "testbed \(name) up: \(q) queues per veth, MTU \(mtu)" : "testbed \(name) already up with \(q) queues, MTU \(mtu)")
             for p in tb.ports { print("  \(p.namespace):\(p.interface)  \(p.mac)  \(p.ipv4)  \(p.ipv6)") }
         }
     }

@@ -204,10 +204,11 @@ public struct GenApp: LaneApp {
         let n = GenPattern.slotCount(plan)
         let t = UnsafeMutableRawPointer.allocate(byteCount: n * GenApp.templateBytes, alignment: 64)
         let table = UnsafeMutablePointer<GenFrame>.allocate(capacity: n)
-        let scratch = UnsafeMutableRawPointer.allocate(byteCount: context.frameSize, alignment: 64)
+        let scratchBytes = max(context.frameSize, plan.sizes.max() ?? 0)
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: scratchBytes, alignment: 64)
         defer { scratch.deallocate() }
         for j in 0..<n {
-            table[j] = GenPattern.build(plan, slot: j, into: t + j * GenApp.templateBytes, scratch: scratch, scratchBytes: context.frameSize)
+            table[j] = GenPattern.build(plan, slot: j, into: t + j * GenApp.templateBytes, scratch: scratch, scratchBytes: scratchBytes)
         }
         // Past the template bytes a generator frame is zero for good: only
         // templates are ever written into these frames.
@@ -263,6 +264,9 @@ public struct GenApp: LaneApp {
     }
 
     public var finished: Bool { sent >= limit }
+
+    /// A multi-buffer lane writes each packet into consecutive frames for this many bytes.
+    public var largestPacket: Int { plan.receiveOnly ? 0 : plan.sizes.max() ?? 0 }
 
     /// Received packets: signed ones are counted per stream with their latency; all are recycled.
     public mutating func process(_ burst: UnsafeMutablePointer<FrameDesc>, count: Int, context: LaneContext) -> Int {

@@ -9,13 +9,49 @@ public struct LaneContext {
     public let frameSize: Int
     /// The lane's stats block (LaneCounter slots).
     public let counters: LaneCounters
+    /// Multi-buffer lanes (AF_XDP XDP_USE_SG): the burst's descriptors in ring
+    /// order. There an app's descriptor is a packet's first buffer with the whole
+    /// packet's `len`, and `options` is the index here of that first buffer; the
+    /// packet's buffers follow it, XDP_PKT_CONTD set on all but the last. nil: one
+    /// buffer per packet. Every header an app edits lies in the first buffer
+    /// (the lane drops, as malformed, a packet whose first buffer holds less than
+    /// `LaneContext.headerBytes` of it).
+    public let chain: UnsafeMutablePointer<FrameDesc>?
 
-    public init(umem: UnsafeMutableRawPointer, frameSize: Int, counters: LaneCounters) {
-        self.umem = umem; self.frameSize = frameSize; self.counters = counters
+    /// The bytes of a packet the lane guarantees are in its first buffer (or the
+    /// whole packet, if shorter): Ethernet, two VLAN tags, IPv6 and a TCP header with options.
+    public static let headerBytes = 128
+
+    public init(umem: UnsafeMutableRawPointer, frameSize: Int, counters: LaneCounters, chain: UnsafeMutablePointer<FrameDesc>? = nil) {
+        self.umem = umem; self.frameSize = frameSize; self.counters = counters; self.chain = chain
     }
 
     @inlinable @inline(__always)
     public func bytes(_ d: FrameDesc) -> UnsafeMutableRawPointer { umem + Int(d.addr) }
+
+    /// How many bytes of `d`'s packet lie contiguous at `bytes(d)`: all of them,
+    /// except in a multi-buffer packet (its first buffer).
+    @inlinable @inline(__always)
+    public func headLength(_ d: FrameDesc) -> Int {
+        guard let chain else { return Int(d.len) }
+        return Int(chain[Int(d.options)].len)
+    }
+
+    /// Calls `body` with each buffer of `d`'s packet in order (one, unless multi-buffer).
+    @inlinable
+    public func forEachBuffer(_ d: FrameDesc, _ body: (UnsafeRawBufferPointer) -> Void) {
+        guard let chain else {
+            body(UnsafeRawBufferPointer(start: umem + Int(d.addr), count: Int(d.len)))
+            return
+        }
+        var i = Int(d.options)
+        while true {
+            let b = chain[i]
+            body(UnsafeRawBufferPointer(start: umem + Int(b.addr), count: Int(b.len)))
+            if b.options & lanes_xdp_pkt_contd() == 0 { break }
+            i &+= 1
+        }
+    }
 }
 
 /// An app runs inside a lane: a burst in, a burst out. It partitions the burst in
@@ -37,6 +73,9 @@ public protocol LaneApp {
     mutating func generate(_ burst: UnsafeMutablePointer<FrameDesc>, count: Int, now: UInt64, context: LaneContext)
     /// True once a generator has sent all it was asked to.
     var finished: Bool { get }
+    /// Generators: the longest packet they send (a multi-buffer lane gives each
+    /// generator packet enough consecutive frames for it).
+    var largestPacket: Int { get }
     /// Apps that hand packets to another lane (pipeline fan-out): `process`
     /// returns the number of drops placed first in the burst; the rest left the lane.
     static var handsOff: Bool { get }
@@ -50,6 +89,7 @@ extension LaneApp {
     public mutating func budget(_ limit: Int, now: UInt64) -> Int { 0 }
     public mutating func generate(_ burst: UnsafeMutablePointer<FrameDesc>, count: Int, now: UInt64, context: LaneContext) {}
     public var finished: Bool { false }
+    public var largestPacket: Int { 0 }
     public static var handsOff: Bool { false }
     public mutating func reclaim(into pool: inout FramePool) {}
 }
