@@ -101,6 +101,14 @@ static inline uint32_t lanes_cons_occupancy(const struct xsk_ring_cons *r) {
     return lanes_load_acquire_u32(r->producer) - cons;
 }
 
+/* Reloads a consumer ring's cached producer index. libxdp's peek reloads it
+ * only when the cached entries run out; a multi-buffer lane that left a
+ * packet's first buffers on the ring (cancel) needs the kernel's newer ones.
+ * Pairs with the producer's release store, as peek's own load does. */
+static inline void lanes_cons_refresh(struct xsk_ring_cons *r) {
+    r->cached_prod = __atomic_load_n(r->producer, __ATOMIC_ACQUIRE);
+}
+
 static inline int lanes_errno(void) { return errno; }
 
 #include <sys/syscall.h>

@@ -180,7 +180,7 @@ public final class Engine {
     /// frame at an interface's MTU (Ethernet and two VLAN tags on top) or the
     /// apps' longest packet does not fit one frame. Refuses a packet that would
     /// need more buffers than the kernel takes.
-    static func needsMultiBuffer(_ config: EngineConfig, interfaces: [String], maxSegments: Int) throws(LanesError) -> Bool {
+    public static func needsMultiBuffer(_ config: EngineConfig, interfaces: [String], maxSegments: Int) throws(LanesError) -> Bool {
         let rx = receiveBytes(config.umem), fs = config.umem.frameSize
         let mtu = interfaces.compactMap { Sysfs.read("/sys/class/net/\($0)/mtu").flatMap(Int.init) }.max() ?? 1500
         let frame = mtu + 14 + 8

@@ -126,8 +126,87 @@ public final class InMemoryPort {
         return n
     }
 
+    /// RX descriptors written but not yet published (`kernelReceive(packet:...)`).
+    @usableFromInline @exclusivity(unchecked) var unpublished: UInt32 = 0
+
+    /// Kernel side of multi-buffer RX: `packet` cut into buffers of `segment`
+    /// bytes, one fill-ring frame each, XDP_PKT_CONTD on all but the last.
+    /// `edit` may change the descriptors first (tests: invalid ones); only the
+    /// first `publish` of them become visible now, the rest with `publishPending()`
+    /// (a packet the kernel is still writing). False when a ring has no room.
+    @discardableResult
+    public func kernelReceive(packet: [UInt8], segment: Int, publish: Int? = nil, edit: ((inout [FrameDesc]) -> Void)? = nil) -> Bool {
+        let mask = size - 1, w = words
+        let frames = max(1, (packet.count + segment - 1) / segment)
+        guard Int(w[6] &- w[7]) >= frames, Int(size &- (w[0] &+ unpublished &- w[1])) >= frames else { return false }
+        var descs: [FrameDesc] = []
+        var fc = w[7]
+        packet.withUnsafeBytes { t in
+            for k in 0..<frames {
+                let addr = fillAddrs[Int(fc & mask)]
+                fc &+= 1
+                let off = k * segment, len = min(segment, packet.count - off)
+                if len > 0 { memcpy(umem + Int(addr), t.baseAddress! + off, len) }
+                descs.append(FrameDesc(addr: addr, len: UInt32(len), options: k < frames - 1 ? lanes_xdp_pkt_contd() : 0))
+            }
+        }
+        edit?(&descs)
+        var rp = w[0] &+ unpublished
+        for d in descs {
+            rxDescs[Int(rp & mask)] = xdp_desc(addr: d.addr, len: d.len, options: d.options)
+            rp &+= 1
+        }
+        w[7] = fc
+        let now = UInt32(min(publish ?? descs.count, descs.count))
+        unpublished &+= UInt32(descs.count)
+        w[0] &+= now
+        unpublished &-= now
+        return true
+    }
+
+    /// Publishes the RX descriptors `kernelReceive(packet:publish:)` held back.
+    public func publishPending() {
+        words[0] &+= unpublished
+        unpublished = 0
+    }
+
+    /// Kernel side of multi-buffer TX: every TX descriptor sent and completed;
+    /// `packet` sees each packet whole (its buffers joined, as the wire would) and how many buffers it had.
+    /// A full completion ring can stop it inside a packet: the rest comes with the next call.
+    @discardableResult
+    public func kernelTransmitPackets(_ packet: ([UInt8], Int) -> Void) -> Int {
+        kernelTransmitDescriptors { d in
+            txPartial.append(contentsOf: UnsafeRawBufferPointer(start: umem + Int(d.addr), count: Int(d.len)))
+            txPartialBuffers += 1
+            if d.options & lanes_xdp_pkt_contd() == 0 {
+                packet(txPartial, txPartialBuffers)
+                txPartial.removeAll(keepingCapacity: true)
+                txPartialBuffers = 0
+            }
+        }
+    }
+    var txPartial: [UInt8] = []
+    var txPartialBuffers = 0
+
+    /// Kernel side of TX, descriptor by descriptor.
+    @discardableResult
+    public func kernelTransmitDescriptors(_ each: (FrameDesc) -> Void) -> Int {
+        let mask = size - 1
+        let n = min(Int(words[3] &- words[4]), Int(size &- (words[9] &- words[10])))
+        var tc = words[4], cp = words[9]
+        for _ in 0..<n {
+            let d = txDescs[Int(tc & mask)]
+            each(FrameDesc(addr: d.addr, len: d.len, options: d.options))
+            compAddrs[Int(cp & mask)] = d.addr
+            tc &+= 1; cp &+= 1
+        }
+        words[4] = tc
+        words[9] = cp
+        return n
+    }
+
     /// Frames the "kernel" holds: fill ring, RX ring, TX ring, completion ring.
     public var occupancy: (fill: Int, rx: Int, tx: Int, completion: Int) {
-        (Int(words[6] &- words[7]), Int(words[0] &- words[1]), Int(words[3] &- words[4]), Int(words[9] &- words[10]))
+        (Int(words[6] &- words[7]), Int(words[0] &+ unpublished &- words[1]), Int(words[3] &- words[4]), Int(words[9] &- words[10]))
     }
 }

@@ -109,6 +109,8 @@ public struct Lane<App: LaneApp>: ~Copyable {
     /// Multi-buffer RX: the packet at the head of the RX ring is longer than a
     /// burst; its descriptors are recycled up to its last one.
     @usableFromInline var discarding = false
+    /// Multi-buffer RX: the last peek ended inside a packet (left on the ring).
+    @usableFromInline var waitingForRest = false
 
     /// The lane owns frames `firstFrame ..< firstFrame + frameCount` of the UMEM:
     /// the first ones receive (fill ring, RX), a generator's own are the last.
@@ -403,6 +405,9 @@ public struct Lane<App: LaneApp>: ~Copyable {
     mutating func receiveChains() -> Int {
         var idx: UInt32 = 0
         let rx = rings.rx, chain = self.chain, burst = self.burst, cap = chainCapacity
+        // A packet left partly written last turn: its first buffers are cached;
+        // look for the kernel's newer descriptors too.
+        if waitingForRest { lanes_cons_refresh(rx); waitingForRest = false }
         let n = Int(xsk_ring_cons__peek(rx, UInt32(cap), &idx))
         guard n > 0 else { return 0 }
         let contd = lanes_xdp_pkt_contd()
@@ -417,6 +422,7 @@ public struct Lane<App: LaneApp>: ~Copyable {
         if end == 0 {
             guard discarding || n == cap else {
                 xsk_ring_cons__cancel(rx, UInt32(n)) // the rest of the packet is not written yet
+                waitingForRest = true
                 return 0
             }
             if !discarding { c.add(.dropTooManyFrags, 1); c.add(.rxPackets, 1) }
@@ -425,7 +431,7 @@ public struct Lane<App: LaneApp>: ~Copyable {
             xsk_ring_cons__release(rx, UInt32(n))
             return n
         }
-        if end < n { xsk_ring_cons__cancel(rx, UInt32(n &- end)) }
+        if end < n { xsk_ring_cons__cancel(rx, UInt32(n &- end)); waitingForRest = true }
         xsk_ring_cons__release(rx, UInt32(end))
         var i = 0
         if discarding {

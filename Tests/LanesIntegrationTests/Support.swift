@@ -124,9 +124,9 @@ struct TestbedHandle {
     }
 }
 
-func withTestbed<T>(queues: Int = 2, _ body: (TestbedHandle) throws -> T) throws -> T {
+func withTestbed<T>(queues: Int = 2, mtu: Int = 1500, _ body: (TestbedHandle) throws -> T) throws -> T {
     let tb = TestbedHandle(name: "lt\(getpid() % 100000)x\(counter.next())")
-    let up = try lanes("testbed", "up", "--queues", "\(queues)", "--name", tb.name)
+    let up = try lanes("testbed", "up", "--queues", "\(queues)", "--name", tb.name, "--mtu", "\(mtu)")
     try #require(up.status == 0, "testbed up failed: \(up.stderr)")
     defer {
         let down = try? lanes("testbed", "down", "--name", tb.name)
