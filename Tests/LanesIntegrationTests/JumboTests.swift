@@ -1,0 +1,136 @@
+import Foundation
+import LanesPacket
+import Testing
+
+extension IntegrationTests {
+    /// Jumbo frames on the testbed at MTU 9000: AF_XDP multi-buffer (XDP_USE_SG)
+    /// through the frags-aware XDP program, on every lane command that moves them.
+    @Suite(.serialized) struct Jumbo {
+        /// `lanes gen --size 9000 --count 100000` arrives whole at the sink: every
+        /// packet and every byte, counted by the XDP program over all of a packet's buffers.
+        @Test func gen9000ArrivesWholeAtTheSink() throws {
+            try withTestbed(queues: 2, mtu: 9000) { tb in
+                let sink = try Running(["sink", "d0", "--netns", tb.dut, "--filter", "udp dport 9000", "--interval", "0", "--json"])
+                try tb.waitForXDP(tb.dut, "d0")
+                let gen = try lanes("gen", "--testbed", tb.name, "--size", "9000", "--count", "100000", "--flows", "16", "--rss",
+                                    "--tx", "xsk", "--interval", "0", "--json", timeout: 90)
+                try #require(gen.status == 0, "\(gen.stderr)")
+                usleep(300_000)
+                sink.signal(SIGINT)
+                let s = try sink.wait().json()
+                #expect(s["packets"] as? Int == 100_000)
+                #expect(s["bytes"] as? Int == 900_000_000)
+                let g = try gen.json()
+                #expect(g["tx_packets"] as? Int == 100_000, "\(g)")
+            }
+        }
+
+        /// `lanes fwd io` and `l3` move 9000-byte frames that tcpdump on s0 sees
+        /// whole, with valid checksums (l3: TTL decremented, MACs rewritten).
+        @Test(arguments: ["io", "l3"])
+        func forwardedJumboFramesArriveIntact(mode: String) throws {
+            try withTestbed(queues: 2, mtu: 9000) { tb in
+                let k = 1000
+                let pcap = FileManager.default.temporaryDirectory.appendingPathComponent("lanes-jumbo-\(getpid())-\(mode).pcap").path
+                defer { try? FileManager.default.removeItem(atPath: pcap) }
+                let dump = try Running(["netns", "exec", tb.sink, "tcpdump", "-i", "s0", "-n", "-U", "-s", "0", "-w", pcap, "-c", "\(k)", "udp dst port 9000"], tool: "/usr/sbin/ip")
+                usleep(1_000_000)
+                let fwd = try Running(["fwd", "--testbed", tb.name, "--mode", mode, "--filter", "udp dport 9000", "--interval", "0", "--json"])
+                try tb.waitForXDP(tb.dut, "d0")
+                let gen = try lanes("gen", "--testbed", tb.name, "--size", "9000", "--count", "\(k)", "--flows", "16", "--rss", "--rate", "10kpps", "--interval", "0")
+                try #require(gen.status == 0, "\(gen.stderr)")
+                let d = dump.wait(timeout: 20)
+                fwd.signal(SIGINT)
+                let f = fwd.wait()
+                try #require(f.status == 0, "\(f.stderr)")
+                let s = try f.json()
+                #expect(s["tx_packets"] as? Int == k)
+                #expect(s["tx_bytes"] as? Int == k * 9000)
+                #expect(s["frames_balanced"] as? Bool == true)
+                #expect(d.status == 0, "tcpdump: \(d.stderr)")
+                let decoded = try lanes("decode", pcap, "--json")
+                try #require(decoded.status == 0, "\(decoded.stderr)")
+                let pkts = decoded.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+                #expect(pkts.count == k)
+                var wrong = 0
+                for p in pkts {
+                    var ok = p["length"] as? Int == 9000 && p["captured_length"] as? Int == 9000 && p["malformed"] as? Bool == false
+                        && p["ip_checksum_valid"] as? Bool == true && p["l4_checksum_valid"] as? Bool == true && p["ip_dst"] as? String == "198.18.1.1"
+                    if mode == "l3" { ok = ok && p["ttl"] as? Int == 63 && p["eth_src"] as? String == "02:4c:00:00:01:02" && p["eth_dst"] as? String == "02:4c:00:00:01:01" }
+                    else { ok = ok && p["ttl"] as? Int == 64 }
+                    if !ok { wrong += 1 }
+                }
+                #expect(wrong == 0, "\(wrong) of \(pkts.count) jumbo frames arrived damaged; first: \(pkts.first ?? [:])")
+            }
+        }
+
+        /// 64-byte and 9000-byte frames in one stream through `fwd l3` keep their
+        /// order: the signature's sequence numbers arrive at s0 0, 1, 2, ...
+        @Test func aMixOfSmallAndJumboFramesKeepsOrder() throws {
+            try withTestbed(queues: 1, mtu: 9000) { tb in
+                let k = 2000
+                let pcap = FileManager.default.temporaryDirectory.appendingPathComponent("lanes-jumbo-mix-\(getpid()).pcap").path
+                defer { try? FileManager.default.removeItem(atPath: pcap) }
+                let dump = try Running(["netns", "exec", tb.sink, "tcpdump", "-i", "s0", "-n", "-U", "-s", "0", "-w", pcap, "-c", "\(k)", "udp dst port 9000"], tool: "/usr/sbin/ip")
+                usleep(1_000_000)
+                let fwd = try Running(["fwd", "--testbed", tb.name, "--mode", "l3", "--filter", "udp dport 9000", "--interval", "0", "--json"])
+                try tb.waitForXDP(tb.dut, "d0")
+                let gen = try lanes("gen", "--testbed", tb.name, "--size", "64,9000,64,64,1500,9000", "--count", "\(k)", "--flows", "1", "--rate", "20kpps", "--interval", "0")
+                try #require(gen.status == 0, "\(gen.stderr)")
+                let d = dump.wait(timeout: 20)
+                fwd.signal(SIGINT)
+                #expect(fwd.wait().status == 0)
+                #expect(d.status == 0, "tcpdump: \(d.stderr)")
+                let records = try Pcap.read(Array(try Data(contentsOf: URL(fileURLWithPath: pcap))))
+                #expect(records.count == k)
+                let sizes = [64, 9000, 64, 64, 1500, 9000]
+                var outOfOrder = 0
+                for (i, r) in records.enumerated() {
+                    // IPv4 + UDP: the signature starts at 42; its sequence at 46.
+                    let b = r.data
+                    let seq = b.count >= 50 ? Int(UInt32(b[46]) << 24 | UInt32(b[47]) << 16 | UInt32(b[48]) << 8 | UInt32(b[49])) : -1
+                    if seq != i || b.count != sizes[i % sizes.count] { outOfOrder += 1 }
+                }
+                #expect(outOfOrder == 0, "\(outOfOrder) of \(records.count) frames out of order or resized")
+            }
+        }
+
+        /// A 40000-byte packet reaches the forwarder in 23 buffers of 1792 bytes,
+        /// more than the kernel takes in one TX packet (max_skb_frags + 1 = 18):
+        /// the lane counts it, recycles its frames, and forwards the next ones.
+        @Test func aPacketWithTooManyBuffersIsCountedAndTheLaneGoesOn() throws {
+            try withTestbed(queues: 1, mtu: 40000) { tb in
+                let fwd = try Running(["fwd", "--testbed", tb.name, "--mode", "io", "--filter", "udp dport 9000", "--interval", "0", "--json"])
+                try tb.waitForXDP(tb.dut, "d0")
+                let big = try lanes("gen", "--testbed", tb.name, "--size", "40000", "--frame-size", "4096", "--count", "300", "--rate", "5kpps", "--interval", "0")
+                try #require(big.status == 0, "\(big.stderr)")
+                let jumbo = try lanes("gen", "--testbed", tb.name, "--size", "9000", "--count", "300", "--rate", "5kpps", "--interval", "0")
+                try #require(jumbo.status == 0, "\(jumbo.stderr)")
+                usleep(300_000)
+                fwd.signal(SIGINT)
+                let s = try fwd.wait().json()
+                #expect((s["drops"] as? [String: Any])?["drop_too_many_frags"] as? Int == 300)
+                #expect(s["rx_packets"] as? Int == 600)
+                #expect(s["tx_packets"] as? Int == 300)
+                #expect(s["frames_balanced"] as? Bool == true)
+            }
+        }
+
+        /// Jumbo sizes the interface or the kernel cannot take are one-line errors.
+        @Test func jumboSizesPastTheMTUOrTheBufferLimitAreRefused() throws {
+            try withTestbed(queues: 1, mtu: 9000) { tb in
+                let overMTU = try lanes("gen", "--testbed", tb.name, "--size", "9100", "--count", "1")
+                #expect(overMTU.status != 0)
+                #expect(overMTU.stderr.contains("MTU of 9000") && overMTU.stderr.contains("ip link set dev g0 mtu"), "\(overMTU.stderr)")
+                #expect(overMTU.stderr.split(separator: "\n").count <= 2, "\(overMTU.stderr)")
+                let forcedOff = try lanes("gen", "--testbed", tb.name, "--size", "9000", "--count", "1", "--multi-buffer", "off")
+                #expect(forcedOff.status != 0)
+                #expect(forcedOff.stderr.contains("without multi-buffer"), "\(forcedOff.stderr)")
+                let pipeline = try lanes("fwd", "--testbed", tb.name, "--mode", "io", "--pipeline", "--workers", "1", "--queues", "0", "--duration", "1")
+                #expect(pipeline.status != 0)
+                #expect(pipeline.stderr.contains("single-buffer"), "\(pipeline.stderr)")
+                #expect(try !tb.xdpAttached(tb.dut, "d0"), "a refused run left XDP on d0")
+            }
+        }
+    }
+}
