@@ -403,12 +403,14 @@ public final class Engine {
         }
         let umemBytes = lanes.reduce(0) { $0 + $1.umem.config.bytes }
         let rss = ProcessMemory.residentBytes()
-        return RunSummary(interface: config.interface, bindMode: bindMode, xdpMode: program.attachedMode?.rawValue ?? "none",
-                          filter: config.filter.description, umemPlacement: lanes.first?.umem.placement ?? "",
-                          framesPerLane: config.umem.frameCount, frameSize: config.umem.frameSize,
-                          umemBytesPerLane: config.umem.bytes, durationS: duration, exitReason: exitReason,
-                          processRSSBytes: rss, processBeyondUMEMBytes: max(0, rss - umemBytes), linkDownEvents: linkDownEvents,
-                          lanes: laneSummaries)
+        var summary = RunSummary(interface: config.interface, bindMode: bindMode, xdpMode: program.attachedMode?.rawValue ?? "none",
+                                 filter: config.filter.description, umemPlacement: lanes.first?.umem.placement ?? "",
+                                 framesPerLane: config.umem.frameCount, frameSize: config.umem.frameSize,
+                                 umemBytesPerLane: config.umem.bytes, durationS: duration, exitReason: exitReason,
+                                 processRSSBytes: rss, processBeyondUMEMBytes: max(0, rss - umemBytes), linkDownEvents: linkDownEvents,
+                                 lanes: laneSummaries)
+        summary.multiBuffer = multiBuffer
+        return summary
     }
 }
 

@@ -92,6 +92,8 @@ public struct RunSummary: Encodable, Sendable {
     public var cpuS: Double = processCPUSeconds()
     /// ENA's allowance counters' rises over the run (nil, and absent from the JSON, off ena).
     public var ec2Shaping: EC2Shaping? = nil
+    /// Sockets bound with XDP_USE_SG (AF_XDP multi-buffer: packets across frames).
+    public var multiBuffer = false
 
     public var rxPackets: UInt64 { lanes.reduce(0) { $0 + $1.rxPackets } }
     public var txPackets: UInt64 { lanes.reduce(0) { $0 + $1.txPackets } }
@@ -101,7 +103,7 @@ public struct RunSummary: Encodable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case interface, bindMode, xdpMode, filter, umemPlacement, framesPerLane, frameSize, umemBytesPerLane
-        case durationS, exitReason, processRSSBytes = "processRssBytes", processBeyondUMEMBytes = "processBeyondUmemBytes", linkDownEvents, lanes, cpuS, ec2Shaping
+        case durationS, exitReason, processRSSBytes = "processRssBytes", processBeyondUMEMBytes = "processBeyondUmemBytes", linkDownEvents, lanes, cpuS, ec2Shaping, multiBuffer
         case rxPackets, txPackets, rxBytes, txBytes, rxPps, txPps, framesBalanced, drops, xsk, xdp
     }
 
@@ -123,6 +125,7 @@ public struct RunSummary: Encodable, Sendable {
         try c.encode(lanes, forKey: .lanes)
         try c.encode(cpuS, forKey: .cpuS)
         try c.encodeIfPresent(ec2Shaping, forKey: .ec2Shaping)
+        try c.encode(multiBuffer, forKey: .multiBuffer)
         try c.encode(rxPackets, forKey: .rxPackets)
         try c.encode(txPackets, forKey: .txPackets)
         try c.encode(rxBytes, forKey: .rxBytes)

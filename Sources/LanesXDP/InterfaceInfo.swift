@@ -30,6 +30,10 @@ public struct InterfaceInfo: Sendable, Codable {
 
     /// The largest MTU with an XDP program attached, without multi-buffer, where the driver's rule is known.
     public var xdpMTULimit: Int?
+    /// The largest MTU with Lanes' frags-aware program attached (XDP multi-buffer),
+    /// where known: veth adds a page per fragment (MAX_SKB_FRAGS) up to its 65535;
+    /// upstream ENA's XDP has no multi-buffer, so its limit stays.
+    public var xdpMTULimitMultiBuffer: Int?
     /// What the loaded driver allows for AF_XDP zero-copy, where known (ena: by driver version).
     public var zeroCopy: String?
     /// EFA devices (the efa RDMA driver) beside this interface.
@@ -42,6 +46,11 @@ public struct InterfaceInfo: Sendable, Codable {
     /// veth without a frags-aware program: a page less XDP headroom (256), the skb's
     /// shared info (320 on x86-64) and the Ethernet header (14).
     public static let vethXDPMaxMTU = 4096 - 256 - 320 - 14
+    /// veth with a frags-aware program: a page more per fragment (17), capped by veth's max_mtu.
+    public static let vethXDPMaxMTUMultiBuffer = min(vethXDPMaxMTU + 4096 * 17, 65535)
+    /// The largest frame one AF_XDP multi-buffer packet carries in copy mode: at most
+    /// `segments` buffers of a frame less XDP_PACKET_HEADROOM (256) each.
+    public static func afxdpFrameLimit(frameSize: Int, segments: Int) -> Int { segments * (frameSize - 256) }
     /// Amazon's out-of-tree ENA driver added AF_XDP zero-copy in r2.7.0 (its RELEASENOTES.md; "experimental" from r2.7.3).
     public static let enaZeroCopyVersion = [2, 7, 0]
     /// The allowance counters the ENA driver reports (ena_ethtool.c, ena_hw_stats_strings), in its order.
@@ -62,16 +71,18 @@ public struct InterfaceInfo: Sendable, Codable {
         else { sriov = "none" }
         var notes: [String] = []
         var stats: [String: UInt64] = [:]
-        var mtuLimit: Int? = nil
+        var mtuLimit: Int? = nil, mtuLimitMB: Int? = nil
         var zeroCopy: String? = nil
         let rxq = InterfaceInfo.rxQueueCount(f.channels, sysfs: f.sysfsRxQueues)
         switch f.driver {
         case "veth":
             mtuLimit = InterfaceInfo.vethXDPMaxMTU
+            mtuLimitMB = InterfaceInfo.vethXDPMaxMTUMultiBuffer
             notes.append("veth: native XDP yes, AF_XDP zero-copy no (copy mode); a packet sent on TX queue q arrives on the peer's RX queue q")
         case "ena":
             for k in InterfaceInfo.enaAllowanceCounters + InterfaceInfo.enaSRDCounters { if let v = f.statistics[k] { stats[k] = v } }
             mtuLimit = InterfaceInfo.enaXDPMaxMTU
+            mtuLimitMB = InterfaceInfo.enaXDPMaxMTU
             if let mtu = f.mtu, mtu > InterfaceInfo.enaXDPMaxMTU {
                 notes.append("ena: XDP needs an MTU of \(InterfaceInfo.enaXDPMaxMTU) or less without multi-buffer (this one is \(mtu)): ip link set dev \(f.interface) mtu \(InterfaceInfo.enaXDPMaxMTU)")
             }
@@ -104,6 +115,7 @@ public struct InterfaceInfo: Sendable, Codable {
             channels: f.channels, xdpFeatures: f.xdpFeatures, xdpFeaturesKnown: f.xdpFeatures != nil, rss: f.rss,
             attachedXDP: f.attachedXDP, verdict: InterfaceInfo.verdict(driver: f.driver, sriov: sriov), notes: notes,
             allowanceCounters: stats, xdpMTULimit: mtuLimit, zeroCopy: zeroCopy, efaDevices: efa)
+        xdpMTULimitMultiBuffer = mtuLimitMB
     }
 
     init(interface: String, ifindex: UInt32, driver: String, driverVersion: String, firmware: String, busInfo: String, pciAddress: String?,

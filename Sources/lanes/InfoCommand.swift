@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LanesEngine
 import LanesXDP
 
 struct InfoCommand: ParsableCommand {
@@ -20,7 +21,12 @@ struct InfoCommand: ParsableCommand {
         print("  bus           \(info.busInfo.isEmpty ? "none" : info.busInfo)" + (info.pciAddress.map { "  pci \($0)" } ?? ""))
         print("  sr-iov        \(info.sriov)")
         print("  mac           \(info.mac ?? "?")   mtu \(info.mtu.map(String.init) ?? "?")   numa node \(info.numaNode.map(String.init) ?? "none")")
-        if let limit = info.xdpMTULimit { print("  xdp mtu       at most \(limit) without multi-buffer") }
+        if let limit = info.xdpMTULimit {
+            let mb = info.xdpMTULimitMultiBuffer.map { $0 == limit ? ", and with (no XDP multi-buffer in \(info.driver))" : ", \($0) with (frags-aware program, AF_XDP XDP_USE_SG)" } ?? ""
+            print("  xdp mtu       at most \(limit) without multi-buffer\(mb)")
+        }
+        let segs = Engine.copyModeMaxSegments
+        print("  af_xdp        multi-buffer packets of up to \(segs) buffers: frames to \(InterfaceInfo.afxdpFrameLimit(frameSize: 2048, segments: segs)) B with --frame-size 2048, \(InterfaceInfo.afxdpFrameLimit(frameSize: 4096, segments: segs)) B with 4096")
         if let zc = info.zeroCopy { print("  zero-copy     \(zc)") }
         if let ch = info.channels {
             print("  queues        rx \(ch.rx) tx \(ch.tx) combined \(ch.combined) (max rx \(ch.maxRx) tx \(ch.maxTx) combined \(ch.maxCombined))")

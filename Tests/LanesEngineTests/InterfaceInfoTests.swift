@@ -25,6 +25,7 @@ import Testing
         #expect(i.verdict == "enhanced networking: ENA")
         #expect(i.sriov == "none" && i.pciAddress == "0000:00:05.0" && i.rxQueues == 8 && i.txQueues == 8)
         #expect(i.xdpMTULimit == 3498)
+        #expect(i.xdpMTULimitMultiBuffer == 3498, "upstream ENA XDP has no multi-buffer")
         // Exactly the allowance and ENA Express counters, none of the per-queue ones.
         #expect(Set(i.allowanceCounters.keys) == ["bw_in_allowance_exceeded", "bw_out_allowance_exceeded", "pps_allowance_exceeded",
                                                   "conntrack_allowance_exceeded", "linklocal_allowance_exceeded", "conntrack_allowance_available",

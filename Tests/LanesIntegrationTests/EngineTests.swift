@@ -37,12 +37,19 @@ struct IntegrationTests {
                 let info = try JSONSerialization.jsonObject(with: Data(try lanes("info", "d0", "--netns", tb.dut, "--json").stdout.utf8)) as? [String: Any]
                 let limit = try #require(info?["xdp_mtu_limit"] as? Int)
                 #expect(info?["ec2_shaping"] == nil && (info?["allowance_counters"] as? [String: Any])?.isEmpty == true)
-                for (mtu, mode) in [(limit, "native"), (limit + 1, "generic")] {
+                let limitMB = try #require(info?["xdp_mtu_limit_multi_buffer"] as? Int)
+                #expect(limitMB == 65535)
+                // Lanes' program is frags-aware: past the single-buffer limit it still
+                // attaches native, and the sockets bind multi-buffer (the frames then
+                // span UMEM frames). A program without frags goes generic there: the
+                // kernel's rule the limit reports.
+                for (mtu, multiBuffer) in [(limit, true), (limit + 1, true), (1500, false), (9000, true)] {
                     _ = try ip("-n", tb.gen, "link", "set", "g0", "mtu", "\(mtu)")
                     _ = try ip("-n", tb.dut, "link", "set", "d0", "mtu", "\(mtu)")
                     let o = try lanes("drop", "d0", "--netns", tb.dut, "--duration", "0.5", "--interval", "0", "--json")
                     try #require(o.status == 0, "\(o.stderr)")
-                    #expect(try o.json()["xdp_mode"] as? String == mode, "MTU \(mtu): \(o.lastLine)")
+                    #expect(try o.json()["xdp_mode"] as? String == "native", "MTU \(mtu): \(o.lastLine)")
+                    #expect(try o.json()["multi_buffer"] as? Bool == multiBuffer, "MTU \(mtu): \(o.lastLine)")
                 }
             }
         }
