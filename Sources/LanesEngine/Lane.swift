@@ -228,6 +228,11 @@ public struct Lane<App: LaneApp>: ~Copyable {
         var made = 0
         if generating { made = generateBurst() }
         let got = receiveBurst()
+        // A receiving app with a limit (capture --count): the lane reports it done.
+        if !generating && !finishedReported && app.finished {
+            finishedReported = true
+            context.counters.set(.finished, 1)
+        }
         refill()
         // For the monitor's per-interval frame accounting: one relaxed store, and
         // the turn's end (a release store) that makes it and the rings consistent.

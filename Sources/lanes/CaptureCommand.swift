@@ -29,7 +29,7 @@ struct CaptureCommand: ParsableCommand {
         """)
     @OptionGroup var options: EngineOptions<SinkPort>
     @Option(name: [.customShort("w"), .customLong("write")], help: "The file to write (pcapng when it ends in .pcapng).") var write: String
-    @Option(help: "Bytes kept of each packet (at most the frame).") var snaplen = 65535
+    @Option(help: "Bytes kept of each packet (at most the largest frame the MTU brings).") var snaplen = 65535
     @Option(help: "Stop after N packets in total.") var count: UInt64?
     @Option(help: "Capture slots per lane between it and the writer (power of two).") var buffer = 8192
 
@@ -55,7 +55,10 @@ struct CaptureCommand: ParsableCommand {
         guard buffer >= 64 && buffer <= 1 << 20 && buffer & (buffer - 1) == 0 else { throw LanesError("bad --buffer \(buffer)", fix: "give a power of two, 64-1048576") }
         if let count, count == 0 { throw LanesError("bad --count 0", fix: "give a positive packet count") }
         var config = try options.prepare()
-        let keep = min(snaplen, config.umem.frameSize - config.umem.headroom)
+        // At most the largest frame the interface's MTU brings (two VLAN tags on top);
+        // past one UMEM frame, the lanes take it in several (multi-buffer).
+        let mtu = Sysfs.read("/sys/class/net/\(config.interface)/mtu").flatMap(Int.init) ?? 1500
+        let keep = min(snaplen, max(config.umem.frameSize - config.umem.headroom, mtu + 22))
         let format = PcapFormat.forFileName(write)
         let fd = open(write, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw LanesError.system("open '\(write)' for writing", errno: errno) }

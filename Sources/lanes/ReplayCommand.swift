@@ -66,7 +66,8 @@ struct ReplayCommand: ParsableCommand {
         let loaded = try Self.load(file)
         var config = try options.prepare()
         let mtu = Sysfs.read("/sys/class/net/\(config.interface)/mtu").flatMap(Int.init) ?? 1500
-        let check = Self.check(loaded.records, cut: loaded.cut, mtu: mtu, frameBytes: config.umem.frameSize - config.umem.headroom)
+        // Over one frame, a packet goes out in several (AF_XDP multi-buffer), at most the kernel's per-packet limit.
+        let check = Self.check(loaded.records, cut: loaded.cut, mtu: mtu, frameBytes: config.umem.frameSize * Engine.copyModeMaxSegments)
         if !check.bad.isEmpty && !skipBad {
             throw LanesError("'\(file)': " + check.bad.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
                              + (check.first.map { " (first: \($0))" } ?? ""),
@@ -78,6 +79,7 @@ struct ReplayCommand: ParsableCommand {
         config.queues = queues
         // Send only: no XDP program, so what arrives on the port stays with the kernel.
         config.attachProgram = false
+        config.largestPacket = check.good.map(\.data.count).max() ?? 0
         let trace = ReplayTrace(check.good, srcMAC: src, dstMAC: dst)
         let laneOf = check.good.map { ReplayTrace.lane(of: $0.data, lanes: queues.count) }
         var perLane = Array(repeating: [Int32](), count: queues.count)

@@ -111,7 +111,17 @@ public struct CaptureApp: LaneApp {
             let keep = min(Int(d.len), snaplen)
             p.storeBytes(of: now, as: UInt64.self)
             p.storeBytes(of: UInt64(d.len), toByteOffset: 8, as: UInt64.self)
-            (p + CaptureLane.slotHeader).copyMemory(from: context.bytes(d), byteCount: keep)
+            if keep <= context.headLength(d) {
+                (p + CaptureLane.slotHeader).copyMemory(from: context.bytes(d), byteCount: keep)
+            } else {
+                // A multi-buffer packet: its buffers in order, up to the snap length.
+                var at = 0
+                context.forEachBuffer(d) { b in
+                    let n = min(b.count, keep - at)
+                    if n > 0 { (p + CaptureLane.slotHeader + at).copyMemory(from: b.baseAddress!, byteCount: n) }
+                    at += n
+                }
+            }
             s.len = UInt32(keep)
             out[n] = s
             n &+= 1

@@ -189,6 +189,9 @@ public struct ReplayApp: LaneApp {
 
     public var finished: Bool { sent >= total }
 
+    /// A multi-buffer lane gives each packet enough consecutive frames for the trace's longest.
+    public var largestPacket: Int { (0..<trace.count).reduce(0) { max($0, Int(trace.lengths[$1])) } }
+
     /// Replay sends only (`lanes replay` attaches no program); anything received is counted and recycled.
     public mutating func process(_ burst: UnsafeMutablePointer<FrameDesc>, count: Int, context: LaneContext) -> Int {
         context.counters.add(.dropApp, UInt64(count))
