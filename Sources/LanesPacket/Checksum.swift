@@ -19,6 +19,26 @@ public enum Checksum {
         return acc
     }
 
+    /// Ones' complement sum of bytes `from ..< from + count` of a packet laid out
+    /// over `buffers` in order (AF_XDP multi-buffer), not folded. A buffer that
+    /// starts at an odd offset into the range pairs its bytes the other way: its
+    /// folded sum is byte-swapped (RFC 1071's byte-order independence).
+    public static func sum(buffers: [UnsafeRawBufferPointer], from: Int, count: Int, initial: UInt64 = 0) -> UInt64 {
+        var acc = initial
+        var at = 0 // the packet offset of the buffer's first byte
+        let end = from + count
+        for b in buffers {
+            let lo = max(from, at), hi = min(end, at + b.count)
+            if lo < hi, let base = b.baseAddress {
+                let s = fold(sum(base + (lo - at), count: hi - lo))
+                acc &+= UInt64((lo - from) & 1 == 0 ? s : s.byteSwapped)
+            }
+            at += b.count
+            if at >= end { break }
+        }
+        return acc
+    }
+
     /// Folds a sum to 16 bits (not complemented).
     @inlinable
     public static func fold(_ s: UInt64) -> UInt16 {

@@ -55,6 +55,8 @@ public enum ParseStop: String, Sendable, Equatable {
     case truncatedICMP = "icmp header truncated"
     case truncatedVXLAN = "vxlan header truncated"
     case truncatedGRE = "gre header truncated"
+    /// A packet over several buffers (AF_XDP multi-buffer) whose headers do not all lie in the first.
+    case headersPastFirstBuffer = "headers past the first buffer"
 }
 
 /// TCP options seen.
@@ -134,19 +136,34 @@ public enum PacketParser {
     /// Parses an Ethernet frame. With `verifyChecksums`, IPv4 header and L4
     /// checksums are checked (not for fragments).
     public static func parse(_ bytes: UnsafeRawBufferPointer, verifyChecksums: Bool = false) -> ParsedPacket {
+        parse(head: bytes, length: bytes.count, verifyChecksums: verifyChecksums, sum: nil)
+    }
+
+    /// Parses a packet spread over buffers (AF_XDP multi-buffer): `head` is its
+    /// first buffer, where every header must lie (else it stops with
+    /// `.headersPastFirstBuffer`), `length` the whole packet's. Lengths are checked
+    /// against `length`; nothing past `head` is read. A checksum that covers bytes
+    /// past `head` is checked through `sum` (the ones'-complement sum of the
+    /// packet's bytes `from ..< from + count`, added to `initial`), or left nil without it.
+    public static func parse(head bytes: UnsafeRawBufferPointer, length total: Int, verifyChecksums: Bool = false,
+                             sum: ((_ from: Int, _ count: Int, _ initial: UInt64) -> UInt64)?) -> ParsedPacket {
         var r = ParsedPacket()
-        r.length = bytes.count
-        guard let p = bytes.baseAddress, bytes.count >= 14 else {
+        r.length = total
+        let h = min(bytes.count, total)
+        guard let p = bytes.baseAddress, r.length >= 14 else {
             r.stop = .truncatedEthernet
             return r
         }
-        let n = bytes.count
+        guard h >= 14 else { return stopped(&r, .headersPastFirstBuffer, 0) }
+        let b = Bytes(p: p, h: h, sum: sum)
+        let n = r.length
         r.layers.insert(.ethernet)
         var type = be16(p, 12)
         var off = 14
         while type == 0x8100 || type == 0x88a8 {
             guard r.vlanCount < 2 else { return stopped(&r, .tooManyVLANs, off) }
             guard off + 4 <= n else { return stopped(&r, .truncatedVLAN, off) }
+            guard off + 4 <= h else { return stopped(&r, .headersPastFirstBuffer, off) }
             let id = be16(p, off) & 0x0fff
             if r.vlanCount == 0 { r.vlanIDs.0 = id; r.vlanTPIDs.0 = type } else { r.vlanIDs.1 = id; r.vlanTPIDs.1 = type }
             r.vlanCount += 1
@@ -160,10 +177,25 @@ public enum PacketParser {
         r.payloadOffset = off
         r.payloadLength = n - off
         switch type {
-        case 0x0806: return parseARP(p, n, off, &r)
-        case 0x0800: return parseIPv4(p, n, off, &r, verifyChecksums)
-        case 0x86dd: return parseIPv6(p, n, off, &r, verifyChecksums)
+        case 0x0806: return parseARP(b, n, off, &r)
+        case 0x0800: return parseIPv4(b, n, off, &r, verifyChecksums)
+        case 0x86dd: return parseIPv6(b, n, off, &r, verifyChecksums)
         default: return r
+        }
+    }
+
+    /// The bytes a parse may read: the first buffer's `h`; and a checksum over any range.
+    struct Bytes {
+        let p: UnsafeRawPointer
+        let h: Int
+        let sum: ((Int, Int, UInt64) -> UInt64)?
+        /// Whether bytes `off ..< end` lie in the first buffer.
+        @inline(__always) func has(_ end: Int) -> Bool { end <= h }
+        /// The ones'-complement sum of bytes `off ..< off + count`, nil when they run
+        /// past the first buffer and no `sum` reaches them.
+        @inline(__always) func checksum(_ off: Int, _ count: Int, initial: UInt64 = 0) -> UInt64? {
+            if off + count <= h { return Checksum.sum(p + off, count: count, initial: initial) }
+            return sum?(off, count, initial)
         }
     }
 
@@ -174,8 +206,10 @@ public enum PacketParser {
         return r
     }
 
-    static func parseARP(_ p: UnsafeRawPointer, _ n: Int, _ off: Int, _ r: inout ParsedPacket) -> ParsedPacket {
+    static func parseARP(_ b: Bytes, _ n: Int, _ off: Int, _ r: inout ParsedPacket) -> ParsedPacket {
+        let p = b.p
         guard off + 28 <= n else { return stopped(&r, .truncatedARP, off) }
+        guard b.has(off + 28) else { return stopped(&r, .headersPastFirstBuffer, off) }
         r.layers.insert(.arp)
         r.arpOperation = be16(p, off + 6)
         r.arpSenderIP = be32(p, off + 14)
@@ -185,8 +219,10 @@ public enum PacketParser {
         return r
     }
 
-    static func parseIPv4(_ p: UnsafeRawPointer, _ n: Int, _ off: Int, _ r: inout ParsedPacket, _ verify: Bool) -> ParsedPacket {
+    static func parseIPv4(_ b: Bytes, _ n: Int, _ off: Int, _ r: inout ParsedPacket, _ verify: Bool) -> ParsedPacket {
+        let p = b.p
         guard off + 20 <= n else { return stopped(&r, .truncatedIPv4, off) }
+        guard b.has(off + 20) else { return stopped(&r, .headersPastFirstBuffer, off) }
         let vihl = u8(p, off)
         guard vihl >> 4 == 4 else { return stopped(&r, .badIPv4Version, off) }
         let hl = Int(vihl & 15) * 4
@@ -204,6 +240,7 @@ public enum PacketParser {
         r.ipv4Src = be32(p, off + 12)
         r.ipv4Dst = be32(p, off + 16)
         guard off + hl <= n else { return stopped(&r, .ipv4OptionsPastFrame, off) }
+        guard b.has(off + hl) else { return stopped(&r, .headersPastFirstBuffer, off) }
         if verify { r.ipv4ChecksumValid = Checksum.fold(Checksum.sum(p + off, count: hl)) == 0xffff }
         guard total >= hl else { return stopped(&r, .ipv4TotalLengthTooShort, off) }
         guard off + total <= n else { return stopped(&r, .ipv4TotalLengthPastFrame, off) }
@@ -213,11 +250,13 @@ public enum PacketParser {
         if r.fragmentOffset != 0 || r.moreFragments { r.layers.insert(.fragment) }
         if r.fragmentOffset != 0 { return r } // no transport header in later fragments
         let pseudo = Checksum.pseudoIPv4(src: r.ipv4Src, dst: r.ipv4Dst, proto: r.ipProtocol, length: total - hl)
-        return parseTransport(p, end, off + hl, r.ipProtocol, &r, verify, complete: !r.moreFragments, pseudo, isV6: false)
+        return parseTransport(b, end, off + hl, r.ipProtocol, &r, verify, complete: !r.moreFragments, pseudo, isV6: false)
     }
 
-    static func parseIPv6(_ p: UnsafeRawPointer, _ n: Int, _ off: Int, _ r: inout ParsedPacket, _ verify: Bool) -> ParsedPacket {
+    static func parseIPv6(_ b: Bytes, _ n: Int, _ off: Int, _ r: inout ParsedPacket, _ verify: Bool) -> ParsedPacket {
+        let p = b.p
         guard off + 40 <= n else { return stopped(&r, .truncatedIPv6, off) }
+        guard b.has(off + 40) else { return stopped(&r, .headersPastFirstBuffer, off) }
         let vtf = be32(p, off)
         guard vtf >> 28 == 6 else { return stopped(&r, .badIPv6Version, off) }
         r.layers.insert(.ipv6)
@@ -237,6 +276,7 @@ public enum PacketParser {
         while next == 0 || next == 43 || next == 44 || next == 51 || next == 60 {
             guard r.extensionCount < 8 else { return stopped(&r, .tooManyExtensions, cur) }
             guard cur + 8 <= end else { return stopped(&r, .extensionChainPastFrame, cur) }
+            guard b.has(cur + 8) else { return stopped(&r, .headersPastFirstBuffer, cur) }
             let len: Int
             switch next {
             case 44:
@@ -250,6 +290,7 @@ public enum PacketParser {
             default: len = (Int(u8(p, cur + 1)) + 1) * 8
             }
             guard cur + len <= end else { return stopped(&r, .extensionChainPastFrame, cur) }
+            guard b.has(cur + len) else { return stopped(&r, .headersPastFirstBuffer, cur) }
             r.extensionTypes |= UInt64(next) << (8 * UInt64(r.extensionCount))
             r.extensionCount += 1
             r.layers.insert(.ipv6Extensions)
@@ -261,19 +302,23 @@ public enum PacketParser {
         r.payloadLength = end - cur
         if r.fragmentOffset != 0 { return r }
         let pseudo = Checksum.sum(p + off + 8, count: 32) &+ UInt64(next) &+ UInt64(end - cur)
-        return parseTransport(p, end, cur, next, &r, verify, complete: !fragmented, pseudo, isV6: true)
+        return parseTransport(b, end, cur, next, &r, verify, complete: !fragmented, pseudo, isV6: true)
     }
 
     /// `verifyRequested`: check checksums; `complete`: the datagram is whole here
     /// (not a first fragment), so a checksum over it can be checked.
-    static func parseTransport(_ p: UnsafeRawPointer, _ end: Int, _ off: Int, _ proto: UInt8, _ r: inout ParsedPacket,
+    static func parseTransport(_ b: Bytes, _ end: Int, _ off: Int, _ proto: UInt8, _ r: inout ParsedPacket,
                                _ verifyRequested: Bool, complete: Bool, _ pseudo: UInt64, isV6: Bool) -> ParsedPacket {
+        let p = b.p
         let verify = verifyRequested && complete
+        /// The checksum over `count` bytes from `off` folds to all ones (nil: not reachable).
+        func valid(_ count: Int, _ initial: UInt64) -> Bool? { b.checksum(off, count, initial: initial).map { Checksum.fold($0) == 0xffff } }
         r.l4Offset = off
         let avail = end - off
         switch proto {
         case 17:
             guard avail >= 8 else { return stopped(&r, .truncatedUDP, off) }
+            guard b.has(off + 8) else { return stopped(&r, .headersPastFirstBuffer, off) }
             r.layers.insert(.udp)
             r.srcPort = be16(p, off)
             r.dstPort = be16(p, off + 2)
@@ -283,12 +328,13 @@ public enum PacketParser {
             if verifyRequested && isV6 && ck == 0 {
                 r.l4ChecksumValid = false // RFC 8200 8.1: a zero UDP checksum is not allowed over IPv6
             } else if verify {
-                r.l4ChecksumValid = (ck == 0 && !isV6) ? nil : Checksum.fold(Checksum.sum(p + off, count: r.udpLength, initial: pseudo)) == 0xffff
+                r.l4ChecksumValid = (ck == 0 && !isV6) ? nil : valid(r.udpLength, pseudo)
             }
             r.payloadOffset = off + 8
             r.payloadLength = r.udpLength - 8
             if r.dstPort == 4789 {
                 guard r.payloadLength >= 8 else { return stopped(&r, .truncatedVXLAN, off + 8) }
+                guard b.has(off + 16) else { return stopped(&r, .headersPastFirstBuffer, off + 8) }
                 r.layers.insert(.vxlan)
                 r.vxlanVNI = be32(p, off + 12) >> 8
                 r.payloadOffset += 8
@@ -296,6 +342,7 @@ public enum PacketParser {
             }
         case 6:
             guard avail >= 20 else { return stopped(&r, .truncatedTCP, off) }
+            guard b.has(off + 20) else { return stopped(&r, .headersPastFirstBuffer, off) }
             r.srcPort = be16(p, off)
             r.dstPort = be16(p, off + 2)
             r.tcpSeq = be32(p, off + 4)
@@ -304,6 +351,7 @@ public enum PacketParser {
             r.tcpFlags = u8(p, off + 13)
             guard hl >= 20 else { return stopped(&r, .badTCPOffset, off) }
             guard hl <= avail else { return stopped(&r, .tcpOptionsPastSegment, off) }
+            guard b.has(off + hl) else { return stopped(&r, .headersPastFirstBuffer, off) }
             r.layers.insert(.tcp)
             r.tcpHeaderLength = hl
             var o = off + 20
@@ -325,22 +373,24 @@ public enum PacketParser {
                 }
                 o += len
             }
-            if verify { r.l4ChecksumValid = Checksum.fold(Checksum.sum(p + off, count: avail, initial: pseudo)) == 0xffff }
+            if verify { r.l4ChecksumValid = valid(avail, pseudo) }
             r.payloadOffset = off + hl
             r.payloadLength = avail - hl
         case 1, 58:
             guard avail >= 4 else { return stopped(&r, .truncatedICMP, off) }
+            guard b.has(off + 4) else { return stopped(&r, .headersPastFirstBuffer, off) }
             r.layers.insert(proto == 1 ? .icmpv4 : .icmpv6)
             r.icmpType = u8(p, off)
             r.icmpCode = u8(p, off + 1)
             if verify {
                 let initial: UInt64 = proto == 58 ? pseudo : 0
-                r.l4ChecksumValid = Checksum.fold(Checksum.sum(p + off, count: avail, initial: initial)) == 0xffff
+                r.l4ChecksumValid = valid(avail, initial)
             }
             r.payloadOffset = off + 4
             r.payloadLength = avail - 4
         case 47:
             guard avail >= 4 else { return stopped(&r, .truncatedGRE, off) }
+            guard b.has(off + 4) else { return stopped(&r, .headersPastFirstBuffer, off) }
             r.layers.insert(.gre)
             r.greProtocol = be16(p, off + 2)
             r.payloadOffset = off + 4

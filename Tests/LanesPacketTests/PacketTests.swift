@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import LanesPacket
 
@@ -275,5 +276,77 @@ struct SplitMix {
         f += whole.suffix(40).prefix(30)
         let cut = try Pcap.readPrefix(f)
         #expect(cut.records == recs && cut.cut != nil)
+    }
+}
+
+/// A packet over several buffers (AF_XDP multi-buffer) parses as the whole
+/// frame does wherever its headers all lie in the first buffer, checksums
+/// included (summed across the buffers, at odd splits too), and says so where
+/// they do not; nothing past the first buffer is read (it is a copy of its own).
+@Suite struct SplitPacketTests {
+    static func frames() -> [[UInt8]] {
+        var out: [[UInt8]] = []
+        for (v6, size) in [(false, 64), (false, 1518), (true, 200), (false, 9000)] {
+            let src: IPAddress = v6 ? .v6(IPv6Address("fd00:198:18::1")!) : .v4(IPv4Address("198.18.0.1")!)
+            let dst: IPAddress = v6 ? .v6(IPv6Address("fd00:198:18:1::1")!) : .v4(IPv4Address("198.18.1.1")!)
+            var f = [UInt8](repeating: 0, count: size)
+            f.withUnsafeMutableBytes { p in
+                let spec = FrameSpec(dstMAC: MACAddress("02:4c:00:00:00:02")!, srcMAC: MACAddress("02:4c:00:00:00:01")!, src: src, dst: dst,
+                                     transport: 17, srcPort: 1024, dstPort: 9000, frameLength: size)
+                let l4 = FrameBuilder.build(spec, into: p.baseAddress!, fill: 0x5a)!
+                FrameBuilder.writeTransportChecksum(p.baseAddress!, l3: l4 - (v6 ? 40 : 20), l4: l4, length: size - l4, transport: 17, isV6: v6)
+            }
+            out.append(f)
+        }
+        return out + FuzzCorpusTests.inputs().compactMap { try? [UInt8](Data(contentsOf: $0)) }.filter { $0.count >= 14 }
+    }
+
+    static func split(_ f: [UInt8], at k: Int, _ m: Int) -> ParsedPacket {
+        f.withUnsafeBytes { whole in
+            let head = UnsafeMutableRawBufferPointer.allocate(byteCount: k, alignment: 1)
+            defer { head.deallocate() }
+            head.copyMemory(from: UnsafeRawBufferPointer(rebasing: whole[0..<k]))
+            let buffers = [UnsafeRawBufferPointer(head), UnsafeRawBufferPointer(rebasing: whole[k..<m]), UnsafeRawBufferPointer(rebasing: whole[m...])]
+            return PacketParser.parse(head: UnsafeRawBufferPointer(head), length: f.count, verifyChecksums: true) {
+                Checksum.sum(buffers: buffers, from: $0, count: $1, initial: $2)
+            }
+        }
+    }
+
+    @Test func everySplitParsesAsTheWholeFrameOrSaysWhy() {
+        var compared = 0, refused = 0
+        for f in Self.frames() {
+            let whole = parse(f)
+            let want = PacketSummary(index: 1, parsed: whole, bytes: f, originalLength: f.count).line
+            let points = f.count <= 256 ? Array(1..<f.count) : Array(1..<130) + [f.count / 2, f.count - 1]
+            for k in points {
+                for m in Set([k, min(k + 1, f.count), min(k + 7, f.count), f.count]) {
+                    let s = Self.split(f, at: k, m)
+                    if s.stop == .headersPastFirstBuffer {
+                        refused += 1
+                        #expect(k < 128 || whole.stop != nil, "\(f.count)-byte frame split at \(k): headers refused past byte 128")
+                        continue
+                    }
+                    compared += 1
+                    let got = PacketSummary(index: 1, parsed: s, bytes: f, originalLength: f.count).line
+                    if got != want { Issue.record("\(f.count)-byte frame split at \(k), \(m): \(got) != \(want)"); return }
+                }
+            }
+        }
+        #expect(compared > 1000 && refused > 100, "compared \(compared), refused \(refused)")
+    }
+
+    /// The sum across buffers equals the contiguous sum, whatever the (odd) split.
+    @Test func checksumAcrossBuffersIsTheContiguousOne() {
+        let f = (0..<1001).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
+        f.withUnsafeBytes { w in
+            let want = Checksum.fold(Checksum.sum(w.baseAddress! + 3, count: 990, initial: 12345))
+            for k in [1, 2, 3, 4, 5, 100, 501, 999] {
+                for m in [k, k + 1, k + 3, 1000] where m >= k && m <= 1001 {
+                    let b = [UnsafeRawBufferPointer(rebasing: w[0..<k]), UnsafeRawBufferPointer(rebasing: w[k..<m]), UnsafeRawBufferPointer(rebasing: w[m...])]
+                    #expect(Checksum.fold(Checksum.sum(buffers: b, from: 3, count: 990, initial: 12345)) == want, "split \(k), \(m)")
+                }
+            }
+        }
     }
 }

@@ -277,7 +277,9 @@ public struct GenApp: LaneApp {
         let now = monotonicNanos()
         for i in 0..<count {
             let d = burst[i]
-            let r = PacketParser.parse(UnsafeRawBufferPointer(start: context.umem + Int(d.addr), count: Int(d.len)))
+            // A multi-buffer packet's headers and signature lie in its first buffer.
+            let r = PacketParser.parse(head: UnsafeRawBufferPointer(start: context.umem + Int(d.addr), count: context.headLength(d)),
+                                       length: Int(d.len), sum: nil)
             guard r.layers.contains(.udp), r.payloadLength >= Signature.length else { unsignedReceived &+= 1; continue }
             let p = context.umem + Int(d.addr) + r.payloadOffset
             guard UInt16(bigEndian: p.loadUnaligned(as: UInt16.self)) == Signature.magic else { unsignedReceived &+= 1; continue }
