@@ -15,7 +15,8 @@ public final class KernelReceiver {
     let fds: [Int32]
     public let stats: StatsArea
     static let batch = 64
-    static let bufferBytes = 2048
+    /// A jumbo datagram (MTU 9000) whole: the bytes counted are the bytes received.
+    static let bufferBytes = 9216
 
     /// Opens and binds the sockets (on every address of the current namespace).
     public init(port: UInt16, cores: [Int]) throws(LanesError) {

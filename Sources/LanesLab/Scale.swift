@@ -175,7 +175,8 @@ public enum ScaleRunner {
         sweep: for r in 0..<c.repeats {
             for l in c.lanes {
                 if stop() { break sweep }
-                if try tb.up(queues: l) { napiState = nil }
+                // Jumbo frames: every port's MTU takes them (the lanes then bind multi-buffer).
+                if try tb.up(queues: l, mtu: max(1500, c.size - 14)) { napiState = nil }
                 let coreList = (0..<l).map { $0 % online }
                 let queues = l == 1 ? "0" : "0-\(l - 1)"
                 let dutCores = coreList.map(String.init).joined(separator: ",")

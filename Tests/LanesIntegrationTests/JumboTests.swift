@@ -149,6 +149,34 @@ extension IntegrationTests {
             }
         }
 
+        /// An IMIX with a jumbo member: gen picks AF_XDP by itself and says why (a
+        /// 9000-byte frame is no live frame), and both receivers on s0 (the XDP
+        /// program, and AF_XDP lanes taking multi-buffer packets) count every
+        /// signed packet through `fwd io`, none lost, none reordered.
+        @Test(arguments: ["xdp", "xsk"]) func aJumboIMIXReachesBothReceiversWhole(rx: String) throws {
+            try withTestbed(queues: 1, mtu: 9000) { tb in
+                let k = 3000
+                let fwd = try Running(["fwd", "--netns", tb.dut, "d0", "d1", "--mode", "io", "--filter", "udp dport 9000", "--interval", "0", "--json"])
+                try tb.waitForXDP(tb.dut, "d0")
+                let receiver = try Running(["gen", "s0", "--netns", tb.sink, "--rx-only", "--rx", rx, "--flows", "2", "--duration", "6", "--interval", "0", "--json"])
+                try tb.waitForXDP(tb.sink, "s0")
+                let gen = try lanes("gen", "--testbed", tb.name, "--imix-mix", "64:7,1500:4,9000:1", "--flows", "2", "--count", "\(k)", "--rate", "20kpps",
+                                    "--interval", "0", "--json", timeout: 60)
+                try #require(gen.status == 0, "\(gen.stderr)")
+                let g = try gen.json()
+                #expect(g["tx_path"] as? String == "xsk")
+                #expect((g["tx_path_reason"] as? String ?? "").contains("9000-byte frame does not fit a live frame"), "\(g["tx_path_reason"] ?? "")")
+                #expect(g["tx_bytes"] as? Int == k / 12 * (7 * 64 + 4 * 1500 + 9000), "\(g)")
+                let r = receiver.wait(timeout: 20)
+                fwd.signal(SIGINT)
+                #expect(fwd.wait().status == 0)
+                try #require(r.status == 0, "\(r.stderr)")
+                let j = try r.json()
+                #expect(j["rx_packets"] as? Int == k, "\(j)")
+                #expect(j["lost"] as? Int == 0 && j["reordered"] as? Int == 0 && j["duplicates"] as? Int == 0, "\(j)")
+            }
+        }
+
         /// Jumbo sizes the interface or the kernel cannot take are one-line errors.
         @Test func jumboSizesPastTheMTUOrTheBufferLimitAreRefused() throws {
             try withTestbed(queues: 1, mtu: 9000) { tb in
