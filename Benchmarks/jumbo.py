@@ -91,7 +91,7 @@ def main():
         return statistics.median(results[k])
 
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [f"### {date}: jumbo frames, {machine()}, veth copy mode, MTU 9000", "",
+    lines = [f"### {date}: jumbo frames, {machine()}, veth copy mode", "",
              f"`Benchmarks/jumbo.py --rounds {a.rounds} --seconds {a.seconds:g}`: medians of the sink's full seconds; "
              "9000-byte frames are 5 AF_XDP buffers (2048-byte frames, XDP_USE_SG).", "",
              "| path | frame | MTU | lanes Mpps | lanes Gbps | testpmd Mpps | lanes / testpmd |", "|---|---:|---:|---:|---:|---:|---:|"]
