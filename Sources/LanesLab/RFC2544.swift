@@ -58,7 +58,8 @@ public enum RFC2544Frame: Hashable, Sendable, Codable, CustomStringConvertible {
     case bytes(Int)
     case imix
 
-    public static let sizeRange = 64...3408
+    /// Up to jumbo frames (9014 at MTU 9000): the testbed takes the MTU the largest needs.
+    public static let sizeRange = 64...9014
 
     /// Mean frame size, for Gbps.
     public var meanBytes: Double {
@@ -381,7 +382,7 @@ public enum RFC2544Runner {
             throw LanesError("bad --dut '\(c.dut)'", fix: "use lanes (lanes fwd --mode l3), kernel (Linux IP forwarding), none (the plain veth, to calibrate) or external (--tx-port/--rx-port)")
         }
         guard !c.sizes.isEmpty, c.sizes.allSatisfy({ if case .bytes(let n) = $0 { RFC2544Frame.sizeRange.contains(n) } else { true } }) else {
-            throw LanesError("bad --sizes", fix: "give frame sizes 64-3408 or imix, e.g. 64,1518,imix")
+            throw LanesError("bad --sizes", fix: "give frame sizes 64-9014 or imix, e.g. 64,1518,imix")
         }
         guard !c.flows.isEmpty, c.flows.allSatisfy({ $0 >= 1 && $0 <= 4096 }) else { throw LanesError("bad --flows", fix: "give flow counts 1-4096, e.g. 1,64") }
         guard !c.tests.isEmpty else { throw LanesError("bad --tests", fix: "name one or more of throughput, latency, loss, back-to-back") }
@@ -471,16 +472,19 @@ public enum RFC2544Runner {
         var forwarder: Child? = nil
         defer { if let f = forwarder { f.interrupt(); _ = f.wait(timeout: 10) } }
         defer { if c.dut != "external" { try? tb.down() } }
+        // The testbed's MTU: what the largest frame needs (jumbo: AF_XDP multi-buffer on the Lanes side).
+        let largest = c.sizes.map { if case .bytes(let n) = $0 { n } else { 1518 } }.max() ?? 1518
+        let mtu = max(1500, largest - 14)
         switch c.dut {
         case "external":
             path = Path(txPort: c.txPort!, txNetns: c.txNetns, rxPort: c.rxPort!, rxNetns: c.rxNetns,
                         genArgs: [c.txPort!] + nsArgs(c.txNetns) + ["--dst-mac", c.dstMac!],
                         label: "\(c.txNetns.map { "\($0):" } ?? "")\(c.txPort!) -> external device (\(c.dstMac!)) -> \(c.rxNetns.map { "\($0):" } ?? "")\(c.rxPort!)")
         case "none":
-            try tb.up(queues: Sysfs.onlineCPUs())
+            try tb.up(queues: Sysfs.onlineCPUs(), mtu: mtu)
             path = Path(txPort: "g0", txNetns: tb.gen, rxPort: "d0", rxNetns: tb.dut, genArgs: ["--testbed", tb.name], label: "gen:g0 -> dut:d0 (plain veth, no device)")
         default:
-            try tb.up(queues: Sysfs.onlineCPUs())
+            try tb.up(queues: Sysfs.onlineCPUs(), mtu: mtu)
             path = Path(txPort: "g0", txNetns: tb.gen, rxPort: "s0", rxNetns: tb.sink, genArgs: ["--testbed", tb.name], label: "gen:g0 -> dut:d0 ... dut:d1 -> sink:s0")
         }
         if c.dut == "lanes" {

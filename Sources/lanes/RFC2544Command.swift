@@ -28,7 +28,7 @@ struct RFC2544Command: ParsableCommand {
           lanes rfc2544 --dut external --tx-port eth1 --rx-port eth2 --dst-mac 0c:42:a1:00:00:01
         """)
     @Option(help: "Device under test: lanes (lanes fwd --mode l3), kernel (Linux IP forwarding), none (plain veth, calibration) or external.") var dut = "lanes"
-    @Option(help: "Frame sizes in bytes, and imix (7:4:1 of 64/570/1518).") var sizes = "64,1518"
+    @Option(help: "Frame sizes in bytes (64-9014: jumbo frames run at the MTU they need), and imix (7:4:1 of 64/570/1518).") var sizes = "64,1518"
     @Option(help: "Flow counts: 1 and many side by side.") var flows = "1,64"
     @Option(help: "Tests: throughput, latency, loss, back-to-back, or all.") var tests = "all"
     @Option(help: "Seconds per search trial.") var trialDuration = 2.0
@@ -58,7 +58,7 @@ struct RFC2544Command: ParsableCommand {
     func run() throws {
         var c = RFC2544Config()
         c.dut = dut
-        guard let s = RFC2544Frame.parseList(sizes) else { throw LanesError("bad --sizes '\(sizes)'", fix: "give frame sizes 64-3408 or imix, e.g. 64,1518,imix") }
+        guard let s = RFC2544Frame.parseList(sizes) else { throw LanesError("bad --sizes '\(sizes)'", fix: "give frame sizes 64-9014 or imix, e.g. 64,1518,imix") }
         c.sizes = s
         guard let f = FrameSizes.parseList(flows, minimum: 1, maximum: 4096) else { throw LanesError("bad --flows '\(flows)'", fix: "give flow counts, e.g. 1,64") }
         c.flows = f

@@ -190,7 +190,12 @@ extension IntegrationTests {
                 #expect(both.stderr.split(separator: "\n").count == 1, "\(both.stderr)")
                 let auto = try lanes("gen", "--testbed", tb.name, "--rx", "--count", "10", "--interval", "0", "--json")
                 #expect(try auto.json()["tx_path"] as? String == "xsk", "--rx receives on the sending port's AF_XDP lanes")
-                // A frame over a page: --tx xdp refuses in one line; auto falls back to xsk.
+                // A frame over a page: --tx xdp refuses in one line; auto falls back to xsk
+                // (the ports' MTU first lets a 3600-byte frame out: gen refuses one past it).
+                let atMTU1500 = try run(["gen", "--testbed", tb.name, "--size", "3600", "--count", "10"])
+                #expect(atMTU1500.status != 0 && atMTU1500.stderr.contains("MTU of 1500"), "\(atMTU1500.stderr)")
+                _ = try ip("-n", tb.gen, "link", "set", "g0", "mtu", "3586")
+                _ = try ip("-n", tb.dut, "link", "set", "d0", "mtu", "3586")
                 let big = ["gen", "--testbed", tb.name, "--frame-size", "4096", "--size", "3600", "--count", "10", "--interval", "0", "--json"]
                 let refused = try run(big + ["--tx", "xdp"])
                 #expect(refused.status != 0 && refused.stderr.contains("does not fit a live frame"), "\(refused.stderr)")
