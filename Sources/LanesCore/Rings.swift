@@ -78,6 +78,22 @@ public final class SPSCRing: @unchecked Sendable {
         return n
     }
 
+    /// Producer side: enqueues all `count` or none (a multi-buffer packet's
+    /// descriptors travel together, published by one store); returns whether they went.
+    @inlinable
+    public func enqueueAll(_ burst: UnsafePointer<FrameDesc>, count: Int) -> Bool {
+        let t = tail.load(ordering: .relaxed) // only this thread stores it
+        var free = UInt32(slots.capacity) &- (t &- producerCachedHead)
+        if free < UInt32(count) {
+            producerCachedHead = head.load(ordering: .acquiring) // pairs with the consumer's releasing store
+            free = UInt32(slots.capacity) &- (t &- producerCachedHead)
+        }
+        guard Int(free) >= count else { return false }
+        slots.write(burst, count: count, at: t)
+        tail.store(t &+ UInt32(count), ordering: .releasing) // publishes the slots; pairs with the consumer's acquiring load
+        return true
+    }
+
     /// Consumer side: dequeues up to `max`; returns how many.
     @inlinable
     public func dequeue(into out: UnsafeMutablePointer<FrameDesc>, max: Int) -> Int {

@@ -120,7 +120,6 @@ public struct Lane<App: LaneApp>: ~Copyable {
                 firstFrame: Int = 0, primed: Int = 0, batch: Int, counters: LaneCounters,
                 multiBuffer: Bool = false, maxSegments: Int = 18, umemBytes: Int? = nil) {
         self.rings = rings
-        precondition(!(multiBuffer && App.handsOff), "hands-off apps take single-buffer packets only")
         let unit = multiBuffer ? max(1, (app.largestPacket + frameSize - 1) / frameSize) : 1
         precondition(unit <= maxSegments, "a generator packet of \(app.largestPacket) bytes needs \(unit) buffers")
         precondition(multiBuffer || app.largestPacket <= frameSize, "a \(app.largestPacket)-byte packet needs multi-buffer")
@@ -449,40 +448,18 @@ public struct Lane<App: LaneApp>: ~Copyable {
             }
             discarding = false
         }
-        var packets = 0, seen = 0
-        var bytes: UInt64 = 0
-        let fs = UInt64(context.frameSize), offsetMask = fs &- 1
-        while i < end {
-            let first = i
-            var total = 0
-            var bad = false
-            while true {
-                let d = chain[i]
-                i &+= 1
-                total &+= Int(d.len)
-                if d.len == 0 || d.addr >= umemBytes || (d.addr & offsetMask) &+ UInt64(d.len) > fs { bad = true }
-                if d.options & contd == 0 { break }
-            }
-            seen &+= 1
-            bytes &+= UInt64(total)
-            if bad {
-                c.add(.dropInvalidDesc, 1)
-                for j in first..<i { recycleReceived(chain[j]) }
-                continue
-            }
-            if Int(chain[first].len) < min(total, LaneContext.headerBytes) {
-                c.add(.dropMalformed, 1)
-                for j in first..<i { recycleReceived(chain[j]) }
-                continue
-            }
-            burst[packets] = FrameDesc(addr: chain[first].addr, len: UInt32(truncatingIfNeeded: total), options: UInt32(truncatingIfNeeded: first))
-            packets &+= 1
+        let umemBytes = self.umemBytes
+        let packets = Chains.packets(chain, from: i, to: end, into: burst, frameSize: context.frameSize, umemBytes: umemBytes, counters: c) {
+            d in if d.addr < umemBytes { recycle(d.addr) }
         }
-        c.add(.rxPackets, UInt64(seen))
-        c.add(.rxBytes, bytes)
         c.add(.bursts, 1)
         guard packets > 0 else { return end }
         let k = app.process(burst, count: packets, context: context)
+        if App.handsOff {
+            // The first k left are drops (the rest went to other lanes).
+            for j in 0..<k { recycleChain(burst[j]) }
+            return end
+        }
         if k > 0 { _ = transmitChains(burst, count: k) }
         for j in k..<packets { recycleChain(burst[j]) }
         return end
@@ -497,72 +474,22 @@ public struct Lane<App: LaneApp>: ~Copyable {
     /// Every buffer of the packet whose first descriptor is `head`, back to the pools.
     @inlinable @inline(__always)
     mutating func recycleChain(_ head: FrameDesc) {
-        let contd = lanes_xdp_pkt_contd()
-        var j = Int(head.options)
-        while true {
-            let d = chain[j]
-            recycle(d.addr)
-            if d.options & contd == 0 { break }
-            j &+= 1
-        }
+        let chain = self.chain
+        Chains.forEachBuffer(of: head, in: chain) { recycle($0.addr) }
     }
 
     /// Puts packets burst[0..<count] (heads into `chain`) on the TX ring, each
-    /// whole or not at all, in order; returns how many went. A packet with more
-    /// buffers than the kernel takes, or for which the ring has no room, is
-    /// counted and its frames recycled here.
+    /// whole or not at all, in order; returns how many went (the rest are
+    /// counted and their frames recycled here).
     @inlinable
     mutating func transmitChains(_ burst: UnsafeMutablePointer<FrameDesc>, count: Int) -> Int {
-        let contd = lanes_xdp_pkt_contd(), chain = self.chain, maxSegs = maxSegments
-        @inline(__always) func segments(_ head: FrameDesc) -> Int {
-            var j = Int(head.options), n = 1
-            while chain[j].options & contd != 0 { j &+= 1; n &+= 1 }
-            return n
+        let chain = self.chain
+        let (packets, descriptors) = Chains.transmit(burst, count: count, chain: chain, tx: rings.tx, txFD: rings.txFD,
+                                                     maxSegments: maxSegments, counters: context.counters) { head in
+            Chains.forEachBuffer(of: head, in: chain) { recycle($0.addr) }
         }
-        var need = 0
-        for i in 0..<count { let s = segments(burst[i]); if s <= maxSegs { need &+= s } }
-        let room = need > 0 ? Int(xsk_prod_nb_free(rings.tx, UInt32(need))) : 0
-        // The packets that go: every one that fits, in order, until the ring is full.
-        var fit = 0, full = false
-        for i in 0..<count {
-            let s = segments(burst[i])
-            if s > maxSegs || full || fit &+ s > room {
-                if s > maxSegs { context.counters.add(.dropTooManyFrags, 1) } else { full = true; context.counters.add(.dropTxRingFull, 1) }
-                recycleChain(burst[i])
-                burst[i].len = 0 // marks it gone
-                continue
-            }
-            fit &+= s
-        }
-        guard fit > 0 else { return 0 }
-        var idx: UInt32 = 0
-        let r = Int(xsk_ring_prod__reserve(rings.tx, UInt32(fit), &idx))
-        precondition(r == fit, "TX ring room checked")
-        let slots = rings.tx.slots(from: idx, as: FrameDesc.self)
-        var k = 0, sent = 0
-        var bytes: UInt64 = 0
-        for i in 0..<count where burst[i].len > 0 {
-            var j = Int(burst[i].options)
-            while true {
-                let d = chain[j]
-                slots[k] = FrameDesc(addr: d.addr, len: d.len, options: d.options & contd)
-                k &+= 1
-                if d.options & contd == 0 { break }
-                j &+= 1
-            }
-            bytes &+= UInt64(burst[i].len)
-            sent &+= 1
-        }
-        xsk_ring_prod__submit(rings.tx, UInt32(fit))
-        txOutstanding &+= fit
-        let c = context.counters
-        c.add(.txPackets, UInt64(sent))
-        c.add(.txBytes, bytes)
-        if xsk_ring_prod__needs_wakeup(rings.tx) != 0 {
-            _ = lanes_kick_tx(rings.txFD)
-            c.add(.txKicks, 1)
-        }
-        return sent
+        txOutstanding &+= descriptors
+        return packets
     }
 
     /// A multi-buffer generator's turn: each packet is written across its
@@ -625,5 +552,122 @@ public struct Lane<App: LaneApp>: ~Copyable {
                            inHands: 0,
                            txRing: Int(lanes_prod_occupancy(rings.tx)),
                            completionRing: Int(lanes_cons_occupancy(rings.completion)))
+    }
+}
+
+/// Multi-buffer packets (AF_XDP XDP_USE_SG) as chains of descriptors,
+/// XDP_PKT_CONTD on all but a packet's last: the one way the lane and the
+/// pipeline's workers read them into whole packets and put them on a TX ring.
+public enum Chains {
+    /// Calls `body` with each descriptor of the packet whose first one is `head`
+    /// (`head.options` is that descriptor's index in `chain`).
+    @inlinable @inline(__always)
+    public static func forEachBuffer(of head: FrameDesc, in chain: UnsafeMutablePointer<FrameDesc>, _ body: (FrameDesc) -> Void) {
+        let contd = lanes_xdp_pkt_contd()
+        var j = Int(head.options)
+        while true {
+            let d = chain[j]
+            body(d)
+            if d.options & contd == 0 { break }
+            j &+= 1
+        }
+    }
+
+    /// The whole packets in chain[from..<to] (which ends a packet) into `heads`,
+    /// one descriptor each: the first buffer's address, the packet's length, and
+    /// in `options` its first buffer's index. A packet with an invalid buffer (zero
+    /// length, past its frame or the UMEM), or whose first buffer holds less than
+    /// `LaneContext.headerBytes` of it, is counted and its buffers handed to `drop`.
+    /// Counts every packet and byte as received. Returns the packets in `heads`.
+    /// `countReceived: false` where another lane counted them (a pipeline worker).
+    @inlinable
+    public static func packets(_ chain: UnsafeMutablePointer<FrameDesc>, from: Int, to end: Int, into heads: UnsafeMutablePointer<FrameDesc>,
+                               frameSize: Int, umemBytes: UInt64, counters c: LaneCounters, countReceived: Bool = true,
+                               drop: (FrameDesc) -> Void) -> Int {
+        let contd = lanes_xdp_pkt_contd()
+        let fs = UInt64(frameSize), offsetMask = fs &- 1
+        var i = from, packets = 0, seen = 0
+        var bytes: UInt64 = 0
+        while i < end {
+            let first = i
+            var total = 0
+            var bad = false
+            while true {
+                let d = chain[i]
+                i &+= 1
+                total &+= Int(d.len)
+                if d.len == 0 || d.addr >= umemBytes || (d.addr & offsetMask) &+ UInt64(d.len) > fs { bad = true }
+                if d.options & contd == 0 { break }
+            }
+            seen &+= 1
+            bytes &+= UInt64(total)
+            if bad || Int(chain[first].len) < min(total, LaneContext.headerBytes) {
+                c.add(bad ? .dropInvalidDesc : .dropMalformed, 1)
+                for j in first..<i { drop(chain[j]) }
+                continue
+            }
+            heads[packets] = FrameDesc(addr: chain[first].addr, len: UInt32(truncatingIfNeeded: total), options: UInt32(truncatingIfNeeded: first))
+            packets &+= 1
+        }
+        if countReceived {
+            c.add(.rxPackets, UInt64(seen))
+            c.add(.rxBytes, bytes)
+        }
+        return packets
+    }
+
+    /// Puts packets heads[0..<count] (their buffers in `chain`) on `tx`, each
+    /// whole or not at all, in order, and kicks when the kernel asks. A packet
+    /// with more buffers than `maxSegments`, or for which the ring has no room, is
+    /// counted and handed to `drop` (its first descriptor). Returns the packets
+    /// and the descriptors that went.
+    @inlinable
+    public static func transmit(_ heads: UnsafeMutablePointer<FrameDesc>, count: Int, chain: UnsafeMutablePointer<FrameDesc>,
+                                tx: UnsafeMutablePointer<xsk_ring_prod>, txFD: Int32, maxSegments: Int, counters c: LaneCounters,
+                                drop: (FrameDesc) -> Void) -> (packets: Int, descriptors: Int) {
+        let contd = lanes_xdp_pkt_contd()
+        @inline(__always) func segments(_ head: FrameDesc) -> Int {
+            var j = Int(head.options), n = 1
+            while chain[j].options & contd != 0 { j &+= 1; n &+= 1 }
+            return n
+        }
+        var need = 0
+        for i in 0..<count { let s = segments(heads[i]); if s <= maxSegments { need &+= s } }
+        let room = need > 0 ? Int(xsk_prod_nb_free(tx, UInt32(need))) : 0
+        // The packets that go: every one that fits, in order, until the ring is full.
+        var fit = 0, full = false
+        for i in 0..<count {
+            let s = segments(heads[i])
+            if s > maxSegments || full || fit &+ s > room {
+                if s > maxSegments { c.add(.dropTooManyFrags, 1) } else { full = true; c.add(.dropTxRingFull, 1) }
+                drop(heads[i])
+                heads[i].len = 0 // marks it gone
+                continue
+            }
+            fit &+= s
+        }
+        guard fit > 0 else { return (0, 0) }
+        var idx: UInt32 = 0
+        let r = Int(xsk_ring_prod__reserve(tx, UInt32(fit), &idx))
+        precondition(r == fit, "TX ring room checked")
+        let slots = tx.slots(from: idx, as: FrameDesc.self)
+        var k = 0, sent = 0
+        var bytes: UInt64 = 0
+        for i in 0..<count where heads[i].len > 0 {
+            forEachBuffer(of: heads[i], in: chain) { d in
+                slots[k] = FrameDesc(addr: d.addr, len: d.len, options: d.options & contd)
+                k &+= 1
+            }
+            bytes &+= UInt64(heads[i].len)
+            sent &+= 1
+        }
+        xsk_ring_prod__submit(tx, UInt32(fit))
+        c.add(.txPackets, UInt64(sent))
+        c.add(.txBytes, bytes)
+        if xsk_ring_prod__needs_wakeup(tx) != 0 {
+            _ = lanes_kick_tx(txFD)
+            c.add(.txKicks, 1)
+        }
+        return (sent, fit)
     }
 }

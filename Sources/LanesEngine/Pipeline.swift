@@ -24,6 +24,9 @@ public final class Pipeline {
     let rxCore: Int
     /// Frames set-up put on the RX socket's fill ring before attaching (the RX lane owns them).
     let primed: Int
+    /// Sockets bound with XDP_USE_SG: a packet's descriptors travel to its worker together.
+    public let multiBuffer: Bool
+    let maxSegments: Int
 
     public init(_ config: EngineConfig, workerCores: [Int]) throws(LanesError) {
         try requireRoot(for: "AF_XDP")
@@ -46,20 +49,20 @@ public final class Pipeline {
         if let bad = (workerCores + (config.cores ?? [])).first(where: { $0 >= online }) {
             throw LanesError("core \(bad) out of range: \(online) CPUs online (0-\(online - 1))", fix: "pick cores within 0-\(online - 1)")
         }
-        if try Engine.needsMultiBuffer(config, interfaces: [name, out], maxSegments: Engine.copyModeMaxSegments) {
-            throw LanesError("--workers forwards single-buffer packets only: an MTU this large needs AF_XDP multi-buffer",
-                             fix: "forward jumbo frames without --workers (the lanes take multi-buffer packets), or lower the MTU below \(Engine.receiveBytes(config.umem) - 22)")
-        }
+        maxSegments = Engine.copyModeMaxSegments
+        multiBuffer = try Engine.needsMultiBuffer(config, interfaces: [name, out], maxSegments: maxSegments)
+        var socketConfig = config.socket
+        socketConfig.multiBuffer = multiBuffer
         self.config = config
         self.workerCores = workerCores
         rxQueue = queues[0]
         rxCore = config.cores?.first ?? 0
         stats = StatsArea(lanes: 1 + workerCores.count)
         umem = try UMEM(config.umem)
-        rxSocket = try XSKSocket(interface: name, queue: UInt32(rxQueue), umem: umem, config: config.socket)
+        rxSocket = try XSKSocket(interface: name, queue: UInt32(rxQueue), umem: umem, config: socketConfig)
         var tx: [XSKSocket] = []
         for w in workerCores.indices {
-            tx.append(try XSKSocket(interface: out, queue: UInt32(w), umem: umem, config: config.socket, shared: true))
+            tx.append(try XSKSocket(interface: out, queue: UInt32(w), umem: umem, config: socketConfig, shared: true))
         }
         txSockets = tx
         let ringSize = max(1024, config.socket.rxSize)
@@ -95,13 +98,15 @@ public final class Pipeline {
         stop.initialize(to: 0)
         defer { stop.deallocate() }
         let area = umem.area, fs = umem.config.frameSize, fc = umem.config.frameCount, batch = config.batch, primed = self.primed
+        let multiBuffer = self.multiBuffer, maxSegments = self.maxSegments
         let rings = LaneRings(rx: rxSocket.rx, tx: rxSocket.tx, fill: rxSocket.fill, completion: rxSocket.completion,
                               rxFD: rxSocket.fd, txFD: rxSocket.fd)
         let fanout = FanoutApp(rings: toWorker, returns: returns, frameMask: ~UInt64(fs - 1))
         let ledgerSlot = LaneResultSlots<FanoutApp>(count: 1)
         var threads: [PinnedThread] = []
         threads.append(try PinnedThread(core: rxCore, name: "rx\(rxQueue)") { [stats] in
-            var lane = Lane(rings: rings, app: fanout, umem: area, frameSize: fs, frameCount: fc, primed: primed, batch: batch, counters: stats.counters(0))
+            var lane = Lane(rings: rings, app: fanout, umem: area, frameSize: fs, frameCount: fc, primed: primed, batch: batch, counters: stats.counters(0),
+                            multiBuffer: multiBuffer, maxSegments: maxSegments)
             lane.run(stop: stop)
             ledgerSlot.apps[0] = lane.app
             // Hand back what is still in flight: the main thread finishes the accounting.
@@ -117,7 +122,8 @@ public final class Pipeline {
             let counters = stats.counters(1 + w)
             threads.append(try PinnedThread(core: core, name: "worker\(w)") {
                 var worker = PipelineWorker(app: app, input: input, returns: back, tx: tx.tx, completion: tx.completion, fd: tx.fd,
-                                            context: LaneContext(umem: area, frameSize: fs, counters: counters), batch: batch)
+                                            umem: area, frameSize: fs, umemBytes: fc * fs, counters: counters, batch: batch,
+                                            multiBuffer: multiBuffer, maxSegments: maxSegments)
                 worker.run(stop: stop)
             })
         }
@@ -167,6 +173,7 @@ public final class Pipeline {
                                  umemBytesPerLane: umem.config.bytes, durationS: elapsed, exitReason: reason,
                                  processRSSBytes: rss, processBeyondUMEMBytes: max(0, rss - umem.config.bytes), linkDownEvents: 0, lanes: lanes)
         summary.ec2Shaping = EC2Shaping.between(allowancesAtStart, EC2Shaping.read(interface: config.interface))
+        summary.multiBuffer = multiBuffer
         if reason == "interface lost" {
             close()
             throw LanesError("interface \(config.interface) disappeared during the run", fix: "check 'ip link'; nothing is left attached")
@@ -242,6 +249,7 @@ struct FanoutApp: LaneApp {
     }
 
     mutating func process(_ burst: UnsafeMutablePointer<FrameDesc>, count: Int, context: LaneContext) -> Int {
+        if let chain = context.chain { return processChains(burst, count: count, chain: chain, context: context) }
         let w = workers
         for i in 0..<w { counts[i] = 0 }
         for i in 0..<count {
@@ -263,6 +271,25 @@ struct FanoutApp: LaneApp {
         if dropped > 0 { context.counters.add(.dropRingFull, UInt64(dropped)) }
         // handsOff contract: the first `dropped` descriptors are recycled by the lane.
         if dropped > 0 { for j in 0..<dropped { burst[j] = burst[count - dropped + j] } }
+        return dropped
+    }
+
+    /// Multi-buffer: each packet's descriptors go to its worker's ring together,
+    /// or not at all (then it is a drop, placed first for the lane to recycle).
+    mutating func processChains(_ burst: UnsafeMutablePointer<FrameDesc>, count: Int, chain: UnsafeMutablePointer<FrameDesc>, context: LaneContext) -> Int {
+        let w = UInt32(workers), stage = returned
+        var dropped = 0
+        for i in 0..<count {
+            let d = burst[i]
+            let k = Int(FanoutApp.flowHash(context.bytes(d), context.headLength(d)) % w)
+            var n = 0
+            Chains.forEachBuffer(of: d, in: chain) { stage[n] = $0; n &+= 1 }
+            if !rings[k]._withUnsafeGuaranteedRef({ $0.enqueueAll(stage, count: n) }) {
+                burst[dropped] = d // dropped <= i: that slot was read already
+                dropped &+= 1
+            }
+        }
+        if dropped > 0 { context.counters.add(.dropRingFull, UInt64(dropped)) }
         return dropped
     }
 
@@ -290,6 +317,9 @@ struct FanoutApp: LaneApp {
 
 /// A worker lane: descriptors in from the RX lane's ring, the app, TX on the
 /// worker's own OUT queue, and every frame (sent, dropped) back through `returns`.
+/// Multi-buffer: a packet's descriptors arrive together (the fan-out enqueues
+/// them with one store); the worker reads them into whole packets and sends them
+/// whole, as a lane does (`Chains`).
 struct PipelineWorker<App: LaneApp>: ~Copyable {
     var app: App
     let input: SPSCRing
@@ -301,17 +331,34 @@ struct PipelineWorker<App: LaneApp>: ~Copyable {
     let batch: Int
     let burst: UnsafeMutablePointer<FrameDesc>
     let done: UnsafeMutablePointer<FrameDesc>
+    let multiBuffer: Bool
+    let maxSegments: Int
+    let umemBytes: UInt64
+    /// Multi-buffer: the descriptors taken in, packets' heads point into it.
+    let chain: UnsafeMutablePointer<FrameDesc>
     var outstanding = 0
 
     init(app: App, input: SPSCRing, returns: SPSCRing, tx: UnsafeMutablePointer<xsk_ring_prod>,
-         completion: UnsafeMutablePointer<xsk_ring_cons>, fd: Int32, context: LaneContext, batch: Int) {
+         completion: UnsafeMutablePointer<xsk_ring_cons>, fd: Int32, umem: UnsafeMutableRawPointer, frameSize: Int, umemBytes: Int,
+         counters: LaneCounters, batch: Int, multiBuffer: Bool, maxSegments: Int) {
         self.app = app; self.input = input; self.returns = returns; self.tx = tx; self.completion = completion
-        self.fd = fd; self.context = context; self.batch = batch
-        burst = .allocate(capacity: batch)
+        self.fd = fd; self.batch = batch; self.multiBuffer = multiBuffer; self.maxSegments = maxSegments
+        self.umemBytes = UInt64(umemBytes)
+        // Room for a burst and the rest of a packet cut at its end (a packet has at most 64 buffers: the RX lane's burst).
+        chain = .allocate(capacity: batch + 64)
+        context = LaneContext(umem: umem, frameSize: frameSize, counters: counters, chain: multiBuffer ? chain : nil)
+        burst = .allocate(capacity: batch + 64)
         done = .allocate(capacity: batch)
     }
 
-    deinit { burst.deallocate(); done.deallocate() }
+    deinit { burst.deallocate(); done.deallocate(); chain.deallocate() }
+
+    /// A frame back to the RX lane (the return ring holds every frame: never full).
+    @inline(__always)
+    func giveBack(_ d: FrameDesc) {
+        var d = d
+        _ = returns.enqueue(&d, count: 1)
+    }
 
     /// Until `*stop` is 1 and everything taken in has been sent and returned.
     mutating func run(stop: UnsafePointer<UInt64>) {
@@ -334,32 +381,36 @@ struct PipelineWorker<App: LaneApp>: ~Copyable {
                     _ = lanes_kick_tx(fd)
                 }
             }
-            let n = input.dequeue(into: burst, max: batch)
-            if n > 0 {
-                work &+= n
-                c.add(.bursts, 1) // what came in was counted as RX by the RX lane
-                let k = app.process(burst, count: n, context: context)
-                var sent = 0
-                if k > 0 {
-                    var idx: UInt32 = 0
-                    let room = Int(xsk_prod_nb_free(tx, UInt32(k)))
-                    sent = room > 0 ? Int(xsk_ring_prod__reserve(tx, UInt32(min(k, room)), &idx)) : 0
-                    var tb: UInt64 = 0
-                    let slots = tx.slots(from: idx, as: FrameDesc.self)
-                    for i in 0..<sent {
-                        slots[i] = FrameDesc(addr: burst[i].addr, len: burst[i].len, options: 0)
-                        tb &+= UInt64(burst[i].len)
+            if multiBuffer {
+                work &+= takeChains()
+            } else {
+                let n = input.dequeue(into: burst, max: batch)
+                if n > 0 {
+                    work &+= n
+                    c.add(.bursts, 1) // what came in was counted as RX by the RX lane
+                    let k = app.process(burst, count: n, context: context)
+                    var sent = 0
+                    if k > 0 {
+                        var idx: UInt32 = 0
+                        let room = Int(xsk_prod_nb_free(tx, UInt32(k)))
+                        sent = room > 0 ? Int(xsk_ring_prod__reserve(tx, UInt32(min(k, room)), &idx)) : 0
+                        var tb: UInt64 = 0
+                        let slots = tx.slots(from: idx, as: FrameDesc.self)
+                        for i in 0..<sent {
+                            slots[i] = FrameDesc(addr: burst[i].addr, len: burst[i].len, options: 0)
+                            tb &+= UInt64(burst[i].len)
+                        }
+                        if sent > 0 {
+                            xsk_ring_prod__submit(tx, UInt32(sent))
+                            outstanding &+= sent
+                            c.add(.txPackets, UInt64(sent))
+                            c.add(.txBytes, tb)
+                            if xsk_ring_prod__needs_wakeup(tx) != 0 { _ = lanes_kick_tx(fd); c.add(.txKicks, 1) }
+                        }
+                        if sent < k { c.add(.dropTxRingFull, UInt64(k - sent)) }
                     }
-                    if sent > 0 {
-                        xsk_ring_prod__submit(tx, UInt32(sent))
-                        outstanding &+= sent
-                        c.add(.txPackets, UInt64(sent))
-                        c.add(.txBytes, tb)
-                        if xsk_ring_prod__needs_wakeup(tx) != 0 { _ = lanes_kick_tx(fd); c.add(.txKicks, 1) }
-                    }
-                    if sent < k { c.add(.dropTxRingFull, UInt64(k - sent)) }
+                    if sent < n { _ = returns.enqueue(burst + sent, count: n - sent) }
                 }
-                if sent < n { _ = returns.enqueue(burst + sent, count: n - sent) }
             }
             if work == 0 {
                 if lanes_load_relaxed_u64(stop) >= 1 && input.count == 0 {
@@ -372,5 +423,33 @@ struct PipelineWorker<App: LaneApp>: ~Copyable {
                 idle = 0
             }
         }
+    }
+
+    /// Multi-buffer: a burst of descriptors into whole packets, through the app,
+    /// onto the TX ring whole; every frame not sent goes back. Returns the descriptors taken.
+    mutating func takeChains() -> Int {
+        var n = input.dequeue(into: chain, max: batch)
+        guard n > 0 else { return 0 }
+        let contd = lanes_xdp_pkt_contd(), c = context.counters
+        // The rest of a packet cut at the burst's end was published with its first buffers.
+        while chain[n - 1].options & contd != 0 && n < batch + 64 {
+            let got = input.dequeue(into: chain + n, max: 1)
+            precondition(got == 1, "a packet's descriptors are enqueued together")
+            n &+= 1
+        }
+        c.add(.bursts, 1)
+        let p = Chains.packets(chain, from: 0, to: n, into: burst, frameSize: context.frameSize, umemBytes: umemBytes, counters: c,
+                               countReceived: false) { giveBack($0) }
+        guard p > 0 else { return n }
+        let k = app.process(burst, count: p, context: context)
+        let chain = self.chain, returns = self.returns
+        if k > 0 {
+            let (_, descriptors) = Chains.transmit(burst, count: k, chain: chain, tx: tx, txFD: fd, maxSegments: maxSegments, counters: c) { head in
+                Chains.forEachBuffer(of: head, in: chain) { d in var d = d; _ = returns.enqueue(&d, count: 1) }
+            }
+            outstanding &+= descriptors
+        }
+        for j in k..<p { Chains.forEachBuffer(of: burst[j], in: chain) { giveBack($0) } }
+        return n
     }
 }
