@@ -192,6 +192,10 @@ public final class Engine {
         if config.multiBuffer == false && config.largestPacket > fs {
             throw LanesError("a \(config.largestPacket)-byte packet does not fit one \(fs)-byte frame without multi-buffer", fix: "drop --multi-buffer off, or send smaller packets")
         }
+        if config.multiBuffer == false && frame > rx {
+            throw LanesError("an MTU of \(mtu) brings frames of up to \(frame) bytes; without multi-buffer one \(fs)-byte frame takes \(rx) (the kernel would drop the rest)",
+                             fix: "drop --multi-buffer off\(fs < 4096 && frame <= 4096 - 256 - config.umem.headroom ? ", use --frame-size 4096" : ""), or lower the MTU to \(rx - 22)")
+        }
         return config.multiBuffer ?? needed
     }
 

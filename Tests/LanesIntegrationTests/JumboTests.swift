@@ -218,6 +218,11 @@ extension IntegrationTests {
                 let forcedOff = try lanes("gen", "--testbed", tb.name, "--size", "9000", "--count", "1", "--multi-buffer", "off")
                 #expect(forcedOff.status != 0)
                 #expect(forcedOff.stderr.contains("without multi-buffer"), "\(forcedOff.stderr)")
+                // Receiving at MTU 9000 without multi-buffer would lose every jumbo frame: refused, nothing attached.
+                let dropOff = try lanes("drop", "--testbed", tb.name, "--duration", "1", "--multi-buffer", "off")
+                #expect(dropOff.status != 0)
+                #expect(dropOff.stderr.contains("MTU of 9000") && dropOff.stderr.contains("without multi-buffer"), "\(dropOff.stderr)")
+                #expect(dropOff.stderr.split(separator: "\n").count <= 2, "\(dropOff.stderr)")
                 #expect(try !tb.xdpAttached(tb.dut, "d0"), "a refused run left XDP on d0")
             }
         }
