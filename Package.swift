@@ -35,7 +35,7 @@ let package = Package(
         .plugin(name: "BPFBuild", capability: .buildTool(), path: "Plugins/BPFBuild"),
         .target(name: "LanesPacket"),
         .target(name: "LanesCore"),
-        .target(name: "LanesXDP", dependencies: ["CLanes", "LanesCore"],
+        .target(name: "LanesXDP", dependencies: ["CLanes", "LanesCore", "LanesPacket"],
                 swiftSettings: optimize, plugins: ["BPFBuild"]),
         .target(name: "LanesEngine", dependencies: ["LanesXDP", "LanesCore", "LanesPacket", "CLanes"],
                 swiftSettings: optimize),

@@ -46,7 +46,7 @@ struct FwdCommand: ParsableCommand {
     @Flag(help: "Also forward OUT -> IN (io, l2, l3).") var bidirectional = false
     @Option(help: "l2: next-hop MAC for IN -> OUT (default on the testbed: sink:s0).") var nextHop: String?
     @Option(help: "l2: next-hop MAC for OUT -> IN with --bidirectional (default on the testbed: gen:g0).") var reverseNextHop: String?
-    @Option(help: "l3: route file (default on the testbed: routes to the gen and sink sides).") var routes: String?
+    @Option(help: "l3: route file, or 'kernel': the namespace's main routing table and neighbours, read over rtnetlink at start (default on the testbed: routes to the gen and sink sides).") var routes: String?
     @Flag(help: "Software RSS: one RX lane (--queues N, --cores C) spreads flows over worker lanes through lock-free rings.") var pipeline = false
     @Option(help: "With --pipeline: worker cores, one OUT queue each (e.g. 0-1).") var workers: String?
     @Option(help: ArgumentHelp("Test forwarder: drop every Nth packet and swap every Mth with the next (drop=N,reorder=M).", visibility: .hidden))
@@ -108,8 +108,21 @@ struct FwdCommand: ParsableCommand {
                 L2App(nextHop: fwdHop, source: outMAC)
             }
         default:
-            let text: String
-            if let routes {
+            var text = ""
+            var kernelTable: RouteTable? = nil
+            if routes == "kernel" {
+                // The dut namespace's own routes and neighbours, as `ip route` and `ip neigh` show them.
+                let k = try RouteNetlink.read()
+                let (list, unresolved) = k.table(ports: [config.interface, outName])
+                guard !list.isEmpty else {
+                    throw LanesError("--routes kernel: no route of the kernel's main table leaves by \(config.interface) or \(outName) with a resolved neighbour",
+                                     fix: "see 'ip route' and 'ip neigh' in the namespace; add one with 'ip route add PREFIX via GATEWAY dev \(outName)'")
+                }
+                fputs("lanes fwd: \(list.count) route(s) from the kernel (\(k.routes.count) routes, \(k.neighbours.count) neighbours read)"
+                      + (unresolved.isEmpty ? "" : "; \(unresolved.count) gateway(s) without a neighbour left out: " + unresolved.map { "\($0.prefix)/\($0.length) via \($0.gateway!)" }.joined(separator: ", "))
+                      + "\n", stderr)
+                kernelTable = RouteTable(routes: list)
+            } else if let routes {
                 guard let data = FileManager.default.contents(atPath: routes) else { throw LanesError("cannot read route file '\(routes)'", fix: "check the path") }
                 text = String(decoding: data, as: UTF8.self)
             } else if onTestbed {
@@ -123,7 +136,9 @@ struct FwdCommand: ParsableCommand {
                 throw LanesError("--mode l3 needs --routes FILE off the testbed", fix: "write lines 'PREFIX/LEN NEXTHOP-MAC [PORT]'")
             }
             let table: RouteTable
-            do { table = try RouteTable(parsing: text) } catch { throw LanesError("bad route file '\(routes ?? "testbed")': \(error)", fix: "write lines 'PREFIX/LEN NEXTHOP-MAC [PORT]'") }
+            if let kernelTable { table = kernelTable } else {
+                do { table = try RouteTable(parsing: text) } catch { throw LanesError("bad route file '\(routes ?? "testbed")': \(error)", fix: "write lines 'PREFIX/LEN NEXTHOP-MAC [PORT]'") }
+            }
             let inName = config.interface
             // A route's port must be one this forwarder sends on.
             for r in table.routes {

@@ -40,6 +40,31 @@ extension IntegrationTests {
             }
         }
 
+        /// `--routes kernel`: the dut namespace's own routes and neighbours, read over
+        /// rtnetlink: connected routes to s0 (IPv4 and IPv6) and a route added with
+        /// `ip route add ... via 198.18.1.1`, every packet at s0; none from a route file.
+        @Test func l3ForwardsByTheKernelsRoutes() throws {
+            try withTestbed(queues: 1) { tb in
+                _ = try ip("-n", tb.dut, "route", "add", "198.18.50.0/24", "via", "198.18.1.1", "dev", "d1")
+                let sink = try Running(["sink", "--testbed", tb.name, "--interval", "0", "--json"])
+                try tb.waitForXDP(tb.sink, "s0")
+                let fwd = try Running(["fwd", "--testbed", tb.name, "--mode", "l3", "--routes", "kernel", "--filter", "udp dport 9000", "--interval", "0", "--json"])
+                try tb.waitForXDP(tb.dut, "d0")
+                for extra in [[], ["--dst-ip", "198.18.50.7"], ["--ipv6"]] {
+                    let g = try run(["gen", "--testbed", tb.name, "--count", "1000", "--rate", "20kpps", "--interval", "0"] + extra)
+                    try #require(g.status == 0, "\(g.stderr)")
+                }
+                usleep(300_000)
+                fwd.signal(SIGINT)
+                sink.signal(SIGINT)
+                let f = fwd.wait(), s = sink.wait()
+                try #require(f.status == 0, "\(f.stderr)")
+                #expect(f.stderr.contains("route(s) from the kernel"), "\(f.stderr)")
+                #expect(try f.json()["tx_packets"] as? Int == 3000)
+                #expect(try s.json()["packets"] as? Int == 3000)
+            }
+        }
+
         @Test func l3CountsNoRouteDrops() throws {
             try withTestbed(queues: 2) { tb in
                 let fwd = try Running(["fwd", "--testbed", tb.name, "--mode", "l3", "--filter", "udp dport 9000", "--interval", "0", "--json"])

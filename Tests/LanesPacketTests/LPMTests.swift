@@ -75,3 +75,47 @@ import Testing
         #expect(throws: RouteTable.ParseError.empty) { try RouteTable(parsing: "# nothing\n") }
     }
 }
+
+/// `lanes fwd --routes kernel`: the kernel's routes and neighbours into the lanes' table.
+@Suite struct KernelRoutesTests {
+    static let s0 = MACAddress("02:4c:00:00:01:01")!, g0 = MACAddress("02:4c:00:00:00:01")!, other = MACAddress("02:4c:00:00:09:09")!
+
+    @Test func connectedRoutesBecomeHostRoutesAndGatewaysTheirNeighbour() {
+        let k = KernelRoutes(routes: [
+            .init(prefix: IPAddress("198.18.1.0")!, length: 24, gateway: nil, interface: "d1"),
+            .init(prefix: IPAddress("198.18.0.0")!, length: 24, gateway: nil, interface: "d0"),
+            .init(prefix: IPAddress("198.18.50.0")!, length: 24, gateway: IPAddress("198.18.1.1")!, interface: "d1"),
+            .init(prefix: IPAddress("198.18.60.0")!, length: 24, gateway: IPAddress("198.18.1.9")!, interface: "d1"),
+            .init(prefix: IPAddress("fd00:198:18:1::")!, length: 64, gateway: nil, interface: "d1"),
+            .init(prefix: IPAddress("10.0.0.0")!, length: 8, gateway: nil, interface: "eth0"),
+        ], neighbours: [
+            .init(address: IPAddress("198.18.1.1")!, mac: Self.s0, interface: "d1"),
+            .init(address: IPAddress("198.18.0.1")!, mac: Self.g0, interface: "d0"),
+            .init(address: IPAddress("198.18.2.1")!, mac: Self.other, interface: "d1"),  // outside every connected route
+            .init(address: IPAddress("fd00:198:18:1::1")!, mac: Self.s0, interface: "d1"),
+            .init(address: IPAddress("10.0.0.5")!, mac: Self.other, interface: "eth0"),
+        ])
+        let (routes, unresolved) = k.table(ports: ["d0", "d1"])
+        let got = Set(routes.map { "\($0.prefix)/\($0.length) \($0.nextHop) \($0.port ?? "")" })
+        #expect(got == ["198.18.1.1/32 \(Self.s0) d1", "198.18.0.1/32 \(Self.g0) d0", "198.18.50.0/24 \(Self.s0) d1",
+                        "fd00:198:18:1::1/128 \(Self.s0) d1"])
+        #expect(unresolved.map { "\($0.prefix)/\($0.length)" } == ["198.18.60.0/24"])
+        let t = RouteTable(routes: routes)
+        #expect(t.v4.lookup(v4: IPv4Address("198.18.50.77")!.value).map { routes[$0].nextHop } == Self.s0)
+        #expect(t.v4.lookup(v4: IPv4Address("198.18.1.2")!.value) == nil, "no neighbour, no host route")
+        #expect(t.v4.lookup(v4: IPv4Address("10.0.0.5")!.value) == nil, "another interface's routes are left out")
+    }
+
+    @Test func prefixContainment() {
+        #expect(KernelRoutes.contains(IPAddress("0.0.0.0")!, 0, IPAddress("203.0.113.9")!))
+        #expect(KernelRoutes.contains(IPAddress("198.18.1.1")!, 32, IPAddress("198.18.1.1")!))
+        #expect(!KernelRoutes.contains(IPAddress("198.18.1.1")!, 32, IPAddress("198.18.1.2")!))
+        #expect(KernelRoutes.contains(IPAddress("198.18.0.0")!, 15, IPAddress("198.19.255.255")!))
+        #expect(!KernelRoutes.contains(IPAddress("198.18.0.0")!, 15, IPAddress("198.20.0.0")!))
+        #expect(KernelRoutes.contains(IPAddress("fd00:198:18::")!, 48, IPAddress("fd00:198:18:ffff::1")!))
+        #expect(!KernelRoutes.contains(IPAddress("fd00:198:18::")!, 48, IPAddress("fd00:198:19::1")!))
+        #expect(KernelRoutes.contains(IPAddress("fd00::")!, 65, IPAddress("fd00::7fff:ffff:ffff:ffff")!))
+        #expect(!KernelRoutes.contains(IPAddress("fd00::")!, 65, IPAddress("fd00::8000:0:0:0")!))
+        #expect(!KernelRoutes.contains(IPAddress("198.18.0.0")!, 15, IPAddress("fd00::1")!), "families differ")
+    }
+}
