@@ -73,6 +73,11 @@ static inline void lanes_store_relaxed_u64(uint64_t *p, uint64_t v) { __atomic_s
 static inline uint64_t lanes_load_relaxed_u64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 static inline void lanes_store_release_u64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 static inline uint64_t lanes_load_acquire_u64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+/* Sequentially consistent: a lane's "inside a burst" mark before its load of the
+ * current table, against the updater's store of a new table before its reads of
+ * the marks (L3TableSlot). */
+static inline void lanes_store_seqcst_u64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
+static inline uint64_t lanes_load_seqcst_u64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
 static inline void lanes_fence_release(void) { __atomic_thread_fence(__ATOMIC_RELEASE); }
 static inline void lanes_fence_acquire(void) { __atomic_thread_fence(__ATOMIC_ACQUIRE); }
 /* Prefetch a cache line for writing (packet headers an app is about to rewrite). */

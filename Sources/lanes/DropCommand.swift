@@ -109,20 +109,8 @@ struct FwdCommand: ParsableCommand {
             }
         default:
             var text = ""
-            var kernelTable: RouteTable? = nil
-            if routes == "kernel" {
-                // The dut namespace's own routes and neighbours, as `ip route` and `ip neigh` show them.
-                let k = try RouteNetlink.read()
-                let (list, unresolved) = k.table(ports: [config.interface, outName])
-                guard !list.isEmpty else {
-                    throw LanesError("--routes kernel: no route of the kernel's main table leaves by \(config.interface) or \(outName) with a resolved neighbour",
-                                     fix: "see 'ip route' and 'ip neigh' in the namespace; add one with 'ip route add PREFIX via GATEWAY dev \(outName)'")
-                }
-                fputs("lanes fwd: \(list.count) route(s) from the kernel (\(k.routes.count) routes, \(k.neighbours.count) neighbours read)"
-                      + (unresolved.isEmpty ? "" : "; \(unresolved.count) gateway(s) without a neighbour left out: " + unresolved.map { "\($0.prefix)/\($0.length) via \($0.gateway!)" }.joined(separator: ", "))
-                      + "\n", stderr)
-                kernelTable = RouteTable(routes: list)
-            } else if let routes {
+            if routes == "kernel" { return try runKernelRoutes(config, label: label, outName: outName, inMAC: inMAC, outMAC: outMAC, workerCores: workerCores) }
+            if let routes {
                 guard let data = FileManager.default.contents(atPath: routes) else { throw LanesError("cannot read route file '\(routes)'", fix: "check the path") }
                 text = String(decoding: data, as: UTF8.self)
             } else if onTestbed {
@@ -136,9 +124,7 @@ struct FwdCommand: ParsableCommand {
                 throw LanesError("--mode l3 needs --routes FILE off the testbed", fix: "write lines 'PREFIX/LEN NEXTHOP-MAC [PORT]'")
             }
             let table: RouteTable
-            if let kernelTable { table = kernelTable } else {
-                do { table = try RouteTable(parsing: text) } catch { throw LanesError("bad route file '\(routes ?? "testbed")': \(error)", fix: "write lines 'PREFIX/LEN NEXTHOP-MAC [PORT]'") }
-            }
+            do { table = try RouteTable(parsing: text) } catch { throw LanesError("bad route file '\(routes ?? "testbed")': \(error)", fix: "write lines 'PREFIX/LEN NEXTHOP-MAC [PORT]'") }
             let inName = config.interface
             // A route's port must be one this forwarder sends on.
             for r in table.routes {
@@ -169,6 +155,42 @@ struct FwdCommand: ParsableCommand {
                 print("impaired on purpose: \(dropped) dropped, \(swapped) pairs swapped")
             }
         }) { _, _ in app }
+    }
+
+    /// l3 by the kernel's routes and neighbours, followed while the lanes run.
+    func runKernelRoutes(_ config: EngineConfig, label: String, outName: String, inMAC: MACAddress, outMAC: MACAddress, workerCores: [Int]?) throws {
+        let inName = config.interface
+        let follower = try RouteFollower(ports: [inName, outName])
+        let (table, kernel, unresolved) = try follower.snapshot()
+        guard !table.routes.isEmpty else {
+            throw LanesError("--routes kernel: no route of the kernel's main table leaves by \(inName) or \(outName) with a resolved neighbour",
+                             fix: "see 'ip route' and 'ip neigh' in the namespace; add one with 'ip route add PREFIX via GATEWAY dev \(outName)'")
+        }
+        fputs("lanes fwd: \(table.routes.count) route(s) from the kernel (\(kernel.routes.count) routes, \(kernel.neighbours.count) neighbours read)"
+              + (unresolved.isEmpty ? "" : "; \(unresolved.count) gateway(s) without a neighbour left out: " + unresolved.map { "\($0.prefix)/\($0.length) via \($0.gateway!)" }.joined(separator: ", "))
+              + "; following changes\n", stderr)
+        let rxQueues = try InterfaceInfo.queueCount(inName).rx
+        let lanes = max(workerCores?.count ?? 0, config.queues?.count ?? rxQueues)
+        let forward = L3TableSlot(L3Tables(routes: table, outPort: outName), lanes: lanes)
+        let reverse = L3TableSlot(L3Tables(routes: table, outPort: inName), lanes: lanes)
+        follower.directions = [.init(slot: forward, outPort: outName), .init(slot: reverse, outPort: inName)]
+        defer {
+            follower.stop()
+            for line in follower.log { fputs("lanes fwd: \(line)\n", stderr) }
+            fputs("lanes fwd: routes followed: version \(follower.version), \(forward.updates) update(s) applied, \(follower.routes) route(s), \(follower.neighbours) neighbour(s)\n", stderr)
+        }
+        // The follower starts with the first lane's app: after the privileges are dropped and the stop signals blocked.
+        let core = Sysfs.onlineCPUs() - 1
+        if let workerCores {
+            return try runPipeline(config, workerCores, label) { w in
+                if w == 0 { try? follower.start(core: core) }
+                return L3App(slot: forward, lane: w, source: outMAC)
+            }
+        }
+        try options.run(config, mode: label + ", routes from the kernel", makeReverseApp: { L3App(slot: reverse, lane: $0, source: inMAC) }) { _, i in
+            if i == 0 { try? follower.start(core: core) }
+            return L3App(slot: forward, lane: i, source: outMAC)
+        }
     }
 
     func runPipeline<App: LaneApp>(_ config: EngineConfig, _ workerCores: [Int], _ label: String, makeApp: (Int) -> App) throws {
