@@ -23,7 +23,7 @@
 #define LANES_MAX_QUEUES 256
 #define LANES_MAGIC 0x4c414e45 /* "LANE" */
 
-enum lanes_action { LANES_REDIRECT = 0, LANES_SINK = 1, LANES_COUNT_PASS = 2, LANES_SIGNED_RX = 3 };
+enum lanes_action { LANES_REDIRECT = 0, LANES_SINK = 1, LANES_COUNT_PASS = 2, LANES_SIGNED_RX = 3, LANES_REDIRECT_RESOLVED = 4 };
 enum lanes_proto { LANES_IPV4 = 1, LANES_IPV6 = 2 };
 
 struct lanes_config {
@@ -44,6 +44,7 @@ struct lanes_qstats {
 	__u64 dropped;    /* matched in sink mode */
 	__u64 matched_bytes;
 	__u64 policed;    /* over the per-flow cap: dropped here */
+	__u64 unresolved; /* LANES_REDIRECT_RESOLVED: next hop without a neighbour, given to the kernel */
 };
 
 /* The per-flow policer: a token bucket per 5-tuple, emulating a cloud's
@@ -387,6 +388,47 @@ static __always_inline void lanes_signed_rx(struct xdp_md *ctx, const struct lan
  * headers in the first buffer (all this program reads), and AF_XDP sockets bound
  * with XDP_USE_SG take it whole. Without the flag, veth refuses native XDP above
  * an MTU of about 3.5 KB. */
+#ifndef AF_INET
+#define AF_INET 2
+#define AF_INET6 10
+#endif
+
+/* The kernel's FIB for this packet (`lanes fwd --routes kernel`): 1 when its
+ * route's next hop has no neighbour entry yet (BPF_FIB_LKUP_RET_NO_NEIGH). */
+static __always_inline int lanes_next_hop_unresolved(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct bpf_fib_lookup fib = {};
+	if ((void *)(eth + 1) > end)
+		return 0;
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = (void *)(eth + 1);
+		if ((void *)(ip + 1) > end)
+			return 0;
+		fib.family = AF_INET;
+		fib.tos = ip->tos;
+		fib.l4_protocol = ip->protocol;
+		fib.tot_len = bpf_ntohs(ip->tot_len);
+		fib.ipv4_src = ip->saddr;
+		fib.ipv4_dst = ip->daddr;
+	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+		if ((void *)(ip6 + 1) > end)
+			return 0;
+		fib.family = AF_INET6;
+		fib.l4_protocol = ip6->nexthdr;
+		fib.tot_len = bpf_ntohs(ip6->payload_len);
+		__builtin_memcpy(fib.ipv6_src, &ip6->saddr, 16);
+		__builtin_memcpy(fib.ipv6_dst, &ip6->daddr, 16);
+	} else {
+		return 0;
+	}
+	fib.ifindex = ctx->ingress_ifindex;
+	return bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) == BPF_FIB_LKUP_RET_NO_NEIGH;
+}
+
 SEC("xdp.frags")
 int lanes_xdp(struct xdp_md *ctx)
 {
@@ -416,6 +458,13 @@ int lanes_xdp(struct xdp_md *ctx)
 		return XDP_DROP;
 	}
 	if (cfg->action == LANES_COUNT_PASS) {
+		st->passed++;
+		return XDP_PASS;
+	}
+	if (cfg->action == LANES_REDIRECT_RESOLVED && lanes_next_hop_unresolved(ctx)) {
+		/* The kernel forwards it and resolves the neighbour (ARP, NDP); the
+		 * lanes take the flow once the neighbour is in their tables. */
+		st->unresolved++;
 		st->passed++;
 		return XDP_PASS;
 	}

@@ -33,6 +33,9 @@ public struct EngineConfig: Sendable {
     /// AF_XDP multi-buffer (XDP_USE_SG): nil = when the MTU or `largestPacket`
     /// needs more than one frame per packet.
     public var multiBuffer: Bool? = nil
+    /// Forwarding by the kernel's routes: a packet whose next hop has no neighbour
+    /// yet goes to the kernel (XDP_PASS after bpf_fib_lookup), not to the lanes.
+    public var passUnresolved = false
 
     public init(interface: String) { self.interface = interface }
 
@@ -134,9 +137,10 @@ public final class Engine {
         umemConfig.numaNode = numaNode
         self.config = config
         stats = StatsArea(lanes: queues.count * (config.bidirectional && config.outInterface != nil ? 2 : 1))
-        program = try XDPProgram(filter: config.filter, action: .redirect, flowCapBps: config.flowCapBps)
+        let action: XDPAction = config.passUnresolved ? .redirectResolved : .redirect
+        program = try XDPProgram(filter: config.filter, action: action, flowCapBps: config.flowCapBps)
         outProgram = config.bidirectional && config.outInterface != nil
-            ? try XDPProgram(filter: config.filter, action: .redirect, flowCapBps: config.flowCapBps) : nil
+            ? try XDPProgram(filter: config.filter, action: action, flowCapBps: config.flowCapBps) : nil
         for (q, core) in zip(queues, cores) {
             let umem = try UMEM(umemConfig)
             let sock = try XSKSocket(interface: name, queue: UInt32(q), umem: umem, config: socketConfig)

@@ -70,7 +70,7 @@ public final class Pipeline {
         var cap = 1
         while cap < config.umem.frameCount { cap <<= 1 }
         returns = workerCores.map { _ in SPSCRing(capacity: cap) }
-        program = try XDPProgram(filter: config.filter, action: .redirect, flowCapBps: config.flowCapBps)
+        program = try XDPProgram(filter: config.filter, action: config.passUnresolved ? .redirectResolved : .redirect, flowCapBps: config.flowCapBps)
         primed = rxSocket.primeFill(frames: 0..<(config.umem.frameCount / 2), frameSize: config.umem.frameSize)
         try program.register(socketFD: rxSocket.fd, queue: UInt32(rxQueue))
         try program.attach(interface: name, mode: config.xdpMode, force: config.force)

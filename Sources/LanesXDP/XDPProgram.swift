@@ -29,6 +29,10 @@ public enum XDPAction: UInt32, Sendable {
     case countAndPass = 2
     /// Count the generator's signed packets per stream in XDP, then drop (`gen --rx xdp`).
     case signedReceive = 3
+    /// As `redirect`, but a packet whose next hop in the kernel's FIB has no
+    /// neighbour entry (bpf_fib_lookup: BPF_FIB_LKUP_RET_NO_NEIGH) passes to the
+    /// kernel, which forwards it and resolves the neighbour (`fwd --routes kernel`).
+    case redirectResolved = 4
 }
 
 /// One stream's receive counts from the XDP receiver, merged over CPUs
@@ -63,11 +67,13 @@ public struct XDPQueueCounters: Sendable, Equatable, Codable {
     public var matchedBytes: UInt64 = 0
     /// Dropped by the per-flow policer (over --flow-cap).
     public var policed: UInt64 = 0
+    /// Passed to the kernel because the next hop had no neighbour yet (`.redirectResolved`; also in `passed`).
+    public var unresolved: UInt64 = 0
     public init() {}
     public static func + (a: Self, b: Self) -> Self {
         var s = a
         s.redirected += b.redirected; s.passed += b.passed; s.dropped += b.dropped; s.matchedBytes += b.matchedBytes
-        s.policed += b.policed
+        s.policed += b.policed; s.unresolved += b.unresolved
         return s
     }
 }
@@ -262,7 +268,7 @@ public final class XDPProgram {
     public func counters(queue: UInt32) -> XDPQueueCounters {
         let cpus = Int(libbpf_num_possible_cpus())
         guard cpus > 0 else { return XDPQueueCounters() }
-        let stride = 5 // u64 fields of struct lanes_qstats
+        let stride = 6 // u64 fields of struct lanes_qstats
         var values = [UInt64](repeating: 0, count: cpus * stride)
         var key = queue
         let r = values.withUnsafeMutableBytes { bpf_map_lookup_elem(statsFD, &key, $0.baseAddress) }
@@ -274,6 +280,7 @@ public final class XDPProgram {
             c.dropped += values[cpu * stride + 2]
             c.matchedBytes += values[cpu * stride + 3]
             c.policed += values[cpu * stride + 4]
+            c.unresolved += values[cpu * stride + 5]
         }
         return c
     }

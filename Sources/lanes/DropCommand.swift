@@ -159,6 +159,9 @@ struct FwdCommand: ParsableCommand {
 
     /// l3 by the kernel's routes and neighbours, followed while the lanes run.
     func runKernelRoutes(_ config: EngineConfig, label: String, outName: String, inMAC: MACAddress, outMAC: MACAddress, workerCores: [Int]?) throws {
+        var config = config
+        // A packet whose next hop has no neighbour yet goes to the kernel, which forwards it and resolves the neighbour.
+        config.passUnresolved = true
         let inName = config.interface
         let follower = try RouteFollower(ports: [inName, outName])
         let (table, kernel, unresolved) = try follower.snapshot()

@@ -42,16 +42,17 @@ extension IntegrationTests {
         }
 
         /// `--routes kernel`: the dut namespace's own routes and neighbours, read over
-        /// rtnetlink: connected routes to s0 (IPv4 and IPv6) and a route added with
-        /// `ip route add ... via 198.18.1.1`, every packet at s0; none from a route file.
+        /// rtnetlink: connected routes to s0 and routes added with `ip route add ...
+        /// via` s0, IPv4 and IPv6, every packet at s0; none from a route file.
         @Test func l3ForwardsByTheKernelsRoutes() throws {
             try withTestbed(queues: 1) { tb in
                 _ = try ip("-n", tb.dut, "route", "add", "198.18.50.0/24", "via", "198.18.1.1", "dev", "d1")
+                _ = try ip("-n", tb.dut, "-6", "route", "add", "fd00:198:18:50::/64", "via", "fd00:198:18:1::1", "dev", "d1")
                 let sink = try Running(["sink", "--testbed", tb.name, "--interval", "0", "--json"])
                 try tb.waitForXDP(tb.sink, "s0")
                 let fwd = try Running(["fwd", "--testbed", tb.name, "--mode", "l3", "--routes", "kernel", "--filter", "udp dport 9000", "--interval", "0", "--json"])
                 try tb.waitForXDP(tb.dut, "d0")
-                for extra in [[], ["--dst-ip", "198.18.50.7"], ["--ipv6"]] {
+                for extra in [[], ["--dst-ip", "198.18.50.7"], ["--ipv6"], ["--ipv6", "--dst-ip", "fd00:198:18:50::7"]] {
                     let g = try run(["gen", "--testbed", tb.name, "--count", "1000", "--rate", "20kpps", "--interval", "0"] + extra)
                     try #require(g.status == 0, "\(g.stderr)")
                 }
@@ -61,8 +62,8 @@ extension IntegrationTests {
                 let f = fwd.wait(), s = sink.wait()
                 try #require(f.status == 0, "\(f.stderr)")
                 #expect(f.stderr.contains("route(s) from the kernel"), "\(f.stderr)")
-                #expect(try f.json()["tx_packets"] as? Int == 3000)
-                #expect(try s.json()["packets"] as? Int == 3000)
+                #expect(try f.json()["tx_packets"] as? Int == 4000)
+                #expect(try s.json()["packets"] as? Int == 4000)
             }
         }
 
@@ -106,6 +107,40 @@ extension IntegrationTests {
                         "packets must move once, at one point of the stream")
                 let lag = Double(records[firstNew].timestampNanos) / 1e9 - changed
                 #expect(lag < 0.1, "the first packet to the new next hop came \(lag) s after the change")
+            }
+        }
+
+        /// No static neighbour in the dut: the XDP program's FIB lookup passes the
+        /// first packets to s0 to the kernel, which forwards them and resolves s0 by
+        /// ARP; the follower then gives the lanes the host route and they take the
+        /// rest. Every packet reaches s0 or is counted by cause.
+        @Test func anUnresolvedNeighbourIsResolvedAndTheLanesTakeOver() throws {
+            try withTestbed(queues: 1) { tb in
+                _ = try ip("-n", tb.dut, "neigh", "del", "198.18.1.1", "dev", "d1")
+                let sink = try Running(["sink", "--testbed", tb.name, "--interval", "0", "--json"])
+                try tb.waitForXDP(tb.sink, "s0")
+                let fwd = try Running(["fwd", "--testbed", tb.name, "--mode", "l3", "--routes", "kernel", "--filter", "udp dport 9000", "--interval", "0", "--json"])
+                try tb.waitForXDP(tb.dut, "d0")
+                let k = 5000
+                let g = try lanes("gen", "--testbed", tb.name, "--tx", "xsk", "--count", "\(k)", "--rate", "10kpps", "--interval", "0")
+                try #require(g.status == 0, "\(g.stderr)")
+                usleep(500_000)
+                fwd.signal(SIGINT)
+                sink.signal(SIGINT)
+                let f = fwd.wait(), s = sink.wait()
+                try #require(f.status == 0, "\(f.stderr)")
+                let fj = try f.json(), sj = try s.json()
+                let lane = try #require((fj["lanes"] as? [[String: Any]])?.first)
+                let unresolved = (lane["xdp"] as? [String: Any])?["unresolved"] as? Int ?? -1
+                let tx = fj["tx_packets"] as? Int ?? -1
+                let drops = (fj["drops"] as? [String: Int] ?? [:]).values.reduce(0, +)
+                #expect(unresolved > 0, "the kernel forwarded the first packets: \(lane)")
+                #expect(tx > 0, "the lanes took over once the neighbour resolved: \(f.stderr)")
+                #expect(f.stderr.contains("routes version 2"), "\(f.stderr)")
+                #expect(unresolved + tx + drops == k, "passed \(unresolved) + forwarded \(tx) + dropped \(drops) != \(k)")
+                #expect(sj["packets"] as? Int == unresolved + tx, "s0 counted \(sj["packets"] ?? "?")")
+                let neigh = try ip("-n", tb.dut, "neigh", "show", "198.18.1.1", "dev", "d1")
+                #expect(neigh.stdout.contains("02:4c:00:00:01:01"), "the kernel resolved s0: \(neigh.stdout)")
             }
         }
 
