@@ -33,6 +33,8 @@ public struct EngineConfig: Sendable {
     /// AF_XDP multi-buffer (XDP_USE_SG): nil = when the MTU or `largestPacket`
     /// needs more than one frame per packet.
     public var multiBuffer: Bool? = nil
+    /// `--latency`: lanes spin instead of sleeping and kick TX after every burst.
+    public var latency = false
     /// Forwarding by the kernel's routes: a packet whose next hop has no neighbour
     /// yet goes to the kernel (XDP_PASS after bpf_fib_lookup), not to the lanes.
     public var passUnresolved = false
@@ -170,6 +172,12 @@ public final class Engine {
         }
     }
 
+    /// The first online CPU no lane runs on (the monitor's and helpers' core), if any.
+    public static func spareCore(lanes: [Int]) -> Int? {
+        let used = Set(lanes)
+        return (0..<Sysfs.onlineCPUs()).first { !used.contains($0) }
+    }
+
     /// Copy mode's limit on one TX packet's buffers: a head and
     /// net.core.max_skb_frags fragments.
     public static var copyModeMaxSegments: Int {
@@ -258,6 +266,7 @@ public final class Engine {
             let rings = l.rings, area = l.umem.area, fs = l.umem.config.frameSize, fc = l.umem.config.frameCount
             let primed = l.primed, reversePrimed = l.reversePrimed
             let batch = config.batch, multiBuffer = self.multiBuffer, maxSegments = self.maxSegments
+            let latency = config.latency, busyPoll = config.socket.busyPoll
             do {
                 if halves == 2, let reverse = l.reverseRings {
                     let back = reverseApps[i]
@@ -271,6 +280,7 @@ public final class Engine {
                         var b = Lane(rings: reverse, app: back, umem: area, frameSize: fs, frameCount: fc - fc / 2,
                                      firstFrame: fc / 2, primed: reversePrimed, batch: batch, counters: c1,
                                      multiBuffer: multiBuffer, maxSegments: maxSegments, umemBytes: fc * fs)
+                        a.latency = latency; b.latency = latency
                         Lane.runPair(&a, &b, stop: stop)
                         results.ledgers[2 * i] = a.drainAndAccount()
                         results.ledgers[2 * i + 1] = b.drainAndAccount()
@@ -284,6 +294,8 @@ public final class Engine {
                     var lane = Lane(rings: rings, app: app, umem: area, frameSize: fs, frameCount: fc,
                                     primed: primed, batch: batch, counters: counters,
                                     multiBuffer: multiBuffer, maxSegments: maxSegments)
+                    lane.latency = latency
+                    lane.busyPoll = busyPoll
                     lane.run(stop: stop)
                     results.ledgers[i] = lane.drainAndAccount()
                     results.apps[i] = lane.app
@@ -294,6 +306,9 @@ public final class Engine {
                 throw error
             }
         }
+        // The monitor (this thread) keeps off the lanes' cores where there is one to
+        // spare: a spinning --latency lane preempted by it is a latency spike.
+        if let spare = Engine.spareCore(lanes: lanes.map(\.core)) { _ = lanes_pin_self(Int32(spare)) }
         var exitReason = "duration"
         var previous = snapshot()
         var lastReport = start

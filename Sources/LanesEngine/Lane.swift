@@ -111,6 +111,11 @@ public struct Lane<App: LaneApp>: ~Copyable {
     @usableFromInline var discarding = false
     /// Multi-buffer RX: the last peek ended inside a packet (left on the ring).
     @usableFromInline var waitingForRest = false
+    /// `--latency`: the lane spins instead of sleeping and kicks TX after every
+    /// burst it submits, not only when the kernel asks (one core at 100% per lane).
+    public var latency = false
+    /// With `latency`: the socket has SO_PREFER_BUSY_POLL; idle turns busy-poll it.
+    public var busyPoll = false
 
     /// The lane owns frames `firstFrame ..< firstFrame + frameCount` of the UMEM:
     /// the first ones receive (fill ring, RX), a generator's own are the last.
@@ -172,7 +177,12 @@ public struct Lane<App: LaneApp>: ~Copyable {
             if s == 1 && !draining { draining = true }
             if step() == 0 {
                 idle &+= 1
-                if generating && !finishedReported {
+                if latency {
+                    // --latency: never sleep. With --busy-poll the socket's busy
+                    // poll drives the device queue from here (a non-blocking recv).
+                    if busyPoll { _ = recv(rings.rxFD, nil, 0, Int32(MSG_DONTWAIT)) }
+                    if idle >= 4096 { publishGauges(); idle = 0 }
+                } else if generating && !finishedReported {
                     // Waiting for the pacing clock: short sleeps keep the rate even.
                     if idle >= 64 { usleep(10); idle = 0 }
                 } else if idle >= 256 {
@@ -200,7 +210,9 @@ public struct Lane<App: LaneApp>: ~Copyable {
         while lanes_load_relaxed_u64(stop) < 2 {
             if a.step() &+ b.step() == 0 {
                 idle &+= 1
-                if idle >= 256 {
+                if a.latency {
+                    if idle >= 4096 { a.publishGauges(); b.publishGauges(); idle = 0 }
+                } else if idle >= 256 {
                     var pfds = (pollfd(fd: a.rings.rxFD, events: Int16(POLLIN), revents: 0),
                                 pollfd(fd: b.rings.rxFD, events: Int16(POLLIN), revents: 0))
                     withUnsafeMutablePointer(to: &pfds) { $0.withMemoryRebound(to: pollfd.self, capacity: 2) { _ = poll($0, 2, 1) } }
@@ -361,7 +373,7 @@ public struct Lane<App: LaneApp>: ~Copyable {
             txOutstanding &+= r
             c.add(.txPackets, UInt64(r))
             c.add(.txBytes, bytes)
-            if xsk_ring_prod__needs_wakeup(rings.tx) != 0 {
+            if latency || xsk_ring_prod__needs_wakeup(rings.tx) != 0 {
                 _ = lanes_kick_tx(rings.txFD)
                 c.add(.txKicks, 1)
             }
@@ -488,6 +500,7 @@ public struct Lane<App: LaneApp>: ~Copyable {
                                                      maxSegments: maxSegments, counters: context.counters) { head in
             Chains.forEachBuffer(of: head, in: chain) { recycle($0.addr) }
         }
+        if latency && descriptors > 0 && xsk_ring_prod__needs_wakeup(rings.tx) == 0 { _ = lanes_kick_tx(rings.txFD); context.counters.add(.txKicks, 1) }
         txOutstanding &+= descriptors
         return packets
     }

@@ -183,7 +183,9 @@ struct FwdCommand: ParsableCommand {
             fputs("lanes fwd: routes followed: version \(follower.version), \(forward.updates) update(s) applied, \(follower.routes) route(s), \(follower.neighbours) neighbour(s)\n", stderr)
         }
         // The follower starts with the first lane's app: after the privileges are dropped and the stop signals blocked.
-        let core = Sysfs.onlineCPUs() - 1
+        // Off the lanes' cores where there is one to spare.
+        let laneCores = config.cores ?? (0..<lanes).map { $0 % Sysfs.onlineCPUs() }
+        let core = Engine.spareCore(lanes: laneCores + (workerCores ?? [])) ?? Sysfs.onlineCPUs() - 1
         if let workerCores {
             return try runPipeline(config, workerCores, label) { w in
                 if w == 0 { try? follower.start(core: core) }

@@ -52,6 +52,7 @@ struct EngineOptions<Default: DefaultPort>: ParsableArguments {
     @Option(help: "Socket bind mode: auto, copy, zero-copy.") var bind: BindMode = .auto
     @Option(help: "XDP attach mode: native, generic, auto.") var xdp: XDPMode = .auto
     @Flag(help: "Set SO_PREFER_BUSY_POLL, SO_BUSY_POLL and SO_BUSY_POLL_BUDGET.") var busyPoll = false
+    @Flag(help: "Low latency: lanes never sleep (one core at 100% per lane) and kick TX after every burst; with --busy-poll, idle turns busy-poll the socket.") var latency = false
     @Option(help: "AF_XDP multi-buffer (XDP_USE_SG, jumbo frames across UMEM frames): auto (when the MTU or the packet size needs it), on, off.") var multiBuffer: MultiBufferMode = .auto
     @Option(help: "Which packets the lanes take: ip, ipv4, ipv6, udp, tcp [dport A[-B]]. Default udp: ARP, ping, ND and TCP (SSH) stay with the kernel.") var filter = "udp"
     @Flag(help: "Replace an XDP program that is not Lanes'.") var force = false
@@ -108,6 +109,7 @@ struct EngineOptions<Default: DefaultPort>: ParsableArguments {
         c.socket.txSize = ringSize
         c.socket.bind = bind
         c.socket.busyPoll = busyPoll
+        c.latency = latency
         c.multiBuffer = multiBuffer.setting
         c.batch = burst
         c.xdpMode = xdp

@@ -67,12 +67,12 @@ extension IntegrationTests {
             }
         }
 
-        /// `ip route replace` mid-run: the follower publishes new tables while the
-        /// lane forwards, and the packets move to the new next hop (a second
-        /// neighbour on d1, told apart by destination MAC in s0's capture) at one
-        /// point of the stream, within 100 ms of the change; every packet sent was
-        /// captured or counted by cause.
-        @Test func l3FollowsARouteReplaceMidRun() throws {
+        /// `ip route replace` (or `ip neigh replace` of the gateway) mid-run: the
+        /// follower publishes new tables while the lane forwards, and the packets
+        /// move to the new next hop (told apart by destination MAC in s0's capture)
+        /// at one point of the stream, within 100 ms of the change; every packet
+        /// sent was captured or counted by cause.
+        @Test(arguments: ["route", "neighbour"]) func l3FollowsARouteReplaceMidRun(change: String) throws {
             try withTestbed(queues: 1) { tb in
                 let newHop = "02:4c:00:00:09:09"
                 _ = try ip("-n", tb.dut, "neigh", "add", "198.18.1.9", "lladdr", newHop, "dev", "d1", "nud", "permanent")
@@ -87,7 +87,12 @@ extension IntegrationTests {
                 let gen = try Running(["gen", "--testbed", tb.name, "--tx", "xsk", "--dst-ip", "198.18.50.7", "--count", "\(k)", "--rate", "10kpps", "--interval", "0", "--json"])
                 usleep(1_000_000)
                 let changed = Date().timeIntervalSince1970
-                _ = try ip("-n", tb.dut, "route", "replace", "198.18.50.0/24", "via", "198.18.1.9", "dev", "d1")
+                if change == "route" {
+                    _ = try ip("-n", tb.dut, "route", "replace", "198.18.50.0/24", "via", "198.18.1.9", "dev", "d1")
+                } else {
+                    // The gateway's link-layer address changes (a failover to another box on the same IP).
+                    _ = try ip("-n", tb.dut, "neigh", "replace", "198.18.1.1", "lladdr", newHop, "dev", "d1", "nud", "permanent")
+                }
                 let g = gen.wait(timeout: 30)
                 try #require(g.status == 0, "\(g.stderr)")
                 let d = dump.wait(timeout: 10)
