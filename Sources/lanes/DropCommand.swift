@@ -192,7 +192,14 @@ struct FwdCommand: ParsableCommand {
                 return L3App(slot: forward, lane: w, source: outMAC)
             }
         }
-        try options.run(config, mode: label + ", routes from the kernel", makeReverseApp: { L3App(slot: reverse, lane: $0, source: inMAC) }) { _, i in
+        let json = options.json
+        try options.run(config, mode: label + ", routes from the kernel", report: { summary, _ in
+            follower.stop() // the lanes have stopped: the tables stay as they are
+            var s = summary
+            s.routes = .init(version: follower.version, updatesApplied: forward.updates, routes: follower.routes,
+                             neighbours: follower.neighbours, unresolvedGateways: follower.unresolved)
+            if json { printJSONLine(s) } else { options.printSummary(s) }
+        }, makeReverseApp: { L3App(slot: reverse, lane: $0, source: inMAC) }) { _, i in
             if i == 0 { try? follower.start(core: core) }
             return L3App(slot: forward, lane: i, source: outMAC)
         }

@@ -101,6 +101,8 @@ extension IntegrationTests {
                 try #require(f.status == 0, "\(f.stderr)")
                 #expect(f.stderr.contains("routes version 2"), "\(f.stderr)")
                 let fj = try f.json()
+                let followed = try #require(fj["routes"] as? [String: Any], "the summary has the followed tables")
+                #expect((followed["version"] as? Int ?? 0) >= 2 && (followed["updates_applied"] as? Int ?? 0) >= 1, "\(followed)")
                 let drops = (fj["drops"] as? [String: Int] ?? [:]).values.reduce(0, +)
                 let records = try Pcap.read(Array(try Data(contentsOf: URL(fileURLWithPath: pcap))))
                 #expect(d.status == 0 || records.count + drops == k, "tcpdump: \(d.stderr)")
