@@ -30,11 +30,13 @@ struct FwdCommand: ParsableCommand {
         --mode macswap swaps Ethernet addresses and sends each packet back out of its queue (one port).
         --mode io|l2|l3 forward lane i of IN to queue i of OUT; both sockets share the lane's UMEM,
         so no packet byte is copied in user space. l2 rewrites the MACs to --next-hop and OUT's own;
-        l3 looks up a longest-prefix-match route table (--routes FILE: lines 'PREFIX/LEN NEXTHOP-MAC [PORT]'),
-        decrements TTL/hop limit with an incremental checksum update, and drops by cause (ttl, no route,
-        bad checksum, non-IP). Neighbours are static (the route file's MACs); ARP and NDP for the ports'
+        l3 looks up a longest-prefix-match route table, decrements TTL/hop limit with an incremental
+        checksum update, and drops by cause (ttl, no route, bad checksum, non-IP). Its routes are the
+        kernel's (ip route, ip neigh in the namespace), followed live; a packet whose next hop has no
+        neighbour yet goes to the kernel, which resolves it. --routes FILE (lines 'PREFIX/LEN
+        NEXTHOP-MAC [PORT]') uses fixed routes and static neighbours instead. ARP and NDP for the ports'
         own addresses are answered by the kernel (the XDP program passes them).
-        Default on the testbed: IN dut:d0, OUT dut:d1, routes to the gen and sink sides.
+        Default on the testbed: IN dut:d0, OUT dut:d1.
         Memory: UMEM of --frames x --frame-size per lane (default 8 MiB), plus a few MiB.
         Examples:
           lanes fwd --mode macswap --duration 10
@@ -46,7 +48,7 @@ struct FwdCommand: ParsableCommand {
     @Flag(help: "Also forward OUT -> IN (io, l2, l3).") var bidirectional = false
     @Option(help: "l2: next-hop MAC for IN -> OUT (default on the testbed: sink:s0).") var nextHop: String?
     @Option(help: "l2: next-hop MAC for OUT -> IN with --bidirectional (default on the testbed: gen:g0).") var reverseNextHop: String?
-    @Option(help: "l3: route file, or 'kernel': the namespace's main routing table and neighbours, read over rtnetlink at start (default on the testbed: routes to the gen and sink sides).") var routes: String?
+    @Option(help: "l3: 'kernel' (the default): the namespace's main routing table and neighbours over rtnetlink, followed while it runs; or a route file of lines 'PREFIX/LEN NEXTHOP-MAC [PORT]'.") var routes: String?
     @Flag(help: "Software RSS: one RX lane (--queues N, --cores C) spreads flows over worker lanes through lock-free rings.") var pipeline = false
     @Option(help: "With --pipeline: worker cores, one OUT queue each (e.g. 0-1).") var workers: String?
     @Option(help: ArgumentHelp("Test forwarder: drop every Nth packet and swap every Mth with the next (drop=N,reorder=M).", visibility: .hidden))
@@ -108,29 +110,20 @@ struct FwdCommand: ParsableCommand {
                 L2App(nextHop: fwdHop, source: outMAC)
             }
         default:
-            var text = ""
-            if routes == "kernel" { return try runKernelRoutes(config, label: label, outName: outName, inMAC: inMAC, outMAC: outMAC, workerCores: workerCores) }
-            if let routes {
-                guard let data = FileManager.default.contents(atPath: routes) else { throw LanesError("cannot read route file '\(routes)'", fix: "check the path") }
-                text = String(decoding: data, as: UTF8.self)
-            } else if onTestbed {
-                text = """
-                198.18.1.0/24 \(tb.s0.mac) \(tb.d1.interface)
-                fd00:198:18:1::/64 \(tb.s0.mac) \(tb.d1.interface)
-                198.18.0.0/24 \(tb.g0.mac) \(tb.d0.interface)
-                fd00:198:18::/64 \(tb.g0.mac) \(tb.d0.interface)
-                """
-            } else {
-                throw LanesError("--mode l3 needs --routes FILE off the testbed", fix: "write lines 'PREFIX/LEN NEXTHOP-MAC [PORT]'")
+            // By default, the kernel's own routes and neighbours, followed while the lanes run.
+            guard let routes, routes != "kernel" else {
+                return try runKernelRoutes(config, label: label, outName: outName, inMAC: inMAC, outMAC: outMAC, workerCores: workerCores)
             }
+            guard let data = FileManager.default.contents(atPath: routes) else { throw LanesError("cannot read route file '\(routes)'", fix: "check the path, or leave --routes out to use the kernel's routes") }
+            let text = String(decoding: data, as: UTF8.self)
             let table: RouteTable
-            do { table = try RouteTable(parsing: text) } catch { throw LanesError("bad route file '\(routes ?? "testbed")': \(error)", fix: "write lines 'PREFIX/LEN NEXTHOP-MAC [PORT]'") }
+            do { table = try RouteTable(parsing: text) } catch { throw LanesError("bad route file '\(routes)': \(error)", fix: "write lines 'PREFIX/LEN NEXTHOP-MAC [PORT]'") }
             let inName = config.interface
             // A route's port must be one this forwarder sends on.
             for r in table.routes {
                 guard let port = r.port, port != inName, port != outName else { continue }
                 let why = Sysfs.exists("/sys/class/net/\(port)") ? "is not one of this forwarder's ports (\(inName), \(outName))" : "does not exist"
-                throw LanesError("bad route file '\(routes ?? "testbed")': route \(r.prefix)/\(r.length) names port '\(port)', which \(why)",
+                throw LanesError("bad route file '\(routes)': route \(r.prefix)/\(r.length) names port '\(port)', which \(why)",
                                  fix: "name \(inName) or \(outName), or leave the port out")
             }
             if let workerCores { return try runPipeline(config, workerCores, label) { _ in L3App(routes: table, outPort: outName, source: outMAC) } }
