@@ -62,16 +62,23 @@ public final class SPSCRing: @unchecked Sendable {
 
     deinit { slots.deallocate() }
 
+    /// Producer side: the free slots, from the cached consumer index unless fewer
+    /// than `wanted` are known free.
+    @inlinable @inline(__always)
+    func free(wanted: Int, tail t: UInt32) -> UInt32 {
+        var free = UInt32(slots.capacity) &- (t &- producerCachedHead)
+        if free < UInt32(wanted) {
+            producerCachedHead = head.load(ordering: .acquiring) // pairs with the consumer's releasing store
+            free = UInt32(slots.capacity) &- (t &- producerCachedHead)
+        }
+        return free
+    }
+
     /// Producer side: enqueues up to `count`; returns how many went in.
     @inlinable
     public func enqueue(_ burst: UnsafePointer<FrameDesc>, count: Int) -> Int {
         let t = tail.load(ordering: .relaxed) // only this thread stores it
-        var free = UInt32(slots.capacity) &- (t &- producerCachedHead)
-        if free < UInt32(count) {
-            producerCachedHead = head.load(ordering: .acquiring) // pairs with the consumer's releasing store
-            free = UInt32(slots.capacity) &- (t &- producerCachedHead)
-        }
-        let n = min(Int(free), count)
+        let n = min(Int(free(wanted: count, tail: t)), count)
         if n == 0 { return 0 }
         slots.write(burst, count: n, at: t)
         tail.store(t &+ UInt32(n), ordering: .releasing) // publishes the slots; pairs with the consumer's acquiring load
@@ -83,12 +90,7 @@ public final class SPSCRing: @unchecked Sendable {
     @inlinable
     public func enqueueAll(_ burst: UnsafePointer<FrameDesc>, count: Int) -> Bool {
         let t = tail.load(ordering: .relaxed) // only this thread stores it
-        var free = UInt32(slots.capacity) &- (t &- producerCachedHead)
-        if free < UInt32(count) {
-            producerCachedHead = head.load(ordering: .acquiring) // pairs with the consumer's releasing store
-            free = UInt32(slots.capacity) &- (t &- producerCachedHead)
-        }
-        guard Int(free) >= count else { return false }
+        guard Int(free(wanted: count, tail: t)) >= count else { return false }
         slots.write(burst, count: count, at: t)
         tail.store(t &+ UInt32(count), ordering: .releasing) // publishes the slots; pairs with the consumer's acquiring load
         return true

@@ -256,9 +256,10 @@ public struct Lane<App: LaneApp>: ~Copyable {
     /// generator frames and the TX ring allow; only changing fields are rewritten.
     @inlinable @inline(__always)
     mutating func generateBurst() -> Int {
-        if unitFrames > 1 { return generateChains() }
-        var limit = min(batch, generatorPool.count)
-        if limit > 0 { limit = min(limit, Int(xsk_prod_nb_free(rings.tx, UInt32(limit)))) }
+        // A multi-buffer generator's packet takes `unit` frames and TX slots (1 otherwise).
+        let unit = unitFrames
+        var limit = min(batch, generatorPool.count, chainCapacity / unit)
+        if limit > 0 { limit = min(limit, Int(xsk_prod_nb_free(rings.tx, UInt32(limit &* unit))) / unit) }
         let now = monotonicNanos()
         let n = limit > 0 && !draining ? app.budget(limit, now: now) : 0
         if n == 0 {
@@ -270,6 +271,10 @@ public struct Lane<App: LaneApp>: ~Copyable {
         }
         for i in 0..<n { genBurst[i] = FrameDesc(addr: generatorPool.popNewest(), len: 0) }
         app.generate(genBurst, count: n, now: now, context: context)
+        if unit > 1 {
+            transmitGenerated(n)
+            return n
+        }
         let sent = transmit(genBurst, count: n)
         if sent < n { for i in sent..<n { generatorPool.push(genBurst[i].addr & frameMask) } }
         return n
@@ -505,24 +510,11 @@ public struct Lane<App: LaneApp>: ~Copyable {
         return packets
     }
 
-    /// A multi-buffer generator's turn: each packet is written across its
-    /// `unitFrames` consecutive frames and sent as one descriptor per frame.
+    /// A multi-buffer generator's packets genBurst[0..<n], each written across its
+    /// `unitFrames` consecutive frames: sent as one descriptor per frame.
     @inlinable
-    mutating func generateChains() -> Int {
-        let unit = unitFrames, fs = context.frameSize
-        var limit = min(batch, generatorPool.count, chainCapacity / unit)
-        if limit > 0 { limit = min(limit, Int(xsk_prod_nb_free(rings.tx, UInt32(limit &* unit))) / unit) }
-        let now = monotonicNanos()
-        let n = limit > 0 && !draining ? app.budget(limit, now: now) : 0
-        if n == 0 {
-            if !finishedReported && (app.finished || draining) && txOutstanding == 0 {
-                finishedReported = true
-                context.counters.set(.finished, 1)
-            }
-            return 0
-        }
-        for i in 0..<n { genBurst[i] = FrameDesc(addr: generatorPool.popNewest(), len: 0) }
-        app.generate(genBurst, count: n, now: now, context: context)
+    mutating func transmitGenerated(_ n: Int) {
+        let fs = context.frameSize
         let contd = lanes_xdp_pkt_contd()
         var k = 0
         for i in 0..<n {
@@ -538,7 +530,6 @@ public struct Lane<App: LaneApp>: ~Copyable {
             } while left > 0
         }
         _ = transmitChains(genBurst, count: n)
-        return n
     }
 
     @inlinable
