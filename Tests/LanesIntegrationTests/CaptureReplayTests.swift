@@ -90,7 +90,7 @@ extension IntegrationTests {
                 }
                 // tcpdump at the sink.
                 let dump = dir + "/tcpdump.pcap"
-                let td = try Running(["ip", "netns", "exec", tb.sink, "tcpdump", "-i", "s0", "-Q", "in", "-U", "--immediate-mode", "-s", "0", "-w", dump], tool: "/usr/bin/env")
+                let td = try Running(["ip", "netns", "exec", tb.sink, "tcpdump", "-i", "s0", "-Q", "in", "-U", "-s", "0", "-w", dump], tool: "/usr/bin/env")
                 usleep(1_500_000)
                 try replay()
                 usleep(500_000)
