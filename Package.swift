@@ -3,8 +3,11 @@
 //
 // Modules, ordered by distance from the OS (arrows point down the list only):
 //   lanes (CLI) -> LanesEngine (lane loop, apps) and LanesLab (testbed, experiments)
-//   -> LanesXDP (UMEM, AF_XDP sockets, XDP program, ethtool, netlink, netns)
+//   -> LanesXDP (UMEM, AF_XDP sockets and typed views of their rings, XDP program,
+//      ethtool, netlink, netns, threads, atomics on shared words)
 //   -> CLanes (libxdp, libbpf, libnuma, linux headers, shims)
+// LanesEngine imports no C module: every ring verb, kick and atomic it uses is a
+// LanesXDP inlinable (the release build inlines them into the lane loop).
 // LanesLab drives the engine through `lanes` child processes, one per namespace
 // (a process enters one network namespace, and its sysfs and BPF views with it;
 // the generator, the dut and the receiver each need their own), so it depends
@@ -37,7 +40,7 @@ let package = Package(
         .target(name: "LanesCore"),
         .target(name: "LanesXDP", dependencies: ["CLanes", "LanesCore", "LanesPacket"],
                 swiftSettings: optimize, plugins: ["BPFBuild"]),
-        .target(name: "LanesEngine", dependencies: ["LanesXDP", "LanesCore", "LanesPacket", "CLanes"],
+        .target(name: "LanesEngine", dependencies: ["LanesXDP", "LanesCore", "LanesPacket"],
                 swiftSettings: optimize),
         .target(name: "LanesLab", dependencies: ["LanesXDP", "LanesCore"], swiftSettings: optimize),
         .executableTarget(name: "lanes", dependencies: [

@@ -3,7 +3,10 @@
 libxdp's inline ring helpers (Benchmarks/cloop/lane_loop.c), alternating in the
 same run; then instructions per packet of each under callgrind (deterministic:
 the difference between a 3M- and a 1M-packet run over 2M packets, so start-up
-and warm-up cancel). Prints medians and ratios; appends them, dated, to BENCHMARKS.md."""
+and warm-up cancel). Prints medians and ratios; appends them, dated, to BENCHMARKS.md.
+With --baseline LANES (the `lanes` of an earlier commit, built with `swift build -c
+release` in a worktree), that build runs in every round too: before/after a change,
+in the same run."""
 import argparse, datetime, json, os, re, shutil, statistics, subprocess, sys
 from report import ROOT, host_stalls, machine, publish
 
@@ -33,6 +36,7 @@ def main():
     ap.add_argument("--packets", type=int, default=200_000_000)
     ap.add_argument("--cpu", type=int, default=os.cpu_count() - 1, help="the core both loops are pinned to")
     ap.add_argument("--no-append", action="store_true")
+    ap.add_argument("--baseline", help="an earlier build's lanes binary, run alongside in every round")
     a = ap.parse_args()
     res = {}
     stalls = host_stalls()
@@ -41,6 +45,8 @@ def main():
         for app in ["drop", "macswap"]:
             pair = [("swift", [LANES, "bench-loop", "--app", app, "--packets", str(a.packets)]),
                     ("c", [CLOOP, app, str(a.packets)])]
+            if a.baseline:
+                pair.insert(1, ("baseline", [a.baseline, "bench-loop", "--app", app, "--packets", str(a.packets)]))
             # Swift then C, then C then Swift: drift within a round falls on both.
             for impl, cmd in (pair if r % 2 == 0 else pair[::-1]):
                 ns = float(run(pin + cmd)["ns_per_packet"])
@@ -50,6 +56,8 @@ def main():
     for app in ["drop", "macswap"]:
         instr[(app, "swift")] = instructions(lambda n: [LANES, "bench-loop", "--app", app, "--packets", str(n)])
         instr[(app, "c")] = instructions(lambda n: [CLOOP, app, str(n)])
+        if a.baseline:
+            instr[(app, "baseline")] = instructions(lambda n: [a.baseline, "bench-loop", "--app", app, "--packets", str(n)])
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"### {date}: in-memory lane loop, Swift vs C ({machine()})", "",
              f"One core (both pinned to CPU {a.cpu}), bursts of 64, 64-byte packets, fake kernel side in the same thread; "
@@ -66,6 +74,16 @@ def main():
         lines.append(f"| {app} | {statistics.median(sw):.2f}, {min(sw):.2f} | {statistics.median(c):.2f}, {min(c):.2f} | "
                      f"{statistics.median(rs):.2f}x | {min(rs):.2f}-{max(rs):.2f} | {min(sw) / min(c):.2f}x | "
                      f"{fmt(instr[(app, 'swift')])} | {fmt(instr[(app, 'c')])} |")
+    if a.baseline:
+        lines += ["", f"Against the baseline build ({a.baseline}), same rounds:", "",
+                  "| app | this build ns/packet (median, best) | baseline ns/packet (median, best) | this/baseline, median of rounds | range | instr/packet, this vs baseline |",
+                  "|---|---:|---:|---:|---|---:|"]
+        for app in ["drop", "macswap"]:
+            sw, b = res[(app, "swift")], res[(app, "baseline")]
+            rs = [x / y for x, y in zip(sw, b)]
+            lines.append(f"| {app} | {statistics.median(sw):.2f}, {min(sw):.2f} | {statistics.median(b):.2f}, {min(b):.2f} | "
+                         f"{statistics.median(rs):.2f}x | {min(rs):.2f}-{max(rs):.2f} | "
+                         f"{fmt(instr[(app, 'swift')])} vs {fmt(instr[(app, 'baseline')])} |")
     publish(lines, append=not a.no_append)
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 import LanesCore
+import LanesXDP
 import LanesPacket
 
 /// Times the lane loop over an InMemoryPort: the fake kernel puts `burst`

@@ -1,4 +1,3 @@
-import CLanes
 import Glibc
 import LanesCore
 import LanesXDP
@@ -59,15 +58,10 @@ public final class LaneResources {
     init(queue: Int, core: Int, umem: UMEM, socket: XSKSocket, outSocket: XSKSocket?) {
         self.queue = queue; self.core = core; self.umem = umem; self.socket = socket; self.outSocket = outSocket
     }
-    /// IN -> OUT (or IN -> IN with one port).
-    var rings: LaneRings {
+    /// IN -> OUT (or IN -> IN with one port); OUT -> IN for `reverse`.
+    func rings(reverse: Bool = false) -> LaneRings {
         let o = outSocket ?? socket
-        return LaneRings(rx: socket.rx, tx: o.tx, fill: socket.fill, completion: o.completion, rxFD: socket.fd, txFD: o.fd)
-    }
-    /// OUT -> IN.
-    var reverseRings: LaneRings? {
-        guard let o = outSocket else { return nil }
-        return LaneRings(rx: o.rx, tx: socket.tx, fill: o.fill, completion: socket.completion, rxFD: o.fd, txFD: socket.fd)
+        return reverse ? LaneRings(receiving: o, transmitting: socket) : LaneRings(receiving: socket, transmitting: o)
     }
 }
 
@@ -263,21 +257,21 @@ public final class Engine {
         let start = monotonicSeconds()
         for (i, l) in lanes.enumerated() {
             let app = apps[i]
-            let rings = l.rings, area = l.umem.area, fs = l.umem.config.frameSize, fc = l.umem.config.frameCount
+            let area = l.umem.area, fs = l.umem.config.frameSize, fc = l.umem.config.frameCount
             let primed = l.primed, reversePrimed = l.reversePrimed
             let batch = config.batch, multiBuffer = self.multiBuffer, maxSegments = self.maxSegments
             let latency = config.latency, busyPoll = config.socket.busyPoll
             do {
-                if halves == 2, let reverse = l.reverseRings {
+                if halves == 2 {
                     let back = reverseApps[i]
                     let c0 = stats.counters(2 * i), c1 = stats.counters(2 * i + 1)
                     threads.append(try PinnedThread(core: l.core, name: "lane\(l.queue)") {
                         // Each direction owns half of the UMEM's frames: a frame cycles
                         // fill(IN) -> rx(IN) -> tx(OUT) -> completion(OUT) and back, never crossing.
-                        var a = Lane(rings: rings, app: app, umem: area, frameSize: fs, frameCount: fc / 2,
+                        var a = Lane(rings: l.rings(), app: app, umem: area, frameSize: fs, frameCount: fc / 2,
                                      firstFrame: 0, primed: primed, batch: batch, counters: c0,
                                      multiBuffer: multiBuffer, maxSegments: maxSegments, umemBytes: fc * fs)
-                        var b = Lane(rings: reverse, app: back, umem: area, frameSize: fs, frameCount: fc - fc / 2,
+                        var b = Lane(rings: l.rings(reverse: true), app: back, umem: area, frameSize: fs, frameCount: fc - fc / 2,
                                      firstFrame: fc / 2, primed: reversePrimed, batch: batch, counters: c1,
                                      multiBuffer: multiBuffer, maxSegments: maxSegments, umemBytes: fc * fs)
                         a.latency = latency; b.latency = latency
@@ -291,7 +285,7 @@ public final class Engine {
                 }
                 let counters = stats.counters(i)
                 threads.append(try PinnedThread(core: l.core, name: "lane\(l.queue)") {
-                    var lane = Lane(rings: rings, app: app, umem: area, frameSize: fs, frameCount: fc,
+                    var lane = Lane(rings: l.rings(), app: app, umem: area, frameSize: fs, frameCount: fc,
                                     primed: primed, batch: batch, counters: counters,
                                     multiBuffer: multiBuffer, maxSegments: maxSegments)
                     lane.latency = latency
@@ -301,14 +295,14 @@ public final class Engine {
                     results.apps[i] = lane.app
                 })
             } catch {
-                lanes_store_relaxed_u64(stop, 2)
+                stop.storeRelaxed(2)
                 threads.forEach { $0.join() }
                 throw error
             }
         }
         // The monitor (this thread) keeps off the lanes' cores where there is one to
         // spare: a spinning --latency lane preempted by it is a latency spike.
-        if let spare = Engine.spareCore(lanes: lanes.map(\.core)) { _ = lanes_pin_self(Int32(spare)) }
+        if let spare = Engine.spareCore(lanes: lanes.map(\.core)) { pinCurrentThread(to: spare) }
         var exitReason = "duration"
         var previous = snapshot()
         var lastReport = start
@@ -348,11 +342,11 @@ public final class Engine {
         let elapsed = monotonicSeconds() - start
         if generators && exitReason != "count reached" && exitReason != "interface lost" {
             // Drain: generators stop sending; what is in flight still arrives.
-            lanes_store_relaxed_u64(stop, 1)
+            stop.storeRelaxed(1) // relaxed: the lanes only poll it
             let until = monotonicSeconds() + grace
             while monotonicSeconds() < until && StopSignals.wait(seconds: 0.02) == 0 {}
         }
-        lanes_store_relaxed_u64(stop, 2)
+        stop.storeRelaxed(2) // the joins order everything the lanes wrote before what follows
         threads.forEach { $0.join() }
         var summary = makeSummary(duration: elapsed, ledgers: results.ledgers, exitReason: exitReason)
         summary.ec2Shaping = EC2Shaping.between(allowancesAtStart, EC2Shaping.read(interface: config.interface))
@@ -381,15 +375,11 @@ public final class Engine {
         var missing = 0
         for (i, l) in lanes.enumerated() {
             for h in 0..<halves {
-                let rings = h == 0 ? l.rings : l.reverseRings!
                 let total = halves == 2 ? (h == 0 ? l.umem.config.frameCount / 2 : l.umem.config.frameCount - l.umem.config.frameCount / 2) : l.umem.config.frameCount
                 let counters = stats.counters(i * halves + h)
                 let count = { () -> Int in
-                    let completion = Int(lanes_cons_occupancy(rings.completion))
-                    let tx = Int(lanes_prod_occupancy(rings.tx))
-                    let rx = Int(lanes_cons_occupancy(rings.rx))
-                    let fill = Int(lanes_prod_occupancy(rings.fill))
-                    return completion + tx + rx + fill + Int(counters.snapshot()[.freeFrames])
+                    let o = l.rings(reverse: h == 1).occupancy
+                    return o.completion + o.tx + o.rx + o.fill + Int(counters.snapshot()[.freeFrames])
                 }
                 // A lane mid-turn on every one of 1000 tries: a plain read will do.
                 missing += max(0, total - (counters.stableTurn(count) ?? count()))

@@ -1,6 +1,6 @@
-import CLanes
 import Glibc
 import LanesCore
+import LanesXDP
 
 /// AF_XDP rings and a UMEM in plain memory, with a fake kernel side: it takes
 /// frames from the fill ring and produces RX descriptors (copying a template
@@ -12,57 +12,32 @@ public final class InMemoryPort {
     public let frameSize: Int
     public let frameCount: Int
     public let umem: UnsafeMutableRawPointer
+    /// The rings, laid out as the kernel's; the lane works them through `rings`.
+    public let memory: MemoryRings
     @usableFromInline let words: UnsafeMutablePointer<UInt32> // producer, consumer, flags x 4 rings
-    @usableFromInline let rxDescs, txDescs: UnsafeMutablePointer<xdp_desc>
+    @usableFromInline let rxDescs, txDescs: UnsafeMutablePointer<FrameDesc>
     @usableFromInline let fillAddrs, compAddrs: UnsafeMutablePointer<UInt64>
-    public let rx = UnsafeMutablePointer<xsk_ring_cons>.allocate(capacity: 1)
-    public let tx = UnsafeMutablePointer<xsk_ring_prod>.allocate(capacity: 1)
-    public let fill = UnsafeMutablePointer<xsk_ring_prod>.allocate(capacity: 1)
-    public let completion = UnsafeMutablePointer<xsk_ring_cons>.allocate(capacity: 1)
     @usableFromInline @exclusivity(unchecked) var template: [UInt8] = []
     @usableFromInline @exclusivity(unchecked) var packetLength: UInt32 = 0
     @usableFromInline @exclusivity(unchecked) var copyTemplate = true
 
     /// Word slots: 0-2 rx, 3-5 tx, 6-8 fill, 9-11 completion (producer, consumer, flags).
     public init(ringSize: Int = 2048, frameSize: Int = 2048, frameCount: Int = 4096) {
-        precondition(ringSize > 0 && ringSize & (ringSize - 1) == 0)
-        size = UInt32(ringSize)
+        memory = MemoryRings(size: ringSize)
+        size = memory.size
         self.frameSize = frameSize
         self.frameCount = frameCount
         umem = .allocate(byteCount: frameSize * frameCount, alignment: 4096)
         umem.initializeMemory(as: UInt8.self, repeating: 0, count: frameSize * frameCount)
-        words = .allocate(capacity: 16)
-        words.initialize(repeating: 0, count: 16)
-        rxDescs = .allocate(capacity: ringSize)
-        txDescs = .allocate(capacity: ringSize)
-        fillAddrs = .allocate(capacity: ringSize)
-        compAddrs = .allocate(capacity: ringSize)
-        let mask = size - 1
-        func cons(_ base: Int, _ ring: UnsafeMutableRawPointer) -> xsk_ring_cons {
-            var r = xsk_ring_cons()
-            r.cached_prod = 0; r.cached_cons = 0; r.mask = mask; r.size = size
-            r.producer = words + base; r.consumer = words + base + 1; r.flags = words + base + 2; r.ring = ring
-            return r
-        }
-        func prod(_ base: Int, _ ring: UnsafeMutableRawPointer) -> xsk_ring_prod {
-            var r = xsk_ring_prod()
-            r.cached_prod = 0; r.cached_cons = size; r.mask = mask; r.size = size
-            r.producer = words + base; r.consumer = words + base + 1; r.flags = words + base + 2; r.ring = ring
-            return r
-        }
-        rx.initialize(to: cons(0, UnsafeMutableRawPointer(rxDescs)))
-        tx.initialize(to: prod(3, UnsafeMutableRawPointer(txDescs)))
-        fill.initialize(to: prod(6, UnsafeMutableRawPointer(fillAddrs)))
-        completion.initialize(to: cons(9, UnsafeMutableRawPointer(compAddrs)))
+        words = memory.words
+        rxDescs = memory.rxDescs; txDescs = memory.txDescs
+        fillAddrs = memory.fillAddrs; compAddrs = memory.compAddrs
     }
 
-    deinit {
-        umem.deallocate(); words.deallocate(); rxDescs.deallocate(); txDescs.deallocate()
-        fillAddrs.deallocate(); compAddrs.deallocate()
-        rx.deallocate(); tx.deallocate(); fill.deallocate(); completion.deallocate()
-    }
+    deinit { umem.deallocate() }
 
-    public var rings: LaneRings { LaneRings(rx: rx, tx: tx, fill: fill, completion: completion, rxFD: -1, txFD: -1) }
+    /// Views for a lane over these rings.
+    public var rings: LaneRings { memory.laneRings }
 
     /// The packet the fake kernel "receives", copied into each frame as copy-mode
     /// AF_XDP does; with `copy: false` only its length goes into the descriptors
@@ -91,13 +66,13 @@ public final class InMemoryPort {
                 for _ in 0..<n {
                     let addr = fillAddrs[Int(fc & mask)]
                     memcpy(umem + Int(addr), t.baseAddress!, t.count)
-                    rxDescs[Int(rp & mask)] = xdp_desc(addr: addr, len: len, options: 0)
+                    rxDescs[Int(rp & mask)] = FrameDesc(addr: addr, len: len, options: 0)
                     fc &+= 1; rp &+= 1
                 }
             }
         } else {
             for _ in 0..<n {
-                rxDescs[Int(rp & mask)] = xdp_desc(addr: fillAddrs[Int(fc & mask)], len: len, options: 0)
+                rxDescs[Int(rp & mask)] = FrameDesc(addr: fillAddrs[Int(fc & mask)], len: len, options: 0)
                 fc &+= 1; rp &+= 1
             }
         }
@@ -147,13 +122,13 @@ public final class InMemoryPort {
                 fc &+= 1
                 let off = k * segment, len = min(segment, packet.count - off)
                 if len > 0 { memcpy(umem + Int(addr), t.baseAddress! + off, len) }
-                descs.append(FrameDesc(addr: addr, len: UInt32(len), options: k < frames - 1 ? lanes_xdp_pkt_contd() : 0))
+                descs.append(FrameDesc(addr: addr, len: UInt32(len), options: k < frames - 1 ? FrameDesc.continues : 0))
             }
         }
         edit?(&descs)
         var rp = w[0] &+ unpublished
         for d in descs {
-            rxDescs[Int(rp & mask)] = xdp_desc(addr: d.addr, len: d.len, options: d.options)
+            rxDescs[Int(rp & mask)] = FrameDesc(addr: d.addr, len: d.len, options: d.options)
             rp &+= 1
         }
         w[7] = fc
@@ -178,7 +153,7 @@ public final class InMemoryPort {
         kernelTransmitDescriptors { d in
             txPartial.append(contentsOf: UnsafeRawBufferPointer(start: umem + Int(d.addr), count: Int(d.len)))
             txPartialBuffers += 1
-            if d.options & lanes_xdp_pkt_contd() == 0 {
+            if d.options & FrameDesc.continues == 0 {
                 packet(txPartial, txPartialBuffers)
                 txPartial.removeAll(keepingCapacity: true)
                 txPartialBuffers = 0

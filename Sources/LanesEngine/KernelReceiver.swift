@@ -1,4 +1,3 @@
-import CLanes
 import Glibc
 import LanesCore
 import LanesXDP
@@ -86,7 +85,7 @@ public final class KernelReceiver {
         let lens = UnsafeMutablePointer<UInt32>.allocate(capacity: n)
         defer { buffers.deallocate(); lens.deallocate() }
         while !stop.isRaised {
-            let got = Int(lanes_recv_batch(fd, buffers, Int32(n), Int32(size), lens))
+            let got = receiveDatagrams(fd: fd, buffers: buffers, count: n, size: size, lengths: lens)
             if got <= 0 { continue } // timeout (EAGAIN) or EINTR: check the stop flag
             var bytes: UInt64 = 0
             for i in 0..<got { bytes &+= UInt64(lens[i]) }

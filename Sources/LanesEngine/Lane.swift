@@ -1,73 +1,18 @@
-import CLanes
 import Glibc
 import LanesCore
-
-/// The rings a lane works: RX and fill of the socket it receives on, TX and
-/// completion of the socket it transmits on (the same socket for drop, macswap
-/// and gen; the out port's socket, sharing the UMEM, for two-port forwarding).
-public struct LaneRings {
-    public let rx: UnsafeMutablePointer<xsk_ring_cons>
-    public let tx: UnsafeMutablePointer<xsk_ring_prod>
-    public let fill: UnsafeMutablePointer<xsk_ring_prod>
-    public let completion: UnsafeMutablePointer<xsk_ring_cons>
-    /// Socket woken for RX (fill ring, poll).
-    public let rxFD: Int32
-    /// Socket kicked for TX.
-    public let txFD: Int32
-
-    public init(rx: UnsafeMutablePointer<xsk_ring_cons>, tx: UnsafeMutablePointer<xsk_ring_prod>,
-                fill: UnsafeMutablePointer<xsk_ring_prod>, completion: UnsafeMutablePointer<xsk_ring_cons>, rxFD: Int32, txFD: Int32) {
-        self.rx = rx; self.tx = tx; self.fill = fill; self.completion = completion; self.rxFD = rxFD; self.txFD = txFD
-    }
-}
-
-/// The slots of one AF_XDP ring from index `first` on, typed, with the ring's
-/// base and mask read once per burst. libxdp's per-slot helpers
-/// (xsk_ring_cons__rx_desc and friends) reload both through the ring struct on
-/// every call, and return an optional pointer Swift unwraps each time: the
-/// compiler cannot prove a burst's stores do not alias the ring struct.
-@frozen public struct RingSlots<Slot> {
-    @usableFromInline let base: UnsafeMutablePointer<Slot>
-    @usableFromInline let mask: UInt32
-    @usableFromInline let first: UInt32
-
-    @inlinable @inline(__always)
-    init(ring: UnsafeMutableRawPointer?, mask: UInt32, first: UInt32) {
-        base = ring.unsafelyUnwrapped.assumingMemoryBound(to: Slot.self)
-        self.mask = mask
-        self.first = first
-    }
-
-    /// Slot `first + i` (indices are free-running; `i` is within the burst).
-    @inlinable
-    public subscript(i: Int) -> Slot {
-        @inline(__always) get { base[Int((first &+ UInt32(truncatingIfNeeded: i)) & mask)] }
-        @inline(__always) nonmutating set { base[Int((first &+ UInt32(truncatingIfNeeded: i)) & mask)] = newValue }
-    }
-}
-
-extension UnsafeMutablePointer where Pointee == xsk_ring_cons {
-    /// The ring's slots from `idx` (as returned by peek) on, as `Slot`s.
-    @inlinable @inline(__always)
-    public func slots<Slot>(from idx: UInt32, as: Slot.Type) -> RingSlots<Slot> {
-        RingSlots(ring: pointee.ring, mask: pointee.mask, first: idx)
-    }
-}
-
-extension UnsafeMutablePointer where Pointee == xsk_ring_prod {
-    /// The ring's slots from `idx` (as returned by reserve) on, as `Slot`s.
-    @inlinable @inline(__always)
-    public func slots<Slot>(from idx: UInt32, as: Slot.Type) -> RingSlots<Slot> {
-        RingSlots(ring: pointee.ring, mask: pointee.mask, first: idx)
-    }
-}
+import LanesXDP
 
 /// One lane: one RX/TX queue pair, served by one thread pinned to one core, run
 /// to completion in bursts: drain completions, peek RX, hand the burst to the app,
 /// submit TX, refill the fill ring, and kick the kernel only when need_wakeup asks.
 /// Nothing on this path allocates, retains, locks, or makes a per-packet syscall.
 public struct Lane<App: LaneApp>: ~Copyable {
-    public let rings: LaneRings
+    /// RX and fill of the socket the lane receives on.
+    public let rx: ConsumerRing<FrameDesc>
+    public let fill: ProducerRing<UInt64>
+    public let rxSocket: XSKHandle
+    /// TX and completion of the socket it transmits on.
+    public var out: Transmitter
     public var app: App
     /// Frames for the fill ring and received packets.
     public var pool: FramePool
@@ -84,8 +29,6 @@ public struct Lane<App: LaneApp>: ~Copyable {
     /// The fewest frames handed to the fill ring at a time (an eighth of the
     /// ring, or all the lane wants if less). See `refill`.
     @usableFromInline let refillChunk: Int
-    /// TX descriptors submitted and not yet completed.
-    @usableFromInline var txOutstanding: Int = 0
     /// This lane's turn count (odd mid-turn), mirrored in `.turn` for the monitor.
     @usableFromInline var turn: UInt64 = 0
     @usableFromInline var finishedReported = false
@@ -113,7 +56,7 @@ public struct Lane<App: LaneApp>: ~Copyable {
     @usableFromInline var waitingForRest = false
     /// `--latency`: the lane spins instead of sleeping and kicks TX after every
     /// burst it submits, not only when the kernel asks (one core at 100% per lane).
-    public var latency = false
+    public var latency = false { didSet { out.kickEveryBurst = latency } }
     /// With `latency`: the socket has SO_PREFER_BUSY_POLL; idle turns busy-poll it.
     public var busyPoll = false
 
@@ -121,10 +64,13 @@ public struct Lane<App: LaneApp>: ~Copyable {
     /// the first ones receive (fill ring, RX), a generator's own are the last.
     /// `primed`: frames `firstFrame ..< firstFrame + primed` are on the fill ring
     /// already (set-up put them there before attaching the XDP program).
-    public init(rings: LaneRings, app: App, umem: UnsafeMutableRawPointer, frameSize: Int, frameCount: Int,
+    public init(rings: consuming LaneRings, app: App, umem: UnsafeMutableRawPointer, frameSize: Int, frameCount: Int,
                 firstFrame: Int = 0, primed: Int = 0, batch: Int, counters: LaneCounters,
                 multiBuffer: Bool = false, maxSegments: Int = 18, umemBytes: Int? = nil) {
-        self.rings = rings
+        let refillChunk = max(rings.fill.size / 8, 1)
+        let r = rings
+        rx = r.rx; fill = r.fill; rxSocket = r.rxSocket
+        out = Transmitter(r.out, counters: counters)
         let unit = multiBuffer ? max(1, (app.largestPacket + frameSize - 1) / frameSize) : 1
         precondition(unit <= maxSegments, "a generator packet of \(app.largestPacket) bytes needs \(unit) buffers")
         precondition(multiBuffer || app.largestPacket <= frameSize, "a \(app.largestPacket)-byte packet needs multi-buffer")
@@ -149,8 +95,7 @@ public struct Lane<App: LaneApp>: ~Copyable {
         self.burst = .allocate(capacity: chainCapacity)
         self.genBurst = .allocate(capacity: batch)
         self.frameMask = ~UInt64(frameSize - 1)
-        self.refillChunk = max(Int(rings.fill.pointee.size) / 8, 1)
-        self.txOutstanding = 0
+        self.refillChunk = refillChunk
         if g > 0 { self.app.prepare(generatorFrames: (firstFrame + frameCount - g)..<(firstFrame + frameCount), context: context) }
     }
 
@@ -172,7 +117,7 @@ public struct Lane<App: LaneApp>: ~Copyable {
         refill()
         var idle = 0
         while true {
-            let s = lanes_load_relaxed_u64(stop)
+            let s = stop.loadRelaxed() // relaxed: it only ends the loop
             if s >= 2 { break }
             if s == 1 && !draining { draining = true }
             if step() == 0 {
@@ -180,15 +125,14 @@ public struct Lane<App: LaneApp>: ~Copyable {
                 if latency {
                     // --latency: never sleep. With --busy-poll the socket's busy
                     // poll drives the device queue from here (a non-blocking recv).
-                    if busyPoll { _ = recv(rings.rxFD, nil, 0, Int32(MSG_DONTWAIT)) }
+                    if busyPoll { rxSocket.busyPoll() }
                     if idle >= 4096 { publishGauges(); idle = 0 }
                 } else if generating && !finishedReported {
                     // Waiting for the pacing clock: short sleeps keep the rate even.
                     if idle >= 64 { usleep(10); idle = 0 }
                 } else if idle >= 256 {
                     // Idle: sleep in poll() until packets arrive (wakes the kernel too).
-                    var pfd = pollfd(fd: rings.rxFD, events: Int16(POLLIN), revents: 0)
-                    _ = poll(&pfd, 1, 1)
+                    XSKHandle.waitReadable(rxSocket, timeoutMs: 1)
                     c.add(.idlePolls, 1)
                     idle = 0
                     publishGauges()
@@ -207,15 +151,13 @@ public struct Lane<App: LaneApp>: ~Copyable {
         a.refill()
         b.refill()
         var idle = 0
-        while lanes_load_relaxed_u64(stop) < 2 {
+        while stop.loadRelaxed() < 2 {
             if a.step() &+ b.step() == 0 {
                 idle &+= 1
                 if a.latency {
                     if idle >= 4096 { a.publishGauges(); b.publishGauges(); idle = 0 }
                 } else if idle >= 256 {
-                    var pfds = (pollfd(fd: a.rings.rxFD, events: Int16(POLLIN), revents: 0),
-                                pollfd(fd: b.rings.rxFD, events: Int16(POLLIN), revents: 0))
-                    withUnsafeMutablePointer(to: &pfds) { $0.withMemoryRebound(to: pollfd.self, capacity: 2) { _ = poll($0, 2, 1) } }
+                    XSKHandle.waitReadable(a.rxSocket, b.rxSocket, timeoutMs: 1)
                     a.context.counters.add(.idlePolls, 1)
                     idle = 0
                     a.publishGauges()
@@ -259,11 +201,11 @@ public struct Lane<App: LaneApp>: ~Copyable {
         // A multi-buffer generator's packet takes `unit` frames and TX slots (1 otherwise).
         let unit = unitFrames
         var limit = min(batch, generatorPool.count, chainCapacity / unit)
-        if limit > 0 { limit = min(limit, Int(xsk_prod_nb_free(rings.tx, UInt32(limit &* unit))) / unit) }
+        if limit > 0 { limit = min(limit, Int(out.rings.tx.free(UInt32(limit &* unit))) / unit) }
         let now = monotonicNanos()
         let n = limit > 0 && !draining ? app.budget(limit, now: now) : 0
         if n == 0 {
-            if !finishedReported && (app.finished || draining) && txOutstanding == 0 {
+            if !finishedReported && (app.finished || draining) && out.outstanding == 0 {
                 finishedReported = true
                 context.counters.set(.finished, 1)
             }
@@ -275,7 +217,7 @@ public struct Lane<App: LaneApp>: ~Copyable {
             transmitGenerated(n)
             return n
         }
-        let sent = transmit(genBurst, count: n)
+        let sent = out.transmit(genBurst, count: n)
         if sent < n { for i in sent..<n { generatorPool.push(genBurst[i].addr & frameMask) } }
         return n
     }
@@ -294,26 +236,16 @@ public struct Lane<App: LaneApp>: ~Copyable {
 
     @inlinable @inline(__always)
     mutating func drainCompletions() -> Int {
-        guard txOutstanding > 0 else { return 0 }
-        var idx: UInt32 = 0
-        let comp = rings.completion
-        let n = Int(xsk_ring_cons__peek(comp, UInt32(batch), &idx))
+        let (done, n) = out.completed(max: batch)
         if n > 0 {
             let mask = frameMask
-            let done = comp.slots(from: idx, as: UInt64.self)
             if generating {
                 for i in 0..<n { recycle(done[i]) }
             } else {
                 pool.push(count: n) { done[$0] & mask }
             }
-            xsk_ring_cons__release(comp, UInt32(n))
-            txOutstanding &-= n
         }
-        // Copy mode sends only when kicked; ask again while TX is pending.
-        if txOutstanding > 0 && xsk_ring_prod__needs_wakeup(rings.tx) != 0 {
-            _ = lanes_kick_tx(rings.txFD)
-            context.counters.add(.txKicks, 1)
-        }
+        out.release(n)
         return n
     }
 
@@ -321,18 +253,18 @@ public struct Lane<App: LaneApp>: ~Copyable {
     mutating func receiveBurst() -> Int {
         if multiBuffer { return receiveChains() }
         var idx: UInt32 = 0
-        let rx = rings.rx, burst = self.burst
-        let n = Int(xsk_ring_cons__peek(rx, UInt32(batch), &idx))
+        let burst = self.burst
+        let n = Int(rx.peek(UInt32(batch), &idx))
         guard n > 0 else { return 0 }
         var bytes: UInt64 = 0
         // FrameDesc has xdp_desc's layout: copy the descriptors as they are.
-        let descs = rx.slots(from: idx, as: FrameDesc.self)
+        let descs = rx.slots(from: idx)
         for i in 0..<n {
             let d = descs[i]
             burst[i] = d
             bytes &+= UInt64(d.len)
         }
-        xsk_ring_cons__release(rx, UInt32(n))
+        rx.release(UInt32(n))
         let c = context.counters
         c.add(.rxPackets, UInt64(n))
         c.add(.rxBytes, bytes)
@@ -347,7 +279,7 @@ public struct Lane<App: LaneApp>: ~Copyable {
         }
         var sent = 0
         if k > 0 {
-            sent = transmit(burst, count: k)
+            sent = out.transmit(burst, count: k)
         }
         // Drops (from the app, or TX ring full) go back to the free frames:
         // received frames always came from `pool` (through the fill ring).
@@ -356,35 +288,6 @@ public struct Lane<App: LaneApp>: ~Copyable {
             pool.push(count: n - sent) { burst[sent + $0].addr & mask }
         }
         return n
-    }
-
-    /// Puts burst[0..<count] on the TX ring; returns how many went. The rest are
-    /// counted as TX-ring-full drops and left for the caller to recycle.
-    @inlinable @inline(__always)
-    mutating func transmit(_ burst: UnsafeMutablePointer<FrameDesc>, count: Int) -> Int {
-        var idx: UInt32 = 0
-        let room = Int(xsk_prod_nb_free(rings.tx, UInt32(count)))
-        let r = room > 0 ? Int(xsk_ring_prod__reserve(rings.tx, UInt32(min(count, room)), &idx)) : 0
-        let c = context.counters
-        if r > 0 {
-            var bytes: UInt64 = 0
-            let slots = rings.tx.slots(from: idx, as: FrameDesc.self)
-            for i in 0..<r {
-                let d = burst[i]
-                slots[i] = FrameDesc(addr: d.addr, len: d.len, options: 0)
-                bytes &+= UInt64(d.len)
-            }
-            xsk_ring_prod__submit(rings.tx, UInt32(r))
-            txOutstanding &+= r
-            c.add(.txPackets, UInt64(r))
-            c.add(.txBytes, bytes)
-            if latency || xsk_ring_prod__needs_wakeup(rings.tx) != 0 {
-                _ = lanes_kick_tx(rings.txFD)
-                c.add(.txKicks, 1)
-            }
-        }
-        if r < count { c.add(.dropTxRingFull, UInt64(count - r)) }
-        return r
     }
 
     /// Moves free frames to the fill ring, keeping some back for TX, once there
@@ -400,17 +303,16 @@ public struct Lane<App: LaneApp>: ~Copyable {
         guard want >= batch || (want > 0 && pool.count == pool.capacity) else { return }
         // reserve is all-or-nothing: ask only for the room there is.
         let chunk = min(refillChunk, want)
-        let room = Int(xsk_prod_nb_free(rings.fill, UInt32(chunk)))
+        let room = Int(fill.free(UInt32(chunk)))
         guard room >= chunk else { return }
         var idx: UInt32 = 0
-        let fill = rings.fill
-        let r = Int(xsk_ring_prod__reserve(fill, UInt32(min(want, room)), &idx))
+        let r = Int(fill.reserve(UInt32(min(want, room)), &idx))
         guard r > 0 else { return }
-        let slots = fill.slots(from: idx, as: UInt64.self)
+        let slots = fill.slots(from: idx)
         pool.pop(count: r) { i, addr in slots[i] = addr }
-        xsk_ring_prod__submit(fill, UInt32(r))
-        if xsk_ring_prod__needs_wakeup(rings.fill) != 0 {
-            _ = lanes_kick_rx(rings.rxFD)
+        fill.submit(UInt32(r))
+        if fill.needsWakeup {
+            rxSocket.kickRX()
             context.counters.add(.rxWakeups, 1)
         }
     }
@@ -425,14 +327,14 @@ public struct Lane<App: LaneApp>: ~Copyable {
     @inlinable
     mutating func receiveChains() -> Int {
         var idx: UInt32 = 0
-        let rx = rings.rx, chain = self.chain, burst = self.burst, cap = chainCapacity
+        let chain = self.chain, burst = self.burst, cap = chainCapacity
         // A packet left partly written last turn: its first buffers are cached;
         // look for the kernel's newer descriptors too.
-        if waitingForRest { lanes_cons_refresh(rx); waitingForRest = false }
-        let n = Int(xsk_ring_cons__peek(rx, UInt32(cap), &idx))
+        if waitingForRest { rx.refresh(); waitingForRest = false }
+        let n = Int(rx.peek(UInt32(cap), &idx))
         guard n > 0 else { return 0 }
-        let contd = lanes_xdp_pkt_contd()
-        let descs = rx.slots(from: idx, as: FrameDesc.self)
+        let contd = FrameDesc.continues
+        let descs = rx.slots(from: idx)
         var end = 0 // one past the last buffer that ends a packet
         for i in 0..<n {
             let d = descs[i]
@@ -442,18 +344,18 @@ public struct Lane<App: LaneApp>: ~Copyable {
         let c = context.counters
         if end == 0 {
             guard discarding || n == cap else {
-                xsk_ring_cons__cancel(rx, UInt32(n)) // the rest of the packet is not written yet
+                rx.cancel(UInt32(n)) // the rest of the packet is not written yet
                 waitingForRest = true
                 return 0
             }
             if !discarding { c.add(.dropTooManyFrags, 1); c.add(.rxPackets, 1) }
             discarding = true
             for i in 0..<n { recycleReceived(chain[i]) }
-            xsk_ring_cons__release(rx, UInt32(n))
+            rx.release(UInt32(n))
             return n
         }
-        if end < n { xsk_ring_cons__cancel(rx, UInt32(n &- end)); waitingForRest = true }
-        xsk_ring_cons__release(rx, UInt32(end))
+        if end < n { rx.cancel(UInt32(n &- end)); waitingForRest = true }
+        rx.release(UInt32(end))
         var i = 0
         if discarding {
             // The tail of a packet longer than a burst.
@@ -500,14 +402,9 @@ public struct Lane<App: LaneApp>: ~Copyable {
     /// counted and their frames recycled here).
     @inlinable
     mutating func transmitChains(_ burst: UnsafeMutablePointer<FrameDesc>, count: Int) -> Int {
-        let chain = self.chain
-        let (packets, descriptors) = Chains.transmit(burst, count: count, chain: chain, tx: rings.tx, txFD: rings.txFD,
-                                                     maxSegments: maxSegments, counters: context.counters) { head in
-            Chains.forEachBuffer(of: head, in: chain) { recycle($0.addr) }
-        }
-        if latency && descriptors > 0 && xsk_ring_prod__needs_wakeup(rings.tx) == 0 { _ = lanes_kick_tx(rings.txFD); context.counters.add(.txKicks, 1) }
-        txOutstanding &+= descriptors
-        return packets
+        let sent = out.transmitChains(burst, count: count, chain: chain, maxSegments: maxSegments)
+        if sent < count { for i in 0..<count where burst[i].len == 0 { recycleChain(burst[i]) } }
+        return sent
     }
 
     /// A multi-buffer generator's packets genBurst[0..<n], each written across its
@@ -515,7 +412,7 @@ public struct Lane<App: LaneApp>: ~Copyable {
     @inlinable
     mutating func transmitGenerated(_ n: Int) {
         let fs = context.frameSize
-        let contd = lanes_xdp_pkt_contd()
+        let contd = FrameDesc.continues
         var k = 0
         for i in 0..<n {
             let base = genBurst[i].addr
@@ -535,39 +432,37 @@ public struct Lane<App: LaneApp>: ~Copyable {
     @inlinable
     func publishGauges() {
         context.counters.set(.freeFrames, UInt64(freeFrames))
-        context.counters.set(.fillFrames, UInt64(lanes_prod_occupancy(rings.fill)))
+        context.counters.set(.fillFrames, UInt64(fill.occupancy))
     }
 
     /// After the loop stopped: waits (up to `timeoutMs`) for TX in flight to
     /// complete, then says where every frame is.
     public mutating func drainAndAccount(timeoutMs: Int = 500) -> FrameLedger {
         var waited = 0
-        while txOutstanding > 0 && waited < timeoutMs {
+        while out.outstanding > 0 && waited < timeoutMs {
             if drainCompletions() == 0 {
-                _ = lanes_kick_tx(rings.txFD)
+                out.kick()
                 usleep(1000)
                 waited += 1
             }
         }
         publishGauges()
         return FrameLedger(total: totalFrames, free: freeFrames,
-                           fillRing: Int(lanes_prod_occupancy(rings.fill)),
-                           rxRing: Int(lanes_cons_occupancy(rings.rx)),
-                           inHands: 0,
-                           txRing: Int(lanes_prod_occupancy(rings.tx)),
-                           completionRing: Int(lanes_cons_occupancy(rings.completion)))
+                           fillRing: fill.occupancy, rxRing: rx.occupancy, inHands: 0,
+                           txRing: out.rings.tx.occupancy, completionRing: out.rings.completion.occupancy)
     }
 }
 
 /// Multi-buffer packets (AF_XDP XDP_USE_SG) as chains of descriptors,
 /// XDP_PKT_CONTD on all but a packet's last: the one way the lane and the
-/// pipeline's workers read them into whole packets and put them on a TX ring.
+/// pipeline's workers read them into whole packets (`Transmitter.transmitChains`
+/// puts them on a TX ring).
 public enum Chains {
     /// Calls `body` with each descriptor of the packet whose first one is `head`
     /// (`head.options` is that descriptor's index in `chain`).
     @inlinable @inline(__always)
     public static func forEachBuffer(of head: FrameDesc, in chain: UnsafeMutablePointer<FrameDesc>, _ body: (FrameDesc) -> Void) {
-        let contd = lanes_xdp_pkt_contd()
+        let contd = FrameDesc.continues
         var j = Int(head.options)
         while true {
             let d = chain[j]
@@ -588,7 +483,7 @@ public enum Chains {
     public static func packets(_ chain: UnsafeMutablePointer<FrameDesc>, from: Int, to end: Int, into heads: UnsafeMutablePointer<FrameDesc>,
                                frameSize: Int, umemBytes: UInt64, counters c: LaneCounters, countReceived: Bool = true,
                                drop: (FrameDesc) -> Void) -> Int {
-        let contd = lanes_xdp_pkt_contd()
+        let contd = FrameDesc.continues
         let fs = UInt64(frameSize), offsetMask = fs &- 1
         var i = from, packets = 0, seen = 0
         var bytes: UInt64 = 0
@@ -618,60 +513,5 @@ public enum Chains {
             c.add(.rxBytes, bytes)
         }
         return packets
-    }
-
-    /// Puts packets heads[0..<count] (their buffers in `chain`) on `tx`, each
-    /// whole or not at all, in order, and kicks when the kernel asks. A packet
-    /// with more buffers than `maxSegments`, or for which the ring has no room, is
-    /// counted and handed to `drop` (its first descriptor). Returns the packets
-    /// and the descriptors that went.
-    @inlinable
-    public static func transmit(_ heads: UnsafeMutablePointer<FrameDesc>, count: Int, chain: UnsafeMutablePointer<FrameDesc>,
-                                tx: UnsafeMutablePointer<xsk_ring_prod>, txFD: Int32, maxSegments: Int, counters c: LaneCounters,
-                                drop: (FrameDesc) -> Void) -> (packets: Int, descriptors: Int) {
-        let contd = lanes_xdp_pkt_contd()
-        @inline(__always) func segments(_ head: FrameDesc) -> Int {
-            var j = Int(head.options), n = 1
-            while chain[j].options & contd != 0 { j &+= 1; n &+= 1 }
-            return n
-        }
-        var need = 0
-        for i in 0..<count { let s = segments(heads[i]); if s <= maxSegments { need &+= s } }
-        let room = need > 0 ? Int(xsk_prod_nb_free(tx, UInt32(need))) : 0
-        // The packets that go: every one that fits, in order, until the ring is full.
-        var fit = 0, full = false
-        for i in 0..<count {
-            let s = segments(heads[i])
-            if s > maxSegments || full || fit &+ s > room {
-                if s > maxSegments { c.add(.dropTooManyFrags, 1) } else { full = true; c.add(.dropTxRingFull, 1) }
-                drop(heads[i])
-                heads[i].len = 0 // marks it gone
-                continue
-            }
-            fit &+= s
-        }
-        guard fit > 0 else { return (0, 0) }
-        var idx: UInt32 = 0
-        let r = Int(xsk_ring_prod__reserve(tx, UInt32(fit), &idx))
-        precondition(r == fit, "TX ring room checked")
-        let slots = tx.slots(from: idx, as: FrameDesc.self)
-        var k = 0, sent = 0
-        var bytes: UInt64 = 0
-        for i in 0..<count where heads[i].len > 0 {
-            forEachBuffer(of: heads[i], in: chain) { d in
-                slots[k] = FrameDesc(addr: d.addr, len: d.len, options: d.options & contd)
-                k &+= 1
-            }
-            bytes &+= UInt64(heads[i].len)
-            sent &+= 1
-        }
-        xsk_ring_prod__submit(tx, UInt32(fit))
-        c.add(.txPackets, UInt64(sent))
-        c.add(.txBytes, bytes)
-        if xsk_ring_prod__needs_wakeup(tx) != 0 {
-            _ = lanes_kick_tx(txFD)
-            c.add(.txKicks, 1)
-        }
-        return (sent, fit)
     }
 }

@@ -1,4 +1,4 @@
-import CLanes
+import LanesXDP
 import LanesCore
 
 /// One lane's stats block: LaneCounter.slots 64-bit counters in their own cache
@@ -12,26 +12,26 @@ public struct LaneCounters {
     @inlinable @inline(__always)
     public func add(_ c: LaneCounter, _ n: UInt64) {
         let p = base + c.rawValue
-        lanes_store_relaxed_u64(p, lanes_load_relaxed_u64(p) &+ n)
+        p.storeRelaxed(p.loadRelaxed() &+ n)
     }
 
     @inlinable @inline(__always)
-    public func set(_ c: LaneCounter, _ v: UInt64) { lanes_store_relaxed_u64(base + c.rawValue, v) }
+    public func set(_ c: LaneCounter, _ v: UInt64) { (base + c.rawValue).storeRelaxed(v) }
 
     /// The lane's turn begins (`.turn` odd). Pairs with `stableTurn`'s loads: the
     /// release fence orders the odd mark before the turn's ring and counter stores.
     @inlinable @inline(__always)
     public func beginTurn(_ seq: inout UInt64) {
         seq &+= 1
-        lanes_store_relaxed_u64(base + LaneCounter.turn.rawValue, seq)
-        lanes_fence_release()
+        (base + LaneCounter.turn.rawValue).storeRelaxed(seq)
+        MemoryFence.release()
     }
 
     /// The turn ends (`.turn` even): a release store after all of the turn's stores.
     @inlinable @inline(__always)
     public func endTurn(_ seq: inout UInt64) {
         seq &+= 1
-        lanes_store_release_u64(base + LaneCounter.turn.rawValue, seq)
+        (base + LaneCounter.turn.rawValue).storeRelease(seq)
     }
 
     /// Runs `read` until it saw no turn in progress and none completed during it
@@ -39,17 +39,17 @@ public struct LaneCounters {
     public func stableTurn<T>(tries: Int = 1000, _ read: () -> T) -> T? {
         let p = base + LaneCounter.turn.rawValue
         for _ in 0..<tries {
-            let s1 = lanes_load_acquire_u64(p)
+            let s1 = p.loadAcquire()
             if s1 & 1 == 1 { continue }
             let v = read()
-            lanes_fence_acquire()
-            if lanes_load_relaxed_u64(p) == s1 { return v }
+            MemoryFence.acquire()
+            if p.loadRelaxed() == s1 { return v }
         }
         return nil
     }
 
     public func snapshot() -> LaneSnapshot {
-        LaneSnapshot(values: (0..<LaneCounter.slots).map { lanes_load_relaxed_u64(base + $0) })
+        LaneSnapshot(values: (0..<LaneCounter.slots).map { (base + $0).loadRelaxed() })
     }
 }
 

@@ -1,4 +1,3 @@
-import CLanes
 import Glibc
 import LanesCore
 import LanesXDP
@@ -121,7 +120,7 @@ public final class LiveGenerator {
                                            chunk: chunk, limit: limit, nsPerPacket: nsPerPacket, counters: counters, stop: stop)
                 })
             } catch {
-                lanes_store_relaxed_u64(stop, 1)
+                stop.storeRelaxed(1)
                 threads.forEach { $0.join() }
                 throw error
             }
@@ -156,7 +155,7 @@ public final class LiveGenerator {
                 lastReport = t
             }
         }
-        lanes_store_relaxed_u64(stop, 1)
+        stop.storeRelaxed(1)
         threads.forEach { $0.join() }
         let elapsed = monotonicSeconds() - start
         if let (lane, e) = failure {
@@ -181,7 +180,7 @@ public final class LiveGenerator {
         var pacer = Pacer(pps: nsPerPacket > 0 ? 1e9 / nsPerPacket : nil)
         var noSpaceSince: UInt64 = 0 // the first of a run of ENOSPC answers (0: none)
         let minimum = nsPerPacket > 0 ? max(1, UInt64(LiveGenerator.pacedSliceNs / nsPerPacket)) : 1
-        while lanes_load_relaxed_u64(stop) == 0 {
+        while stop.loadRelaxed() == 0 {
             let sent = program.sent(cpu: cpu)
             counters.set(.txPackets, sent)
             counters.set(.txBytes, program.bytes(cpu: cpu))

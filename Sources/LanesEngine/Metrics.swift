@@ -1,4 +1,3 @@
-import CLanes
 import Glibc
 import LanesCore
 import LanesXDP
@@ -78,7 +77,7 @@ public final class MetricsServer {
             bind(s, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))
         }
         if bound < 0 {
-            let e = lanes_errno()
+            let e = errno
             close(s)
             throw LanesError.system("bind --metrics \(endpoint.spec) (\(endpoint.url))", errno: e, fix: e == EADDRINUSE ? "pick another port" : nil)
         }
@@ -88,7 +87,7 @@ public final class MetricsServer {
         stop.initialize(to: 0)
         let stopFlag = stop
         thread = try PinnedThread(core: -1, name: "metrics") {
-            while lanes_load_relaxed_u64(stopFlag) == 0 {
+            while stopFlag.loadRelaxed() == 0 {
                 var pfd = pollfd(fd: s, events: Int16(POLLIN), revents: 0)
                 if poll(&pfd, 1, 100) <= 0 { continue }
                 let c = accept(s, nil, nil)
@@ -114,7 +113,7 @@ public final class MetricsServer {
     }
 
     public func shutdown() {
-        lanes_store_relaxed_u64(stop, 1)
+        stop.storeRelaxed(1)
         thread?.join()
         thread = nil
         close(fd)

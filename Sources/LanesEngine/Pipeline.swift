@@ -1,4 +1,3 @@
-import CLanes
 import Glibc
 import LanesCore
 import LanesXDP
@@ -99,21 +98,20 @@ public final class Pipeline {
         defer { stop.deallocate() }
         let area = umem.area, fs = umem.config.frameSize, fc = umem.config.frameCount, batch = config.batch, primed = self.primed
         let multiBuffer = self.multiBuffer, maxSegments = self.maxSegments
-        let rings = LaneRings(rx: rxSocket.rx, tx: rxSocket.tx, fill: rxSocket.fill, completion: rxSocket.completion,
-                              rxFD: rxSocket.fd, txFD: rxSocket.fd)
         let fanout = FanoutApp(rings: toWorker, returns: returns, frameMask: ~UInt64(fs - 1))
         let ledgerSlot = LaneResultSlots<FanoutApp>(count: 1)
         var threads: [PinnedThread] = []
+        let rxSocket = self.rxSocket
         threads.append(try PinnedThread(core: rxCore, name: "rx\(rxQueue)") { [stats] in
-            var lane = Lane(rings: rings, app: fanout, umem: area, frameSize: fs, frameCount: fc, primed: primed, batch: batch, counters: stats.counters(0),
+            var lane = Lane(rings: LaneRings(receiving: rxSocket, transmitting: rxSocket), app: fanout, umem: area, frameSize: fs, frameCount: fc, primed: primed, batch: batch, counters: stats.counters(0),
                             multiBuffer: multiBuffer, maxSegments: maxSegments)
             lane.run(stop: stop)
             ledgerSlot.apps[0] = lane.app
             // Hand back what is still in flight: the main thread finishes the accounting.
             ledgerSlot.ledgers[0] = lane.drainAndAccount()
             lane.app.reclaimAll(into: &lane.pool)
-            ledgerSlot.ledgers[0] = FrameLedger(total: lane.totalFrames, free: lane.freeFrames, fillRing: Int(lanes_prod_occupancy(rings.fill)),
-                                                rxRing: Int(lanes_cons_occupancy(rings.rx)), inHands: 0, txRing: 0, completionRing: 0)
+            ledgerSlot.ledgers[0] = FrameLedger(total: lane.totalFrames, free: lane.freeFrames, fillRing: lane.fill.occupancy,
+                                                rxRing: lane.rx.occupancy, inHands: 0, txRing: 0, completionRing: 0)
         })
         for (w, core) in workerCores.enumerated() {
             let app = makeApp(w)
@@ -121,8 +119,7 @@ public final class Pipeline {
             let input = toWorker[w], back = returns[w]
             let counters = stats.counters(1 + w)
             threads.append(try PinnedThread(core: core, name: "worker\(w)") {
-                var worker = PipelineWorker(app: app, input: input, returns: back, tx: tx.tx, completion: tx.completion, fd: tx.fd,
-                                            umem: area, frameSize: fs, umemBytes: fc * fs, counters: counters, batch: batch,
+                var worker = PipelineWorker(app: app, input: input, returns: back, out: TXRings(tx), umem: area, frameSize: fs, umemBytes: fc * fs, counters: counters, batch: batch,
                                             multiBuffer: multiBuffer, maxSegments: maxSegments)
                 worker.run(stop: stop)
             })
@@ -146,9 +143,9 @@ public final class Pipeline {
             }
         }
         // Workers first drain their rings and TX, returning every frame; then the RX lane.
-        lanes_store_relaxed_u64(stop, 1)
+        stop.storeRelaxed(1)
         threads.dropFirst().forEach { $0.join() }
-        lanes_store_relaxed_u64(stop, 2)
+        stop.storeRelaxed(2)
         threads.first?.join()
         // The fan-out reached the rings unmanaged: they live until every thread is done.
         withExtendedLifetime((toWorker, returns)) { fanout.release() }
@@ -324,9 +321,8 @@ struct PipelineWorker<App: LaneApp>: ~Copyable {
     var app: App
     let input: SPSCRing
     let returns: SPSCRing
-    let tx: UnsafeMutablePointer<xsk_ring_prod>
-    let completion: UnsafeMutablePointer<xsk_ring_cons>
-    let fd: Int32
+    /// TX on the worker's OUT queue: the lanes' own transmit half.
+    var out: Transmitter
     let context: LaneContext
     let batch: Int
     let burst: UnsafeMutablePointer<FrameDesc>
@@ -336,13 +332,12 @@ struct PipelineWorker<App: LaneApp>: ~Copyable {
     let umemBytes: UInt64
     /// Multi-buffer: the descriptors taken in, packets' heads point into it.
     let chain: UnsafeMutablePointer<FrameDesc>
-    var outstanding = 0
 
-    init(app: App, input: SPSCRing, returns: SPSCRing, tx: UnsafeMutablePointer<xsk_ring_prod>,
-         completion: UnsafeMutablePointer<xsk_ring_cons>, fd: Int32, umem: UnsafeMutableRawPointer, frameSize: Int, umemBytes: Int,
+    init(app: App, input: SPSCRing, returns: SPSCRing, out: consuming TXRings, umem: UnsafeMutableRawPointer, frameSize: Int, umemBytes: Int,
          counters: LaneCounters, batch: Int, multiBuffer: Bool, maxSegments: Int) {
-        self.app = app; self.input = input; self.returns = returns; self.tx = tx; self.completion = completion
-        self.fd = fd; self.batch = batch; self.multiBuffer = multiBuffer; self.maxSegments = maxSegments
+        self.app = app; self.input = input; self.returns = returns
+        self.out = Transmitter(out, counters: counters)
+        self.batch = batch; self.multiBuffer = multiBuffer; self.maxSegments = maxSegments
         self.umemBytes = UInt64(umemBytes)
         // Room for a burst and the rest of a packet cut at its end (a packet has at most 64 buffers: the RX lane's burst).
         chain = .allocate(capacity: batch + 64)
@@ -367,20 +362,13 @@ struct PipelineWorker<App: LaneApp>: ~Copyable {
         while true {
             var work = 0
             // Completions: frames go home.
-            if outstanding > 0 {
-                var idx: UInt32 = 0
-                let n = Int(xsk_ring_cons__peek(completion, UInt32(batch), &idx))
-                if n > 0 {
-                    let addrs = completion.slots(from: idx, as: UInt64.self)
-                    for i in 0..<n { done[i] = FrameDesc(addr: addrs[i], len: 0) }
-                    xsk_ring_cons__release(completion, UInt32(n))
-                    _ = returns.enqueue(done, count: n) // sized for every frame: never full
-                    outstanding &-= n
-                    work &+= n
-                } else if xsk_ring_prod__needs_wakeup(tx) != 0 {
-                    _ = lanes_kick_tx(fd)
-                }
+            let (addrs, n) = out.completed(max: batch)
+            if n > 0 {
+                for i in 0..<n { done[i] = FrameDesc(addr: addrs[i], len: 0) }
+                _ = returns.enqueue(done, count: n) // sized for every frame: never full
+                work &+= n
             }
+            out.release(n)
             if multiBuffer {
                 work &+= takeChains()
             } else {
@@ -389,33 +377,16 @@ struct PipelineWorker<App: LaneApp>: ~Copyable {
                     work &+= n
                     c.add(.bursts, 1) // what came in was counted as RX by the RX lane
                     let k = app.process(burst, count: n, context: context)
-                    var sent = 0
-                    if k > 0 {
-                        var idx: UInt32 = 0
-                        let room = Int(xsk_prod_nb_free(tx, UInt32(k)))
-                        sent = room > 0 ? Int(xsk_ring_prod__reserve(tx, UInt32(min(k, room)), &idx)) : 0
-                        var tb: UInt64 = 0
-                        let slots = tx.slots(from: idx, as: FrameDesc.self)
-                        for i in 0..<sent {
-                            slots[i] = FrameDesc(addr: burst[i].addr, len: burst[i].len, options: 0)
-                            tb &+= UInt64(burst[i].len)
-                        }
-                        if sent > 0 {
-                            xsk_ring_prod__submit(tx, UInt32(sent))
-                            outstanding &+= sent
-                            c.add(.txPackets, UInt64(sent))
-                            c.add(.txBytes, tb)
-                            if xsk_ring_prod__needs_wakeup(tx) != 0 { _ = lanes_kick_tx(fd); c.add(.txKicks, 1) }
-                        }
-                        if sent < k { c.add(.dropTxRingFull, UInt64(k - sent)) }
-                    }
+                    let sent = k > 0 ? out.transmit(burst, count: k) : 0
                     if sent < n { _ = returns.enqueue(burst + sent, count: n - sent) }
                 }
             }
             if work == 0 {
-                if lanes_load_relaxed_u64(stop) >= 1 && input.count == 0 {
-                    if outstanding == 0 { break }
-                    _ = lanes_kick_tx(fd)
+                // Relaxed: the stop word only ends the loop; the frames this worker
+                // returns reach the RX lane through the rings' own release/acquire.
+                if stop.loadRelaxed() >= 1 && input.count == 0 {
+                    if out.outstanding == 0 { break }
+                    out.kick()
                 }
                 idle &+= 1
                 if idle >= 256 { usleep(20); idle = 0; c.add(.idlePolls, 1) }
@@ -430,7 +401,7 @@ struct PipelineWorker<App: LaneApp>: ~Copyable {
     mutating func takeChains() -> Int {
         var n = input.dequeue(into: chain, max: batch)
         guard n > 0 else { return 0 }
-        let contd = lanes_xdp_pkt_contd(), c = context.counters
+        let contd = FrameDesc.continues, c = context.counters
         // The rest of a packet cut at the burst's end was published with its first buffers.
         while chain[n - 1].options & contd != 0 && n < batch + 64 {
             let got = input.dequeue(into: chain + n, max: 1)
@@ -442,14 +413,12 @@ struct PipelineWorker<App: LaneApp>: ~Copyable {
                                countReceived: false) { giveBack($0) }
         guard p > 0 else { return n }
         let k = app.process(burst, count: p, context: context)
-        let chain = self.chain, returns = self.returns
-        if k > 0 {
-            let (_, descriptors) = Chains.transmit(burst, count: k, chain: chain, tx: tx, txFD: fd, maxSegments: maxSegments, counters: c) { head in
-                Chains.forEachBuffer(of: head, in: chain) { d in var d = d; _ = returns.enqueue(&d, count: 1) }
-            }
-            outstanding &+= descriptors
+        let chain = self.chain
+        let sent = k > 0 ? out.transmitChains(burst, count: k, chain: chain, maxSegments: maxSegments) : 0
+        // Unsent (len 0) and dropped packets: every buffer goes back.
+        for j in 0..<p where j >= k || (sent < k && burst[j].len == 0) {
+            Chains.forEachBuffer(of: burst[j], in: chain) { giveBack($0) }
         }
-        for j in k..<p { Chains.forEachBuffer(of: burst[j], in: chain) { giveBack($0) } }
         return n
     }
 }

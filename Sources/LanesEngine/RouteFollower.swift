@@ -1,4 +1,3 @@
-import CLanes
 import Glibc
 import LanesPacket
 import LanesXDP
@@ -17,7 +16,7 @@ public final class RouteFollower: @unchecked Sendable {
     }
 
     public let ports: Set<String>
-    let fd: Int32
+    let changes: RouteNetlink.Changes
     public var directions: [Direction] = []
     let stopFlag = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
     var thread: PinnedThread?
@@ -31,27 +30,11 @@ public final class RouteFollower: @unchecked Sendable {
     public init(ports: Set<String>) throws(LanesError) {
         self.ports = ports
         stopFlag.initialize(to: 0)
-        fd = try syscall("socket(AF_NETLINK, NETLINK_ROUTE) for route changes") {
-            socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), NETLINK_ROUTE)
-        }
-        var addr = sockaddr_nl()
-        addr.nl_family = sa_family_t(AF_NETLINK)
-        // RTMGRP_LINK | RTMGRP_NEIGH | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE
-        addr.nl_groups = 0x1 | 0x4 | 0x40 | 0x400
-        let fd = self.fd
-        do {
-            _ = try syscall("bind rtnetlink to route, neighbour and link changes") {
-                withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_nl>.size)) } }
-            }
-        } catch {
-            close(fd)
-            throw error
-        }
+        changes = try RouteNetlink.Changes()
     }
 
     deinit {
         stop()
-        close(fd)
         stopFlag.deallocate()
     }
 
@@ -75,24 +58,16 @@ public final class RouteFollower: @unchecked Sendable {
 
     public func stop() {
         guard let t = thread else { return }
-        lanes_store_relaxed_u64(stopFlag, 1)
+        stopFlag.storeRelaxed(1) // relaxed: it only ends the loop; the join orders the rest
         t.join()
         thread = nil
     }
 
-    func drain() -> Bool {
-        var buf = [UInt8](repeating: 0, count: 1 << 16)
-        var any = false
-        while buf.withUnsafeMutableBytes({ recv(fd, $0.baseAddress, $0.count, 0) }) > 0 { any = true }
-        return any
-    }
-
     func follow() {
-        while lanes_load_relaxed_u64(stopFlag) == 0 {
-            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            guard poll(&pfd, 1, 50) > 0, drain() else { continue }
+        while stopFlag.loadRelaxed() == 0 {
+            guard changes.wait(timeoutMs: 50) else { continue }
             usleep(2000) // the rest of a burst of changes (a route replace is several messages)
-            _ = drain()
+            changes.drain()
             guard let (table, _, _) = try? snapshot() else { continue }
             version &+= 1
             for d in directions { d.slot.publish(L3Tables(routes: table, outPort: d.outPort, version: version)) }

@@ -109,3 +109,50 @@ public enum RouteNetlink {
         }
     }
 }
+
+extension RouteNetlink {
+    /// An rtnetlink socket subscribed to route (IPv4, IPv6), neighbour and link
+    /// changes; closes itself.
+    public final class Changes {
+        let fd: Int32
+
+        /// Subscribes: no change after this returns is missed.
+        public init() throws(LanesError) {
+            fd = try syscall("socket(AF_NETLINK, NETLINK_ROUTE) for route changes") {
+                socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), NETLINK_ROUTE)
+            }
+            var addr = sockaddr_nl()
+            addr.nl_family = sa_family_t(AF_NETLINK)
+            // RTMGRP_LINK | RTMGRP_NEIGH | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE
+            addr.nl_groups = 0x1 | 0x4 | 0x40 | 0x400
+            let fd = self.fd
+            do {
+                _ = try syscall("bind rtnetlink to route, neighbour and link changes") {
+                    withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_nl>.size)) } }
+                }
+            } catch {
+                close(fd)
+                throw error
+            }
+        }
+
+        deinit { close(fd) }
+
+        /// Waits up to `timeoutMs` for change messages; true (and all of them
+        /// read) if any came.
+        public func wait(timeoutMs: Int32) -> Bool {
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&pfd, 1, timeoutMs) > 0 else { return false }
+            return drain()
+        }
+
+        /// Reads every message waiting; true if there was one.
+        @discardableResult
+        public func drain() -> Bool {
+            var buf = [UInt8](repeating: 0, count: 1 << 16)
+            var any = false
+            while buf.withUnsafeMutableBytes({ recv(fd, $0.baseAddress, $0.count, 0) }) > 0 { any = true }
+            return any
+        }
+    }
+}

@@ -47,8 +47,8 @@ public final class UMEM {
     public let numaBound: Bool
     let handle: OpaquePointer
     /// The fill and completion rings of the first socket; stable addresses.
-    public let fill: UnsafeMutablePointer<xsk_ring_prod>
-    public let completion: UnsafeMutablePointer<xsk_ring_cons>
+    let fill: UnsafeMutablePointer<xsk_ring_prod>
+    let completion: UnsafeMutablePointer<xsk_ring_cons>
 
     public init(_ config: Config) throws(LanesError) {
         try config.validate()

@@ -45,11 +45,12 @@ public final class XSKSocket {
     public let queue: UInt32
     /// "zero-copy" or "copy": what the kernel gave us.
     public let boundMode: String
-    public let rx: UnsafeMutablePointer<xsk_ring_cons>
-    public let tx: UnsafeMutablePointer<xsk_ring_prod>
+    /// libxdp's ring structs, owned here; lanes work them through `LaneRings`/`TXRings`.
+    let rx: UnsafeMutablePointer<xsk_ring_cons>
+    let tx: UnsafeMutablePointer<xsk_ring_prod>
     /// For a socket sharing another socket's UMEM: its own fill/completion rings.
-    public let fill: UnsafeMutablePointer<xsk_ring_prod>
-    public let completion: UnsafeMutablePointer<xsk_ring_cons>
+    let fill: UnsafeMutablePointer<xsk_ring_prod>
+    let completion: UnsafeMutablePointer<xsk_ring_cons>
     let ownsRings: Bool
     public let umem: UMEM
 
@@ -154,19 +155,11 @@ public final class XSKSocket {
     /// fit; returns how many went. Set-up calls it before the XDP program is
     /// attached, so the first packets find frames (the lane then owns them).
     public func primeFill(frames: Range<Int>, frameSize: Int) -> Int {
-        XSKSocket.prime(fill: fill, frames: frames, frameSize: frameSize)
+        ProducerRing<UInt64>(fill).prime(frames: frames, frameSize: frameSize)
     }
 
-    /// `primeFill` on any fill ring (also the in-memory rings of tests and benchmarks).
-    public static func prime(fill: UnsafeMutablePointer<xsk_ring_prod>, frames: Range<Int>, frameSize: Int) -> Int {
-        // reserve is all-or-nothing: ask only for the room there is.
-        var idx: UInt32 = 0
-        let room = xsk_prod_nb_free(fill, UInt32(frames.count))
-        let n = Int(xsk_ring_prod__reserve(fill, min(UInt32(frames.count), room), &idx))
-        for i in 0..<n { xsk_ring_prod__fill_addr(fill, idx &+ UInt32(i)).pointee = UInt64((frames.lowerBound + i) * frameSize) }
-        xsk_ring_prod__submit(fill, UInt32(n))
-        return n
-    }
+    /// The socket's descriptor as the lane uses it (kicks, poll).
+    public var xskHandle: XSKHandle { XSKHandle(rawValue: fd) }
 
     /// SO_PREFER_BUSY_POLL, SO_BUSY_POLL (20 us) and SO_BUSY_POLL_BUDGET.
     func enableBusyPoll(budget: Int) throws(LanesError) {

@@ -20,10 +20,10 @@ import Testing
     /// Ring slots read once per burst index with the ring's mask, across the wrap.
     @Test func ringSlotsWrapWithTheMask() {
         let port = InMemoryPort(ringSize: 8, frameCount: 16)
-        let slots = port.fill.slots(from: UInt32.max - 2, as: UInt64.self)
+        let slots = port.rings.fill.slots(from: UInt32.max - 2)
         for i in 0..<6 { slots[i] = UInt64(100 + i) }
         // Free-running indices 2^32-3 ... 2 land on slots 5, 6, 7, 0, 1, 2.
-        let raw = port.fill.pointee.ring.assumingMemoryBound(to: UInt64.self)
+        let raw = port.memory.fillAddrs
         #expect([5, 6, 7, 0, 1, 2].map { raw[$0] } == [100, 101, 102, 103, 104, 105])
         #expect((0..<6).map { slots[$0] } == [100, 101, 102, 103, 104, 105])
     }
@@ -55,13 +55,13 @@ import Testing
     @Test func primedFillRingFramesBelongToTheLane() {
         let port = InMemoryPort(ringSize: 256, frameCount: 1024)
         port.setTemplate(BenchLoop.udpFrame())
-        let primed = XSKSocket.prime(fill: port.fill, frames: 0..<200, frameSize: port.frameSize)
+        let primed = port.rings.fill.prime(frames: 0..<200, frameSize: port.frameSize)
         #expect(primed == 200)
         var l = InMemoryLane(app: DropApp(), port: port, batch: 64, primed: primed)
         #expect(l.ledger.balanced, "\(l.ledger)")
         #expect(l.ledger.fillRing == 256 && l.lane.freeFrames == 1024 - 256)
         var received: [UInt64] = []
-        let rx = port.rx.slots(from: 0, as: FrameDesc.self)
+        let rx = port.rings.rx.slots(from: 0)
         for i in 0..<40 {
             let n = port.kernelReceive(50)
             for _ in 0..<n { received.append(rx[received.count].addr) }
@@ -83,7 +83,7 @@ import Testing
         let port = InMemoryPort(ringSize: 256, frameCount: 1024)
         port.setTemplate(BenchLoop.udpFrame())
         var l = InMemoryLane(app: DropApp(), port: port, batch: 16)
-        let producer = port.fill.pointee.producer!
+        let producer = port.memory.words + 6 // the fill ring's producer index
         var last = producer.pointee, writes = 0, small: [UInt32] = []
         for i in 0..<3000 {
             _ = port.kernelReceive(1 + i % 13)

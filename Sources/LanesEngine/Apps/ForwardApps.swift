@@ -1,4 +1,4 @@
-import CLanes
+import LanesXDP
 import Glibc
 import LanesCore
 import LanesPacket
@@ -96,16 +96,16 @@ public final class L3TableSlot: @unchecked Sendable {
     /// The set lane `lane` reads until `leave` (the lane's thread only).
     @inlinable @inline(__always)
     public func enter(_ lane: Int) -> Unmanaged<L3Tables> {
-        lanes_store_seqcst_u64(words + 8 * (lane + 1), 1)
-        return Unmanaged.fromOpaque(UnsafeRawPointer(bitPattern: UInt(lanes_load_seqcst_u64(words)))!)
+        (words + 8 * (lane + 1)).storeSequentiallyConsistent(1)
+        return Unmanaged.fromOpaque(UnsafeRawPointer(bitPattern: UInt(words.loadSequentiallyConsistent()))!)
     }
 
     @inlinable @inline(__always)
-    public func leave(_ lane: Int) { lanes_store_release_u64(words + 8 * (lane + 1), 0) }
+    public func leave(_ lane: Int) { (words + 8 * (lane + 1)).storeRelease(0) }
 
     /// The set in use now (the updater's thread, or after the run).
     public var current: L3Tables {
-        Unmanaged<L3Tables>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(lanes_load_acquire_u64(words)))!).takeUnretainedValue()
+        Unmanaged<L3Tables>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(words.loadAcquire()))!).takeUnretainedValue()
     }
 
     /// Publishes `tables` (one updater thread): one store, then waits until every
@@ -113,11 +113,11 @@ public final class L3TableSlot: @unchecked Sendable {
     public func publish(_ tables: L3Tables) {
         let new = UInt64(UInt(bitPattern: Unmanaged.passRetained(tables).toOpaque()))
         let old = words[0]
-        lanes_store_seqcst_u64(words, new)
+        words.storeSequentiallyConsistent(new)
         for i in 0..<lanes {
             // A burst is microseconds; a lane stopped inside one would hold this forever, so give up after 1 s (and leak the set).
             var spins = 0
-            while lanes_load_seqcst_u64(words + 8 * (i + 1)) != 0 {
+            while (words + 8 * (i + 1)).loadSequentiallyConsistent() != 0 {
                 spins += 1
                 if spins > 100_000 { return }
                 usleep(10)

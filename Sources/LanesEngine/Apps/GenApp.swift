@@ -1,4 +1,5 @@
 import LanesCore
+import LanesXDP
 import LanesPacket
 
 /// The payload signature every generated packet carries, right after the UDP

@@ -1,4 +1,4 @@
-import CLanes
+import LanesXDP
 import LanesCore
 import LanesPacket
 
@@ -48,7 +48,7 @@ public struct LaneContext {
         while true {
             let b = chain[i]
             body(UnsafeRawBufferPointer(start: umem + Int(b.addr), count: Int(b.len)))
-            if b.options & lanes_xdp_pkt_contd() == 0 { break }
+            if b.options & FrameDesc.continues == 0 { break }
             i &+= 1
         }
     }
@@ -135,10 +135,10 @@ public enum LaneApps {
                                  keep: (inout FrameDesc) -> Bool) -> Int {
         var kept = 0
         if let context {
-            for i in 0..<min(prefetchDistance, count) { lanes_prefetch_write(context.bytes(burst[i])) }
+            for i in 0..<min(prefetchDistance, count) { prefetchForWrite(context.bytes(burst[i])) }
         }
         for i in 0..<count {
-            if let context, i &+ prefetchDistance < count { lanes_prefetch_write(context.bytes(burst[i &+ prefetchDistance])) }
+            if let context, i &+ prefetchDistance < count { prefetchForWrite(context.bytes(burst[i &+ prefetchDistance])) }
             if keep(&burst[i]) {
                 if i != kept {
                     let t = burst[i]; burst[i] = burst[kept]; burst[kept] = t

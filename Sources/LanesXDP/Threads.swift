@@ -1,6 +1,5 @@
 import CLanes
 import Glibc
-import LanesXDP
 
 /// A thread pinned to one core, started with a closure (set-up code: the one
 /// allocation and retain happen here, never on the lane's path).
@@ -19,7 +18,7 @@ public final class PinnedThread {
         var t = pthread_t()
         let r = pthread_create(&t, nil, { raw in
             let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
-            if box.core >= 0 { box.pinError = lanes_pin_self(Int32(box.core)) }
+            if box.core >= 0 { box.pinError = pinCurrentThread(to: box.core) }
             box.body()
             return nil
         }, Unmanaged.passRetained(box).toOpaque())
@@ -70,7 +69,7 @@ public func monotonicSeconds() -> Double {
 }
 
 /// CLOCK_MONOTONIC in nanoseconds (vDSO: no system call).
-@inline(__always)
+@inlinable @inline(__always)
 public func monotonicNanos() -> UInt64 {
     var t = timespec()
     clock_gettime(CLOCK_MONOTONIC, &t)
@@ -83,6 +82,6 @@ public final class StopFlag: @unchecked Sendable {
     let word = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
     public init() { word.initialize(to: 0) }
     deinit { word.deallocate() }
-    public func raise() { lanes_store_relaxed_u64(word, 1) }
-    public var isRaised: Bool { lanes_load_relaxed_u64(word) != 0 }
+    public func raise() { word.storeRelaxed(1) }
+    public var isRaised: Bool { word.loadRelaxed() != 0 }
 }
