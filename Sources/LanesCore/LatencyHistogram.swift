@@ -1,11 +1,16 @@
+import Synchronization
+
 /// A log-linear (HDR-style) histogram of nanosecond values in memory allocated
 /// once: exact below 64 ns, then 32 sub-buckets per power of two (about 3%
 /// precision) up to 2^40 ns. Recording never allocates; one writer. It is a
 /// handle (copies share the buckets, not the summary fields): the owner calls
-/// `release()` once.
+/// `release()` once, after every other reader is done (the metrics server is
+/// shut down first).
 public struct LatencyHistogram {
     public static let bucketCount = 64 + 35 * 32
-    public let buckets: UnsafeMutablePointer<UInt64>
+    /// Written by the one recording lane with relaxed stores, read by the metrics
+    /// thread with relaxed loads (`bucket(_:)`): a count, ordered by nothing else.
+    @usableFromInline let buckets: UnsafeMutablePointer<Atomic<UInt64>>
     public private(set) var count: UInt64 = 0
     public private(set) var min: UInt64 = .max
     public private(set) var max: UInt64 = 0
@@ -13,10 +18,18 @@ public struct LatencyHistogram {
 
     public init() {
         buckets = .allocate(capacity: LatencyHistogram.bucketCount)
-        buckets.initialize(repeating: 0, count: LatencyHistogram.bucketCount)
+        for i in 0..<LatencyHistogram.bucketCount { (buckets + i).initialize(to: Atomic(0)) }
     }
 
-    public func release() { buckets.deallocate() }
+    public func release() { buckets.deinitialize(count: LatencyHistogram.bucketCount); buckets.deallocate() }
+
+    /// Bucket `i`'s count now (any thread).
+    @inlinable @inline(__always)
+    public func bucket(_ i: Int) -> UInt64 { buckets[i].load(ordering: .relaxed) }
+
+    /// One writer: a relaxed load and store, no read-modify-write.
+    @inlinable @inline(__always)
+    func bump(_ i: Int, by n: UInt64 = 1) { buckets[i].store(buckets[i].load(ordering: .relaxed) &+ n, ordering: .relaxed) }
 
     @inlinable @inline(__always)
     public static func index(_ v: UInt64) -> Int {
@@ -35,7 +48,7 @@ public struct LatencyHistogram {
 
     @inline(__always)
     public mutating func record(_ v: UInt64) {
-        buckets[LatencyHistogram.index(v)] &+= 1
+        bump(LatencyHistogram.index(v))
         count &+= 1
         if v < min { min = v }
         if v > max { max = v }
@@ -43,7 +56,7 @@ public struct LatencyHistogram {
     }
 
     public mutating func add(_ other: LatencyHistogram) {
-        for i in 0..<LatencyHistogram.bucketCount { buckets[i] &+= other.buckets[i] }
+        for i in 0..<LatencyHistogram.bucketCount { bump(i, by: other.bucket(i)) }
         count &+= other.count
         min = Swift.min(min, other.min)
         max = Swift.max(max, other.max)
@@ -52,7 +65,7 @@ public struct LatencyHistogram {
 
     /// Adds counts kept elsewhere in this histogram's layout (the XDP receiver's buckets).
     public mutating func add(buckets other: [UInt64], count: UInt64, min: UInt64, max: UInt64, sum: Double) {
-        for i in 0..<Swift.min(other.count, LatencyHistogram.bucketCount) { buckets[i] &+= other[i] }
+        for i in 0..<Swift.min(other.count, LatencyHistogram.bucketCount) { bump(i, by: other[i]) }
         guard count > 0 else { return }
         self.count &+= count
         self.min = Swift.min(self.min, min)
@@ -67,7 +80,7 @@ public struct LatencyHistogram {
         let rank = Swift.max(1, UInt64((q * Double(count)).rounded(.up)))
         var seen: UInt64 = 0
         for i in 0..<LatencyHistogram.bucketCount {
-            seen &+= buckets[i]
+            seen &+= bucket(i)
             if seen >= rank { return Swift.min(Swift.max(LatencyHistogram.lowerBound(i), min), max) }
         }
         return max

@@ -348,14 +348,14 @@ public final class Engine {
         }
         stop.storeRelaxed(2) // the joins order everything the lanes wrote before what follows
         threads.forEach { $0.join() }
-        var summary = makeSummary(duration: elapsed, ledgers: results.ledgers, exitReason: exitReason)
+        var summary = makeSummary(duration: elapsed, ledgers: results.allLedgers, exitReason: exitReason)
         summary.ec2Shaping = EC2Shaping.between(allowancesAtStart, EC2Shaping.read(interface: config.interface))
         if exitReason == "interface lost" {
             close()
             throw LanesError("interface \(config.interface) disappeared during the run (namespace or device removed)",
                              fix: "check 'ip link'; nothing is left attached")
         }
-        return (summary, results.apps.map { $0! })
+        return (summary, results.allApps)
     }
 
     /// Where the frames are now, as seen from outside the lanes: each lane's free
@@ -429,13 +429,28 @@ public final class Engine {
 
 /// Written by each lane thread once, read by the main thread after join
 /// (pthread_join orders the two).
+/// What each lane hands back at its end: one slot per lane, written only by that
+/// lane's thread and read after the join (which orders the write before the
+/// read). Separate elements of plain memory, not a Swift array: writes from two
+/// threads to one array are two modifying accesses of the whole array.
 final class LaneResultSlots<App>: @unchecked Sendable {
-    var ledgers: [FrameLedger?]
-    var apps: [App?]
+    let ledgers: UnsafeMutablePointer<FrameLedger?>
+    let apps: UnsafeMutablePointer<App?>
+    let count: Int
     init(count: Int) {
-        ledgers = Array(repeating: nil, count: count)
-        apps = Array(repeating: nil, count: count)
+        self.count = count
+        ledgers = .allocate(capacity: count)
+        ledgers.initialize(repeating: nil, count: count)
+        apps = .allocate(capacity: count)
+        apps.initialize(repeating: nil, count: count)
     }
+    deinit {
+        ledgers.deinitialize(count: count); ledgers.deallocate()
+        apps.deinitialize(count: count); apps.deallocate()
+    }
+    /// After the join.
+    var allLedgers: [FrameLedger?] { Array(UnsafeBufferPointer(start: ledgers, count: count)) }
+    var allApps: [App] { (0..<count).map { apps[$0]! } }
 }
 
 public enum ProcessMemory {

@@ -112,9 +112,12 @@ public final class MetricsServer {
         }
     }
 
+    /// Stops serving (once; later calls do nothing). After it returns the render
+    /// closure runs no more: what it reads may be freed.
     public func shutdown() {
-        stop.storeRelaxed(1)
-        thread?.join()
+        guard let t = thread else { return }
+        stop.storeRelaxed(1) // relaxed: it only ends the loop; the join orders the rest
+        t.join()
         thread = nil
         close(fd)
     }
@@ -168,7 +171,7 @@ public enum PrometheusText {
     public static func histogram(_ name: String, _ help: String, _ hists: [LatencyHistogram]) -> String {
         var counts = [UInt64](repeating: 0, count: LatencyHistogram.bucketCount)
         for h in hists {
-            for i in 0..<LatencyHistogram.bucketCount { counts[i] &+= h.buckets[i] }
+            for i in 0..<LatencyHistogram.bucketCount { counts[i] &+= h.bucket(i) }
         }
         // From the shared buckets alone (the lane's own copy holds count and sum).
         let total = counts.reduce(0, &+)

@@ -157,6 +157,8 @@ struct EngineOptions<Default: DefaultPort>: ParsableArguments {
                 print(r.table)
             }
         }, makeReverseApp: makeReverseApp, makeApp: { makeApp(engine, $0) })
+        // No scrape after this: the report may free what the metrics read (histograms).
+        server?.shutdown()
         engine.close()
         if let report {
             report(summary, apps)

@@ -1,3 +1,4 @@
+import Synchronization
 import ArgumentParser
 import Foundation
 import LanesCore
@@ -268,15 +269,20 @@ struct GenCommand: ParsableCommand {
             report.rxPath = receiving ? "xsk" : nil
             apps.forEach { $0.release() }
             if json { printJSONLine(report) } else { GenCommand.printReport(report) }
-        }, extraMetrics: receiving ? { PrometheusText.histogram("lanes_gen_latency_seconds", "One-way or round-trip latency of signed packets.", made.histograms) } : nil) { engine, i in
+        }, extraMetrics: receiving ? { PrometheusText.histogram("lanes_gen_latency_seconds", "One-way or round-trip latency of signed packets.", made.snapshot()) } : nil) { engine, i in
             let app = GenApp(plan: plans[i])
-            made.histograms.append(app.latency)
+            made.append(app.latency)
             return app
         }
     }
 
-    /// The apps' latency histograms (handles sharing the lanes' buckets), for --metrics.
-    final class AppList: @unchecked Sendable { var histograms: [LatencyHistogram] = [] }
+    /// The apps' latency histograms (handles sharing the lanes' buckets), for
+    /// --metrics: filled while the apps are made, read by the metrics thread.
+    final class AppList: Sendable {
+        let histograms = Mutex<[LatencyHistogram]>([])
+        func append(_ h: LatencyHistogram) { histograms.withLock { $0.append(h) } }
+        func snapshot() -> [LatencyHistogram] { histograms.withLock { $0 } }
+    }
 
     static func makeReport(summary s: RunSummary, apps: [GenApp], flows: [FlowKey], flowQueue: [Int], sizes: [Int],
                            requestedPps: Double?, requestedBps: Double?, receive: Bool, receiveOnly: Bool = false) -> Report {

@@ -21,13 +21,19 @@ import Testing
         #expect(out.withUnsafeMutableBufferPointer { r.dequeue(into: $0.baseAddress!, max: 16) } == 0)
     }
 
-    @Test func spscConcurrentKeepsOrderAndLosesNothing() async {
+    /// Every loop of a concurrent test gives up at this point, so a lost item fails
+    /// the test (a count short) instead of hanging the run; the test's time limit
+    /// says so too.
+    static func deadline() -> ContinuousClock.Instant { .now + .seconds(60) }
+
+    @Test(.timeLimit(.minutes(2))) func spscConcurrentKeepsOrderAndLosesNothing() async {
         let r = SPSCRing(capacity: 64)
         let total = 50_000
+        let deadline = RingTests.deadline()
         let producer = Thread {
             var next = 0, spins = 0
             var buf = [FrameDesc](repeating: FrameDesc(addr: 0, len: 0), count: 32)
-            while next < total {
+            while next < total && ContinuousClock.now < deadline {
                 let n = min(32, total - next)
                 for i in 0..<n { buf[i] = FrameDesc(addr: UInt64(next + i), len: 1) }
                 let put = buf.withUnsafeBufferPointer { r.enqueue($0.baseAddress!, count: n) }
@@ -39,7 +45,7 @@ import Testing
         var expected: UInt64 = 0
         var ok = true
         var out = [FrameDesc](repeating: FrameDesc(addr: 0, len: 0), count: 32)
-        while expected < UInt64(total) {
+        while expected < UInt64(total) && ContinuousClock.now < deadline {
             let n = out.withUnsafeMutableBufferPointer { r.dequeue(into: $0.baseAddress!, max: 32) }
             for i in 0..<n where out[i].addr != expected + UInt64(i) { ok = false }
             expected += UInt64(n)
@@ -48,7 +54,8 @@ import Testing
         #expect(expected == UInt64(total))
     }
 
-    @Test func mpmcConcurrentDeliversEverythingExactlyOnce() async {
+    @Test(.timeLimit(.minutes(2))) func mpmcConcurrentDeliversEverythingExactlyOnce() async {
+        let deadline = RingTests.deadline()
         let r = MPMCRing(capacity: 256)
         let producers = 3, consumers = 3, perProducer = 15_000
         final class Shared: @unchecked Sendable {
@@ -63,7 +70,7 @@ import Testing
             threads.append(Thread {
                 var next = 0
                 var buf = [FrameDesc](repeating: FrameDesc(addr: 0, len: 0), count: 16)
-                while next < perProducer {
+                while next < perProducer && ContinuousClock.now < deadline {
                     let n = min(16, perProducer - next)
                     for i in 0..<n { buf[i] = FrameDesc(addr: UInt64(p) << 32 | UInt64(next + i), len: 1) }
                     next += buf.withUnsafeBufferPointer { r.enqueue($0.baseAddress!, count: n) }
@@ -74,7 +81,7 @@ import Testing
             threads.append(Thread {
                 var out = [FrameDesc](repeating: FrameDesc(addr: 0, len: 0), count: 16)
                 var last = [Int](repeating: -1, count: producers)
-                while shared.received.load(ordering: .relaxed) < producers * perProducer {
+                while shared.received.load(ordering: .relaxed) < producers * perProducer && ContinuousClock.now < deadline {
                     let n = out.withUnsafeMutableBufferPointer { r.dequeue(into: $0.baseAddress!, max: 16) }
                     for i in 0..<n {
                         let p = Int(out[i].addr >> 32), s = Int(out[i].addr & 0xffff_ffff)

@@ -204,8 +204,8 @@ extension IntegrationTests.Forwarder {
                                       "--interval", "0", "--json"])
                 try tb.waitForXDP(tb.dut, "d0")
                 try tb.waitForXDP(tb.sink, "s0")
-                let gen = try lanes("gen", "--testbed", tb.name, "--queues", "0", "--flows", "\(flows)", "--count", "20000", "--rate", "40kpps",
-                                    "--interval", "0", "--json")
+                let gen = try lanes("gen", "--testbed", tb.name, "--queues", "0", "--flows", "\(flows)", "--count", "20000", "--rate", "\(testRate(40000))pps",
+                                    "--interval", "0", "--json", timeout: 120)
                 try #require(gen.status == 0, "\(gen.stderr)")
                 usleep(500_000)
                 fwd.signal(SIGINT)

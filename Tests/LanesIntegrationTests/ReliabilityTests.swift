@@ -350,3 +350,38 @@ extension IntegrationTests.Reliability {
         }
     }
 }
+
+extension IntegrationTests.Reliability {
+    /// `gen --rx --metrics`: the latency histogram is served while the lanes record
+    /// into it, scraped again and again up to the run's end (the report frees the
+    /// histograms only after the server has stopped). Under ThreadSanitizer (CI)
+    /// any race between the lanes, the metrics thread and the report fails the run.
+    @Test func genLatencyHistogramIsScrapedUntilTheEnd() throws {
+        try withTestbed(queues: 2) { tb in
+            let port = 21000 + Int(getpid() % 1000)
+            let fwd = try Running(["fwd", "--netns", tb.dut, "d0", "--mode", "macswap", "--filter", "udp dport 9000", "--interval", "0"])
+            try tb.waitForXDP(tb.dut, "d0")
+            let gen = try Running(["gen", "--testbed", tb.name, "--rx", "--flows", "4", "--rss", "--rate", "\(testRate(20000))pps", "--duration", "3",
+                                   "--metrics", "127.0.0.1:\(port)", "--interval", "0", "--json"])
+            var counts: [Int] = []
+            let deadline = Date().addingTimeInterval(30)
+            while gen.process.isRunning && Date() < deadline {
+                let s = try ip("netns", "exec", tb.gen, "curl", "-sS", "--max-time", "2", "http://127.0.0.1:\(port)/metrics")
+                if s.status == 0, let line = s.stdout.split(separator: "\n").first(where: { $0.hasPrefix("lanes_gen_latency_seconds_count ") }),
+                   let n = line.split(separator: " ").last.flatMap({ Int($0) }) {
+                    counts.append(n)
+                    let buckets = s.stdout.split(separator: "\n").filter { $0.hasPrefix("lanes_gen_latency_seconds_bucket{") }
+                        .compactMap { $0.split(separator: " ").last.flatMap { Int($0) } }
+                    #expect(buckets == buckets.sorted() && buckets.last == n, "buckets not cumulative: \(buckets) count \(n)")
+                }
+                usleep(50_000)
+            }
+            let g = gen.wait()
+            fwd.signal(SIGINT)
+            fwd.wait()
+            try #require(g.status == 0, "\(g.stderr)")
+            #expect(counts.count >= 5, "scrapes that served the histogram: \(counts.count)")
+            #expect(counts == counts.sorted() && (counts.last ?? 0) > 0, "latency counts over the run: \(counts)")
+        }
+    }
+}

@@ -10,6 +10,12 @@ enum Privileged {
     static let reason: Comment = "needs root (run the README's test command as root); on CI this test runs and fails instead"
 }
 
+/// Under ThreadSanitizer (scripts/test sets LANES_TSAN=1 for that run) every
+/// process is 5-15x slower: tests that send at a rate send at an eighth of it.
+func testRate(_ pps: Int) -> Int {
+    ProcessInfo.processInfo.environment["LANES_TSAN"] == nil ? pps : max(1000, pps / 8)
+}
+
 /// The `lanes` binary built next to this test bundle.
 let lanesBinary: String = {
     let me = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
