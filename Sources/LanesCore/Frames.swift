@@ -126,3 +126,16 @@ public struct FrameLedger: Equatable, Sendable, Codable, CustomStringConvertible
             + (balanced ? " (balanced)" : " (MISSING \(inFlight))")
     }
 }
+
+/// How a lane's frames are split between receiving (fill ring, RX) and its
+/// generator's own packets: the one place that decides it, from the app's
+/// request. Frames set-up already put on the fill ring (`primed`) are
+/// receive frames whatever the app asks; the generator gets what it asked up to
+/// the rest, in whole packets of `unit` frames (a multi-buffer packet's frames).
+public enum FrameSplit {
+    public static func split(frameCount: Int, requested: Int, primed: Int, unit: Int = 1) -> (receive: Int, generator: Int) {
+        precondition(unit >= 1 && primed >= 0 && primed <= frameCount, "primed \(primed) of \(frameCount) frames")
+        let g = min(max(requested, 0), frameCount - primed) / unit * unit
+        return (frameCount - g, g)
+    }
+}

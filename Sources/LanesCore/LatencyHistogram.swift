@@ -3,11 +3,20 @@ import Synchronization
 /// A log-linear (HDR-style) histogram of nanosecond values in memory allocated
 /// once: exact below 64 ns, then 32 sub-buckets per power of two (about 3%
 /// precision) up to 2^40 ns. Recording never allocates; one writer. It is a
-/// handle (copies share the buckets, not the summary fields): the owner calls
-/// `release()` once, after every other reader is done (the metrics server is
-/// shut down first).
+/// handle: copies share the buckets (not the summary fields), which are freed
+/// with the last copy (the metrics server's copies keep them alive).
 public struct LatencyHistogram {
     public static let bucketCount = 64 + 35 * 32
+    /// The buckets' owner.
+    final class Buckets: @unchecked Sendable {
+        let pointer: UnsafeMutablePointer<Atomic<UInt64>>
+        init() {
+            pointer = .allocate(capacity: LatencyHistogram.bucketCount)
+            for i in 0..<LatencyHistogram.bucketCount { (pointer + i).initialize(to: Atomic(0)) }
+        }
+        deinit { pointer.deinitialize(count: LatencyHistogram.bucketCount); pointer.deallocate() }
+    }
+    let owner = Buckets()
     /// Written by the one recording lane with relaxed stores, read by the metrics
     /// thread with relaxed loads (`bucket(_:)`): a count, ordered by nothing else.
     @usableFromInline let buckets: UnsafeMutablePointer<Atomic<UInt64>>
@@ -16,12 +25,7 @@ public struct LatencyHistogram {
     public private(set) var max: UInt64 = 0
     public private(set) var sum: Double = 0
 
-    public init() {
-        buckets = .allocate(capacity: LatencyHistogram.bucketCount)
-        for i in 0..<LatencyHistogram.bucketCount { (buckets + i).initialize(to: Atomic(0)) }
-    }
-
-    public func release() { buckets.deinitialize(count: LatencyHistogram.bucketCount); buckets.deallocate() }
+    public init() { buckets = owner.pointer }
 
     /// Bucket `i`'s count now (any thread).
     @inlinable @inline(__always)

@@ -303,44 +303,30 @@ public final class Engine {
         // The monitor (this thread) keeps off the lanes' cores where there is one to
         // spare: a spinning --latency lane preempted by it is a latency spike.
         if let spare = Engine.spareCore(lanes: lanes.map(\.core)) { pinCurrentThread(to: spare) }
-        var exitReason = "duration"
         var previous = snapshot()
-        var lastReport = start
         var finishedAt: Double? = nil
-        while true {
-            let now = monotonicSeconds()
-            if let duration, now - start >= duration { break }
+        let monitor = Monitor(duration: duration, interval: interval, watching: [config.interface] + (config.outInterface.map { [$0] } ?? []))
+        let exitReason = monitor.run(start: start, check: { now in
             if finishedAt == nil && (0..<(lanes.count * halves)).allSatisfy({ stats.counters($0).snapshot()[.finished] == 1 }) {
                 finishedAt = now
             }
-            if let f = finishedAt, now - f >= grace { exitReason = "count reached"; break }
-            var wait = 0.1
-            if let duration { wait = min(wait, max(0.001, duration - (now - start))) }
-            let sig = StopSignals.wait(seconds: wait)
-            if sig != 0 { exitReason = sig == SIGINT ? "SIGINT" : "SIGTERM"; break }
-            if if_nametoindex(config.interface) != ifindex || (config.outInterface.map { if_nametoindex($0) == 0 } ?? false) {
-                exitReason = "interface lost"
-                break
-            }
+            if let f = finishedAt, now - f >= grace { return .countReached }
             // A link that goes down: the sockets stay bound and the lanes wait;
             // count the event and carry on when it comes back.
             let up = Sysfs.read("/sys/class/net/\(config.interface)/operstate").map { $0 != "down" } ?? true
             if !up && linkUp { linkDownEvents += 1 }
             linkUp = up
-            let t = monotonicSeconds()
-            if interval > 0 && t - lastReport >= interval {
-                let cur = snapshot()
-                var report = IntervalReport(elapsed: t - start, seconds: t - lastReport, lanes: laneLabels,
-                                            previous: previous, current: cur)
-                report.framesUnaccounted = framesUnaccounted()
-                report.residentBytes = ProcessMemory.residentBytes()
-                onInterval(report)
-                previous = cur
-                lastReport = t
-            }
-        }
+            return nil
+        }, tick: { elapsed, seconds in
+            let cur = snapshot()
+            var report = IntervalReport(elapsed: elapsed, seconds: seconds, lanes: laneLabels, previous: previous, current: cur)
+            report.framesUnaccounted = framesUnaccounted()
+            report.residentBytes = ProcessMemory.residentBytes()
+            onInterval(report)
+            previous = cur
+        })
         let elapsed = monotonicSeconds() - start
-        if generators && exitReason != "count reached" && exitReason != "interface lost" {
+        if generators && exitReason != .countReached && exitReason != .interfaceLost {
             // Drain: generators stop sending; what is in flight still arrives.
             stop.storeRelaxed(1) // relaxed: the lanes only poll it
             let until = monotonicSeconds() + grace
@@ -350,7 +336,7 @@ public final class Engine {
         threads.forEach { $0.join() }
         var summary = makeSummary(duration: elapsed, ledgers: results.allLedgers, exitReason: exitReason)
         summary.ec2Shaping = EC2Shaping.between(allowancesAtStart, EC2Shaping.read(interface: config.interface))
-        if exitReason == "interface lost" {
+        if exitReason == .interfaceLost {
             close()
             throw LanesError("interface \(config.interface) disappeared during the run (namespace or device removed)",
                              fix: "check 'ip link'; nothing is left attached")
@@ -393,42 +379,28 @@ public final class Engine {
     /// (queue, core) of each counter block, in order.
     public var laneLabels: [(Int, Int)] { lanes.flatMap { l in Array(repeating: (l.queue, l.core), count: halves) } }
 
-    func makeSummary(duration: Double, ledgers: [FrameLedger?], exitReason: String) -> RunSummary {
+    func makeSummary(duration: Double, ledgers: [FrameLedger?], exitReason: ExitReason) -> RunSummary {
         let snaps = snapshot()
         var laneSummaries: [RunSummary.LaneSummary] = []
         let inName = config.interface, outName = config.outInterface
         for (i, l) in lanes.enumerated() {
             for h in 0..<halves {
                 let k = i * halves + h
-                let s = snaps[k]
-                var drops: [String: UInt64] = [:]
-                for c in LaneCounter.allCases where c.isDrop { drops[c.name] = s[c] }
                 let rxSocket = h == 0 ? l.socket : l.outSocket!
                 let prog = h == 0 ? program : outProgram!
                 let direction = outName.map { h == 0 ? "\(inName)->\($0)" : "\($0)->\(inName)" }
                 let total = halves == 2 ? (h == 0 ? l.umem.config.frameCount / 2 : l.umem.config.frameCount - l.umem.config.frameCount / 2) : l.umem.config.frameCount
-                laneSummaries.append(.init(queue: l.queue, core: l.core, direction: direction, rxPackets: s[.rxPackets], txPackets: s[.txPackets],
-                                           rxBytes: s[.rxBytes], txBytes: s[.txBytes], drops: drops,
-                                           txKicks: s[.txKicks], idlePolls: s[.idlePolls],
+                laneSummaries.append(.init(queue: l.queue, core: l.core, direction: direction, counters: snaps[k],
                                            xsk: rxSocket.statistics(), xdp: prog.counters(queue: UInt32(l.queue)),
                                            frames: ledgers[k] ?? FrameLedger(total: total, free: 0, fillRing: 0, rxRing: 0, inHands: 0, txRing: 0, completionRing: 0)))
             }
         }
-        let umemBytes = lanes.reduce(0) { $0 + $1.umem.config.bytes }
-        let rss = ProcessMemory.residentBytes()
-        var summary = RunSummary(interface: config.interface, bindMode: bindMode, xdpMode: program.attachedMode?.rawValue ?? "none",
-                                 filter: config.filter.description, umemPlacement: lanes.first?.umem.placement ?? "",
-                                 framesPerLane: config.umem.frameCount, frameSize: config.umem.frameSize,
-                                 umemBytesPerLane: config.umem.bytes, durationS: duration, exitReason: exitReason,
-                                 processRSSBytes: rss, processBeyondUMEMBytes: max(0, rss - umemBytes), linkDownEvents: linkDownEvents,
-                                 lanes: laneSummaries)
-        summary.multiBuffer = multiBuffer
-        return summary
+        return RunSummary(config: config, bindMode: bindMode, program: program, umemPlacement: lanes.first?.umem.placement ?? "",
+                          umemBytes: lanes.reduce(0) { $0 + $1.umem.config.bytes }, duration: duration, exitReason: exitReason,
+                          linkDownEvents: linkDownEvents, multiBuffer: multiBuffer, lanes: laneSummaries)
     }
 }
 
-/// Written by each lane thread once, read by the main thread after join
-/// (pthread_join orders the two).
 /// What each lane hands back at its end: one slot per lane, written only by that
 /// lane's thread and read after the join (which orders the write before the
 /// read). Separate elements of plain memory, not a Swift array: writes from two

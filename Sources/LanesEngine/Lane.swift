@@ -75,8 +75,7 @@ public struct Lane<App: LaneApp>: ~Copyable {
         precondition(unit <= maxSegments, "a generator packet of \(app.largestPacket) bytes needs \(unit) buffers")
         precondition(multiBuffer || app.largestPacket <= frameSize, "a \(app.largestPacket)-byte packet needs multi-buffer")
         // A multi-buffer generator's packets take `unit` frames each.
-        let g = min(max(app.generatorFrames(of: frameCount), 0), frameCount) / unit * unit
-        precondition(primed <= frameCount - g, "\(primed) frames primed, but the lane receives into \(frameCount - g)")
+        let g = FrameSplit.split(frameCount: frameCount, requested: app.generatorFrames(of: frameCount), primed: primed, unit: unit).generator
         self.app = app
         self.pool = FramePool(frameCount: frameCount - g, frameSize: frameSize, first: firstFrame)
         self.generatorBoundary = UInt64((firstFrame + frameCount - g) * frameSize)

@@ -125,36 +125,24 @@ public final class LiveGenerator {
                 throw error
             }
         }
-        var exitReason = "duration"
         var previous = stats.snapshots(lanes.count)
-        var lastReport = start
         var finishedAt: Double? = nil
         var failure: (Int, Int32)? = nil
-        while true {
-            let now = monotonicSeconds()
-            if let duration, now - start >= duration { break }
+        let exitReason = Monitor(duration: duration, interval: interval, poll: 0.02, watching: [interface]).run(start: start, check: { now in
             let snaps = stats.snapshots(lanes.count)
             if let bad = snaps.firstIndex(where: { $0[.lastError] != 0 }) {
                 failure = (bad, Int32(truncatingIfNeeded: snaps[bad][.lastError]))
-                exitReason = "error"
-                break
+                return .error
             }
             if finishedAt == nil && snaps.allSatisfy({ $0[.finished] == 1 }) { finishedAt = now }
-            if let f = finishedAt, now - f >= grace { exitReason = "count reached"; break }
-            var wait = 0.02
-            if let duration { wait = min(wait, max(0.001, duration - (now - start))) }
-            let sig = StopSignals.wait(seconds: wait)
-            if sig != 0 { exitReason = sig == SIGINT ? "SIGINT" : "SIGTERM"; break }
-            if if_nametoindex(interface) != ifindex { exitReason = "interface lost"; break }
-            let t = monotonicSeconds()
-            if interval > 0 && t - lastReport >= interval {
-                let cur = stats.snapshots(lanes.count)
-                onInterval(IntervalReport(elapsed: t - start, seconds: t - lastReport, lanes: lanes.map { ($0.queue, $0.core) },
-                                          previous: previous, current: cur))
-                previous = cur
-                lastReport = t
-            }
-        }
+            if let f = finishedAt, now - f >= grace { return .countReached }
+            return nil
+        }, tick: { elapsed, seconds in
+            let cur = stats.snapshots(lanes.count)
+            onInterval(IntervalReport(elapsed: elapsed, seconds: seconds, lanes: lanes.map { ($0.queue, $0.core) },
+                                      previous: previous, current: cur))
+            previous = cur
+        })
         stop.storeRelaxed(1)
         threads.forEach { $0.join() }
         let elapsed = monotonicSeconds() - start
@@ -162,7 +150,7 @@ public final class LiveGenerator {
             throw LanesError.system("live-frames transmit on \(interface) (lane \(lanes[lane].queue), core \(lanes[lane].core))", errno: e,
                                     fix: e == ENXIO || e == EINVAL ? "the target cannot take redirected frames; use --tx xsk" : nil)
         }
-        if exitReason == "interface lost" {
+        if exitReason == .interfaceLost {
             throw LanesError("interface \(interface) disappeared during the run (namespace or device removed)", fix: "check 'ip link'")
         }
         return LiveGenSummary(durationS: elapsed, exitReason: exitReason, lanes: lanes.indices.map { i in
@@ -227,7 +215,7 @@ public struct LiveGenSummary: Sendable {
         public var firstTxNs: UInt64; public var lastTxNs: UInt64
     }
     public var durationS: Double
-    public var exitReason: String
+    public var exitReason: ExitReason
     public var lanes: [Lane]
     public var txPackets: UInt64 { lanes.reduce(0) { $0 + $1.txPackets } }
     public var txBytes: UInt64 { lanes.reduce(0) { $0 + $1.txBytes } }

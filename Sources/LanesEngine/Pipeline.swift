@@ -77,10 +77,6 @@ public final class Pipeline {
 
     public func close() { program.detach(); program.unregister(queue: UInt32(rxQueue)) }
 
-    /// As Engine.dropPrivileges: keep only CAP_NET_ADMIN once everything is open.
-    public func dropPrivileges() throws(LanesError) {
-        try Privileges.keepOnlyNetAdmin()
-    }
     deinit { close() }
 
     /// Runs until `duration`, SIGINT/SIGTERM or the interface going away. Worker
@@ -125,22 +121,11 @@ public final class Pipeline {
             })
         }
         let start = monotonicSeconds()
-        var previous = snapshot(), lastReport = start
-        var reason = "duration"
-        let ifindex = if_nametoindex(config.interface)
-        while true {
-            let now = monotonicSeconds()
-            if let duration, now - start >= duration { break }
-            let sig = StopSignals.wait(seconds: min(0.1, duration.map { max(0.001, $0 - (now - start)) } ?? 0.1))
-            if sig != 0 { reason = sig == SIGINT ? "SIGINT" : "SIGTERM"; break }
-            if if_nametoindex(config.interface) != ifindex { reason = "interface lost"; break }
-            let t = monotonicSeconds()
-            if interval > 0 && t - lastReport >= interval {
-                let cur = snapshot()
-                onInterval(IntervalReport(elapsed: t - start, seconds: t - lastReport, lanes: labels, previous: previous, current: cur))
-                previous = cur
-                lastReport = t
-            }
+        var previous = snapshot()
+        let reason = Monitor(duration: duration, interval: interval, watching: [config.interface]).run(start: start) { elapsed, seconds in
+            let cur = snapshot()
+            onInterval(IntervalReport(elapsed: elapsed, seconds: seconds, lanes: labels, previous: previous, current: cur))
+            previous = cur
         }
         // Workers first drain their rings and TX, returning every frame; then the RX lane.
         stop.storeRelaxed(1)
@@ -148,30 +133,21 @@ public final class Pipeline {
         stop.storeRelaxed(2)
         threads.first?.join()
         // The fan-out reached the rings unmanaged: they live until every thread is done.
-        withExtendedLifetime((toWorker, returns)) { fanout.release() }
+        withExtendedLifetime((toWorker, returns, fanout)) {}
         let elapsed = monotonicSeconds() - start
         let snaps = snapshot()
         var lanes: [RunSummary.LaneSummary] = []
+        let none = FrameLedger(total: 0, free: 0, fillRing: 0, rxRing: 0, inHands: 0, txRing: 0, completionRing: 0)
         for (k, (q, core)) in labels.enumerated() {
-            let s = snaps[k]
-            var drops: [String: UInt64] = [:]
-            for c in LaneCounter.allCases where c.isDrop { drops[c.name] = s[c] }
-            lanes.append(.init(queue: q, core: core, direction: k == 0 ? "rx->workers" : "worker\(k - 1)->\(config.outInterface!)",
-                               rxPackets: s[.rxPackets], txPackets: s[.txPackets], rxBytes: s[.rxBytes], txBytes: s[.txBytes],
-                               drops: drops, txKicks: s[.txKicks], idlePolls: s[.idlePolls],
+            lanes.append(.init(queue: q, core: core, direction: k == 0 ? "rx->workers" : "worker\(k - 1)->\(config.outInterface!)", counters: snaps[k],
                                xsk: k == 0 ? rxSocket.statistics() : txSockets[k - 1].statistics(),
                                xdp: k == 0 ? program.counters(queue: UInt32(rxQueue)) : XDPQueueCounters(),
-                               frames: k == 0 ? (ledgerSlot.ledgers[0] ?? FrameLedger(total: fc, free: 0, fillRing: 0, rxRing: 0, inHands: 0, txRing: 0, completionRing: 0))
-                                              : FrameLedger(total: 0, free: 0, fillRing: 0, rxRing: 0, inHands: 0, txRing: 0, completionRing: 0)))
+                               frames: k == 0 ? (ledgerSlot.ledgers[0] ?? FrameLedger(total: fc, free: 0, fillRing: 0, rxRing: 0, inHands: 0, txRing: 0, completionRing: 0)) : none))
         }
-        let rss = ProcessMemory.residentBytes()
-        var summary = RunSummary(interface: config.interface, bindMode: rxSocket.boundMode, xdpMode: program.attachedMode?.rawValue ?? "none",
-                                 filter: config.filter.description, umemPlacement: umem.placement, framesPerLane: fc, frameSize: fs,
-                                 umemBytesPerLane: umem.config.bytes, durationS: elapsed, exitReason: reason,
-                                 processRSSBytes: rss, processBeyondUMEMBytes: max(0, rss - umem.config.bytes), linkDownEvents: 0, lanes: lanes)
+        var summary = RunSummary(config: config, bindMode: rxSocket.boundMode, program: program, umemPlacement: umem.placement,
+                                 umemBytes: umem.config.bytes, duration: elapsed, exitReason: reason, multiBuffer: multiBuffer, lanes: lanes)
         summary.ec2Shaping = EC2Shaping.between(allowancesAtStart, EC2Shaping.read(interface: config.interface))
-        summary.multiBuffer = multiBuffer
-        if reason == "interface lost" {
+        if reason == .interfaceLost {
             close()
             throw LanesError("interface \(config.interface) disappeared during the run", fix: "check 'ip link'; nothing is left attached")
         }
@@ -194,25 +170,25 @@ struct FanoutApp: LaneApp {
     let perWorker: UnsafeMutablePointer<FrameDesc> // workers x 256 staging slots
     let counts: UnsafeMutablePointer<Int>
     let returned: UnsafeMutablePointer<FrameDesc>
+    /// What the pointers above point into, freed with the last copy of the app.
+    let memory: (rings: OwnedBuffer<Unmanaged<SPSCRing>>, returns: OwnedBuffer<Unmanaged<SPSCRing>>,
+                 descs: OwnedBuffer<FrameDesc>, counts: OwnedBuffer<Int>)
 
     /// `rings` and `returns` must outlive the app (the pipeline holds them).
     init(rings: [SPSCRing], returns: [SPSCRing], frameMask: UInt64) {
         precondition(rings.count == returns.count)
         workers = rings.count
-        self.rings = .allocate(capacity: workers)
-        self.rings.initialize(from: rings.map { Unmanaged.passUnretained($0) }, count: workers)
-        self.returns = .allocate(capacity: workers)
-        self.returns.initialize(from: returns.map { Unmanaged.passUnretained($0) }, count: workers)
+        memory = (OwnedBuffer(count: workers, initial: Unmanaged.passUnretained(rings[0])),
+                  OwnedBuffer(count: workers, initial: Unmanaged.passUnretained(returns[0])),
+                  OwnedBuffer(count: (workers + 1) * 256, initial: FrameDesc(addr: 0, len: 0)),
+                  OwnedBuffer(count: workers, initial: 0))
+        self.rings = memory.rings.pointer
+        self.returns = memory.returns.pointer
+        for k in 0..<workers { self.rings[k] = Unmanaged.passUnretained(rings[k]); self.returns[k] = Unmanaged.passUnretained(returns[k]) }
         self.frameMask = frameMask
-        perWorker = .allocate(capacity: workers * 256)
-        counts = .allocate(capacity: workers)
-        counts.initialize(repeating: 0, count: workers)
-        returned = .allocate(capacity: 256)
-    }
-
-    /// Frees what init allocated; call once after the run.
-    func release() {
-        rings.deallocate(); returns.deallocate(); perWorker.deallocate(); counts.deallocate(); returned.deallocate()
+        perWorker = memory.descs.pointer
+        returned = memory.descs.pointer + workers * 256
+        counts = memory.counts.pointer
     }
 
     /// Frames the workers are done with, back into the pool (called each burst

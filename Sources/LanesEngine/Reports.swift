@@ -83,7 +83,7 @@ public struct RunSummary: Encodable, Sendable {
     public var frameSize: Int
     public var umemBytesPerLane: Int
     public var durationS: Double
-    public var exitReason: String
+    public var exitReason: ExitReason
     public var processRSSBytes: Int
     public var processBeyondUMEMBytes: Int
     public var linkDownEvents: Int = 0
@@ -157,5 +157,31 @@ public struct RunSummary: Encodable, Sendable {
         try c.encode(drops, forKey: .drops)
         try c.encode(lanes.reduce(XSKStatistics()) { $0 + $1.xsk }, forKey: .xsk)
         try c.encode(lanes.reduce(XDPQueueCounters()) { $0 + $1.xdp }, forKey: .xdp)
+    }
+}
+
+extension RunSummary.LaneSummary {
+    /// One lane's part of the summary, from its counters at the end.
+    init(queue: Int, core: Int, direction: String?, counters s: LaneSnapshot, xsk: XSKStatistics, xdp: XDPQueueCounters, frames: FrameLedger) {
+        var drops: [String: UInt64] = [:]
+        for c in LaneCounter.allCases where c.isDrop { drops[c.name] = s[c] }
+        self.init(queue: queue, core: core, direction: direction, rxPackets: s[.rxPackets], txPackets: s[.txPackets],
+                  rxBytes: s[.rxBytes], txBytes: s[.txBytes], drops: drops, txKicks: s[.txKicks], idlePolls: s[.idlePolls],
+                  xsk: xsk, xdp: xdp, frames: frames)
+    }
+}
+
+extension RunSummary {
+    /// The one way a run of lanes on `config.interface` is summed up (the engine
+    /// and the pipeline): `umemBytes` is every UMEM's bytes together.
+    init(config: EngineConfig, bindMode: String, program: XDPProgram, umemPlacement: String, umemBytes: Int,
+         duration: Double, exitReason: ExitReason, linkDownEvents: Int = 0, multiBuffer: Bool, lanes: [LaneSummary]) {
+        let rss = ProcessMemory.residentBytes()
+        self.init(interface: config.interface, bindMode: bindMode, xdpMode: program.attachedMode?.rawValue ?? "none",
+                  filter: config.filter.description, umemPlacement: umemPlacement,
+                  framesPerLane: config.umem.frameCount, frameSize: config.umem.frameSize,
+                  umemBytesPerLane: config.umem.bytes, durationS: duration, exitReason: exitReason,
+                  processRSSBytes: rss, processBeyondUMEMBytes: max(0, rss - umemBytes), linkDownEvents: linkDownEvents, lanes: lanes)
+        self.multiBuffer = multiBuffer
     }
 }

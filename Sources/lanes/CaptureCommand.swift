@@ -45,7 +45,7 @@ struct CaptureCommand: ParsableCommand {
         var durationS: Double
         var pps: Double
         var lanes: [LaneReport]
-        var exitReason: String
+        var exitReason: ExitReason
         var framesBalanced: Bool
         struct LaneReport: Encodable { var queue: Int; var captured: UInt64; var captureDropped: UInt64 }
     }
@@ -74,7 +74,6 @@ struct CaptureCommand: ParsableCommand {
         var startError: LanesError? = nil
         try options.run(config, mode: "capture to \(write) (\(format == .pcapng ? "pcapng" : "pcap, ns"), snaplen \(keep))", report: { (summary: RunSummary, apps: [CaptureApp]) in
             writer.finish()
-            apps.forEach { $0.release() }
             let perLane = zip(summary.lanes, apps).map { Report.LaneReport(queue: $0.queue, captured: $1.captured, captureDropped: $0.drops["drop_capture"] ?? 0) }
             let dropped = perLane.reduce(0) { $0 + $1.captureDropped } + writer.droppedAfterError
             let r = Report(interface: summary.interface, file: file, format: format == .pcapng ? "pcapng" : "pcap", rxPackets: summary.rxPackets, captured: writer.records,

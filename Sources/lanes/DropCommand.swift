@@ -200,7 +200,7 @@ struct FwdCommand: ParsableCommand {
 
     func runPipeline<App: LaneApp>(_ config: EngineConfig, _ workerCores: [Int], _ label: String, makeApp: (Int) -> App) throws {
         let p = try Pipeline(config, workerCores: workerCores)
-        try p.dropPrivileges()
+        try Privileges.keepOnlyNetAdmin()
         let json = options.json
         if !json { print("lanes \(label), pipeline: 1 RX lane, \(workerCores.count) worker(s) on cores \(workerCores)") }
         let summary = try p.run(duration: options.duration, interval: options.interval, onInterval: { r in

@@ -66,7 +66,7 @@ struct GenCommand: ParsableCommand {
         /// Seconds from the first frame sent to the last (absent: under two sends
         /// apart). tx_pps and tx_bps are over this span, not over start-up and drain.
         var sendingS: Double?
-        var exitReason: String
+        var exitReason: ExitReason
         var txPackets: UInt64
         var txBytes: UInt64
         var txPps: Double
@@ -267,7 +267,6 @@ struct GenCommand: ParsableCommand {
             report.txPath = choice.path.rawValue
             report.txPathReason = choice.reason
             report.rxPath = receiving ? "xsk" : nil
-            apps.forEach { $0.release() }
             if json { printJSONLine(report) } else { GenCommand.printReport(report) }
         }, extraMetrics: receiving ? { PrometheusText.histogram("lanes_gen_latency_seconds", "One-way or round-trip latency of signed packets.", made.snapshot()) } : nil) { engine, i in
             let app = GenApp(plan: plans[i])
@@ -301,7 +300,6 @@ struct GenCommand: ParsableCommand {
         rep.ec2Shaping = s.ec2Shaping
         if receive {
             var hist = LatencyHistogram()
-            defer { hist.release() }
             for a in apps { hist.add(a.latency) }
             let rx: [StreamRx] = (0..<flows.count).map { i in
                 var rx = StreamRx()

@@ -120,39 +120,27 @@ enum GenXDP {
         if !json {
             print("lanes gen (receive only) on \(config.interface): counted in XDP on \(rxQueues) queue(s), filter '\(config.filter)', \(flows.count) stream(s)")
         }
-        let ifindex = if_nametoindex(config.interface)
-        let start = monotonicSeconds()
-        var exitReason = "duration"
-        var last = start, lastCount: UInt64 = 0
+        var lastCount: UInt64 = 0
         func matched() -> UInt64 { (0..<rxQueues).reduce(0) { $0 + prog.counters(queue: UInt32($1)).dropped } }
-        while true {
-            let now = monotonicSeconds()
-            if let duration = options.duration, now - start >= duration { break }
-            var wait = 0.05
-            if let duration = options.duration { wait = min(wait, max(0.001, duration - (now - start))) }
-            let sig = StopSignals.wait(seconds: wait)
-            if sig != 0 { exitReason = sig == SIGINT ? "SIGINT" : "SIGTERM"; break }
-            if if_nametoindex(config.interface) != ifindex {
-                throw LanesError("interface \(config.interface) disappeared during the run (namespace or device removed)", fix: "check 'ip link'")
+        let start = monotonicSeconds()
+        let exitReason = Monitor(duration: options.duration, interval: options.interval, poll: 0.05, watching: [config.interface]).run(start: start) { elapsed, seconds in
+            let c = matched()
+            let pps = Double(c - lastCount) / seconds
+            if json {
+                printJSONLine(IntervalLine(elapsedS: elapsed, rxPps: pps, txPps: 0, rxBps: 0, txBps: 0, laneRxPps: [], rxPackets: c))
+            } else {
+                print("[\(format2(elapsed))s] rx \(fmtRate(pps, "pps")), \(c) packets")
             }
-            let t = monotonicSeconds()
-            if options.interval > 0 && t - last >= options.interval {
-                let c = matched()
-                let pps = Double(c - lastCount) / (t - last)
-                if json {
-                    printJSONLine(IntervalLine(elapsedS: t - start, rxPps: pps, txPps: 0, rxBps: 0, txBps: 0, laneRxPps: [], rxPackets: c))
-                } else {
-                    print("[\(format2(t - start))s] rx \(fmtRate(pps, "pps")), \(c) packets")
-                }
-                last = t; lastCount = c
-            }
+            lastCount = c
+        }
+        if exitReason == .interfaceLost {
+            throw LanesError("interface \(config.interface) disappeared during the run (namespace or device removed)", fix: "check 'ip link'")
         }
         let elapsed = monotonicSeconds() - start
         let got = prog.signedReceive()
         let perQueue = (0..<rxQueues).map { prog.counters(queue: UInt32($0)) }
         prog.detach()
         var hist = LatencyHistogram()
-        defer { hist.release() }
         hist.add(buckets: got.latencyBuckets, count: got.latencyCount, min: got.latencyMin, max: got.latencyMax, sum: Double(got.latencySum))
         let rx: [StreamRx] = got.streams.map { c in
             var r = StreamRx()

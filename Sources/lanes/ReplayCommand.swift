@@ -52,7 +52,7 @@ struct ReplayCommand: ParsableCommand {
         /// Original timing: the file's own span divided by the speed, per pass.
         var fileSpanS: Double
         var lanes: [LaneReport]
-        var exitReason: String
+        var exitReason: ExitReason
         var framesBalanced: Bool
         struct LaneReport: Encodable { var queue: Int; var packets: UInt64; var bytes: UInt64 }
     }
@@ -110,7 +110,6 @@ struct ReplayCommand: ParsableCommand {
                            fileSpanS: Double(trace.spanNs) / 1e9 / speed,
                            lanes: zip(summary.lanes, apps).map { .init(queue: $0.queue, packets: $1.sent, bytes: $1.sentBytes) },
                            exitReason: summary.exitReason, framesBalanced: summary.framesBalanced)
-            apps.forEach { $0.release() }
             if json { printJSONLine(r); return }
             print("replay: \(sent) packets, \(bytes) bytes in \(format2(span ?? summary.durationS)) s: \(fmtRate(r.pps, "pps")), \(fmtRate(r.bps, "bps"))"
                   + (reqPps.map { " (requested \(fmtRate($0, "pps")))" } ?? "") + (reqBps.map { " (requested \(fmtRate($0, "bps")))" } ?? "")

@@ -33,7 +33,7 @@ struct SinkCommand: ParsableCommand {
         var bytes: UInt64
         var pps: Double
         var queues: [QueueCount]
-        var exitReason: String
+        var exitReason: ExitReason
     }
     struct QueueCount: Encodable { var queue: Int; var packets: UInt64; var bytes: UInt64 }
 
@@ -50,28 +50,16 @@ struct SinkCommand: ParsableCommand {
         StopSignals.block()
         let prog = try XDPProgram(filter: parsed, action: pass ? .countAndPass : .sink)
         try prog.attach(interface: iface, mode: xdp, force: force)
-        let ifindex = if_nametoindex(iface)
-        let start = monotonicSeconds()
-        var last = start
         var lastTotal: UInt64 = 0
-        var reason = "duration"
         func total() -> XDPQueueCounters { (0..<rxq).reduce(XDPQueueCounters()) { $0 + prog.counters(queue: UInt32($1)) } }
         func count(_ c: XDPQueueCounters) -> UInt64 { pass ? c.passed : c.dropped }
         if !json { print("lanes sink on \(iface): \(rxq) queue(s), filter '\(parsed)', xdp \(prog.attachedMode?.rawValue ?? "?")") }
-        while true {
-            let now = monotonicSeconds()
-            if let duration, now - start >= duration { break }
-            let sig = StopSignals.wait(seconds: min(0.1, duration.map { max(0.001, $0 - (now - start)) } ?? 0.1))
-            if sig != 0 { reason = sig == SIGINT ? "SIGINT" : "SIGTERM"; break }
-            if if_nametoindex(iface) != ifindex { reason = "interface lost"; break }
-            let t = monotonicSeconds()
-            if interval > 0 && t - last >= interval {
-                let n = count(total())
-                let line = "[\(format2(t - start))s] \(fmtRate(Double(n - lastTotal) / (t - last), "pps")), \(n) packets"
-                if json { printJSONLine(["elapsed_s": t - start, "pps": Double(n - lastTotal) / (t - last)]) } else { print(line) }
-                last = t
-                lastTotal = n
-            }
+        let start = monotonicSeconds()
+        let reason = Monitor(duration: duration, interval: interval, watching: [iface]).run(start: start) { elapsed, seconds in
+            let n = count(total())
+            let line = "[\(format2(elapsed))s] \(fmtRate(Double(n - lastTotal) / seconds, "pps")), \(n) packets"
+            if json { printJSONLine(["elapsed_s": elapsed, "pps": Double(n - lastTotal) / seconds]) } else { print(line) }
+            lastTotal = n
         }
         let elapsed = monotonicSeconds() - start
         let per = (0..<rxq).map { q in let c = prog.counters(queue: UInt32(q)); return QueueCount(queue: q, packets: count(c), bytes: c.matchedBytes) }
@@ -82,7 +70,7 @@ struct SinkCommand: ParsableCommand {
         if json { printJSONLine(r) } else {
             print("sink: \(n) packets in \(format2(elapsed)) s (\(fmtRate(r.pps, "pps"))); per queue: " + per.map { "q\($0.queue) \($0.packets)" }.joined(separator: ", "))
         }
-        if reason == "interface lost" { throw LanesError("interface \(iface) disappeared during the run") }
+        if reason == .interfaceLost { throw LanesError("interface \(iface) disappeared during the run") }
     }
 
     /// `--kernel`: per-socket counts from pinned recvmmsg threads.
@@ -100,23 +88,15 @@ struct SinkCommand: ParsableCommand {
         let before = KernelReceiver.udpErrors()
         let stop = StopFlag()
         let threads = try rx.start(stop: stop)
-        let start = monotonicSeconds()
-        var last = start, lastTotal: UInt64 = 0, reason = "duration"
+        var lastTotal: UInt64 = 0
         func total() -> UInt64 { (0..<coreList.count).reduce(0) { $0 + rx.stats.counters($1).snapshot()[.rxPackets] } }
         if !json { print("lanes sink --kernel on \(iface): UDP port \(port), \(coreList.count) socket(s) on cores \(coreList.map(String.init).joined(separator: ","))") }
-        while true {
-            let now = monotonicSeconds()
-            if now - start >= duration { break }
-            let sig = StopSignals.wait(seconds: min(0.05, max(0.001, duration - (now - start))))
-            if sig != 0 { reason = sig == SIGINT ? "SIGINT" : "SIGTERM"; break }
-            let t = monotonicSeconds()
-            if interval > 0 && t - last >= interval {
-                let n = total()
-                let pps = Double(n - lastTotal) / (t - last)
-                if json { printJSONLine(KernelInterval(elapsedS: t - start, rxPps: pps, rxPackets: n)) } else { print("[\(format2(t - start))s] \(fmtRate(pps, "pps")), \(n) packets") }
-                last = t
-                lastTotal = n
-            }
+        let start = monotonicSeconds()
+        let reason = Monitor(duration: duration.isFinite ? duration : nil, interval: interval, poll: 0.05).run(start: start) { elapsed, seconds in
+            let n = total()
+            let pps = Double(n - lastTotal) / seconds
+            if json { printJSONLine(KernelInterval(elapsedS: elapsed, rxPps: pps, rxPackets: n)) } else { print("[\(format2(elapsed))s] \(fmtRate(pps, "pps")), \(n) packets") }
+            lastTotal = n
         }
         stop.raise()
         threads.forEach { $0.join() }
@@ -147,7 +127,7 @@ struct SinkCommand: ParsableCommand {
         var udpInErrors: UInt64
         /// One per socket (named lanes so `lanes scale` reads either dut alike).
         var lanes: [KernelSocket]
-        var exitReason: String
+        var exitReason: ExitReason
         var cpuS: Double = processCPUSeconds()
     }
 }

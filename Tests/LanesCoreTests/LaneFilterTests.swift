@@ -130,7 +130,6 @@ import Testing
 
     @Test func histogramPercentilesAreMonotoneAndClose() {
         var h = LatencyHistogram()
-        defer { h.release() }
         for v in 1...100_000 { h.record(UInt64(v)) }
         var last: UInt64 = 0
         for q in [0.0, 0.5, 0.9, 0.99, 0.999, 1.0] {
@@ -149,7 +148,6 @@ import Testing
     /// percentiles as recording the values here.
     @Test func bucketsFromElsewhereAddUpLikeRecordedValues() {
         var recorded = LatencyHistogram(), merged = LatencyHistogram()
-        defer { recorded.release(); merged.release() }
         var buckets = [UInt64](repeating: 0, count: LatencyHistogram.bucketCount)
         var sum: UInt64 = 0
         let values: [UInt64] = (0..<5000).map { UInt64($0) * 7919 % 3_000_000 + 13 }
@@ -158,7 +156,6 @@ import Testing
         for q in [0.0, 0.5, 0.9, 0.99, 0.999, 1.0] { #expect(merged.percentile(q) == recorded.percentile(q)) }
         #expect(merged.count == recorded.count && merged.min == recorded.min && merged.max == recorded.max)
         var empty = LatencyHistogram()
-        defer { empty.release() }
         empty.add(buckets: [UInt64](repeating: 0, count: LatencyHistogram.bucketCount), count: 0, min: .max, max: 0, sum: 0)
         #expect(empty.count == 0 && empty.percentile(0.5) == 0)
     }

@@ -55,6 +55,25 @@ import Testing
         while l.lane.step() > 0 { port.kernelTransmit() }
         #expect(l.ledger.balanced, "\(l.ledger)")
         #expect(l.counters[.txPackets] == 5000)
-        l.lane.app.release()
+    }
+}
+
+extension GenAppTests {
+    /// A generator that asks for every frame (a TX-only gen: all but 64) on a lane
+    /// whose fill ring set-up primed with half of them: the primed half stays
+    /// receiving, the generator takes the rest, and it sends.
+    @Test func aGeneratorAskingForMoreThanTheUnprimedFramesGetsTheRest() {
+        let plan = GenLanePlan(streams: [0], flows: Self.flows(v6: false), srcMAC: MACAddress("02:4c:00:00:00:01")!,
+                               dstMAC: MACAddress("02:4c:00:00:00:02")!, sizes: [64], pps: nil, count: 1000, receive: false)
+        let port = InMemoryPort(ringSize: 256, frameCount: 512)
+        let primed = port.rings.fill.prime(frames: 0..<256, frameSize: port.frameSize)
+        #expect(GenApp(plan: plan).generatorFrames(of: 512) == 512 - 64)
+        var l = InMemoryLane(app: GenApp(plan: plan), port: port, batch: 32, primed: primed)
+        #expect(l.lane.generatorPool.capacity == 256)
+        #expect(l.lane.pool.capacity == 256)
+        var sent = 0
+        for _ in 0..<200 { _ = l.lane.step(); sent += port.kernelTransmit() }
+        #expect(sent == 1000)
+        #expect(l.ledger.balanced, "\(l.ledger)")
     }
 }

@@ -137,7 +137,6 @@ import Testing
         #expect(l.counters[.txBytes] == 1500 * 64 + 1500 * 9000)
         while l.lane.step() > 0 {}
         #expect(l.ledger.balanced, "\(l.ledger)")
-        l.lane.app.release()
     }
 
     /// When the sockets bind with XDP_USE_SG, and what is refused.

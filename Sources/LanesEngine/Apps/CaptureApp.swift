@@ -71,6 +71,8 @@ public struct CaptureApp: LaneApp {
     let lane: CaptureLane
     let shared: CaptureShared
     let snaplen: Int
+    /// `cache` and `out`, freed with the last copy of the app.
+    let memory: OwnedBuffer<FrameDesc>
     /// Free slots taken from the writer in bursts, used from the top.
     let cache: UnsafeMutablePointer<FrameDesc>
     var cached = 0
@@ -82,12 +84,10 @@ public struct CaptureApp: LaneApp {
 
     public init(lane: CaptureLane, shared: CaptureShared, snaplen: Int) {
         self.lane = lane; self.shared = shared; self.snaplen = snaplen
-        cache = .allocate(capacity: Self.cacheSize)
-        out = .allocate(capacity: Self.cacheSize)
+        memory = OwnedBuffer(count: 2 * Self.cacheSize, initial: FrameDesc(addr: 0, len: 0))
+        cache = memory.pointer
+        out = memory.pointer + Self.cacheSize
     }
-
-    /// Frees what init allocated; call once after the run.
-    public func release() { cache.deallocate(); out.deallocate() }
 
     public var finished: Bool { shared.reachedLimit }
 

@@ -152,9 +152,15 @@ public struct GenApp: LaneApp {
     /// Bytes of each template copied per packet.
     static let templateBytes = GenPattern.templateBytes
     public let plan: GenLanePlan
+    /// The memory below: allocated once at init (sized from the plan), freed
+    /// with the last copy of the app; `prepare` only fills it.
+    let templateMemory: OwnedBuffer<UInt8>
+    let frameMemory: OwnedBuffer<GenFrame>
+    let sequenceMemory: OwnedBuffer<UInt64>
+    let rxMemory: OwnedBuffer<StreamRx>
     /// The pattern: `slots` templates of `templateBytes`, and their facts.
-    var templates: UnsafeMutableRawPointer
-    var frameInfo: UnsafeMutablePointer<GenFrame>
+    let templates: UnsafeMutableRawPointer
+    let frameInfo: UnsafeMutablePointer<GenFrame>
     var slots = 0
     var nextSlot = 0
     /// Next sequence per global stream (only this lane's streams are used).
@@ -174,25 +180,18 @@ public struct GenApp: LaneApp {
     public init(plan: GenLanePlan) {
         self.plan = plan
         streamCount = plan.flows.count
-        sequences = .allocate(capacity: max(streamCount, 1))
-        sequences.initialize(repeating: 0, count: max(streamCount, 1))
-        rx = .allocate(capacity: max(streamCount, 1))
-        rx.initialize(repeating: StreamRx(), count: max(streamCount, 1))
-        // Replaced in prepare.
-        templates = .allocate(byteCount: GenApp.templateBytes, alignment: 64)
-        frameInfo = .allocate(capacity: 1)
+        sequenceMemory = OwnedBuffer(count: max(streamCount, 1), initial: 0)
+        sequences = sequenceMemory.pointer
+        rxMemory = OwnedBuffer(count: max(streamCount, 1), initial: StreamRx())
+        rx = rxMemory.pointer
+        let n = GenPattern.slotCount(plan)
+        templateMemory = OwnedBuffer(count: n * GenApp.templateBytes, initial: 0, alignment: 64)
+        templates = UnsafeMutableRawPointer(templateMemory.pointer)
+        frameMemory = OwnedBuffer(count: n, initial: GenFrame(stream: 0, length: 0, signature: 0, checksum: 0))
+        frameInfo = frameMemory.pointer
 
         pacer = Pacer(pps: plan.pps)
         limit = plan.count ?? .max
-    }
-
-    /// Frees what init allocated; call once after the run.
-    public func release() {
-        sequences.deallocate()
-        rx.deallocate()
-        templates.deallocate()
-        frameInfo.deallocate()
-        latency.release()
     }
 
     public func generatorFrames(of frameCount: Int) -> Int {
@@ -202,9 +201,7 @@ public struct GenApp: LaneApp {
     /// Builds the pattern's templates (every stream of the lane with every size:
     /// streams in turn, then the next size) and zeroes the generator frames.
     public mutating func prepare(generatorFrames: Range<Int>, context: LaneContext) {
-        let n = GenPattern.slotCount(plan)
-        let t = UnsafeMutableRawPointer.allocate(byteCount: n * GenApp.templateBytes, alignment: 64)
-        let table = UnsafeMutablePointer<GenFrame>.allocate(capacity: n)
+        let n = GenPattern.slotCount(plan), t = templates, table = frameInfo
         let scratchBytes = max(context.frameSize, plan.sizes.max() ?? 0)
         let scratch = UnsafeMutableRawPointer.allocate(byteCount: scratchBytes, alignment: 64)
         defer { scratch.deallocate() }
@@ -215,10 +212,6 @@ public struct GenApp: LaneApp {
         // templates are ever written into these frames.
         (context.umem + generatorFrames.lowerBound * context.frameSize)
             .initializeMemory(as: UInt8.self, repeating: 0, count: generatorFrames.count * context.frameSize)
-        templates.deallocate()
-        frameInfo.deallocate()
-        templates = t
-        frameInfo = table
         slots = n
         nextSlot = 0
         pacer.reset()

@@ -100,6 +100,8 @@ public final class ReplayClock: @unchecked Sendable {
 /// a generator frame.
 public struct ReplayApp: LaneApp {
     let trace: ReplayTrace
+    /// Freed with the last copy of the app.
+    let indexMemory: OwnedBuffer<Int32>
     let indices: UnsafeMutablePointer<Int32>
     let perPass: Int
     public let total: UInt64
@@ -119,7 +121,8 @@ public struct ReplayApp: LaneApp {
     public init(trace: ReplayTrace, indices: [Int32], total: UInt64, timing: ReplayTiming, clock: ReplayClock) {
         self.trace = trace
         perPass = indices.count
-        self.indices = .allocate(capacity: max(indices.count, 1))
+        indexMemory = OwnedBuffer(count: indices.count, initial: 0)
+        self.indices = indexMemory.pointer
         for (i, v) in indices.enumerated() { self.indices[i] = v }
         self.total = indices.isEmpty ? 0 : total
         self.timing = timing
@@ -134,9 +137,6 @@ public struct ReplayApp: LaneApp {
         default: pacer = Pacer(pps: nil)
         }
     }
-
-    /// Frees what init allocated; call once after the run.
-    public func release() { indices.deallocate() }
 
     public func generatorFrames(of frameCount: Int) -> Int { frameCount - 64 }
 
