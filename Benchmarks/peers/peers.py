@@ -13,6 +13,10 @@ A and B alternate, `--rounds` times each, on one testbed (queue 0, one core each
   fwd:     lanes fwd d0 d1 --mode io vs testpmd io forwarding (net_af_xdp on both ports),
            counted in XDP on sink:s0; then one-way latency through lanes fwd --mode l3
            at 10%, 50% and 90% of its maximum rate (signed packets, lanes gen --rx-only on s0)
+With --baseline LANES (an earlier commit's release build), that build's tool under
+test runs as one more side in gen, drop, macswap and fwd (the traffic source and
+the counting sink stay this build's): before/after a change, with the peer
+ratios of both from the same rounds.
 Prints a table of medians and ratios, and the user/kernel CPU split of each
 tool's busiest thread, and appends them, dated, with the machine's description,
 to BENCHMARKS.md. Needs root and a release build (it makes one).
@@ -23,6 +27,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from report import ROOT, host_stalls, machine, publish  # noqa: E402
 
 LANES = os.path.join(ROOT, ".build/release/lanes")
+# The binary each Lanes side runs as the tool under test ("baseline": --baseline).
+TOOLS = {"lanes": LANES}
 TXONLY = os.path.join(ROOT, ".build/peers/xsk_txonly")
 TB = "peers"
 GEN, DUT, SINK = TB + "-gen", TB + "-dut", TB + "-sink"
@@ -138,9 +144,9 @@ def trial_gen(kind, seconds):
     xdp_off(DUT, "d0")
     s = sink(DUT, "d0")
     ticks = None
-    if kind in ("lanes", "lanes-xdp"):
-        tx = "xsk" if kind == "lanes" else "xdp"
-        p = bg([LANES, "gen", "--testbed", TB, "--tx", tx, "--queues", "0", "--cores", "0", "--interval", "0", "--json"])
+    if kind in ("lanes", "lanes-xdp", "baseline"):
+        tx = "xdp" if kind == "lanes-xdp" else "xsk"
+        p = bg([TOOLS.get(kind, LANES), "gen", "--testbed", TB, "--tx", tx, "--queues", "0", "--cores", "0", "--interval", "0", "--json"])
         ticks = measure(p, seconds, warmup=1.0)
         stop(p)
     elif kind in ("lanes-2", "lanes-xdp-2"):
@@ -168,8 +174,8 @@ def trial_drop(kind, seconds):
     xdp_off(DUT, "d0")
     gen = bg([LANES, "gen", "--testbed", TB, "--tx", "xsk", "--queues", "0", "--cores", "0", "--interval", "0"])
     time.sleep(0.5)
-    if kind == "lanes":
-        p = bg([LANES, "drop", "d0", "--netns", DUT, "--queues", "0", "--cores", "1", "--filter", "udp", "--interval", "1", "--json"])
+    if kind in TOOLS:
+        p = bg([TOOLS[kind], "drop", "d0", "--netns", DUT, "--queues", "0", "--cores", "1", "--filter", "udp", "--interval", "1", "--json"])
         ticks = measure(p, seconds)
         out, _ = stop(p)
         rates = [json.loads(l)["rx_pps"] for l in out.splitlines() if l.startswith("{") and "elapsed_s" in l]
@@ -187,8 +193,8 @@ def trial_macswap(kind, seconds):
     xdp_off(DUT, "d0")
     s = sink(GEN, "g0")
     gen = bg([LANES, "gen", "--testbed", TB, "--tx", "xsk", "--queues", "0", "--cores", "0", "--interval", "0"])
-    if kind == "lanes":
-        p = bg([LANES, "fwd", "d0", "--netns", DUT, "--mode", "macswap", "--queues", "0", "--cores", "1", "--filter", "udp", "--interval", "0"])
+    if kind in TOOLS:
+        p = bg([TOOLS[kind], "fwd", "d0", "--netns", DUT, "--mode", "macswap", "--queues", "0", "--cores", "1", "--filter", "udp", "--interval", "0"])
         ticks = measure(p, seconds)
         stop(p)
     else:
@@ -215,8 +221,8 @@ def trial_fwd(kind, seconds):
     xdp_off(DUT, "d0"); xdp_off(DUT, "d1")
     s = sink(SINK, "s0")
     gen = bg([LANES, "gen", "--testbed", TB, "--tx", "xsk", "--queues", "0", "--cores", "0", "--interval", "0"])
-    if kind == "lanes":
-        p = bg([LANES, "fwd", "d0", "d1", "--netns", DUT, "--mode", "io", "--queues", "0", "--cores", "1", "--filter", "udp", "--interval", "0"])
+    if kind in TOOLS:
+        p = bg([TOOLS[kind], "fwd", "d0", "d1", "--netns", DUT, "--mode", "io", "--queues", "0", "--cores", "1", "--filter", "udp", "--interval", "0"])
         ticks = measure(p, seconds)
         stop(p)
     else:
@@ -250,7 +256,11 @@ def main():
     ap.add_argument("--no-append", action="store_true", help="do not append to BENCHMARKS.md")
     ap.add_argument("--tests", default="gen,genxdp,drop,macswap,fwd",
                     help="comma-separated subset of gen,genxdp,drop,macswap,fwd (latency runs with fwd)")
+    ap.add_argument("--baseline", help="an earlier build's lanes binary: one more side in gen, drop, macswap and fwd")
+    ap.add_argument("--no-latency", action="store_true", help="skip the latency points after fwd")
     a = ap.parse_args()
+    if a.baseline:
+        TOOLS["baseline"] = os.path.abspath(a.baseline)
     tests = a.tests.split(",")
     unknown = set(tests) - {"gen", "genxdp", "drop", "macswap", "fwd"}
     if unknown or not tests:
@@ -274,6 +284,10 @@ def main():
                 ("drop", ["lanes", "testpmd"], trial_drop),
                 ("macswap", ["lanes", "testpmd"], trial_macswap),
                 ("fwd", ["lanes", "testpmd"], trial_fwd)]
+        if a.baseline:
+            for test, kinds, _ in plan:
+                if test != "genxdp":
+                    kinds.insert(1, "baseline")
         for test, kinds, fn in (p for p in plan if p[0] in tests):
             for r in range(a.rounds):
                 # A B ... then ... B A: a drift within a round (the host's load) falls on both sides.
@@ -283,7 +297,7 @@ def main():
                     print(f"{test:8} round {r + 1} {k:8} {rate / 1e6:.3f} Mpps"
                           + (f", busiest thread user/system ticks {ticks[0]}/{ticks[1]}" if ticks else ""), file=sys.stderr)
         fwd_max = statistics.median(r for r, _ in results[("fwd", "lanes")]) if "fwd" in tests else 0
-        for frac in ([0.1, 0.5, 0.9] if "fwd" in tests else []):
+        for frac in ([0.1, 0.5, 0.9] if "fwd" in tests and not a.no_latency else []):
             rep = latency_at(frac * fwd_max, a.seconds)
             results[("latency", frac)] = rep
             lat = rep.get("latency", {})
@@ -331,6 +345,11 @@ def main():
              "rates in Mpps measured at the receiver, medians over the rounds; ratio = median of the per-round ratios A/B, with their range; "
              "best = ratio of each side's best round (the host's noise only takes rate away). " + stalls, "",
              "| test | Lanes | Mpps | peer | Mpps | ratio | range | best |", "|---|---|---:|---|---:|---:|---|---:|"]
+    if a.baseline:
+        rows += [(f"{t} (baseline build)", an + " (baseline)", (ak[0], "baseline"), bn, bk) for t, an, ak, bn, bk in rows
+                 if ak[1] == "lanes" and ak[0] != "genxdp" and bk[1] == "testpmd"]
+        rows += [(f"{t}: this build vs baseline", an, ak, an + " (baseline)", (ak[0], "baseline")) for t, an, ak, bn, bk in rows
+                 if ak[1] == "lanes" and ak[0] != "genxdp" and bk[1] == "testpmd"]
     for t, an, ak, bn, bk in (r for r in rows if r[2][0] in tests):
         m, lo, hi = ratios(ak, bk)
         best_b = max(r for r, _ in results[bk])
@@ -351,7 +370,7 @@ def main():
             c = cpu(test, k)
             if c:
                 lines.append(f"| {test} | {name} | {c[2]:.0%} | {c[0]:.1%} | {c[1]:.0f} |")
-    if "fwd" not in tests:
+    if "fwd" not in tests or a.no_latency:
         publish(lines, append=not a.no_append)
         return
     fwd_max = med("fwd", "lanes")

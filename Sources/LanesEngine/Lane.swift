@@ -116,8 +116,10 @@ public struct Lane<App: LaneApp>: ~Copyable {
         refill()
         var idle = 0
         while true {
-            let s = stop.loadRelaxed() // relaxed: it only ends the loop
-            if s >= 2 { break }
+            let s = stop.loadRelaxed() // relaxed while running: it only ends the loop
+            // Acquire once it ends: pairs with the owner's release store of 2, so what
+            // other threads did before it (a pipeline's joined workers) is seen here.
+            if s >= 2 { _ = stop.loadAcquire(); break }
             if s == 1 && !draining { draining = true }
             if step() == 0 {
                 idle &+= 1

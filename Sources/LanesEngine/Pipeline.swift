@@ -128,9 +128,13 @@ public final class Pipeline {
             previous = cur
         }
         // Workers first drain their rings and TX, returning every frame; then the RX lane.
-        stop.storeRelaxed(1)
+        stop.storeRelaxed(1) // relaxed: it only starts the workers' drain
         threads.dropFirst().forEach { $0.join() }
-        stop.storeRelaxed(2)
+        // Release, after the workers' joins: pairs with the RX lane's acquire load
+        // when it sees 2 (Lane.run), so the workers' last writes to the rings (their
+        // consumer index and cache) happen before the lane takes over the consumer
+        // side of the rings to them (FanoutApp.reclaimAll).
+        stop.storeRelease(2)
         threads.first?.join()
         // The fan-out reached the rings unmanaged: they live until every thread is done.
         withExtendedLifetime((toWorker, returns, fanout)) {}
@@ -197,7 +201,10 @@ struct FanoutApp: LaneApp {
         reclaimReturns(into: &pool)
     }
 
-    /// At the end only: also what still waits in the rings to the workers.
+    /// At the end only: also what still waits in the rings to the workers. The
+    /// lane takes over their consumer side here, after the workers were joined and
+    /// the stop word's release/acquire pair (Pipeline.run, Lane.run) ordered their
+    /// last writes to the rings before this.
     mutating func reclaimAll(into pool: inout FramePool) {
         drain(returns, into: &pool)
         drain(rings, into: &pool)
