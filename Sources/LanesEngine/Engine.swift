@@ -220,7 +220,7 @@ public final class Engine {
 
     deinit { close() }
 
-    public var bindMode: String { lanes.first?.socket.boundMode ?? "none" }
+    public var bindMode: String { lanes.first?.socket.boundMode.rawValue ?? "none" }
 
     /// Runs every lane with an app from `makeApp(laneIndex)` until `duration`
     /// seconds pass, SIGINT/SIGTERM arrives, or the interface disappears.

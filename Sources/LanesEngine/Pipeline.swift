@@ -148,7 +148,7 @@ public final class Pipeline {
                                xdp: k == 0 ? program.counters(queue: UInt32(rxQueue)) : XDPQueueCounters(),
                                frames: k == 0 ? (ledgerSlot.ledgers[0] ?? FrameLedger(total: fc, free: 0, fillRing: 0, rxRing: 0, inHands: 0, txRing: 0, completionRing: 0)) : none))
         }
-        var summary = RunSummary(config: config, bindMode: rxSocket.boundMode, program: program, umemPlacement: umem.placement,
+        var summary = RunSummary(config: config, bindMode: rxSocket.boundMode.rawValue, program: program, umemPlacement: umem.placement,
                                  umemBytes: umem.config.bytes, duration: elapsed, exitReason: reason, multiBuffer: multiBuffer, lanes: lanes)
         summary.ec2Shaping = EC2Shaping.between(allowancesAtStart, EC2Shaping.read(interface: config.interface))
         if reason == .interfaceLost {

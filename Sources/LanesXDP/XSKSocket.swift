@@ -43,8 +43,8 @@ public final class XSKSocket {
     public let fd: Int32
     public let interface: String
     public let queue: UInt32
-    /// "zero-copy" or "copy": what the kernel gave us.
-    public let boundMode: String
+    /// `.zeroCopy` or `.copy`: what the kernel gave us (never `.auto`).
+    public let boundMode: BindMode
     /// libxdp's ring structs, owned here; lanes work them through `LaneRings`/`TXRings`.
     let rx: UnsafeMutablePointer<xsk_ring_cons>
     let tx: UnsafeMutablePointer<xsk_ring_prod>
@@ -85,7 +85,7 @@ public final class XSKSocket {
         }
         var lastErr: Int32 = 0
         var made: OpaquePointer?
-        var mode = "copy"
+        var mode = BindMode.copy
         // EBUSY here is a socket of an ended process still being released (the
         // kernel frees a killed process's sockets asynchronously): a live Lanes
         // owner was refused earlier, at the XDP program. Retry for up to 2 s.
@@ -107,7 +107,7 @@ public final class XSKSocket {
             }
             if r == 0, let h {
                 made = h
-                mode = bindFlags == lanes_xdp_zerocopy() ? "zero-copy" : "copy"
+                mode = bindFlags == lanes_xdp_zerocopy() ? .zeroCopy : .copy
                 break attempts
             }
             lastErr = -r
