@@ -99,6 +99,15 @@ public final class SPSCRing: @unchecked Sendable {
     /// Consumer side: dequeues up to `max`; returns how many.
     @inlinable
     public func dequeue(into out: UnsafeMutablePointer<FrameDesc>, max: Int) -> Int {
+        let n = peek(into: out, max: max)
+        if n > 0 { release(n) }
+        return n
+    }
+
+    /// Consumer side: copies up to `max` entries into `out` without taking them:
+    /// the next peek sees them again, until `release`.
+    @inlinable
+    public func peek(into out: UnsafeMutablePointer<FrameDesc>, max: Int) -> Int {
         let h = head.load(ordering: .relaxed) // only this thread stores it
         var avail = consumerCachedTail &- h
         if avail < UInt32(max) {
@@ -106,10 +115,16 @@ public final class SPSCRing: @unchecked Sendable {
             avail = consumerCachedTail &- h
         }
         let n = min(Int(avail), max)
-        if n == 0 { return 0 }
-        slots.read(into: out, count: n, at: h)
-        head.store(h &+ UInt32(n), ordering: .releasing) // frees the slots; pairs with the producer's acquiring load
+        if n > 0 { slots.read(into: out, count: n, at: h) }
         return n
+    }
+
+    /// Consumer side: takes the first `count` entries peeked (at most what the
+    /// last peek returned).
+    @inlinable
+    public func release(_ count: Int) {
+        let h = head.load(ordering: .relaxed) // only this thread stores it
+        head.store(h &+ UInt32(count), ordering: .releasing) // frees the slots; pairs with the producer's acquiring load
     }
 
     /// Approximate occupancy (for monitors).

@@ -3,7 +3,7 @@ import LanesCore
 /// A lane over an InMemoryPort, stepped by hand: the lane loop without the kernel.
 public struct InMemoryLane<App: LaneApp>: ~Copyable {
     public let port: InMemoryPort
-    public var lane: Lane<App>
+    public var lane: Lane<App, XSKInput>
     let stats: StatsArea
 
     /// `primed`: frames 0..<primed are on the port's fill ring already, as set-up leaves them.

@@ -6,11 +6,11 @@ import LanesXDP
 /// to completion in bursts: drain completions, peek RX, hand the burst to the app,
 /// submit TX, refill the fill ring, and kick the kernel only when need_wakeup asks.
 /// Nothing on this path allocates, retains, locks, or makes a per-packet syscall.
-public struct Lane<App: LaneApp>: ~Copyable {
-    /// RX and fill of the socket the lane receives on.
-    public let rx: ConsumerRing<FrameDesc>
-    public let fill: ProducerRing<UInt64>
-    public let rxSocket: XSKHandle
+/// The receive half is `Input`: an AF_XDP socket's RX and fill rings, or a
+/// pipeline worker's rings from and back to the RX lane; the loop is the same.
+public struct Lane<App: LaneApp, Input: LaneInput & ~Copyable>: ~Copyable {
+    /// Where packets come from and free frames go back (RX and fill rings).
+    public var input: Input
     /// TX and completion of the socket it transmits on.
     public var out: Transmitter
     public var app: App
@@ -26,9 +26,6 @@ public struct Lane<App: LaneApp>: ~Copyable {
     @usableFromInline let burst: UnsafeMutablePointer<FrameDesc>
     @usableFromInline let genBurst: UnsafeMutablePointer<FrameDesc>
     @usableFromInline let frameMask: UInt64
-    /// The fewest frames handed to the fill ring at a time (an eighth of the
-    /// ring, or all the lane wants if less). See `refill`.
-    @usableFromInline let refillChunk: Int
     /// This lane's turn count (odd mid-turn), mirrored in `.turn` for the monitor.
     @usableFromInline var turn: UInt64 = 0
     @usableFromInline var finishedReported = false
@@ -52,8 +49,6 @@ public struct Lane<App: LaneApp>: ~Copyable {
     /// Multi-buffer RX: the packet at the head of the RX ring is longer than a
     /// burst; its descriptors are recycled up to its last one.
     @usableFromInline var discarding = false
-    /// Multi-buffer RX: the last peek ended inside a packet (left on the ring).
-    @usableFromInline var waitingForRest = false
     /// `--latency`: the lane spins instead of sleeping and kicks TX after every
     /// burst it submits, not only when the kernel asks (one core at 100% per lane).
     public var latency = false { didSet { out.kickEveryBurst = latency } }
@@ -64,13 +59,11 @@ public struct Lane<App: LaneApp>: ~Copyable {
     /// the first ones receive (fill ring, RX), a generator's own are the last.
     /// `primed`: frames `firstFrame ..< firstFrame + primed` are on the fill ring
     /// already (set-up put them there before attaching the XDP program).
-    public init(rings: consuming LaneRings, app: App, umem: UnsafeMutableRawPointer, frameSize: Int, frameCount: Int,
+    public init(input: consuming Input, out: consuming TXRings, app: App, umem: UnsafeMutableRawPointer, frameSize: Int, frameCount: Int,
                 firstFrame: Int = 0, primed: Int = 0, batch: Int, counters: LaneCounters,
                 multiBuffer: Bool = false, maxSegments: Int = 18, umemBytes: Int? = nil) {
-        let refillChunk = max(rings.fill.size / 8, 1)
-        let r = rings
-        rx = r.rx; fill = r.fill; rxSocket = r.rxSocket
-        out = Transmitter(r.out, counters: counters)
+        self.input = input
+        self.out = Transmitter(out, counters: counters)
         let unit = multiBuffer ? max(1, (app.largestPacket + frameSize - 1) / frameSize) : 1
         precondition(unit <= maxSegments, "a generator packet of \(app.largestPacket) bytes needs \(unit) buffers")
         precondition(multiBuffer || app.largestPacket <= frameSize, "a \(app.largestPacket)-byte packet needs multi-buffer")
@@ -94,7 +87,6 @@ public struct Lane<App: LaneApp>: ~Copyable {
         self.burst = .allocate(capacity: chainCapacity)
         self.genBurst = .allocate(capacity: batch)
         self.frameMask = ~UInt64(frameSize - 1)
-        self.refillChunk = refillChunk
         if g > 0 { self.app.prepare(generatorFrames: (firstFrame + frameCount - g)..<(firstFrame + frameCount), context: context) }
     }
 
@@ -109,7 +101,9 @@ public struct Lane<App: LaneApp>: ~Copyable {
     public var totalFrames: Int { pool.capacity + generatorPool.capacity * unitFrames }
 
     /// Runs until `*stop` reaches 2. At 1 the lane drains: a generator stops
-    /// sending while the lane still receives and completes what is in flight.
+    /// sending while the lane still receives and completes what is in flight; a
+    /// worker lane (`Input.endsWhenDrained`) ends once its input is empty and
+    /// its TX done.
     @inlinable
     public mutating func run(stop: UnsafePointer<UInt64>) {
         let c = context.counters
@@ -122,19 +116,22 @@ public struct Lane<App: LaneApp>: ~Copyable {
             if s >= 2 { _ = stop.loadAcquire(); break }
             if s == 1 && !draining { draining = true }
             if step() == 0 {
+                if draining && Input.endsWhenDrained && input.isEmpty {
+                    if out.outstanding == 0 { break }
+                    out.kick()
+                }
                 idle &+= 1
                 if latency {
                     // --latency: never sleep. With --busy-poll the socket's busy
                     // poll drives the device queue from here (a non-blocking recv).
-                    if busyPoll { rxSocket.busyPoll() }
+                    if busyPoll { input.busyPoll() }
                     if idle >= 4096 { publishGauges(); idle = 0 }
                 } else if generating && !finishedReported {
                     // Waiting for the pacing clock: short sleeps keep the rate even.
                     if idle >= 64 { usleep(10); idle = 0 }
                 } else if idle >= 256 {
-                    // Idle: sleep in poll() until packets arrive (wakes the kernel too).
-                    XSKHandle.waitReadable(rxSocket, timeoutMs: 1)
-                    c.add(.idlePolls, 1)
+                    // Idle: wait for input (an AF_XDP lane sleeps in poll(), which wakes the kernel too).
+                    input.idle(counters: c)
                     idle = 0
                     publishGauges()
                 }
@@ -145,32 +142,10 @@ public struct Lane<App: LaneApp>: ~Copyable {
         publishGauges()
     }
 
-    /// Two lanes on one thread, one per direction of a two-port forwarder
-    /// (`lanes fwd --bidirectional`): turns alternate, idle sleeps poll both sockets.
-    @inlinable
-    public static func runPair<Other: LaneApp>(_ a: inout Lane<App>, _ b: inout Lane<Other>, stop: UnsafePointer<UInt64>) {
-        a.refill()
-        b.refill()
-        var idle = 0
-        while stop.loadRelaxed() < 2 {
-            if a.step() &+ b.step() == 0 {
-                idle &+= 1
-                if a.latency {
-                    if idle >= 4096 { a.publishGauges(); b.publishGauges(); idle = 0 }
-                } else if idle >= 256 {
-                    XSKHandle.waitReadable(a.rxSocket, b.rxSocket, timeoutMs: 1)
-                    a.context.counters.add(.idlePolls, 1)
-                    idle = 0
-                    a.publishGauges()
-                    b.publishGauges()
-                }
-            } else {
-                idle = 0
-            }
-        }
-        a.publishGauges()
-        b.publishGauges()
-    }
+    /// Hands the pool's free frames back to the input (the fill ring).
+    @inlinable @inline(__always)
+    public mutating func refill() { input.refill(&pool, batch: batch, counters: context.counters) }
+
 
     /// One turn of the loop: completions, one RX burst through the app, TX,
     /// refill. Returns the number of descriptors it moved (0 = idle).
@@ -253,22 +228,16 @@ public struct Lane<App: LaneApp>: ~Copyable {
     @inlinable @inline(__always)
     mutating func receiveBurst() -> Int {
         if multiBuffer { return receiveChains() }
-        var idx: UInt32 = 0
         let burst = self.burst
-        let n = Int(rx.peek(UInt32(batch), &idx))
-        guard n > 0 else { return 0 }
         var bytes: UInt64 = 0
-        // FrameDesc has xdp_desc's layout: copy the descriptors as they are.
-        let descs = rx.slots(from: idx)
-        for i in 0..<n {
-            let d = descs[i]
-            burst[i] = d
-            bytes &+= UInt64(d.len)
-        }
-        rx.release(UInt32(n))
+        let n = input.peek(into: burst, max: batch, bytes: &bytes)
+        guard n > 0 else { return 0 }
+        input.release(n, ofPeeked: n)
         let c = context.counters
-        c.add(.rxPackets, UInt64(n))
-        c.add(.rxBytes, bytes)
+        if Input.countsReceived {
+            c.add(.rxPackets, UInt64(n))
+            c.add(.rxBytes, bytes)
+        }
         c.add(.bursts, 1)
         let k = app.process(burst, count: n, context: context)
         if App.handsOff {
@@ -291,33 +260,6 @@ public struct Lane<App: LaneApp>: ~Copyable {
         return n
     }
 
-    /// Moves free frames to the fill ring, keeping some back for TX, once there
-    /// is room for a chunk (`refillChunk`, an eighth of the ring, or all the lane wants
-    /// if less). The kernel reloads the fill producer whenever the entries it
-    /// has seen run out: topped up a few frames per turn, that was a cache miss
-    /// every few packets on the CPU that receives (on veth, the sender's); in
-    /// chunks it is one per chunk. `lanes drop` on veth: 1.10x the rate of
-    /// per-turn top-ups, median of 8 paired rounds (BENCHMARKS.md, 2026-11-30).
-    @inlinable @inline(__always)
-    mutating func refill() {
-        let want = pool.count - pool.capacity / 4
-        guard want >= batch || (want > 0 && pool.count == pool.capacity) else { return }
-        // reserve is all-or-nothing: ask only for the room there is.
-        let chunk = min(refillChunk, want)
-        let room = Int(fill.free(UInt32(chunk)))
-        guard room >= chunk else { return }
-        var idx: UInt32 = 0
-        let r = Int(fill.reserve(UInt32(min(want, room)), &idx))
-        guard r > 0 else { return }
-        let slots = fill.slots(from: idx)
-        pool.pop(count: r) { i, addr in slots[i] = addr }
-        fill.submit(UInt32(r))
-        if fill.needsWakeup {
-            rxSocket.kickRX()
-            context.counters.add(.rxWakeups, 1)
-        }
-    }
-
     // MARK: Multi-buffer (XDP_USE_SG)
 
     /// One RX burst of chained descriptors: whole packets go to the app, one
@@ -327,36 +269,28 @@ public struct Lane<App: LaneApp>: ~Copyable {
     /// one longer than a burst is dropped up to its last buffer, across turns.
     @inlinable
     mutating func receiveChains() -> Int {
-        var idx: UInt32 = 0
         let chain = self.chain, burst = self.burst, cap = chainCapacity
-        // A packet left partly written last turn: its first buffers are cached;
-        // look for the kernel's newer descriptors too.
-        if waitingForRest { rx.refresh(); waitingForRest = false }
-        let n = Int(rx.peek(UInt32(cap), &idx))
+        // A packet left partly written last turn stays on the input; the peek
+        // sees it again with what the kernel wrote since.
+        var unused: UInt64 = 0
+        let n = input.peek(into: chain, max: cap, bytes: &unused)
         guard n > 0 else { return 0 }
         let contd = FrameDesc.continues
-        let descs = rx.slots(from: idx)
         var end = 0 // one past the last buffer that ends a packet
-        for i in 0..<n {
-            let d = descs[i]
-            chain[i] = d
-            if d.options & contd == 0 { end = i &+ 1 }
-        }
+        for i in 0..<n where chain[i].options & contd == 0 { end = i &+ 1 }
         let c = context.counters
         if end == 0 {
             guard discarding || n == cap else {
-                rx.cancel(UInt32(n)) // the rest of the packet is not written yet
-                waitingForRest = true
+                input.release(0, ofPeeked: n) // the rest of the packet is not written yet
                 return 0
             }
-            if !discarding { c.add(.dropTooManyFrags, 1); c.add(.rxPackets, 1) }
+            if !discarding { c.add(.dropTooManyFrags, 1); if Input.countsReceived { c.add(.rxPackets, 1) } }
             discarding = true
             for i in 0..<n { recycleReceived(chain[i]) }
-            rx.release(UInt32(n))
+            input.release(n, ofPeeked: n)
             return n
         }
-        if end < n { rx.cancel(UInt32(n &- end)); waitingForRest = true }
-        rx.release(UInt32(end))
+        input.release(end, ofPeeked: n)
         var i = 0
         if discarding {
             // The tail of a packet longer than a burst.
@@ -369,7 +303,8 @@ public struct Lane<App: LaneApp>: ~Copyable {
             discarding = false
         }
         let umemBytes = self.umemBytes
-        let packets = Chains.packets(chain, from: i, to: end, into: burst, frameSize: context.frameSize, umemBytes: umemBytes, counters: c) {
+        let packets = Chains.packets(chain, from: i, to: end, into: burst, frameSize: context.frameSize, umemBytes: umemBytes, counters: c,
+                                     countReceived: Input.countsReceived) {
             d in if d.addr < umemBytes { recycle(d.addr) }
         }
         c.add(.bursts, 1)
@@ -433,7 +368,7 @@ public struct Lane<App: LaneApp>: ~Copyable {
     @inlinable
     func publishGauges() {
         context.counters.set(.freeFrames, UInt64(freeFrames))
-        context.counters.set(.fillFrames, UInt64(fill.occupancy))
+        context.counters.set(.fillFrames, UInt64(input.occupancy.fill))
     }
 
     /// After the loop stopped: waits (up to `timeoutMs`) for TX in flight to
@@ -449,9 +384,49 @@ public struct Lane<App: LaneApp>: ~Copyable {
         }
         publishGauges()
         return FrameLedger(total: totalFrames, free: freeFrames,
-                           fillRing: fill.occupancy, rxRing: rx.occupancy, inHands: 0,
+                           fillRing: input.occupancy.fill, rxRing: input.occupancy.rx, inHands: 0,
                            txRing: out.rings.tx.occupancy, completionRing: out.rings.completion.occupancy)
     }
+}
+
+extension Lane where Input == XSKInput {
+    /// A lane on an AF_XDP socket's rings (see the main initializer).
+    public init(rings: consuming LaneRings, app: App, umem: UnsafeMutableRawPointer, frameSize: Int, frameCount: Int,
+                firstFrame: Int = 0, primed: Int = 0, batch: Int, counters: LaneCounters,
+                multiBuffer: Bool = false, maxSegments: Int = 18, umemBytes: Int? = nil) {
+        let r = rings
+        self.init(input: XSKInput(rx: r.rx, fill: r.fill, socket: r.rxSocket), out: r.out, app: app, umem: umem,
+                  frameSize: frameSize, frameCount: frameCount, firstFrame: firstFrame, primed: primed, batch: batch,
+                  counters: counters, multiBuffer: multiBuffer, maxSegments: maxSegments, umemBytes: umemBytes)
+    }
+
+    /// Two lanes on one thread, one per direction of a two-port forwarder
+    /// (`lanes fwd --bidirectional`): turns alternate, idle sleeps poll both sockets.
+    @inlinable
+    public static func runPair<Other: LaneApp>(_ a: inout Lane<App, XSKInput>, _ b: inout Lane<Other, XSKInput>, stop: UnsafePointer<UInt64>) {
+        a.refill()
+        b.refill()
+        var idle = 0
+        while stop.loadRelaxed() < 2 {
+            if a.step() &+ b.step() == 0 {
+                idle &+= 1
+                if a.latency {
+                    if idle >= 4096 { a.publishGauges(); b.publishGauges(); idle = 0 }
+                } else if idle >= 256 {
+                    XSKHandle.waitReadable(a.input.socket, b.input.socket, timeoutMs: 1)
+                    a.context.counters.add(.idlePolls, 1)
+                    idle = 0
+                    a.publishGauges()
+                    b.publishGauges()
+                }
+            } else {
+                idle = 0
+            }
+        }
+        a.publishGauges()
+        b.publishGauges()
+    }
+
 }
 
 /// Multi-buffer packets (AF_XDP XDP_USE_SG) as chains of descriptors,

@@ -5,7 +5,8 @@ import LanesXDP
 /// Pipeline mode (`lanes fwd --pipeline`): software RSS for NICs with fewer
 /// queues than cores. One RX lane on one IN queue spreads packets by flow hash
 /// over worker lanes on other cores through single-producer/single-consumer
-/// rings; each worker runs the app and transmits on its own OUT queue. All
+/// rings; each worker is a lane (`Lane<App, WorkerInput>`: the same loop, fed by
+/// its ring) that runs the app and transmits on its own OUT queue. All
 /// sockets share the RX lane's UMEM; workers hand frames back through a return
 /// ring per worker. A single flow goes to one worker, so its order holds; many
 /// flows reach every worker. A full ring drops and counts, it never blocks.
@@ -106,8 +107,8 @@ public final class Pipeline {
             // Hand back what is still in flight: the main thread finishes the accounting.
             ledgerSlot.ledgers[0] = lane.drainAndAccount()
             lane.app.reclaimAll(into: &lane.pool)
-            ledgerSlot.ledgers[0] = FrameLedger(total: lane.totalFrames, free: lane.freeFrames, fillRing: lane.fill.occupancy,
-                                                rxRing: lane.rx.occupancy, inHands: 0, txRing: 0, completionRing: 0)
+            ledgerSlot.ledgers[0] = FrameLedger(total: lane.totalFrames, free: lane.freeFrames, fillRing: lane.input.occupancy.fill,
+                                                rxRing: lane.input.occupancy.rx, inHands: 0, txRing: 0, completionRing: 0)
         })
         for (w, core) in workerCores.enumerated() {
             let app = makeApp(w)
@@ -115,8 +116,11 @@ public final class Pipeline {
             let input = toWorker[w], back = returns[w]
             let counters = stats.counters(1 + w)
             threads.append(try PinnedThread(core: core, name: "worker\(w)") {
-                var worker = PipelineWorker(app: app, input: input, returns: back, out: TXRings(tx), umem: area, frameSize: fs, umemBytes: fc * fs, counters: counters, batch: batch,
-                                            multiBuffer: multiBuffer, maxSegments: maxSegments)
+                // A lane like any other, fed by the fan-out ring: it starts with no frame
+                // of its own (all are the RX lane's, `primed`) and returns each it is done with.
+                var worker = Lane(input: WorkerInput(input: input, returns: back), out: TXRings(tx), app: app, umem: area,
+                                  frameSize: fs, frameCount: fc, primed: fc, batch: batch, counters: counters,
+                                  multiBuffer: multiBuffer, maxSegments: maxSegments)
                 worker.run(stop: stop)
             })
         }
@@ -292,116 +296,5 @@ struct FanoutApp: LaneApp {
         }
         h = (h ^ (h >> 33)) &* 0xff51_afd7_ed55_8ccd
         return UInt32(truncatingIfNeeded: h ^ (h >> 33))
-    }
-}
-
-/// A worker lane: descriptors in from the RX lane's ring, the app, TX on the
-/// worker's own OUT queue, and every frame (sent, dropped) back through `returns`.
-/// Multi-buffer: a packet's descriptors arrive together (the fan-out enqueues
-/// them with one store); the worker reads them into whole packets and sends them
-/// whole, as a lane does (`Chains`).
-struct PipelineWorker<App: LaneApp>: ~Copyable {
-    var app: App
-    let input: SPSCRing
-    let returns: SPSCRing
-    /// TX on the worker's OUT queue: the lanes' own transmit half.
-    var out: Transmitter
-    let context: LaneContext
-    let batch: Int
-    let burst: UnsafeMutablePointer<FrameDesc>
-    let done: UnsafeMutablePointer<FrameDesc>
-    let multiBuffer: Bool
-    let maxSegments: Int
-    let umemBytes: UInt64
-    /// Multi-buffer: the descriptors taken in, packets' heads point into it.
-    let chain: UnsafeMutablePointer<FrameDesc>
-
-    init(app: App, input: SPSCRing, returns: SPSCRing, out: consuming TXRings, umem: UnsafeMutableRawPointer, frameSize: Int, umemBytes: Int,
-         counters: LaneCounters, batch: Int, multiBuffer: Bool, maxSegments: Int) {
-        self.app = app; self.input = input; self.returns = returns
-        self.out = Transmitter(out, counters: counters)
-        self.batch = batch; self.multiBuffer = multiBuffer; self.maxSegments = maxSegments
-        self.umemBytes = UInt64(umemBytes)
-        // Room for a burst and the rest of a packet cut at its end (a packet has at most 64 buffers: the RX lane's burst).
-        chain = .allocate(capacity: batch + 64)
-        context = LaneContext(umem: umem, frameSize: frameSize, counters: counters, chain: multiBuffer ? chain : nil)
-        burst = .allocate(capacity: batch + 64)
-        done = .allocate(capacity: batch)
-    }
-
-    deinit { burst.deallocate(); done.deallocate(); chain.deallocate() }
-
-    /// A frame back to the RX lane (the return ring holds every frame: never full).
-    @inline(__always)
-    func giveBack(_ d: FrameDesc) {
-        var d = d
-        _ = returns.enqueue(&d, count: 1)
-    }
-
-    /// Until `*stop` is 1 and everything taken in has been sent and returned.
-    mutating func run(stop: UnsafePointer<UInt64>) {
-        let c = context.counters
-        var idle = 0
-        while true {
-            var work = 0
-            // Completions: frames go home.
-            let (addrs, n) = out.completed(max: batch)
-            if n > 0 {
-                for i in 0..<n { done[i] = FrameDesc(addr: addrs[i], len: 0) }
-                _ = returns.enqueue(done, count: n) // sized for every frame: never full
-                work &+= n
-            }
-            out.release(n)
-            if multiBuffer {
-                work &+= takeChains()
-            } else {
-                let n = input.dequeue(into: burst, max: batch)
-                if n > 0 {
-                    work &+= n
-                    c.add(.bursts, 1) // what came in was counted as RX by the RX lane
-                    let k = app.process(burst, count: n, context: context)
-                    let sent = k > 0 ? out.transmit(burst, count: k) : 0
-                    if sent < n { _ = returns.enqueue(burst + sent, count: n - sent) }
-                }
-            }
-            if work == 0 {
-                // Relaxed: the stop word only ends the loop; the frames this worker
-                // returns reach the RX lane through the rings' own release/acquire.
-                if stop.loadRelaxed() >= 1 && input.count == 0 {
-                    if out.outstanding == 0 { break }
-                    out.kick()
-                }
-                idle &+= 1
-                if idle >= 256 { usleep(20); idle = 0; c.add(.idlePolls, 1) }
-            } else {
-                idle = 0
-            }
-        }
-    }
-
-    /// Multi-buffer: a burst of descriptors into whole packets, through the app,
-    /// onto the TX ring whole; every frame not sent goes back. Returns the descriptors taken.
-    mutating func takeChains() -> Int {
-        var n = input.dequeue(into: chain, max: batch)
-        guard n > 0 else { return 0 }
-        let contd = FrameDesc.continues, c = context.counters
-        // The rest of a packet cut at the burst's end was published with its first buffers.
-        while chain[n - 1].options & contd != 0 && n < batch + 64 {
-            let got = input.dequeue(into: chain + n, max: 1)
-            precondition(got == 1, "a packet's descriptors are enqueued together")
-            n &+= 1
-        }
-        c.add(.bursts, 1)
-        let p = Chains.packets(chain, from: 0, to: n, into: burst, frameSize: context.frameSize, umemBytes: umemBytes, counters: c,
-                               countReceived: false) { giveBack($0) }
-        guard p > 0 else { return n }
-        let k = app.process(burst, count: p, context: context)
-        let chain = self.chain
-        let sent = k > 0 ? out.transmitChains(burst, count: k, chain: chain, maxSegments: maxSegments) : 0
-        // Unsent (len 0) and dropped packets: every buffer goes back.
-        for j in 0..<p where j >= k || (sent < k && burst[j].len == 0) {
-            Chains.forEachBuffer(of: burst[j], in: chain) { giveBack($0) }
-        }
-        return n
     }
 }

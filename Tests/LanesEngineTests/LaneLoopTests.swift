@@ -169,3 +169,36 @@ import Testing
         #expect(Set((0..<10).map { p[$0].addr }) == Set(0..<10))
     }
 }
+
+extension LaneLoopTests {
+    /// A pipeline worker is a lane fed by its ring (no root): it sends what the RX
+    /// lane handed it, counts no RX of its own (the RX lane did), gives every
+    /// frame back through its return ring, and at stop 1 ends once it is drained.
+    @Test func aWorkerLaneSendsWhatItsRingFeedsAndReturnsEveryFrame() {
+        let port = InMemoryPort(ringSize: 256, frameCount: 512)
+        let frame = BenchLoop.udpFrame()
+        for i in 0..<512 { frame.withUnsafeBytes { (port.umem + i * port.frameSize).copyMemory(from: $0.baseAddress!, byteCount: frame.count) } }
+        let input = SPSCRing(capacity: 256), returns = SPSCRing(capacity: 512)
+        let stats = StatsArea(lanes: 1)
+        let rings = port.rings // the worker uses the TX half only
+        var lane = Lane(input: WorkerInput(input: input, returns: returns), out: rings.out, app: IOApp(), umem: port.umem,
+                        frameSize: port.frameSize, frameCount: 512, primed: 512, batch: 32, counters: stats.counters(0))
+        #expect(lane.freeFrames == 0, "a worker starts with no frame of its own")
+        var descs = (0..<200).map { FrameDesc(addr: UInt64($0 * port.frameSize), len: UInt32(frame.count)) }
+        #expect(descs.withUnsafeMutableBufferPointer { input.enqueue($0.baseAddress!, count: 200) } == 200)
+        var sent = 0
+        for _ in 0..<50 { _ = lane.step(); sent += port.kernelTransmit() }
+        let stop = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
+        defer { stop.deallocate() }
+        stop.initialize(to: 1)
+        lane.run(stop: stop) // ends: nothing in the ring, nothing in flight
+        let c = stats.counters(0).snapshot()
+        #expect(sent == 200 && c[.txPackets] == 200)
+        #expect(c[.rxPackets] == 0, "the RX lane counted these")
+        var back = [FrameDesc](repeating: FrameDesc(addr: 0, len: 0), count: 512)
+        let n = back.withUnsafeMutableBufferPointer { returns.dequeue(into: $0.baseAddress!, max: 512) }
+        #expect(n == 200)
+        #expect(Set(back[0..<n].map(\.addr)) == Set(descs.map(\.addr)), "every frame comes home once")
+        descs.removeAll()
+    }
+}
