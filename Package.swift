@@ -10,9 +10,12 @@
 // LanesXDP inlinable (the release build inlines them into the lane loop).
 // LanesLab drives the engine through `lanes` child processes, one per namespace
 // (a process enters one network namespace, and its sysfs and BPF views with it;
-// the generator, the dut and the receiver each need their own), so it depends
-// on LanesXDP (namespaces, sysfs, errors) and the pure LanesCore (frame sizes),
-// never on LanesEngine.
+// the generator, the dut and the receiver each need their own; threads could
+// enter network namespaces one by one, but not the mount namespace that sysfs
+// and bpffs come from), started by one typed launcher (LanesCommand, spelling
+// values as the CLI's own parsers read them). So it depends on LanesXDP
+// (namespaces, sysfs, errors) and the pure LanesCore (rates, lists, frame
+// sizes), never on LanesEngine.
 //   LanesPacket and LanesCore are pure Swift: no C import, no root, no project imports.
 import PackageDescription
 

@@ -10,7 +10,10 @@ public final class Child {
     /// The running binary, for children.
     public static var lanesBinary: String { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0] }
 
-    public init(_ args: [String]) throws(LanesError) {
+    /// Starts `command` (the lab's one launcher: see LanesCommand).
+    public convenience init(_ command: LanesCommand) throws(LanesError) { try self.init(arguments: command.arguments) }
+
+    init(arguments args: [String]) throws(LanesError) {
         do { process = try Subprocess(Child.lanesBinary, args, stdout: files.out, stderr: files.err) } catch {
             files.remove()
             throw LanesError("could not start lanes \(args.first ?? ""): \(error)")
@@ -39,8 +42,8 @@ public final class Child {
     }
 
     /// Runs to completion.
-    public static func run(_ args: [String], timeout: Double = 120, stop: () -> Bool = { false }) throws(LanesError) -> (status: Int32, stdout: String, stderr: String) {
-        try Child(args).wait(timeout: timeout, stop: stop)
+    public static func run(_ command: LanesCommand, timeout: Double = 120, stop: () -> Bool = { false }) throws(LanesError) -> (status: Int32, stdout: String, stderr: String) {
+        try Child(command).wait(timeout: timeout, stop: stop)
     }
 }
 

@@ -457,12 +457,11 @@ public enum RFC2544Runner {
     struct Path {
         var txPort: String, txNetns: String?
         var rxPort: String, rxNetns: String?
-        /// Addressing for the generator: the testbed's defaults, or the external device's MAC.
-        var genArgs: [String]
+        /// The generator's command before the trial's values: the testbed's
+        /// defaults, or the TX port and the external device's MAC.
+        var gen: LanesCommand
         var label: String
     }
-
-    static func nsArgs(_ ns: String?) -> [String] { ns.map { ["--netns", $0] } ?? [] }
 
     public static func run(_ c: RFC2544Config, stop: () -> Bool = { false }, progress: (String) -> Void) throws(LanesError) -> RFC2544Result {
         try check(c)
@@ -478,18 +477,21 @@ public enum RFC2544Runner {
         switch c.dut {
         case "external":
             path = Path(txPort: c.txPort!, txNetns: c.txNetns, rxPort: c.rxPort!, rxNetns: c.rxNetns,
-                        genArgs: [c.txPort!] + nsArgs(c.txNetns) + ["--dst-mac", c.dstMac!],
+                        gen: { var g = LanesCommand(.gen, ports: [c.txPort!], netns: c.txNetns); g.extra = ["--dst-mac", c.dstMac!]; return g }(),
                         label: "\(c.txNetns.map { "\($0):" } ?? "")\(c.txPort!) -> external device (\(c.dstMac!)) -> \(c.rxNetns.map { "\($0):" } ?? "")\(c.rxPort!)")
         case "none":
             try tb.up(queues: Sysfs.onlineCPUs(), mtu: mtu)
-            path = Path(txPort: "g0", txNetns: tb.gen, rxPort: "d0", rxNetns: tb.dut, genArgs: ["--testbed", tb.name], label: "gen:g0 -> dut:d0 (plain veth, no device)")
+            path = Path(txPort: "g0", txNetns: tb.gen, rxPort: "d0", rxNetns: tb.dut, gen: LanesCommand(.gen, testbed: tb.name), label: "gen:g0 -> dut:d0 (plain veth, no device)")
         default:
             try tb.up(queues: Sysfs.onlineCPUs(), mtu: mtu)
-            path = Path(txPort: "g0", txNetns: tb.gen, rxPort: "s0", rxNetns: tb.sink, genArgs: ["--testbed", tb.name], label: "gen:g0 -> dut:d0 ... dut:d1 -> sink:s0")
+            path = Path(txPort: "g0", txNetns: tb.gen, rxPort: "s0", rxNetns: tb.sink, gen: LanesCommand(.gen, testbed: tb.name), label: "gen:g0 -> dut:d0 ... dut:d1 -> sink:s0")
         }
         if c.dut == "lanes" {
-            let mode = c.impair.map { ["--mode", "io", "--impair", $0] } ?? ["--mode", "l3"]
-            let f = try Child(["fwd", "--testbed", tb.name] + mode + ["--filter", "udp dport 9000", "--interval", "0", "--json"])
+            var fwd = LanesCommand(.fwd, testbed: tb.name)
+            fwd.mode = c.impair == nil ? "l3" : "io"
+            fwd.extra = c.impair.map { ["--impair", $0] } ?? []
+            fwd.filter = "udp dport 9000"
+            let f = try Child(fwd)
             forwarder = f
             var waited = 0.0
             while !xdpAttached(namespace: tb.dut, interface: "d0") && waited < 15 { usleep(20_000); waited += 0.02 }
@@ -510,16 +512,21 @@ public enum RFC2544Runner {
         /// One trial: a receiver on the receive port, then the generator for `seconds`
         /// (or a burst of `count` frames, unpaced), then the receiver's count.
         func trial(_ frame: RFC2544Frame, _ flows: Int, _ kind: String, _ pps: Double?, seconds: Double?, count: UInt64? = nil) throws(LanesError) -> RFC2544Trial {
-            let rx = try Child(["gen", path.rxPort] + nsArgs(path.rxNetns) + ["--rx-only", "--rx", "xdp", "--flows", "\(flows)",
-                                "--interval", "0", "--json", "--duration", "\(Int((seconds ?? 0) + 60))"])
+            var rxRun = LanesCommand(.gen, ports: [path.rxPort], netns: path.rxNetns)
+            rxRun.extra = ["--rx-only", "--rx", "xdp"]
+            rxRun.flows = flows
+            rxRun.duration = Double(Int((seconds ?? 0) + 60))
+            let rx = try Child(rxRun)
             var waited = 0.0
             while !xdpAttached(namespace: path.rxNetns, interface: path.rxPort) && waited < 15 { usleep(20_000); waited += 0.02 }
             usleep(200_000)
-            var args = ["gen"] + path.genArgs + ["--flows", "\(flows)"] + frame.genArgs + ["--interval", "0", "--json"]
-            if let seconds { args += ["--duration", "\(seconds)"] }
-            if let count { args += ["--count", "\(count)"] }
-            if let pps { args += ["--rate", "\(Int(pps.rounded()))pps"] }
-            let g = try Child.run(args, timeout: (seconds ?? c.b2bSeconds) + 60, stop: stop)
+            var genRun = path.gen
+            genRun.flows = flows
+            genRun.extra += frame.genArgs
+            genRun.duration = seconds
+            genRun.count = count
+            genRun.rate = pps.map { .pps($0) }
+            let g = try Child.run(genRun, timeout: (seconds ?? c.b2bSeconds) + 60, stop: stop)
             usleep(300_000) // the last frames land
             rx.interrupt()
             let r = rx.wait(timeout: 10)

@@ -1,4 +1,5 @@
 import Foundation
+import LanesCore
 import LanesXDP
 
 /// EC2's per-flow ceilings (single 5-tuple): 5 Gbps outside a cluster placement
@@ -25,7 +26,7 @@ public struct ScaleConfig: Sendable {
     public var duration = 1.0
     public var warmup = 0.5
     public var size = 64
-    public var rate: String? = nil
+    public var rate: Rate? = nil
     /// The cap actually applied (already scaled), bits per second.
     public var capBps: Double? = nil
     public var capDescription: String? = nil
@@ -178,8 +179,8 @@ public enum ScaleRunner {
                 // Jumbo frames: every port's MTU takes them (the lanes then bind multi-buffer).
                 if try tb.up(queues: l, mtu: max(1500, c.size - 14)) { napiState = nil }
                 let coreList = (0..<l).map { $0 % online }
-                let queues = l == 1 ? "0" : "0-\(l - 1)"
-                let dutCores = coreList.map(String.init).joined(separator: ",")
+                let queues = Array(0..<l)
+                let dutCores = coreList
                 for dut in c.duts {
                     let napi = c.napi ?? NAPIMode.default(for: dut)
                     if napiState?.mode != napi { napiState = (napi, try setNAPI(napi, testbed: tb, cores: coreList)) }
@@ -190,31 +191,36 @@ public enum ScaleRunner {
                     let genCores = dutCores
                     for f in c.flows {
                         var a = acc["\(dut) \(l) \(f)"] ?? Accumulated(lanes: l, napi: napi)
-                            var dutArgs: [String]
+                            var dutRun: LanesCommand
                             if dut == "kernel" {
-                                dutArgs = ["sink", "--kernel", "d0", "--netns", tb.dut, "--cores", dutCores, "--port", "9000"]
+                                dutRun = LanesCommand(.sink, ports: ["d0"], netns: tb.dut)
+                                dutRun.extra = ["--kernel", "--port", "9000"]
                             } else {
-                                dutArgs = [c.mode == "drop" ? "drop" : "fwd", "d0", "--netns", tb.dut, "--queues", queues, "--cores", dutCores,
-                                           "--filter", "udp dport 9000"]
-                                if c.mode == "macswap" { dutArgs += ["--mode", "macswap"] }
-                                if let cap = c.capBps { dutArgs += ["--flow-cap", "\(Int(cap))bps"] }
+                                dutRun = LanesCommand(c.mode == "drop" ? .drop : .fwd, ports: ["d0"], netns: tb.dut)
+                                dutRun.queues = queues
+                                dutRun.filter = "udp dport 9000"
+                                if c.mode == "macswap" { dutRun.mode = "macswap" }
+                                if let cap = c.capBps { dutRun.extra = ["--flow-cap", LanesCommand.spell(.bps(cap))] }
                             }
+                            dutRun.cores = dutCores
                             // A bound in case this process dies without stopping it.
-                            dutArgs += ["--interval", "0.25", "--json", "--duration", "\(Int(c.warmup + c.duration + 60))"]
-                            let child = try Child(dutArgs)
+                            dutRun.interval = 0.25
+                            dutRun.duration = Double(Int(c.warmup + c.duration + 60))
+                            let child = try Child(dutRun)
                             var waited = 0.0
                             if dut == "lanes" {
                                 while !xdpAttached(namespace: tb.dut, interface: "d0") && waited < 15 && !stop() { usleep(20_000); waited += 0.02 }
                             }
                             usleep(dut == "kernel" ? 400_000 : 200_000)
                             if stop() { child.interrupt(); _ = child.wait(timeout: 5); break sweep }
-                            var genArgs = ["gen", "--testbed", tb.name, "--queues", queues, "--cores", genCores, "--flows", "\(f)", "--rss",
-                                           "--size", "\(c.size)", "--duration", "\(c.warmup + c.duration)", "--interval", "0", "--json"]
+                            var genRun = LanesCommand(.gen, testbed: tb.name)
+                            genRun.queues = queues; genRun.cores = genCores; genRun.flows = f; genRun.rss = true
+                            genRun.rate = c.rate; genRun.duration = c.warmup + c.duration
+                            genRun.extra = ["--size", "\(c.size)"]
                             // The kernel receives for itself: the flows go to d0's own address.
-                            if dut == "kernel" { genArgs += ["--dst-ip", tb.d0.ipv4] }
-                            if let rate = c.rate { genArgs += ["--rate", rate] }
+                            if dut == "kernel" { genRun.extra += ["--dst-ip", tb.d0.ipv4] }
                             let before = Counters.read(testbed: tb, napiThreads: napiThreads)
-                            let gen = try Child.run(genArgs, stop: stop)
+                            let gen = try Child.run(genRun, stop: stop)
                             let after = Counters.read(testbed: tb, napiThreads: napiThreads)
                             child.interrupt()
                             let d = child.wait()

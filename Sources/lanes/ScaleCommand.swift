@@ -59,7 +59,7 @@ struct ScaleCommand: ParsableCommand {
         guard size >= 58 && size <= 9015 else { throw LanesError("bad --size \(size)", fix: "use 58-9015 (9014: jumbo frames at MTU 9000)") }
         c.size = size
         if let rate { guard Rate.parse(rate) != nil else { throw LanesError("bad --rate '\(rate)'", fix: "use e.g. 500kpps or 1Gbps") } }
-        c.rate = rate
+        c.rate = rate.flatMap(Rate.parse)
         c.testbed = testbed
         switch dut {
         case "lanes", "kernel": c.duts = [dut]
