@@ -51,7 +51,10 @@ public struct Lane<App: LaneApp, Input: LaneInput & ~Copyable>: ~Copyable {
     @usableFromInline var discarding = false
     /// `--latency`: the lane spins instead of sleeping and kicks TX after every
     /// burst it submits, not only when the kernel asks (one core at 100% per lane).
-    public var latency = false { didSet { out.kickEveryBurst = latency } }
+    public var latency: Bool {
+        get { out.kickEveryBurst }
+        set { out.kickEveryBurst = newValue }
+    }
     /// With `latency`: the socket has SO_PREFER_BUSY_POLL; idle turns busy-poll it.
     public var busyPoll = false
 
@@ -145,7 +148,6 @@ public struct Lane<App: LaneApp, Input: LaneInput & ~Copyable>: ~Copyable {
     /// Hands the pool's free frames back to the input (the fill ring).
     @inlinable @inline(__always)
     public mutating func refill() { input.refill(&pool, batch: batch, counters: context.counters) }
-
 
     /// One turn of the loop: completions, one RX burst through the app, TX,
     /// refill. Returns the number of descriptors it moved (0 = idle).
