@@ -55,7 +55,8 @@ struct lanes_flow_key {
 	__u16 sport;
 	__u16 dport;
 	__u8 proto;
-	__u8 pad[3];
+	__u8 family; /* 4 or 6 (lanes_match sets it) */
+	__u8 pad[2];
 };
 
 /* No lock: RSS keeps a flow on one RX queue, so one CPU at a time updates
@@ -133,6 +134,7 @@ static __always_inline int lanes_match(struct xdp_md *ctx, const struct lanes_co
 		l4 = (void *)ip + ip->ihl * 4;
 		key->saddr[0] = ip->saddr;
 		key->daddr[0] = ip->daddr;
+		key->family = 4;
 	} else if (type == bpf_htons(ETH_P_IPV6)) {
 		if (!(cfg->proto_mask & LANES_IPV6))
 			return 0;
@@ -143,6 +145,7 @@ static __always_inline int lanes_match(struct xdp_md *ctx, const struct lanes_co
 		l4 = ip6 + 1;
 		__builtin_memcpy(key->saddr, &ip6->saddr, 16);
 		__builtin_memcpy(key->daddr, &ip6->daddr, 16);
+		key->family = 6;
 #pragma unroll
 		for (int i = 0; i < 4; i++) {
 			/* hop-by-hop 0, routing 43, fragment 44, destination options 60 */
@@ -221,7 +224,11 @@ static __always_inline int lanes_police(const struct lanes_config *cfg, const st
 /* Signed receive: the receiving end of `lanes gen` in XDP, per CPU (merged by
  * user space: sums, and the highest sequence's maximum). RSS keeps a stream on one
  * queue and so one CPU, where its window sees its order; a stream spread over CPUs
- * would count late arrivals on each as reordered. The window logic is StreamRx's
+ * would count late arrivals on each as reordered. Streams are tracked by the id in
+ * their signature, whatever the receiver was told to expect: every id below
+ * cfg->streams (the map's size), and a signed packet of a higher id is counted in
+ * overflow_packets, never as unsigned. The first packet of a stream on a CPU records
+ * its flow and queue, so the receiver reports what it saw. The window logic is StreamRx's
  * (Sources/LanesEngine/Apps/GenApp.swift) and the buckets are LatencyHistogram's
  * (Sources/LanesCore/LatencyHistogram.swift): keep the three in step. */
 struct lanes_stream_rx {
@@ -230,6 +237,15 @@ struct lanes_stream_rx {
 	__u64 reordered;
 	__u64 highest;   /* one past the highest sequence seen */
 	__u64 window[4]; /* bit i: sequence highest-1-i seen */
+	__u32 saddr[4];  /* the first packet's flow on this CPU (family 0: none yet) */
+	__u32 daddr[4];
+	__u16 sport;
+	__u16 dport;
+	__u8 family;
+	__u8 proto;
+	__u16 pad;
+	__u32 queue;     /* the RX queue it arrived on */
+	__u32 pad2;
 };
 
 struct lanes_rx_totals {
@@ -239,6 +255,7 @@ struct lanes_rx_totals {
 	__u64 latency_min;
 	__u64 latency_max;
 	__u64 latency_sum;
+	__u64 overflow_packets; /* signed, with a stream id of cfg->streams or more */
 };
 
 #define LANES_SIGNATURE_MAGIC 0x4c4e /* "LN" */
@@ -336,7 +353,8 @@ static __always_inline __u32 lanes_hist_index(__u64 v)
 	return idx < LANES_HIST_BUCKETS ? idx : LANES_HIST_BUCKETS - 1;
 }
 
-static __always_inline void lanes_signed_rx(struct xdp_md *ctx, const struct lanes_config *cfg, __u32 l4_offset)
+static __always_inline void lanes_signed_rx(struct xdp_md *ctx, const struct lanes_config *cfg, __u32 l4_offset,
+					    const struct lanes_flow_key *key)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
@@ -355,8 +373,12 @@ static __always_inline void lanes_signed_rx(struct xdp_md *ctx, const struct lan
 	}
 	__u16 magic = bpf_ntohs(*(__u16 *)sig);
 	__u32 stream = bpf_ntohs(*(__u16 *)(sig + 2));
-	if (magic != LANES_SIGNATURE_MAGIC || stream >= cfg->streams) {
+	if (magic != LANES_SIGNATURE_MAGIC) {
 		t->unsigned_packets++;
+		return;
+	}
+	if (stream >= cfg->streams) {
+		t->overflow_packets++;
 		return;
 	}
 	struct lanes_stream_rx *s = bpf_map_lookup_elem(&lanes_rx_streams, &stream);
@@ -366,6 +388,15 @@ static __always_inline void lanes_signed_rx(struct xdp_md *ctx, const struct lan
 	}
 	__u64 seq = bpf_ntohl(*(__u32 *)(sig + 4));
 	__u64 ts = bpf_be64_to_cpu(*(__u64 *)(sig + 8));
+	if (s->family == 0) {
+		__builtin_memcpy(s->saddr, key->saddr, 16);
+		__builtin_memcpy(s->daddr, key->daddr, 16);
+		s->sport = bpf_ntohs(key->sport);
+		s->dport = bpf_ntohs(key->dport);
+		s->proto = key->proto;
+		s->queue = ctx->rx_queue_index;
+		s->family = key->family;
+	}
 	lanes_stream_record(s, seq);
 	t->signed_packets++;
 	__u64 now = bpf_ktime_get_ns();
@@ -452,7 +483,7 @@ int lanes_xdp(struct xdp_md *ctx)
 	}
 	st->matched_bytes += bytes;
 	if (cfg->action == LANES_SIGNED_RX && key.proto == IPPROTO_UDP)
-		lanes_signed_rx(ctx, cfg, l4_offset);
+		lanes_signed_rx(ctx, cfg, l4_offset, &key);
 	if (cfg->action == LANES_SINK || cfg->action == LANES_SIGNED_RX) {
 		st->dropped++;
 		return XDP_DROP;

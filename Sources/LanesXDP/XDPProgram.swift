@@ -1,6 +1,7 @@
 import CLanes
 import Glibc
 import LanesCore
+import LanesPacket
 
 /// The XDP programs compiled from bpf/ and embedded in the binary (see Plugins/BPFBuild).
 public enum EmbeddedBPF {}
@@ -43,14 +44,21 @@ public struct SignedStreamCounts: Sendable, Equatable {
     public var reordered: UInt64 = 0
     /// One past the highest sequence seen.
     public var highest: UInt64 = 0
+    /// The flow and RX queue of its first packet (on the CPU that saw the most of it).
+    public var flow: FlowKey?
+    public var queue: Int?
     public init() {}
 }
 
 /// What the XDP receiver saw, merged over CPUs.
 public struct SignedReceive: Sendable {
+    /// Indexed by stream id: every id below the program's `streams`.
     public var streams: [SignedStreamCounts]
+    /// Every packet with the signature's magic, `overflowPackets` included.
     public var signedPackets: UInt64 = 0
     public var unsignedPackets: UInt64 = 0
+    /// Signed packets whose stream id is past the tracked ones.
+    public var overflowPackets: UInt64 = 0
     /// LatencyHistogram's buckets, and the summary fields.
     public var latencyBuckets: [UInt64]
     public var latencyCount: UInt64 = 0
@@ -289,14 +297,23 @@ public final class XDPProgram {
     public func signedReceive() -> SignedReceive {
         let cpus = max(1, Int(libbpf_num_possible_cpus()))
         var out = SignedReceive(streams: [], latencyBuckets: [])
-        var v = [UInt64](repeating: 0, count: cpus * 8)
+        // struct lanes_stream_rx: 14 u64 words (counts, window, then the first packet's flow).
+        let words = 14
+        var v = [UInt64](repeating: 0, count: cpus * words)
         for i in 0..<streams {
             var key = UInt32(i)
             var c = SignedStreamCounts()
             if v.withUnsafeMutableBytes({ bpf_map_lookup_elem(rxStreamsFD, &key, $0.baseAddress) }) == 0 {
+                var most: UInt64 = 0
                 for cpu in 0..<cpus {
-                    c.received += v[cpu * 8]; c.duplicates += v[cpu * 8 + 1]; c.reordered += v[cpu * 8 + 2]
-                    c.highest = max(c.highest, v[cpu * 8 + 3])
+                    let r = cpu * words
+                    c.received += v[r]; c.duplicates += v[r + 1]; c.reordered += v[r + 2]
+                    c.highest = max(c.highest, v[r + 3])
+                    let seen = v[r] + v[r + 1]
+                    if seen > most, let f = v.withUnsafeBytes({ Self.streamFlow($0.baseAddress! + (r + 8) * 8) }) {
+                        most = seen
+                        (c.flow, c.queue) = f
+                    }
                 }
             }
             out.streams.append(c)
@@ -307,12 +324,12 @@ public final class XDPProgram {
             if b.withUnsafeMutableBytes({ bpf_map_lookup_elem(rxLatencyFD, &key, $0.baseAddress) }) == 0 { n = b.reduce(0, &+) }
             out.latencyBuckets.append(n)
         }
-        var t = [UInt64](repeating: 0, count: cpus * 6)
+        var t = [UInt64](repeating: 0, count: cpus * 7)
         var zero: UInt32 = 0
         if t.withUnsafeMutableBytes({ bpf_map_lookup_elem(rxTotalsFD, &zero, $0.baseAddress) }) == 0 {
             for cpu in 0..<cpus {
-                let r = cpu * 6
-                out.signedPackets += t[r]; out.unsignedPackets += t[r + 1]
+                let r = cpu * 7
+                out.signedPackets += t[r] + t[r + 6]; out.unsignedPackets += t[r + 1]; out.overflowPackets += t[r + 6]
                 if t[r + 2] > 0 {
                     out.latencyCount += t[r + 2]
                     out.latencyMin = min(out.latencyMin, t[r + 3])
@@ -322,6 +339,22 @@ public final class XDPProgram {
             }
         }
         return out
+    }
+
+    /// The flow part of struct lanes_stream_rx (from `saddr`): addresses in network
+    /// order, ports in host order, then family, protocol and the RX queue.
+    static func streamFlow(_ p: UnsafeRawPointer) -> (FlowKey, Int)? {
+        let family = p.load(fromByteOffset: 36, as: UInt8.self)
+        let src: IPAddress, dst: IPAddress
+        switch family {
+        case 4: src = .v4(IPv4Address(UInt32(bigEndian: p.loadUnaligned(as: UInt32.self))))
+                dst = .v4(IPv4Address(UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 16, as: UInt32.self))))
+        case 6: src = .v6(IPv6Address(reading: p)); dst = .v6(IPv6Address(reading: p + 16))
+        default: return nil
+        }
+        let flow = FlowKey(src: src, dst: dst, srcPort: p.load(fromByteOffset: 32, as: UInt16.self),
+                           dstPort: p.load(fromByteOffset: 34, as: UInt16.self), proto: p.load(fromByteOffset: 37, as: UInt8.self))
+        return (flow, Int(p.load(fromByteOffset: 40, as: UInt32.self)))
     }
 
     /// The program attached to an interface now, if any.

@@ -47,11 +47,13 @@ struct GenCommand: ParsableCommand {
     @Flag(help: "Send each flow on the TX queue the receiver's RSS would pick (emulates NIC RSS on veth).") var rss = false
     @Option(help: "Transmit path: auto, xsk (AF_XDP), xdp (XDP live frames).") var tx: TxPath = .auto
     @Option(help: ArgumentHelp("Receive signed packets: loss, reorder, duplicates, latency. '--rx' (or '--rx xsk'): on this port's AF_XDP lanes; with --rx-only, 'xdp' counts in XDP itself.", valueName: "xsk|xdp")) var rx: RxPath?
-    @Flag(help: "Only receive (the far end of a one-way measurement): give the sender's --flows; loss comes from sequence gaps.") var rxOnly = false
+    @Flag(help: "Only receive (the far end of a one-way measurement): every stream id below max(--flows, 4096) is counted by its signature; with --flows, streams past it are reported as unexpected and those that sent nothing as missing. Loss comes from sequence gaps.") var rxOnly = false
 
     struct Report: Encodable {
         struct LaneReport: Encodable { var queue: Int; var core: Int; var txPackets: UInt64; var txBytes: UInt64; var streams: Int; var rxSigned: UInt64 }
-        struct StreamReport: Encodable { var stream: Int; var flow: String; var queue: Int; var sent: UInt64; var received: UInt64; var lost: Int64; var reordered: UInt64; var duplicates: UInt64 }
+        /// `queue`: where its packets arrived (absent: none did); `unexpected`: seen, but
+        /// past the flows this side sends or was told of with --flows.
+        struct StreamReport: Encodable { var stream: Int; var flow: String; var queue: Int?; var sent: UInt64; var received: UInt64; var lost: Int64; var reordered: UInt64; var duplicates: UInt64; var unexpected: Bool }
         struct Latency: Encodable { var count: UInt64; var minNs: UInt64; var p50Ns: UInt64; var p90Ns: UInt64; var p99Ns: UInt64; var p999Ns: UInt64; var maxNs: UInt64 }
         var interface: String
         var bindMode: String
@@ -83,6 +85,15 @@ struct GenCommand: ParsableCommand {
         var duplicates: UInt64?
         var latency: Latency?
         var streams: [StreamReport]?
+        /// Receiving: stream ids counted per stream (every id below this), the streams
+        /// expected (absent: receive only without --flows), signed packets of ids past
+        /// the tracked ones (in rx_packets, in no stream), seen streams past the
+        /// expected ones, and expected streams of which nothing arrived.
+        var trackedStreams: Int?
+        var expectedStreams: Int?
+        var untracked: UInt64?
+        var unexpectedStreams: Int?
+        var missingStreams: [Int]?
         var framesBalanced: Bool
         /// CPU seconds this process used (all threads, user + system).
         var cpuS: Double = processCPUSeconds()
@@ -96,19 +107,35 @@ struct GenCommand: ParsableCommand {
             return Double(hi - lo) / 1e9
         }
 
-        /// Per-stream receive counts (merged over lanes or CPUs) and latency: the same
-        /// fields from either receiver. Receive only: the sender's counts are not here,
-        /// so loss is the gaps below the highest sequence seen.
-        mutating func addReceive(_ rx: [StreamRx], sent: [UInt64], latency hist: LatencyHistogram, flows: [FlowKey], flowQueue: [Int], receiveOnly: Bool) {
+        /// One stream as a receiver saw it, by the id in its signature: counts merged
+        /// over lanes or CPUs, and the flow and queue of its first packet (nil: none seen).
+        struct SeenStream { var rx = StreamRx(); var flow: FlowKey?; var queue: Int? }
+
+        /// Per-stream receive counts and latency: the same fields from either receiver.
+        /// `seen` is indexed by stream id (every tracked id); a stream is reported when
+        /// it brought packets or is expected (below `expected`: the flows this side
+        /// sends, or was told of with --flows); a seen one past `expected` is marked
+        /// unexpected. `sent[i]`: what this side sent of stream i (the same-port
+        /// round trip); otherwise loss is the gaps below the highest sequence seen.
+        mutating func addReceive(_ seen: [SeenStream], untracked: UInt64, expected: Int?, sent: [UInt64],
+                                 latency hist: LatencyHistogram, plannedFlows: [FlowKey]) {
             var streams: [StreamReport] = []
-            for i in 0..<flows.count {
-                let r = rx[i]
-                let sentHere = receiveOnly ? r.highest : sent[i]
-                streams.append(.init(stream: i, flow: flows[i].description, queue: flowQueue[i], sent: sentHere, received: r.received,
-                                     lost: Int64(sentHere) - Int64(r.received), reordered: r.reordered, duplicates: r.duplicates))
+            for (i, s) in seen.enumerated() {
+                let r = s.rx
+                guard r.received + r.duplicates > 0 || i < expected ?? 0 else { continue }
+                let sentHere = i < sent.count ? sent[i] : r.highest
+                let flow = s.flow?.description ?? (i < plannedFlows.count ? plannedFlows[i].description : "?")
+                streams.append(.init(stream: i, flow: flow, queue: s.queue, sent: sentHere, received: r.received,
+                                     lost: Int64(sentHere) - Int64(r.received), reordered: r.reordered, duplicates: r.duplicates,
+                                     unexpected: expected.map { i >= $0 } ?? false))
             }
             self.streams = streams
-            rxPackets = streams.reduce(0) { $0 + $1.received + $1.duplicates }
+            trackedStreams = seen.count
+            expectedStreams = expected
+            self.untracked = untracked
+            unexpectedStreams = streams.filter(\.unexpected).count
+            missingStreams = streams.filter { $0.received + $0.duplicates == 0 }.map(\.stream)
+            rxPackets = streams.reduce(0) { $0 + $1.received + $1.duplicates } + untracked
             lost = streams.reduce(0) { $0 + $1.lost }
             reordered = streams.reduce(0) { $0 + $1.reordered }
             duplicates = streams.reduce(0) { $0 + $1.duplicates }
@@ -246,8 +273,11 @@ struct GenCommand: ParsableCommand {
         }
         let json = options.json
         let cores = config.cores ?? queues.indices.map { $0 % Sysfs.onlineCPUs() }
+        // The streams a receiver expects: what this side sends, or what --flows or
+        // --flows-file name; receive only with neither expects none in particular.
+        let expected: Int? = rxOnly && self.flows == nil && flowsFile == nil ? nil : flowList.count
         if rxOnly && rxPath == .xdp {
-            try GenXDP.receive(config: config, options: options, flows: flowList, flowQueue: flowQueue, sizes: sizes)
+            try GenXDP.receive(config: config, options: options, flows: flowList, expected: expected, sizes: sizes)
             return
         }
         let choice = try GenXDP.choose(requested: rxOnly ? .xsk : tx, interface: config.interface, queues: queues, cores: cores,
@@ -255,15 +285,15 @@ struct GenCommand: ParsableCommand {
                                        rxOnly: rxOnly)
         if choice.path == .xdp {
             let lanes = plans.indices.map { LiveGenLane(queue: queues[$0], core: cores[$0], plan: plans[$0]) }
-            try GenXDP.transmit(config: config, options: options, lanes: lanes, choice: choice, flows: flowList, flowQueue: flowQueue,
+            try GenXDP.transmit(config: config, options: options, lanes: lanes, choice: choice, flows: flowList,
                                 sizes: sizes, requestedPps: totalPps, requestedBps: requestedBps)
             return
         }
         let made = AppList()
         try options.run(config, mode: rxOnly ? "gen (receive only)" : "gen, tx xsk (\(choice.reason))", grace: receiving ? 0.5 : 0.05, report: { summary, apps in
-            var report = GenCommand.makeReport(summary: summary, apps: apps, flows: flowList, flowQueue: flowQueue,
+            var report = GenCommand.makeReport(summary: summary, apps: apps, flows: flowList,
                                                sizes: sizes, requestedPps: totalPps, requestedBps: requestedBps, receive: receiving,
-                                               receiveOnly: rxOnly)
+                                               receiveOnly: rxOnly, expected: expected)
             report.txPath = choice.path.rawValue
             report.txPathReason = choice.reason
             report.rxPath = receiving ? "xsk" : nil
@@ -283,8 +313,8 @@ struct GenCommand: ParsableCommand {
         func snapshot() -> [LatencyHistogram] { histograms.withLock { $0 } }
     }
 
-    static func makeReport(summary s: RunSummary, apps: [GenApp], flows: [FlowKey], flowQueue: [Int], sizes: [Int],
-                           requestedPps: Double?, requestedBps: Double?, receive: Bool, receiveOnly: Bool = false) -> Report {
+    static func makeReport(summary s: RunSummary, apps: [GenApp], flows: [FlowKey], sizes: [Int],
+                           requestedPps: Double?, requestedBps: Double?, receive: Bool, receiveOnly: Bool = false, expected: Int? = nil) -> Report {
         let span = Report.sendingSpan(apps.map { ($0.firstSentNs, $0.lastSentNs) })
         let d = max(span ?? s.durationS, 1e-9)
         var sent = Array(repeating: UInt64(0), count: flows.count)
@@ -301,16 +331,21 @@ struct GenCommand: ParsableCommand {
         if receive {
             var hist = LatencyHistogram()
             for a in apps { hist.add(a.latency) }
-            let rx: [StreamRx] = (0..<flows.count).map { i in
-                var rx = StreamRx()
-                for a in apps where a.rx[i].received + a.rx[i].duplicates > 0 {
+            // Every tracked id, merged over the lanes; the flow and queue from the lane that saw most of it.
+            let tracked = apps.map(\.trackedStreams).max() ?? 0
+            let seen: [Report.SeenStream] = (0..<tracked).map { i in
+                var st = Report.SeenStream()
+                var most: UInt64 = 0
+                for (l, a) in zip(s.lanes, apps) where i < a.trackedStreams && a.rx[i].received + a.rx[i].duplicates > 0 {
                     let r = a.rx[i]
-                    rx.received += r.received; rx.duplicates += r.duplicates; rx.reordered += r.reordered
-                    rx.highest = max(rx.highest, r.highest)
+                    st.rx.received += r.received; st.rx.duplicates += r.duplicates; st.rx.reordered += r.reordered
+                    st.rx.highest = max(st.rx.highest, r.highest)
+                    if r.received + r.duplicates > most { most = r.received + r.duplicates; st.flow = a.rxFlows[i]; st.queue = l.queue }
                 }
-                return rx
+                return st
             }
-            rep.addReceive(rx, sent: sent, latency: hist, flows: flows, flowQueue: flowQueue, receiveOnly: receiveOnly)
+            rep.addReceive(seen, untracked: apps.reduce(0) { $0 + $1.untrackedReceived }, expected: expected,
+                           sent: receiveOnly ? [] : sent, latency: hist, plannedFlows: flows)
         }
         return rep
     }
@@ -325,7 +360,16 @@ struct GenCommand: ParsableCommand {
             if rx == 0 {
                 print("rx: nothing came back (0 signed packets); the frames need a reflector, e.g. 'lanes fwd --mode macswap' on the dut")
             } else {
-                print("rx: \(rx) signed packets, lost \(r.lost ?? 0), reordered \(r.reordered ?? 0), duplicates \(r.duplicates ?? 0)")
+                print("rx: \(rx) signed packets in \(r.streams?.filter { $0.received + $0.duplicates > 0 }.count ?? 0) stream(s), lost \(r.lost ?? 0), reordered \(r.reordered ?? 0), duplicates \(r.duplicates ?? 0)")
+            }
+            if let n = r.unexpectedStreams, n > 0 {
+                print("rx: \(n) unexpected stream(s), past the \(r.expectedStreams ?? 0) expected: " + (r.streams ?? []).filter(\.unexpected).prefix(8).map { "\($0.stream) (\($0.flow))" }.joined(separator: ", "))
+            }
+            if let missing = r.missingStreams, !missing.isEmpty {
+                print("rx: nothing arrived of \(missing.count) expected stream(s): " + missing.prefix(16).map(String.init).joined(separator: ", ") + (missing.count > 16 ? ", ..." : ""))
+            }
+            if let u = r.untracked, u > 0 {
+                print("rx: \(u) signed packets of stream ids past the \(r.trackedStreams ?? 0) tracked (counted in rx, in no stream): give --flows to track more")
             }
             if let lat = r.latency {
                 print("latency ns: min \(lat.minNs) p50 \(lat.p50Ns) p90 \(lat.p90Ns) p99 \(lat.p99Ns) p99.9 \(lat.p999Ns) max \(lat.maxNs)")

@@ -67,7 +67,7 @@ enum GenXDP {
 
     /// Runs the live-frames generator and prints gen's report.
     static func transmit(config: EngineConfig, options: EngineOptions<GenPort>, lanes: [LiveGenLane], choice: Choice, flows: [FlowKey],
-                         flowQueue: [Int], sizes: [Int], requestedPps: Double?, requestedBps: Double?) throws {
+                         sizes: [Int], requestedPps: Double?, requestedBps: Double?) throws {
         let gen = try LiveGenerator(interface: config.interface, lanes: lanes, batch: config.batch)
         // Attached to the sending port, the program passes what arrives there, stays in
         // the kernel's XDP dispatcher between runs (else each run waits for an RCU grace
@@ -109,8 +109,8 @@ enum GenXDP {
 
     /// `--rx-only --rx xdp`: the signed receiver in XDP on every queue of the port,
     /// until --duration or SIGINT; then gen's receive report.
-    static func receive(config: EngineConfig, options: EngineOptions<GenPort>, flows: [FlowKey], flowQueue: [Int], sizes: [Int]) throws {
-        let prog = try XDPProgram(filter: config.filter, action: .signedReceive, streams: flows.count)
+    static func receive(config: EngineConfig, options: EngineOptions<GenPort>, flows: [FlowKey], expected: Int?, sizes: [Int]) throws {
+        let prog = try XDPProgram(filter: config.filter, action: .signedReceive, streams: max(flows.count, Signature.trackedStreams))
         try prog.attach(interface: config.interface, mode: config.xdpMode, force: config.force)
         defer { prog.detach() }
         try Privileges.keepOnlyNetAdmin()
@@ -118,7 +118,8 @@ enum GenXDP {
         let (rxQueues, _) = try InterfaceInfo.queueCount(config.interface)
         let json = options.json
         if !json {
-            print("lanes gen (receive only) on \(config.interface): counted in XDP on \(rxQueues) queue(s), filter '\(config.filter)', \(flows.count) stream(s)")
+            print("lanes gen (receive only) on \(config.interface): counted in XDP on \(rxQueues) queue(s), filter '\(config.filter)', "
+                  + (expected.map { "\($0) stream(s) expected, " } ?? "") + "stream ids below \(prog.streams) tracked")
         }
         var lastCount: UInt64 = 0
         func matched() -> UInt64 { (0..<rxQueues).reduce(0) { $0 + prog.counters(queue: UInt32($1)).dropped } }
@@ -142,20 +143,20 @@ enum GenXDP {
         prog.detach()
         var hist = LatencyHistogram()
         hist.add(buckets: got.latencyBuckets, count: got.latencyCount, min: got.latencyMin, max: got.latencyMax, sum: Double(got.latencySum))
-        let rx: [StreamRx] = got.streams.map { c in
+        let seen: [GenCommand.Report.SeenStream] = got.streams.map { c in
             var r = StreamRx()
             r.received = c.received; r.duplicates = c.duplicates; r.reordered = c.reordered; r.highest = c.highest
-            return r
+            return .init(rx: r, flow: c.flow, queue: c.queue)
         }
         var report = GenCommand.Report(
             interface: config.interface, bindMode: "none", txPath: "", txPathReason: "", rxPath: "xdp",
             flows: flows.count, sizes: Array(Set(sizes)).sorted(), durationS: elapsed, sendingS: nil, exitReason: exitReason,
             txPackets: 0, txBytes: 0, txPps: 0, txBps: 0, requestedPps: nil, requestedBps: nil, dropTxRingFull: 0, kernelRxDropped: 0,
             lanes: perQueue.enumerated().map { q, c in
-                .init(queue: q, core: -1, txPackets: 0, txBytes: 0, streams: flowQueue.filter { $0 == q }.count, rxSigned: c.dropped)
+                .init(queue: q, core: -1, txPackets: 0, txBytes: 0, streams: seen.filter { $0.queue == q }.count, rxSigned: c.dropped)
             },
             framesBalanced: true)
-        report.addReceive(rx, sent: [], latency: hist, flows: flows, flowQueue: flowQueue, receiveOnly: true)
+        report.addReceive(seen, untracked: got.overflowPackets, expected: expected, sent: [], latency: hist, plannedFlows: flows)
         if got.unsignedPackets > 0 && !json { print("rx: \(got.unsignedPackets) matching packets without a Lanes signature (not counted per stream)") }
         if json { printJSONLine(report) } else { GenCommand.printReport(report) }
     }

@@ -166,6 +166,45 @@ extension IntegrationTests {
             }
         }
 
+        /// Receivers track streams by the id in the signature, whatever their own --flows:
+        /// 8 flows from 2 lanes into a receiver left at its default, then 64 flows into one
+        /// told of 48 (the other 16 reported as unexpected) and one told of 70 (6 missing).
+        /// Each time rx_packets is every packet sent, the per-stream table sums to it, 0 lost.
+        @Test(arguments: ["xdp", "xsk"]) func receiversReportEveryStreamTheySee(rx: String) throws {
+            try withTestbed(queues: 2) { tb in
+                for (flows, told, count) in [(8, nil, 40000), (64, 48, 64000), (64, 70, 64000)] as [(Int, Int?, Int)] {
+                    let receiver = try Running(["gen", "d0", "--netns", tb.dut, "--rx-only", "--rx", rx, "--duration", "4",
+                                                "--interval", "0", "--json"] + (told.map { ["--flows", "\($0)"] } ?? []))
+                    try tb.waitForXDP(tb.dut, "d0")
+                    let gen = try lanes("gen", "--testbed", tb.name, "--flows", "\(flows)", "--count", "\(count)", "--rate", "\(testRate(40000))pps",
+                                        "--interval", "0", "--json", timeout: 60)
+                    try #require(gen.status == 0, "\(gen.stderr)")
+                    let g = try gen.json()
+                    #expect(g["tx_packets"] as? Int == count)
+                    #expect((g["lanes"] as? [[String: Any]])?.filter { ($0["tx_packets"] as? Int ?? 0) > 0 }.count == 2, "the sender runs on 2 lanes")
+                    let r = receiver.wait(timeout: 30)
+                    try #require(r.status == 0, "\(r.stderr)")
+                    let j = try r.json()
+                    let streams = try #require(j["streams"] as? [[String: Any]])
+                    #expect(j["rx_packets"] as? Int == count, "\(flows) flows into a receiver told of \(told.map(String.init) ?? "none")")
+                    #expect(j["lost"] as? Int == 0)
+                    #expect(j["untracked"] as? Int == 0)
+                    #expect(streams.reduce(0) { $0 + ($1["received"] as? Int ?? 0) + ($1["duplicates"] as? Int ?? 0) } == count)
+                    let seen = streams.filter { ($0["received"] as? Int ?? 0) > 0 }
+                    #expect(seen.count == flows)
+                    #expect(Set(seen.compactMap { $0["stream"] as? Int }) == Set(0..<flows))
+                    #expect(Set(seen.compactMap { $0["queue"] as? Int }) == [0, 1], "streams arrive on both queues")
+                    #expect(seen.allSatisfy { ($0["flow"] as? String ?? "").hasPrefix("udp 198.18.0.1:") }, "the flow as it arrived")
+                    let unexpected = streams.filter { $0["unexpected"] as? Bool == true }.compactMap { $0["stream"] as? Int }
+                    #expect(unexpected == (told.map { Array($0..<max($0, flows)) } ?? []))
+                    #expect(j["unexpected_streams"] as? Int == unexpected.count)
+                    #expect(j["missing_streams"] as? [Int] == (told.map { Array(flows..<max($0, flows)) } ?? []))
+                    #expect(j["expected_streams"] as? Int == told)
+                }
+                #expect(try !tb.xdpAttached(tb.dut, "d0"), "the receiver left its program on d0")
+            }
+        }
+
         /// On the testbed gen picks live frames by itself and says why; paths that cannot
         /// combine give one line naming both; SIGINT ends an unpaced run within a second.
         @Test func autoPicksLiveFramesAndStopsOnSIGINT() throws {

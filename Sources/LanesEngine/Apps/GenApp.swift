@@ -8,6 +8,10 @@ import LanesPacket
 public enum Signature {
     public static let magic: UInt16 = 0x4c4e
     public static let length = 16
+    /// Stream ids a receiver tracks when it is told of fewer flows: every id below
+    /// max(flows, this). A signed packet of a higher id is counted as untracked.
+    /// 4096 streams are 256 KiB per lane (AF_XDP) or per CPU (XDP).
+    public static let trackedStreams = 4096
 }
 
 /// What one generator lane sends.
@@ -28,6 +32,8 @@ public struct GenLanePlan: Sendable {
     public var receive: Bool
     /// Receive only: send nothing (the receiving end of a one-way measurement).
     public var receiveOnly = false
+    /// Receiving: stream ids below max(flows, this) are counted per stream.
+    public var trackedStreams = Signature.trackedStreams
 
     public init(streams: [Int], flows: [FlowKey], srcMAC: MACAddress, dstMAC: MACAddress, vlan: UInt16? = nil,
                 sizes: [Int], pps: Double?, count: UInt64?, receive: Bool) {
@@ -163,14 +169,22 @@ public struct GenApp: LaneApp {
     let frameInfo: UnsafeMutablePointer<GenFrame>
     var slots = 0
     var nextSlot = 0
+    let flowMemory: OwnedBuffer<FlowKey?>
     /// Next sequence per global stream (only this lane's streams are used).
     public let sequences: UnsafeMutablePointer<UInt64>
+    /// Receive counts by the stream id in the signature, for `trackedStreams` ids
+    /// (whatever this lane sends), and the flow of each stream's first packet.
     public let rx: UnsafeMutablePointer<StreamRx>
+    public let rxFlows: UnsafeMutablePointer<FlowKey?>
     public let streamCount: Int
+    public let trackedStreams: Int
     public var latency = LatencyHistogram()
     public private(set) var sent: UInt64 = 0
+    /// Every signed packet received, `untrackedReceived` included.
     public private(set) var signedReceived: UInt64 = 0
     public private(set) var unsignedReceived: UInt64 = 0
+    /// Signed packets of a stream id past `trackedStreams`.
+    public private(set) var untrackedReceived: UInt64 = 0
     var pacer: Pacer
     /// When this lane sent its first and its latest burst (CLOCK_MONOTONIC ns; 0: none).
     public private(set) var firstSentNs: UInt64 = 0
@@ -182,8 +196,11 @@ public struct GenApp: LaneApp {
         streamCount = plan.flows.count
         sequenceMemory = OwnedBuffer(count: max(streamCount, 1), initial: 0)
         sequences = sequenceMemory.pointer
-        rxMemory = OwnedBuffer(count: max(streamCount, 1), initial: StreamRx())
+        trackedStreams = plan.receive ? max(streamCount, plan.trackedStreams) : 1
+        rxMemory = OwnedBuffer(count: trackedStreams, initial: StreamRx())
         rx = rxMemory.pointer
+        flowMemory = OwnedBuffer(count: trackedStreams, initial: nil)
+        rxFlows = flowMemory.pointer
         let n = GenPattern.slotCount(plan)
         templateMemory = OwnedBuffer(count: n * GenApp.templateBytes, initial: 0, alignment: 64)
         templates = UnsafeMutableRawPointer(templateMemory.pointer)
@@ -277,13 +294,14 @@ public struct GenApp: LaneApp {
             guard r.layers.contains(.udp), r.payloadLength >= Signature.length else { unsignedReceived &+= 1; continue }
             let p = context.umem + Int(d.addr) + r.payloadOffset
             guard UInt16(bigEndian: p.loadUnaligned(as: UInt16.self)) == Signature.magic else { unsignedReceived &+= 1; continue }
+            signedReceived &+= 1
             let stream = Int(UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 2, as: UInt16.self)))
-            guard stream < streamCount else { unsignedReceived &+= 1; continue }
+            guard stream < trackedStreams else { untrackedReceived &+= 1; continue }
             let seq = UInt64(UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 4, as: UInt32.self)))
             let ts = UInt64(bigEndian: p.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+            if rx[stream].received | rx[stream].duplicates == 0 { rxFlows[stream] = FlowKey(r) }
             rx[stream].record(seq)
             if now >= ts { latency.record(now - ts) }
-            signedReceived &+= 1
         }
         return 0
     }
