@@ -48,6 +48,10 @@ static inline int lanes_pin_self(int cpu) {
     return pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 }
 
+#include <sys/prctl.h>
+/* prctl is variadic: Swift cannot call it. PR_SET_TIMERSLACK for the calling thread. */
+static inline int lanes_set_timer_slack(unsigned long ns) { return prctl(PR_SET_TIMERSLACK, ns, 0, 0, 0); }
+
 static inline int lanes_clone_newnet(void) { return 0x40000000; /* CLONE_NEWNET */ }
 static inline int lanes_clone_newns(void) { return 0x00020000; /* CLONE_NEWNS */ }
 

@@ -19,6 +19,9 @@ public final class PinnedThread {
         let r = pthread_create(&t, nil, { raw in
             let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
             if box.core >= 0 { box.pinError = pinCurrentThread(to: box.core) }
+            // 1 ns timer slack (default 50 us): a pacing lane's usleep(10) wakes near
+            // 10 us, so timed sends (gen --rate, replay's schedule) keep their times.
+            _ = lanes_set_timer_slack(1)
             box.body()
             return nil
         }, Unmanaged.passRetained(box).toOpaque())

@@ -17,7 +17,11 @@ struct ReplayCommand: ParsableCommand {
         packet over the interface's MTU or the UMEM frame are each counted and named;
         --skip-bad sends the rest. Packets are spread over the lanes by flow (5-tuple
         Toeplitz hash; fragments by their addresses; non-IP on the first lane), so each
-        flow keeps its order. Rates count frames without FCS.
+        flow keeps its order. A timed replay (the file's timing, --speed, --rate) keeps
+        the file's order across lanes too: one schedule for the whole file, and no lane
+        sends a packet before every earlier one has gone out. --topspeed keeps only
+        each flow's order (flows on different lanes may interleave differently).
+        Rates count frames without FCS.
         Examples:
           lanes replay trace.pcap                      (gen:g0 of the testbed, original timing)
           lanes replay trace.pcapng --speed 10 --loop 5
@@ -27,7 +31,7 @@ struct ReplayCommand: ParsableCommand {
     @OptionGroup var options: EngineOptions<GenPort>
     @Option(help: "Replay at X times the original timing (e.g. 2: twice as fast).") var speed: Double?
     @Option(help: "Fixed total rate instead of the file's timing: 50000, 50kpps, 1Mpps, 500Mbps.") var rate: String?
-    @Flag(help: "As fast as the lanes go.") var topspeed = false
+    @Flag(help: "As fast as the lanes go (each flow keeps its order; flows on different lanes may interleave differently).") var topspeed = false
     @Option(help: "Passes over the file.") var loop = 1
     @Option(help: "Stop after N packets in total.") var count: UInt64?
     @Option(help: "Rewrite every packet's destination MAC.") var dstMac: String?
@@ -89,7 +93,8 @@ struct ReplayCommand: ParsableCommand {
         let total = min(count ?? .max, n * UInt64(loop))
         let partial = Int(total % n)
         let totals = perLane.indices.map { l in UInt64(perLane[l].count) * (total / n) + UInt64(laneOf[0..<partial].filter { $0 == l }.count) }
-        let clock = ReplayClock()
+        let schedule = ReplaySchedule(first: perLane.indices.map { ReplayApp.firstPacket(indices: perLane[$0], total: totals[$0]) },
+                                      ordered: timing != .topspeed)
         let timingText: String, reqPps: Double?, reqBps: Double?
         switch timing {
         case .original(let s): timingText = s == 1 ? "original" : "original x\(s)"; (reqPps, reqBps) = (nil, nil)
@@ -117,7 +122,7 @@ struct ReplayCommand: ParsableCommand {
             if !skipped.isEmpty { print("  skipped: " + skipped.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")) }
             for l in r.lanes { print("  q\(l.queue): \(l.packets) packets, \(l.bytes) bytes") }
         }) { _, i in
-            ReplayApp(trace: trace, indices: perLane[i], total: totals[i], timing: timing, clock: clock)
+            ReplayApp(trace: trace, indices: perLane[i], total: totals[i], timing: timing, schedule: schedule, lane: i)
         }
     }
 

@@ -122,6 +122,37 @@ extension IntegrationTests {
             }
         }
 
+        /// A timed replay keeps the file's order across lanes, not only each flow's:
+        /// the mixed trace from gen:g0 over both lanes at 1 kpps and at 20 kpps arrives at
+        /// dut:d0 (tcpdump) in exactly the file's order.
+        @Test(arguments: ["1000", "20kpps"]) func aTimedReplayArrivesInFileOrder(rate: String) throws {
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lanes-ro-\(UUID().uuidString)").path
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let trace = dir + "/trace.pcap"
+            try Self.makeTrace(trace, rounds: rate == "1000" ? 3 : 20)
+            let want = try Self.replayed(trace)
+            try withTestbed { tb in
+                let dump = dir + "/d0.pcap"
+                let td = try Running(["ip", "netns", "exec", tb.dut, "tcpdump", "-i", "d0", "-Q", "in", "-U", "-s", "0", "-w", dump], tool: "/usr/bin/env")
+                usleep(1_500_000)
+                let r = try run(["replay", trace, "--testbed", tb.name, "--rate", rate, "--json"], timeout: 60)
+                try #require(r.status == 0, "\(r.stderr)")
+                let j = try r.json()
+                #expect(j["sent_packets"] as? Int == want.count)
+                let lanes = try #require(j["lanes"] as? [[String: Any]])
+                #expect(lanes.filter { ($0["packets"] as? Int ?? 0) > 0 }.count == 2, "the trace goes out over both lanes: \(lanes)")
+                usleep(500_000)
+                td.signal(SIGINT)
+                _ = td.wait()
+                let got = try Self.replayed(dump)
+                #expect(got.count == want.count, "tcpdump saw \(got.count) of \(want.count) (trace seed \(Self.seed))")
+                let firstOff = zip(got, want).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+                let inOrder = got == want
+                #expect(inOrder, "not in file order at \(rate): first difference at packet \(firstOff ?? -1) of \(want.count) (trace seed \(Self.seed))")
+            }
+        }
+
         /// Original timing: the file's span at speed 1, half of it at --speed 2
         /// (within 5%); --rate is met within 2%; --count caps the total over --loop.
         @Test func speedRateLoopAndCount() throws {
