@@ -70,11 +70,12 @@ struct EngineOptions<Default: DefaultPort>: ParsableArguments {
         if let interface {
             iface = interface
             if let netns { try NetworkNamespace.enterWithSysfs(netns) }
-            // A stray word after the options lands here: name it before anything reads the device.
+            // Name a missing interface before anything reads the device (a word right
+            // after a flag never gets here: StrayWord names the flag).
             guard if_nametoindex(iface) != 0 else {
                 let place = netns.map { "namespace \($0)" } ?? "this namespace"
                 throw LanesError("interface '\(iface)' not found in \(place)",
-                                 fix: "see 'ip\(netns.map { " -n \($0)" } ?? "") link', or run 'lanes testbed up' and give no interface (a stray word after the options is taken as the interface)")
+                                 fix: "see 'ip\(netns.map { " -n \($0)" } ?? "") link', or run 'lanes testbed up' and give no interface")
             }
         } else {
             let port = Testbed(name: testbed)[keyPath: Default.port]

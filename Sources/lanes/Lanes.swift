@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Glibc
 import LanesXDP
 
@@ -18,7 +19,9 @@ struct Lanes: ParsableCommand {
 enum Main {
     static func main() {
         do {
-            var command = try Lanes.parseAsRoot(bareFlags(Array(CommandLine.arguments.dropFirst())))
+            let args = bareFlags(Array(CommandLine.arguments.dropFirst()))
+            if let stray = StrayWord.find(in: args) { fail(stray) }
+            var command = try Lanes.parseAsRoot(args)
             try command.run()
         } catch let error as LanesError {
             fail(error.description)
@@ -48,6 +51,54 @@ enum Main {
         if m.hasPrefix("Error: ") { m.removeFirst(7) }
         fputs("lanes: error: \(m)\n", stderr)
         exit(code == 0 ? 1 : code)
+    }
+}
+
+/// A word right after a flag that takes no value: the parser would take it as
+/// the next positional argument (the interface, a file), so `lanes gen --imix
+/// banana` would look for an interface named banana. Refused in one line naming
+/// the flag; a positional goes before the flags or after an option's value.
+enum StrayWord {
+    struct Command: Decodable {
+        struct Argument: Decodable {
+            struct Name: Decodable { var kind: String; var name: String }
+            var kind: String
+            var names: [Name]?
+        }
+        var arguments: [Argument]?
+    }
+    struct ToolInfo: Decodable { var command: Command }
+
+    /// What a flag's user most likely meant by a word after it.
+    static let hints = ["--imix": "for a custom mix use --imix-mix 64:7,570:4,1518:1"]
+
+    /// The one-line error for the first flag in `args` followed by a word, or nil.
+    static func find(in args: [String]) -> String? {
+        // The subcommand named, and its arguments as the parser knows them.
+        var type: ParsableCommand.Type = Lanes.self
+        var path = ["lanes"]
+        var i = 0
+        while i < args.count, let sub = type.configuration.subcommands.first(where: { $0._commandName == args[i] }) {
+            type = sub
+            path.append(args[i])
+            i += 1
+        }
+        guard let data = type._dumpHelp().data(using: .utf8),
+              let command = (try? JSONDecoder().decode(ToolInfo.self, from: data))?.command else { return nil }
+        var flags = Set<String>()
+        for a in command.arguments ?? [] where a.kind == "flag" {
+            for n in a.names ?? [] { flags.insert(n.kind == "short" ? "-" + n.name : "--" + n.name) }
+        }
+        while i + 1 < args.count {
+            let a = args[i], next = args[i + 1]
+            if a == "--" { break }
+            if flags.contains(a) && !next.hasPrefix("-") {
+                let hint = hints[a] ?? "a positional argument (the interface, a file) goes before the flags: \((path + [next, a]).joined(separator: " "))"
+                return "\(a) takes no value, but '\(next)' follows it; \(hint)"
+            }
+            i += 1
+        }
+        return nil
     }
 }
 

@@ -323,6 +323,15 @@ extension IntegrationTests {
                     (["gen", "--testbed", tb.name, "--flows", "6", "--src-port", "1", "--src-ip", "198.18.0.1-198.18.0.2", "--count", "1"], ["--flows 6", "2 distinct"]),
                     (["scale", "--ec2", "default", "--flow-cap", "1Gbps"], ["--flow-cap", "--ec2"]),
                     (["fwd", "--testbed", tb.name, "--mode", "macswap", "--pipeline"], ["--pipeline", "macswap"]),
+                    // A word after a flag that takes no value names the flag, not an interface.
+                    (["gen", "--imix", "banana", "--count", "10"], ["--imix takes no value", "'banana'", "--imix-mix 64:7,570:4,1518:1"]),
+                    (["gen", "--testbed", tb.name, "--ipv6", "g0", "--count", "1"], ["--ipv6 takes no value", "lanes gen g0 --ipv6"]),
+                    (["drop", "--json", "d0"], ["--json takes no value", "lanes drop d0 --json"]),
+                    (["replay", "--topspeed", "trace.pcap"], ["--topspeed takes no value", "lanes replay trace.pcap --topspeed"]),
+                    (["fwd", "--bidirectional", "d0", "d1"], ["--bidirectional takes no value", "'d0'"]),
+                    // Where no flag precedes it, the word is the interface.
+                    (["gen", "banana", "--imix", "--count", "10"], ["interface 'banana' not found"]),
+                    (["gen", "--count", "10", "banana", "--imix"], ["interface 'banana' not found"]),
                 ]
                 for (args, words) in cases {
                     let o = try run(args)
