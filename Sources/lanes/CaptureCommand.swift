@@ -19,8 +19,10 @@ struct CaptureCommand: ParsableCommand {
         at the start: monotone within a lane), and hands the slot to the writer thread
         over a lock-free single-producer ring; the writer batches the file writes (4 MiB).
         When the writer falls behind and a lane has no free slot, the packet is dropped
-        from the capture and counted (capture_dropped); the lane never waits. Records
-        are in each lane's order; lanes interleave. What the filter does not match
+        from the capture and counted (capture_dropped); the lane never waits. The
+        writer merges the lanes' records into one time order (each lane's are in order;
+        the earliest waits up to 10 ms for the other lanes' earlier ones); a record held
+        up past that is written late and counted (late_records). What the filter does not match
         passes to the kernel (ARP, ping and SSH keep working with the default 'udp').
         pcapng (a name ending in .pcapng) records each packet's queue (epb_queue).
         Examples:
@@ -41,6 +43,9 @@ struct CaptureCommand: ParsableCommand {
         var rxPackets: UInt64
         var captured: UInt64
         var captureDropped: UInt64
+        /// Records that reached the writer after a later one was written (held up past
+        /// the merge window): written out of time order, and counted here.
+        var lateRecords: UInt64
         var bytesWritten: UInt64
         var durationS: Double
         var pps: Double
@@ -67,8 +72,8 @@ struct CaptureCommand: ParsableCommand {
         let queues = config.queues ?? Array(0..<rxq)
         config.queues = queues
         let lanes = queues.map { CaptureLane(queue: UInt32($0), slotCount: buffer, snaplen: keep) }
-        let writer = try CaptureWriter(fd: fd, format: format, snaplen: keep, lanes: lanes)
         let shared = CaptureShared(limit: count)
+        let writer = try CaptureWriter(fd: fd, format: format, snaplen: keep, lanes: lanes, clock: shared)
         let json = options.json, file = write
         var failure: LanesError? = nil
         var startError: LanesError? = nil
@@ -77,12 +82,13 @@ struct CaptureCommand: ParsableCommand {
             let perLane = zip(summary.lanes, apps).map { Report.LaneReport(queue: $0.queue, captured: $1.captured, captureDropped: $0.drops["drop_capture"] ?? 0) }
             let dropped = perLane.reduce(0) { $0 + $1.captureDropped } + writer.droppedAfterError
             let r = Report(interface: summary.interface, file: file, format: format == .pcapng ? "pcapng" : "pcap", rxPackets: summary.rxPackets, captured: writer.records,
-                           captureDropped: dropped, bytesWritten: writer.bytesWritten, durationS: summary.durationS,
+                           captureDropped: dropped, lateRecords: writer.lateRecords, bytesWritten: writer.bytesWritten, durationS: summary.durationS,
                            pps: Double(writer.records) / max(summary.durationS, 1e-9), lanes: perLane,
                            exitReason: summary.exitReason, framesBalanced: summary.framesBalanced)
             if json { printJSONLine(r) } else {
                 print("capture: \(r.captured) packets to \(file) (\(r.bytesWritten) bytes), \(r.captureDropped) dropped (writer behind), in \(format2(r.durationS)) s, stopped by \(r.exitReason)")
                 for l in perLane { print("  q\(l.queue): \(l.captured) captured, \(l.captureDropped) dropped") }
+                if r.lateRecords > 0 { print("  \(r.lateRecords) records came later than the \(CaptureWriter.mergeWindowNs / 1_000_000) ms merge window and are out of time order in the file") }
             }
             if writer.writeErrno != 0 { failure = LanesError.system("write '\(file)' (\(writer.droppedAfterError) packets not written)", errno: writer.writeErrno) }
         }) { _, i in

@@ -244,6 +244,18 @@ extension IntegrationTests {
                 // Wall-clock times of this run, none older than the run nor in the future.
                 let now = UInt64(Date().timeIntervalSince1970 * 1e9)
                 #expect(records.count == 50000 && records.allSatisfy { $0.timestampNanos < now && $0.timestampNanos > now - 60_000_000_000 })
+                // Two lanes, one file in time order: tshark reads non-decreasing times.
+                let perLane = try #require(c["lanes"] as? [[String: Any]])
+                #expect(perLane.count == 2 && perLane.allSatisfy { ($0["captured"] as? Int ?? 0) > 0 }, "\(perLane)")
+                #expect(c["late_records"] as? Int == 0, "\(c)")
+                let t = try run(["tshark", "-r", file, "-T", "fields", "-e", "frame.time_epoch"], tool: "/usr/bin/env", timeout: 120)
+                let times = t.stdout.split(separator: "\n").map { line -> (Int, Int) in
+                    let parts = line.split(separator: ".")
+                    return (Int(parts.first ?? "") ?? -1, Int((parts.count > 1 ? String(parts[1]) : "").padding(toLength: 9, withPad: "0", startingAt: 0)) ?? -1)
+                }
+                #expect(t.status == 0 && times.count == 50000, "tshark: \(t.stderr)")
+                let backwards = zip(times, times.dropFirst()).filter { $0.1 < $0.0 }.count
+                #expect(backwards == 0, "tshark reads \(backwards) steps back in time over \(times.count) records")
                 // A small buffer at top speed.
                 let small = try Running(["capture", "--netns", tb.dut, "d0", "-w", file, "--filter", "udp", "--buffer", "64", "--duration", "30", "--interval", "0", "--json"])
                 try tb.waitForXDP(tb.dut, "d0")

@@ -134,14 +134,28 @@ public struct CaptureApp: LaneApp {
     }
 }
 
-/// The writer thread of `lanes capture`: takes the lanes' filled slots, encodes
-/// them as pcap or pcapng records into a 4 MiB buffer, writes it with one
-/// write(2) when full (and when idle), and gives the slots back.
+/// The writer thread of `lanes capture`: takes the lanes' filled slots, merges
+/// them into one time order, encodes them as pcap or pcapng records into a 4 MiB
+/// buffer, writes it with one write(2) when full (and when idle), and gives the
+/// slots back.
+///
+/// The merge: each lane's records arrive in its own time order, so the writer
+/// keeps the slots it took from each lane in a queue of its own and always writes
+/// the earliest head among them. That head is safe to write once every lane has a
+/// record waiting (nothing earlier can come), or once it is `mergeWindowNs` old
+/// (a lane that has shown nothing for that long is taken to have nothing earlier),
+/// or when a lane's queue holds half its slots (its lane must not run dry of free
+/// slots). A record that arrives after a later one was written (a lane held up for
+/// longer than the window) is still written, and counted in `lateRecords`.
 public final class CaptureWriter: @unchecked Sendable {
+    /// How long the earliest record waits for the other lanes' earlier ones.
+    public static let mergeWindowNs: UInt64 = 10_000_000
     let fd: Int32
     let format: PcapFormat
     let snaplen: UInt32
     public let lanes: [CaptureLane]
+    /// The clock the lanes stamp with (their packets' times): the window is on it.
+    let clock: CaptureShared
     var buffer: [UInt8] = []
     /// 1 once the lanes have stopped: drain and end. Stored by the main thread
     /// (release), loaded by the writer (acquire) before its last drain, so every
@@ -150,16 +164,32 @@ public final class CaptureWriter: @unchecked Sendable {
     var thread: PinnedThread?
     /// The writer's burst of slots taken from a lane.
     let burst = UnsafeMutablePointer<FrameDesc>.allocate(capacity: 256)
+    /// Per lane: the slots taken and not yet written (a queue of slotCount), and
+    /// the slots written and not yet given back (at most 256 between hand-backs).
+    let waiting: [UnsafeMutablePointer<FrameDesc>]
+    var waitingHead: [Int]
+    var waitingCount: [Int]
+    let written: [UnsafeMutablePointer<FrameDesc>]
+    var writtenCount: [Int]
+    var lastWrittenNs: UInt64 = 0
     public private(set) var records: UInt64 = 0
     public private(set) var bytesWritten: UInt64 = 0
+    /// Records written after a record with a later time (they came later than the window).
+    public private(set) var lateRecords: UInt64 = 0
     /// The errno of a failed write (0: none); after one, records are counted as dropped.
     public private(set) var writeErrno: Int32 = 0
     public private(set) var droppedAfterError: UInt64 = 0
     static let flushBytes = 4 << 20
 
-    /// Takes an open file descriptor; writes the file header at once.
-    public init(fd: Int32, format: PcapFormat, snaplen: Int, lanes: [CaptureLane]) throws(LanesError) {
-        self.fd = fd; self.format = format; self.snaplen = UInt32(snaplen); self.lanes = lanes
+    /// Takes an open file descriptor; writes the file header at once. `clock`:
+    /// what the lanes share (their time base).
+    public init(fd: Int32, format: PcapFormat, snaplen: Int, lanes: [CaptureLane], clock: CaptureShared) throws(LanesError) {
+        self.fd = fd; self.format = format; self.snaplen = UInt32(snaplen); self.lanes = lanes; self.clock = clock
+        waiting = lanes.map { .allocate(capacity: $0.slotCount) }
+        waitingHead = lanes.map { _ in 0 }
+        waitingCount = lanes.map { _ in 0 }
+        written = lanes.map { _ in .allocate(capacity: 256) }
+        writtenCount = lanes.map { _ in 0 }
         buffer.reserveCapacity(Self.flushBytes + 128 + snaplen)
         Pcap.appendHeader(format, snaplen: UInt32(snaplen), to: &buffer)
         flush()
@@ -170,12 +200,12 @@ public final class CaptureWriter: @unchecked Sendable {
     public func start(core: Int) throws(LanesError) {
         thread = try PinnedThread(core: core, name: "capture-writer") { [self] in
             while stop.load(ordering: .acquiring) == 0 {
-                if drainOnce() == 0 {
+                if drainOnce(final: false) == 0 {
                     if !buffer.isEmpty { flush() }
                     usleep(200)
                 }
             }
-            while drainOnce() > 0 {}
+            while drainOnce(final: true) > 0 {}
             flush()
         }
     }
@@ -187,33 +217,68 @@ public final class CaptureWriter: @unchecked Sendable {
             t.join()
             thread = nil
         } else {
-            while drainOnce() > 0 {}
+            while drainOnce(final: true) > 0 {}
             flush()
         }
     }
 
-    deinit { burst.deallocate() }
+    deinit {
+        burst.deallocate()
+        for p in waiting { p.deallocate() }
+        for p in written { p.deallocate() }
+    }
 
-    /// One pass over the lanes: returns how many records it took.
-    func drainOnce() -> Int {
+    @inline(__always) func time(_ lane: Int, _ d: FrameDesc) -> UInt64 { lanes[lane].slot(d.addr).load(as: UInt64.self) }
+
+    /// One pass: takes what the lanes handed over, writes what the merge allows
+    /// (`final`: everything; the lanes have stopped), gives written slots back.
+    /// Returns how many records it took or wrote.
+    func drainOnce(final: Bool) -> Int {
         var total = 0
-        let b = burst
-            for lane in lanes {
-                let n = lane.full.dequeue(into: b, max: 256)
-                for i in 0..<n {
-                    let p = lane.slot(b[i].addr)
-                    let ts = p.load(as: UInt64.self), orig = Int(p.load(fromByteOffset: 8, as: UInt64.self))
-                    if writeErrno != 0 { droppedAfterError &+= 1; continue }
-                    Pcap.appendRecord(format, timestampNanos: ts, originalLength: orig,
-                                      data: UnsafeRawBufferPointer(start: p + CaptureLane.slotHeader, count: Int(b[i].len)),
-                                      snaplen: snaplen, queue: lane.queue, to: &buffer)
-                    records &+= 1
-                    if buffer.count >= Self.flushBytes { flush() }
-                }
-                if n > 0 { _ = lane.free.enqueue(b, count: n) }
-                total += n
+        for (l, lane) in lanes.enumerated() {
+            let n = lane.full.dequeue(into: burst, max: min(256, lane.slotCount - waitingCount[l]))
+            for i in 0..<n { waiting[l][(waitingHead[l] + waitingCount[l] + i) & (lane.slotCount - 1)] = burst[i] }
+            waitingCount[l] += n
+            total += n
+        }
+        let now = monotonicNanos() &+ clock.realtimeOffsetNs
+        while true {
+            // The earliest head, and whether every lane has one.
+            var best = -1, bestNs = UInt64.max, everyLane = true, pressed = false
+            for l in lanes.indices {
+                guard waitingCount[l] > 0 else { everyLane = false; continue }
+                let t = time(l, waiting[l][waitingHead[l]])
+                if t < bestNs { best = l; bestNs = t }
+                if waitingCount[l] >= lanes[l].slotCount / 2 { pressed = true }
             }
+            guard best >= 0, final || everyLane || pressed || bestNs &+ Self.mergeWindowNs <= now else { break }
+            let d = waiting[best][waitingHead[best]]
+            waitingHead[best] = (waitingHead[best] + 1) & (lanes[best].slotCount - 1)
+            waitingCount[best] -= 1
+            write(lane: best, d, at: bestNs)
+            written[best][writtenCount[best]] = d
+            writtenCount[best] += 1
+            if writtenCount[best] == 256 { giveBack(best) }
+            total += 1
+        }
+        for l in lanes.indices where writtenCount[l] > 0 { giveBack(l) }
         return total
+    }
+
+    func giveBack(_ l: Int) {
+        _ = lanes[l].free.enqueue(written[l], count: writtenCount[l])
+        writtenCount[l] = 0
+    }
+
+    func write(lane l: Int, _ d: FrameDesc, at ts: UInt64) {
+        if writeErrno != 0 { droppedAfterError &+= 1; return }
+        if ts < lastWrittenNs { lateRecords &+= 1 } else { lastWrittenNs = ts }
+        let p = lanes[l].slot(d.addr)
+        Pcap.appendRecord(format, timestampNanos: ts, originalLength: Int(p.load(fromByteOffset: 8, as: UInt64.self)),
+                          data: UnsafeRawBufferPointer(start: p + CaptureLane.slotHeader, count: Int(d.len)),
+                          snaplen: snaplen, queue: lanes[l].queue, to: &buffer)
+        records &+= 1
+        if buffer.count >= Self.flushBytes { flush() }
     }
 
     func flush() {
