@@ -18,6 +18,10 @@ extension IntegrationTests {
         /// (each progress line) is in the JSON; latency at half the NDR; the testbed is gone.
         @Test(arguments: ["kernel", "lanes"])
         func shortSearchFindsANDRThatHolds5sWhile1_1xLoses(dut: String) throws {
+            try LiveFrames.premise { try shortSearch(dut: dut) }
+        }
+
+        func shortSearch(dut: String) throws {
             let name = "lr\(dut.prefix(1))\(getpid() % 10000)"
             let o = try lanes("rfc2544", "--dut", dut, "--tests", "throughput,latency", "--sizes", "64", "--flows", "1", "--trial-duration", "0.3",
                               "--verify-duration", "5", "--precision", "5%", "--latency-at", "0.5", "--testbed", name, "--json", timeout: 400)
@@ -68,6 +72,10 @@ extension IntegrationTests {
         /// the forwarding during the burst hold, a burst of that length lost
         /// nothing and a longer one lost; report, JSON and a well-formed SVG written.
         @Test func frameLossAndBackToBackThroughLinuxForwarding() throws {
+            try LiveFrames.premise { try frameLossAndBackToBack() }
+        }
+
+        func frameLossAndBackToBack() throws {
             let name = "lb\(getpid() % 100000)"
             let out = FileManager.default.temporaryDirectory.appendingPathComponent("lanes-2544-\(UUID().uuidString)")
             defer { try? FileManager.default.removeItem(at: out) }

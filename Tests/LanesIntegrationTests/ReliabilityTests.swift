@@ -48,7 +48,7 @@ extension IntegrationTests {
                     (["gen", "--imix-mix", "64:x"] + gen, "bad --imix-mix"),
                     (["gen", "--flows-file", badFlows] + gen, "bad flows file"),
                     (["gen", "--flows", "0"] + gen, "bad --flows"),
-                    (["gen", "--imix", "banana"] + gen, "interface 'banana' not found"),
+                    (["gen", "--imix", "banana"] + gen, "--imix takes no value, but 'banana' follows it; for a custom mix use --imix-mix"),
                     (["decode", badPcap], "bad pcap"),
                     (["testbed", "up", "--name", "bad/name"], "bad testbed name"),
                     (["testbed", "traffic", "--name", tb.name, "--count", "0"], "bad --count 0"),
