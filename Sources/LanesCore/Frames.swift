@@ -111,18 +111,23 @@ public struct FrameLedger: Equatable, Sendable, Codable, CustomStringConvertible
     public var inHands: Int
     public var txRing: Int
     public var completionRing: Int
+    /// Zero-copy: frames a driver took from the fill ring for its own RX ring
+    /// (posted for packets to come; they come back when the socket closes).
+    /// Always 0 in copy mode, where the kernel holds none at rest.
+    public var inDriver: Int
 
-    public init(total: Int, free: Int, fillRing: Int, rxRing: Int, inHands: Int, txRing: Int, completionRing: Int) {
+    public init(total: Int, free: Int, fillRing: Int, rxRing: Int, inHands: Int, txRing: Int, completionRing: Int, inDriver: Int = 0) {
         self.total = total; self.free = free; self.fillRing = fillRing; self.rxRing = rxRing
-        self.inHands = inHands; self.txRing = txRing; self.completionRing = completionRing
+        self.inHands = inHands; self.txRing = txRing; self.completionRing = completionRing; self.inDriver = inDriver
     }
 
-    public var accounted: Int { free + fillRing + rxRing + inHands + txRing + completionRing }
+    public var accounted: Int { free + fillRing + rxRing + inHands + txRing + completionRing + inDriver }
     public var inFlight: Int { total - accounted }
     public var balanced: Bool { accounted == total }
 
     public var description: String {
         "frames \(total): free \(free), fill \(fillRing), rx \(rxRing), hands \(inHands), tx \(txRing), completion \(completionRing)"
+            + (inDriver > 0 ? ", in the driver \(inDriver)" : "")
             + (balanced ? " (balanced)" : " (MISSING \(inFlight))")
     }
 }

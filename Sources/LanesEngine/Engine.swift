@@ -137,32 +137,51 @@ public final class Engine {
         program = try XDPProgram(filter: config.filter, action: action, flowCapBps: config.flowCapBps)
         outProgram = config.bidirectional && config.outInterface != nil
             ? try XDPProgram(filter: config.filter, action: action, flowCapBps: config.flowCapBps) : nil
-        for (q, core) in zip(queues, cores) {
-            let umem = try UMEM(umemConfig)
-            let sock = try XSKSocket(interface: name, queue: UInt32(q), umem: umem, config: socketConfig)
-            let outSock = try config.outInterface.map { out throws(LanesError) in
-                try XSKSocket(interface: out, queue: UInt32(q), umem: umem, config: socketConfig, shared: true)
-            }
-            lanes.append(LaneResources(queue: q, core: core, umem: umem, socket: sock, outSocket: outSock))
-        }
+        // The program first, then the sockets: a packet that comes before its
+        // queue's socket is registered passes to the kernel (bpf_redirect_map's
+        // XDP_PASS default), and a driver that reconfigures its queues when a
+        // program is attached does so before any socket binds. virtio_net does on
+        // the first attach after boot, and a socket bound zero-copy before it got
+        // no packet at all (its fill ring never read). libxdp attaches first too.
         if config.attachProgram {
-            // Frames on the fill rings first: a packet that arrives between the
-            // attach and the lane's first turn finds a frame, not an empty ring.
-            let fc = umemConfig.frameCount, fs = umemConfig.frameSize
-            for l in lanes {
-                if halves == 2 {
-                    l.primed = l.socket.primeFill(frames: 0..<(fc / 2 / 2), frameSize: fs)
-                    l.reversePrimed = l.outSocket!.primeFill(frames: (fc / 2)..<(fc / 2 + (fc - fc / 2) / 2), frameSize: fs)
-                } else {
-                    l.primed = l.socket.primeFill(frames: 0..<(fc / 2), frameSize: fs)
-                }
-            }
-            for l in lanes { try program.register(socketFD: l.socket.fd, queue: UInt32(l.queue)) }
             try program.attach(interface: name, mode: config.xdpMode, force: config.force)
             if let outProgram, let out = config.outInterface {
-                for l in lanes { try outProgram.register(socketFD: l.outSocket!.fd, queue: UInt32(l.queue)) }
-                try outProgram.attach(interface: out, mode: config.xdpMode, force: config.force)
+                do throws(LanesError) { try outProgram.attach(interface: out, mode: config.xdpMode, force: config.force) } catch {
+                    program.detach()
+                    throw error
+                }
             }
+        }
+        do throws(LanesError) {
+            for (q, core) in zip(queues, cores) {
+                let umem = try UMEM(umemConfig)
+                let sock = try XSKSocket(interface: name, queue: UInt32(q), umem: umem, config: socketConfig)
+                let outSock = try config.outInterface.map { out throws(LanesError) in
+                    try XSKSocket(interface: out, queue: UInt32(q), umem: umem, config: socketConfig, shared: true)
+                }
+                lanes.append(LaneResources(queue: q, core: core, umem: umem, socket: sock, outSocket: outSock))
+            }
+            if config.attachProgram {
+                // Frames on the fill rings before a socket is registered: a packet
+                // redirected to it before the lane's first turn finds a frame.
+                let fc = umemConfig.frameCount, fs = umemConfig.frameSize
+                for l in lanes {
+                    if halves == 2 {
+                        l.primed = l.socket.primeFill(frames: 0..<(fc / 2 / 2), frameSize: fs)
+                        l.reversePrimed = l.outSocket!.primeFill(frames: (fc / 2)..<(fc / 2 + (fc - fc / 2) / 2), frameSize: fs)
+                    } else {
+                        l.primed = l.socket.primeFill(frames: 0..<(fc / 2), frameSize: fs)
+                    }
+                }
+                for l in lanes { try program.register(socketFD: l.socket.fd, queue: UInt32(l.queue)) }
+                if let outProgram {
+                    for l in lanes { try outProgram.register(socketFD: l.outSocket!.fd, queue: UInt32(l.queue)) }
+                }
+            }
+        } catch {
+            program.detach()
+            outProgram?.detach()
+            throw error
         }
     }
 
@@ -221,6 +240,12 @@ public final class Engine {
     deinit { close() }
 
     public var bindMode: String { lanes.first?.socket.boundMode.rawValue ?? "none" }
+    /// Each lane's bind mode and why (one phrase when every lane has the same).
+    public var bindSummary: String {
+        let reasons = lanes.map(\.socket.bindReason)
+        if let first = reasons.first, reasons.allSatisfy({ $0 == first }) { return first }
+        return zip(lanes, reasons).map { "q\($0.queue) \($1)" }.joined(separator: ", ")
+    }
 
     /// Runs every lane with an app from `makeApp(laneIndex)` until `duration`
     /// seconds pass, SIGINT/SIGTERM arrives, or the interface disappears.
@@ -261,6 +286,8 @@ public final class Engine {
             let primed = l.primed, reversePrimed = l.reversePrimed
             let batch = config.batch, multiBuffer = self.multiBuffer, maxSegments = self.maxSegments
             let latency = config.latency, busyPoll = config.socket.busyPoll
+            // Zero-copy: the driver holds frames it took from the fill ring (the ledger says so).
+            let zc = l.socket.boundMode == .zeroCopy, zcOut = l.outSocket?.boundMode == .zeroCopy
             do {
                 if halves == 2 {
                     let back = reverseApps[i]
@@ -276,8 +303,8 @@ public final class Engine {
                                      multiBuffer: multiBuffer, maxSegments: maxSegments, umemBytes: fc * fs)
                         a.latency = latency; b.latency = latency
                         Lane.runPair(&a, &b, stop: stop)
-                        results.ledgers[2 * i] = a.drainAndAccount()
-                        results.ledgers[2 * i + 1] = b.drainAndAccount()
+                        results.ledgers[2 * i] = a.drainAndAccount(driverHolds: zc)
+                        results.ledgers[2 * i + 1] = b.drainAndAccount(driverHolds: zcOut)
                         results.apps[2 * i] = a.app
                         results.apps[2 * i + 1] = b.app
                     })
@@ -291,7 +318,7 @@ public final class Engine {
                     lane.latency = latency
                     lane.busyPoll = busyPoll
                     lane.run(stop: stop)
-                    results.ledgers[i] = lane.drainAndAccount()
+                    results.ledgers[i] = lane.drainAndAccount(driverHolds: zc)
                     results.apps[i] = lane.app
                 })
             } catch {

@@ -375,7 +375,9 @@ public struct Lane<App: LaneApp, Input: LaneInput & ~Copyable>: ~Copyable {
 
     /// After the loop stopped: waits (up to `timeoutMs`) for TX in flight to
     /// complete, then says where every frame is.
-    public mutating func drainAndAccount(timeoutMs: Int = 500) -> FrameLedger {
+    /// `driverHolds`: the socket is bound zero-copy, so the driver's RX ring holds
+    /// frames it took from the fill ring (counted as `inDriver`, not as missing).
+    public mutating func drainAndAccount(timeoutMs: Int = 500, driverHolds: Bool = false) -> FrameLedger {
         var waited = 0
         while out.outstanding > 0 && waited < timeoutMs {
             if drainCompletions() == 0 {
@@ -387,7 +389,8 @@ public struct Lane<App: LaneApp, Input: LaneInput & ~Copyable>: ~Copyable {
         publishGauges()
         return FrameLedger(total: totalFrames, free: freeFrames,
                            fillRing: input.occupancy.fill, rxRing: input.occupancy.rx, inHands: 0,
-                           txRing: out.rings.tx.occupancy, completionRing: out.rings.completion.occupancy)
+                           txRing: out.rings.tx.occupancy, completionRing: out.rings.completion.occupancy,
+                           inDriver: driverHolds ? input.heldByKernel : 0)
     }
 }
 

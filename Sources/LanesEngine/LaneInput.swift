@@ -20,6 +20,10 @@ public protocol LaneInput: ~Copyable {
     func idle(counters: LaneCounters)
     /// Frames the input holds now (any thread): on the fill ring, on the RX ring.
     var occupancy: (fill: Int, rx: Int) { get }
+    /// Frames the kernel took from the fill ring and has not yet put on RX: in a
+    /// zero-copy driver's RX ring (or its pool), posted for packets to come. 0
+    /// where nothing holds frames that way.
+    var heldByKernel: Int { get }
     /// Whether a packet taken here counts as received by this lane (a worker's
     /// were counted by the RX lane that received them).
     static var countsReceived: Bool { get }
@@ -107,6 +111,11 @@ public struct XSKInput: LaneInput, ~Copyable {
     }
 
     @inlinable public var occupancy: (fill: Int, rx: Int) { (fill.occupancy, rx.occupancy) }
+    /// The fill ring's consumer less the RX ring's producer (both the kernel's
+    /// free-running indices, acquire loads; the fill's first: a frame on its way
+    /// from one to the other is counted once at most). In copy mode the kernel
+    /// takes a fill entry only with a packet for it, so this is 0 at rest.
+    @inlinable public var heldByKernel: Int { max(0, Int(Int32(bitPattern: fill.consumedByKernel &- rx.producedByKernel))) }
     @inlinable public static var countsReceived: Bool { true }
     @inlinable public static var endsWhenDrained: Bool { false }
     @inlinable public var isEmpty: Bool { rx.occupancy == 0 }
@@ -152,6 +161,7 @@ public struct WorkerInput: LaneInput {
     }
 
     @inlinable public var occupancy: (fill: Int, rx: Int) { (0, input.count) }
+    @inlinable public var heldByKernel: Int { 0 }
     @inlinable public static var countsReceived: Bool { false }
     @inlinable public static var endsWhenDrained: Bool { true }
     @inlinable public var isEmpty: Bool { input.count == 0 }

@@ -99,16 +99,18 @@ public final class Pipeline {
         let ledgerSlot = LaneResultSlots<FanoutApp>(count: 1)
         var threads: [PinnedThread] = []
         let rxSocket = self.rxSocket
+        let zc = rxSocket.boundMode == .zeroCopy
         threads.append(try PinnedThread(core: rxCore, name: "rx\(rxQueue)") { [stats] in
             var lane = Lane(rings: LaneRings(receiving: rxSocket, transmitting: rxSocket), app: fanout, umem: area, frameSize: fs, frameCount: fc, primed: primed, batch: batch, counters: stats.counters(0),
                             multiBuffer: multiBuffer, maxSegments: maxSegments)
             lane.run(stop: stop)
             ledgerSlot.apps[0] = lane.app
             // Hand back what is still in flight: the main thread finishes the accounting.
-            ledgerSlot.ledgers[0] = lane.drainAndAccount()
+            ledgerSlot.ledgers[0] = lane.drainAndAccount(driverHolds: zc)
             lane.app.reclaimAll(into: &lane.pool)
             ledgerSlot.ledgers[0] = FrameLedger(total: lane.totalFrames, free: lane.freeFrames, fillRing: lane.input.occupancy.fill,
-                                                rxRing: lane.input.occupancy.rx, inHands: 0, txRing: 0, completionRing: 0)
+                                                rxRing: lane.input.occupancy.rx, inHands: 0, txRing: 0, completionRing: 0,
+                                                inDriver: zc ? lane.input.heldByKernel : 0)
         })
         for (w, core) in workerCores.enumerated() {
             let app = makeApp(w)

@@ -74,13 +74,39 @@ public struct Toeplitz: Sendable {
 }
 
 /// An interface's RSS: key, hash and indirection table, hash -> queue.
+/// Whether a device's RSS hashes the ports, per flow type (ETHTOOL_GRXFH's
+/// L4 bytes); without them a flow hashes its two addresses only.
+public struct RSSPortHashing: Sendable, Codable, Equatable {
+    public var tcp4, udp4, tcp6, udp6: Bool
+    public init(tcp4: Bool = true, udp4: Bool = true, tcp6: Bool = true, udp6: Bool = true) {
+        (self.tcp4, self.udp4, self.tcp6, self.udp6) = (tcp4, udp4, tcp6, udp6)
+    }
+    /// "udp4 by addresses only" style: the flow types hashed without their ports.
+    public var summary: String {
+        let off = [("tcp4", tcp4), ("udp4", udp4), ("tcp6", tcp6), ("udp6", udp6)].filter { !$0.1 }.map(\.0)
+        return off.isEmpty ? "every type with ports" : off.joined(separator: ", ") + " by addresses only"
+    }
+
+    public func ports(for f: FlowKey) -> Bool {
+        switch (f.proto, f.src.isV6) {
+        case (6, false): tcp4
+        case (6, true): tcp6
+        case (17, false): udp4
+        case (17, true): udp6
+        default: false
+        }
+    }
+}
+
 public struct RSSTable: Sendable {
     public let toeplitz: Toeplitz
     public let indirection: [UInt32]
+    public let portHashing: RSSPortHashing
 
-    public init(key: [UInt8] = Toeplitz.standardKey, indirection: [UInt32]) {
+    public init(key: [UInt8] = Toeplitz.standardKey, indirection: [UInt32], portHashing: RSSPortHashing = RSSPortHashing()) {
         toeplitz = Toeplitz(key: key)
         self.indirection = indirection
+        self.portHashing = portHashing
     }
 
     /// The kernel's default table (ethtool_rxfh_indir_default): entry i -> i mod queues.
@@ -92,7 +118,10 @@ public struct RSSTable: Sendable {
         indirection.isEmpty ? 0 : Int(indirection[Int(h % UInt32(indirection.count))])
     }
 
-    public func queue(for flow: FlowKey) -> Int { queue(forHash: toeplitz.hash(flow)) }
+    /// The flow's hash as the device computes it (with its ports where it hashes them).
+    public func hash(_ flow: FlowKey) -> UInt32 { toeplitz.hash(flow, withPorts: portHashing.ports(for: flow)) }
+
+    public func queue(for flow: FlowKey) -> Int { queue(forHash: hash(flow)) }
 }
 
 /// Finds 5-tuples that put K flows on each of N queues (`lanes flows`).
@@ -104,7 +133,8 @@ public enum FlowPlanner {
     }
 
     /// Varies the source port from `template.srcPort` upward (then the source
-    /// address) until every queue in 0..<queues has `perQueue` flows.
+    /// address) until every queue in 0..<queues has `perQueue` flows; where the
+    /// device hashes this flow type by its addresses only, the source address.
     public static func plan(table: RSSTable, queues: Int, perQueue: Int, template: FlowKey,
                             maxTries: Int = 1_000_000) -> [PlannedFlow]? {
         guard queues >= 1, perQueue >= 0 else { return nil }
@@ -112,16 +142,17 @@ public enum FlowPlanner {
         var remaining = queues * perQueue
         var f = template
         var tries = 0
+        let ports = table.portHashing.ports(for: template)
         while remaining > 0 && tries < maxTries {
-            let h = table.toeplitz.hash(f)
+            let h = table.hash(f)
             let q = table.queue(forHash: h)
             if q < queues && buckets[q].count < perQueue {
                 buckets[q].append(PlannedFlow(flow: f, hash: h, queue: q))
                 remaining -= 1
             }
             tries += 1
-            if f.srcPort == UInt16.max {
-                f.srcPort = 1024
+            if f.srcPort == UInt16.max || !ports {
+                if ports { f.srcPort = 1024 }
                 if case .v4(let a) = f.src { f.src = .v4(IPv4Address(a.value &+ 1)) }
                 else if case .v6(let a) = f.src { f.src = .v6(IPv6Address(high: a.high, low: a.low &+ 1)) }
             } else {

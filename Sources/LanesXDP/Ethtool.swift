@@ -1,5 +1,6 @@
 import CLanes
 import Glibc
+import LanesPacket
 
 /// ethtool ioctls (SIOCETHTOOL) on one interface of the current namespace.
 /// A query the driver does not support returns nil: a missing feature is a fact
@@ -112,6 +113,27 @@ public final class Ethtool {
         let table = (0..<indirCount).map { buf.load(fromByteOffset: header + $0 * 4, as: UInt32.self) }
         let key = (0..<keySize).map { buf.load(fromByteOffset: header + indirCount * 4 + $0, as: UInt8.self) }
         return RSS(hashFunction: got.hfunc, key: key, indirection: table)
+    }
+
+    /// Which header fields RSS hashes for a flow type (ETHTOOL_GRXFH): RXH_* bits
+    /// (RXH_IP_SRC 0x10, RXH_IP_DST 0x20, RXH_L4_B_0_1 0x40, RXH_L4_B_2_3 0x80);
+    /// nil where the driver does not say. `flowType`: TCP_V4_FLOW 1, UDP_V4_FLOW 2,
+    /// TCP_V6_FLOW 5, UDP_V6_FLOW 6.
+    public func rxFlowHash(flowType: UInt32) -> UInt64? {
+        var n = ethtool_rxnfc()
+        n.cmd = UInt32(ETHTOOL_GRXFH)
+        n.flow_type = flowType
+        guard call(&n) == 0 else { return nil }
+        return n.data
+    }
+
+    /// Whether RSS hashes the ports of TCP and UDP over IPv4 and IPv6 (both port
+    /// halves in ETHTOOL_GRXFH); a driver that does not say is taken to (the
+    /// kernel's default for TCP, and virtio's for UDP). igb hashes UDP by its
+    /// addresses only until 'ethtool -N IF rx-flow-hash udp4 sdfn'.
+    public func rssPortHashing() -> RSSPortHashing {
+        func ports(_ t: UInt32) -> Bool { rxFlowHash(flowType: t).map { $0 & 0xc0 == 0xc0 } ?? true }
+        return RSSPortHashing(tcp4: ports(1), udp4: ports(2), tcp6: ports(5), udp6: ports(6))
     }
 
     /// Driver statistics (ETHTOOL_GSTRINGS + ETHTOOL_GSTATS), by name.

@@ -78,6 +78,10 @@ import LanesCore
     /// (acquire loads of both indices; the producer's pairs with `submit`).
     @inlinable public var occupancy: Int { Int(lanes_prod_occupancy(ring)) }
 
+    /// The kernel's consumer index: entries it has taken, free-running (acquire:
+    /// pairs with the kernel's release after it read them).
+    @inlinable public var consumedByKernel: UInt32 { lanes_load_acquire_u32(ring.pointee.consumer) }
+
     /// Puts the frames `frames` (indices into the UMEM) on a fill ring, as many
     /// as fit; returns how many went.
     public func prime(frames: Range<Int>, frameSize: Int) -> Int where Slot == UInt64 {
@@ -129,6 +133,10 @@ import LanesCore
 
     /// Entries produced and not yet released, from any thread (acquire loads).
     @inlinable public var occupancy: Int { Int(lanes_cons_occupancy(ring)) }
+
+    /// The kernel's producer index: entries it has written, free-running (acquire:
+    /// pairs with its release after writing them).
+    @inlinable public var producedByKernel: UInt32 { lanes_load_acquire_u32(ring.pointee.producer) }
 }
 
 /// An AF_XDP socket's descriptor as the lane uses it: kicks and waits. Not an

@@ -43,6 +43,18 @@ public final class XSKSocket {
     public let fd: Int32
     public let interface: String
     public let queue: UInt32
+    /// `--bind auto` that got copy mode: the errno of the zero-copy bind it tried first (0: none tried).
+    public private(set) var zeroCopyRefusal: Int32 = 0
+
+    /// Why this socket runs the mode it does, for the run header.
+    public var bindReason: String {
+        switch (boundMode, zeroCopyRefusal) {
+        case (.zeroCopy, _): "zero-copy"
+        case (_, 0): "copy"
+        case (_, let e): "copy (zero-copy refused: \(String(cString: strerror(e))))"
+        }
+    }
+
     /// `.zeroCopy` or `.copy`: what the kernel gave us (never `.auto`).
     public let boundMode: BindMode
     /// libxdp's ring structs, owned here; lanes work them through `LaneRings`/`TXRings`.
@@ -108,6 +120,7 @@ public final class XSKSocket {
             if r == 0, let h {
                 made = h
                 mode = bindFlags == lanes_xdp_zerocopy() ? .zeroCopy : .copy
+                if config.bind == .auto && mode == .copy { zeroCopyRefusal = lastErr }
                 break attempts
             }
             lastErr = -r
@@ -132,7 +145,15 @@ public final class XSKSocket {
             if config.multiBuffer && (lastErr == EOPNOTSUPP || lastErr == EINVAL) {
                 fix = "this kernel or driver has no AF_XDP multi-buffer (XDP_USE_SG, kernel 6.6+; zero-copy needs driver support): lower the MTU to fit one frame, or use --bind copy"
             } else if config.bind == .zeroCopy && (lastErr == EOPNOTSUPP || lastErr == EINVAL || lastErr == EPROTONOSUPPORT) {
-                fix = "this driver has no AF_XDP zero-copy (veth never does); use --bind copy or auto"
+                // Blame the driver only where it does not advertise zero-copy.
+                if XDPFeatures.query(ifindex: if_nametoindex(interface))?.contains(.zeroCopy) == true {
+                    let up = Sysfs.read("/sys/class/net/\(interface)/operstate").map { $0 == "up" } ?? true
+                    fix = "the driver advertises AF_XDP zero-copy, but the kernel refused it for this queue"
+                        + (up ? " (a queue without its rings yet, or ring sizes past the driver's: try --ring-size 512)" : ": \(interface) is down, bring it up first ('ip link set \(interface) up')")
+                        + "; --bind auto falls back to copy"
+                } else {
+                    fix = "\(interface)'s driver does not advertise AF_XDP zero-copy (veth never does); use --bind copy or auto"
+                }
             } else if lastErr == EBUSY {
                 fix = "another AF_XDP socket has held \(interface) queue \(queue) for 2 s (see 'ss --xdp -p')"
             }

@@ -145,7 +145,7 @@ struct EngineOptions<Default: DefaultPort>: ParsableArguments {
         if let server { fputs("lanes: serving metrics at \(server.endpoint.url)\n", stderr) }
         let tty = isatty(1) == 1
         if !json {
-            print("lanes \(mode) on \(config.interface): \(engine.lanes.count) lane(s), bind \(engine.bindMode)\(engine.multiBuffer ? " multi-buffer" : ""), xdp \(engine.program.attachedMode?.rawValue ?? "not attached"), filter '\(config.filter)', UMEM \(config.umem.bytes / 1024) KiB/lane on \(engine.lanes.first?.umem.placement ?? "")")
+            print("lanes \(mode) on \(config.interface): \(engine.lanes.count) lane(s), bind \(engine.bindSummary)\(engine.multiBuffer ? " multi-buffer" : ""), xdp \(engine.program.attachedMode?.rawValue ?? "not attached"), filter '\(config.filter)', UMEM \(config.umem.bytes / 1024) KiB/lane on \(engine.lanes.first?.umem.placement ?? "")")
         }
         let (summary, apps) = try engine.run(duration: duration, interval: interval, grace: grace, onInterval: { r in
             if json {

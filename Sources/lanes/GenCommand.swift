@@ -211,6 +211,9 @@ struct GenCommand: ParsableCommand {
         var flowList: [FlowKey]
         if let flowsFile {
             flowList = try GenFlows.read(file: flowsFile)
+            if flowList.contains(where: { $0.proto != 17 }) {
+                throw LanesError("'\(flowsFile)' has TCP flows: gen sends UDP", fix: "give UDP flows (or none of the 'tcp' words)")
+            }
         } else {
             let src = srcIp ?? (ipv6 ? tb.g0.ipv6 : tb.s0.ipv4.replacingOccurrences(of: "198.18.1.1", with: tb.g0.ipv4))
             let dst = dstIp ?? (ipv6 ? tb.s0.ipv6 : tb.s0.ipv4)
@@ -442,7 +445,7 @@ enum GenFlows {
         let text = String(decoding: data, as: UTF8.self)
         var out: [FlowKey] = []
         if text.trimmingCharacters(in: .whitespaces).hasPrefix("{") {
-            struct Plan: Decodable { struct F: Decodable { var src: String; var dst: String; var srcPort: Int; var dstPort: Int }; var flows: [F] }
+            struct Plan: Decodable { struct F: Decodable { var src: String; var dst: String; var srcPort: Int; var dstPort: Int; var proto: String? }; var flows: [F] }
             let dec = JSONDecoder()
             dec.keyDecodingStrategy = .convertFromSnakeCase
             guard let plan = try? dec.decode(Plan.self, from: data) else {
@@ -452,16 +455,17 @@ enum GenFlows {
                 guard let s = IPAddress(f.src), let d = IPAddress(f.dst), let sp = UInt16(exactly: f.srcPort), let dp = UInt16(exactly: f.dstPort) else {
                     throw LanesError("bad flow in '\(file)': \(f.src) \(f.dst) \(f.srcPort) \(f.dstPort)")
                 }
-                out.append(FlowKey(src: s, dst: d, srcPort: sp, dstPort: dp))
+                out.append(FlowKey(src: s, dst: d, srcPort: sp, dstPort: dp, proto: f.proto == "tcp" ? 6 : 17))
             }
         } else {
             for (n, line) in text.split(separator: "\n").enumerated() {
                 let w = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "," })
                 if w.isEmpty || w[0].hasPrefix("#") { continue }
-                guard w.count == 4, let s = IPAddress(w[0]), let d = IPAddress(w[1]), let sp = UInt16(w[2]), let dp = UInt16(w[3]), s.isV6 == d.isV6 else {
-                    throw LanesError("bad flows file '\(file)' line \(n + 1): '\(line)'", fix: "write 'SRC DST SPORT DPORT' per line")
+                guard w.count == 4 || (w.count == 5 && (w[4] == "udp" || w[4] == "tcp")), let s = IPAddress(w[0]), let d = IPAddress(w[1]),
+                      let sp = UInt16(w[2]), let dp = UInt16(w[3]), s.isV6 == d.isV6 else {
+                    throw LanesError("bad flows file '\(file)' line \(n + 1): '\(line)'", fix: "write 'SRC DST SPORT DPORT [udp|tcp]' per line")
                 }
-                out.append(FlowKey(src: s, dst: d, srcPort: sp, dstPort: dp))
+                out.append(FlowKey(src: s, dst: d, srcPort: sp, dstPort: dp, proto: w.count == 5 && w[4] == "tcp" ? 6 : 17))
             }
         }
         guard !out.isEmpty, out.count <= 65536 else { throw LanesError("flows file '\(file)' has \(out.count) flows", fix: "give 1-65536 flows") }

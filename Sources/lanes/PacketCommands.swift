@@ -41,6 +41,7 @@ struct FlowsCommand: ParsableCommand {
     @Option(help: "First source port.") var sport: UInt16 = 1024
     @Option(help: "Destination port.") var dport: UInt16 = 9000
     @Option(help: "udp or tcp.") var proto = "udp"
+    @Option(help: "Predict the queue of each flow in FILE ('lanes flows --json' output, or lines 'SRC DST SPORT DPORT [udp|tcp]') instead of planning.") var predict: String?
     @Flag(help: "Print JSON.") var json = false
 
     struct Plan: Encodable {
@@ -67,9 +68,12 @@ struct FlowsCommand: ParsableCommand {
             if let netns { try NetworkNamespace.enterWithSysfs(netns) }
             let (rx, _) = try InterfaceInfo.queueCount(interface)
             n = queues ?? rx
-            if let rss = try Ethtool(interface).rss(), !rss.indirection.isEmpty {
-                table = RSSTable(key: rss.key.isEmpty ? Toeplitz.standardKey : rss.key, indirection: rss.indirection)
-                source = "driver (\(rss.hashFunctionName))"
+            let e = try Ethtool(interface)
+            if let rss = e.rss(), !rss.indirection.isEmpty {
+                // The device's key, table and the fields it hashes per flow type.
+                let fields = e.rssPortHashing()
+                table = RSSTable(key: rss.key.isEmpty ? Toeplitz.standardKey : rss.key, indirection: rss.indirection, portHashing: fields)
+                source = "driver (\(rss.hashFunctionName)" + (rss.key.isEmpty ? ", standard key" : "") + (fields == RSSPortHashing() ? "" : ", ports hashed: \(fields.summary)") + ")"
             } else {
                 table = RSSTable(queues: n)
             }
@@ -77,6 +81,17 @@ struct FlowsCommand: ParsableCommand {
             table = RSSTable(queues: n)
         }
         guard n >= 1 && n <= 1024 else { throw LanesError("bad --queues \(n)", fix: "use 1-1024") }
+        if let predict {
+            let given = try GenFlows.read(file: predict)
+            let out = given.map { f in Plan.Flow(src: f.src.description, dst: f.dst.description, srcPort: Int(f.srcPort), dstPort: Int(f.dstPort),
+                                                 proto: f.proto == 6 ? "tcp" : "udp", queue: table.queue(for: f), hash: "0x" + String(table.hash(f), radix: 16)) }
+            let plan = Plan(interface: interface, rssSource: source, key: table.toeplitz.key.map { hexByte($0) }.joined(separator: ":"),
+                            tableSize: table.indirection.count, queues: n, perQueue: 0, flows: out)
+            if json { return printJSON(plan) }
+            print("\(out.count) flows of \(predict); RSS \(source)")
+            for f in out { print("  queue \(f.queue)  \(f.proto) \(f.src):\(f.srcPort) -> \(f.dst):\(f.dstPort)  hash \(f.hash)") }
+            return
+        }
         let template = FlowKey(src: s, dst: d, srcPort: sport, dstPort: dport, proto: proto == "tcp" ? 6 : 17)
         guard let flows = FlowPlanner.plan(table: table, queues: n, perQueue: perQueue, template: template) else {
             throw LanesError("could not place \(perQueue) flows on each of \(n) queues", fix: "the indirection table may not reach every queue; check 'lanes info'")

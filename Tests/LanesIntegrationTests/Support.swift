@@ -130,7 +130,7 @@ func lanes(_ args: String..., timeout: Double = 60) throws -> Output { try run(a
 
 func ip(_ args: String...) throws -> Output { try run(["ip"] + args, tool: "/usr/bin/env", timeout: 30) }
 
-private let counter = LockedCounter()
+let counter = LockedCounter()
 final class LockedCounter: @unchecked Sendable {
     private var n = 0
     private let lock = NSLock()
