@@ -55,48 +55,98 @@ extension IntegrationTests {
             #expect(!FileManager.default.fileExists(atPath: "/run/lanes/vm-\(name)"))
         }
 
-        /// `lanes drop PORT --bind zero-copy` in the guest counts exactly the UDP
-        /// packets sent into its tap over 64 flows (varied addresses and ports), each
-        /// queue exactly what `lanes flows --predict` says from the device's own RSS
-        /// key, table and hash fields; the frame ledger balances with the driver's
-        /// posted frames counted. virtio_net hashes UDP's ports, igb only addresses.
-        @Test(arguments: ["d0", "d1"]) func zeroCopyDropCountsExactlyOnThePredictedQueues(port: String) throws {
-            try Self.withVM { name in
-                let share = "/run/lanes/vm-\(name)/ctl/share"
-                let (tap, dstIP, dstMAC) = port == "d0" ? ("g0", "198.18.0.2", "02:4c:00:00:00:02") : ("g1", "198.18.1.2", "02:4c:00:00:01:02")
-                let flows = (0..<64).map { i in "198.18.\(port == "d0" ? 0 : 1).\(10 + i % 16) \(dstIP) \(2000 + i * 7) 9000" }
-                try flows.joined(separator: "\n").write(toFile: share + "/flows.txt", atomically: true, encoding: .utf8)
-                let predicted = try Self.exec(name, lanesBinary, "flows", port, "--predict", "/lanes-ctl/share/flows.txt", "--json")
-                try #require(predicted.status == 0, "\(predicted.stderr)")
-                let plan = try #require(try JSONSerialization.jsonObject(with: Data(predicted.stdout.utf8)) as? [String: Any])
-                #expect((plan["rss_source"] as? String ?? "").hasPrefix("driver"), "\(plan)")
-                let queues = try #require((plan["flows"] as? [[String: Any]])?.compactMap { $0["queue"] as? Int })
-                try #require(queues.count == 64)
-                let perFlow = 20
-                var expected = [0: 0, 1: 0]
-                for q in queues { expected[q, default: 0] += perFlow }
-                #expect(expected.values.allSatisfy { $0 > 0 }, "64 flows should reach both queues: \(expected)")
-                let drop = try Running(["testbed", "exec", "dut", "--name", name, "--", lanesBinary, "drop", port, "--bind", "zero-copy",
-                                        "--duration", "25", "--interval", "0", "--json"])
-                // Wait for the guest's lanes to attach.
-                let deadline = Date().addingTimeInterval(60)
-                while Date() < deadline, !(try Self.exec(name, "ip", "link", "show", port).stdout.contains("xdp")) { usleep(200_000) }
-                usleep(1_000_000)
-                let gen = try run(["gen", tap, "--netns", "\(name)-gen", "--flows-file", share + "/flows.txt", "--count", "\(64 * perFlow)",
+        /// One round: the flows' queues predicted in the guest from the device's own
+        /// RSS (`lanes flows PORT --predict`), `lanes drop PORT --bind zero-copy` there,
+        /// `perFlow` packets of each flow sent into its tap (UDP by `lanes gen`, TCP by
+        /// scapy), the drop stopped by SIGINT through exec. It must count exactly what
+        /// was sent, each queue exactly as predicted, with a balanced frame ledger.
+        /// `deviceIgnoresTable`: the device is known not to steer by the table its
+        /// driver reports (the per-queue check is then a known issue, said).
+        static func zeroCopyRound(_ name: String, port: String, flows: [String], tcp: Bool, perFlow: Int = 20, deviceIgnoresTable: String? = nil,
+                                  _ what: String) throws {
+            let share = "/run/lanes/vm-\(name)/ctl/share"
+            let (tap, dstMAC) = port == "d0" ? ("g0", "02:4c:00:00:00:02") : ("g1", "02:4c:00:00:01:02")
+            try flows.map { $0 + (tcp ? " tcp" : "") }.joined(separator: "\n").write(toFile: share + "/flows.txt", atomically: true, encoding: .utf8)
+            let predicted = try exec(name, lanesBinary, "flows", port, "--predict", "/lanes-ctl/share/flows.txt", "--json")
+            try #require(predicted.status == 0, "\(predicted.stderr)")
+            let plan = try #require(try JSONSerialization.jsonObject(with: Data(predicted.stdout.utf8)) as? [String: Any])
+            #expect((plan["rss_source"] as? String ?? "").hasPrefix("driver"), "\(what): \(plan["rss_source"] ?? "")")
+            let queues = try #require((plan["flows"] as? [[String: Any]])?.compactMap { $0["queue"] as? Int })
+            try #require(queues.count == flows.count)
+            var expected: [Int: Int] = [:]
+            for q in queues { expected[q, default: 0] += perFlow }
+            let drop = try Running(["testbed", "exec", "dut", "--name", name, "--", lanesBinary, "drop", port, "--bind", "zero-copy",
+                                    "--filter", "\(tcp ? "tcp" : "udp") dport 9000", "--duration", "60", "--interval", "0", "--json"])
+            let deadline = Date().addingTimeInterval(60)
+            while Date() < deadline, !(try exec(name, "ip", "link", "show", port).stdout.contains(" xdp")) { usleep(200_000) }
+            usleep(500_000)
+            let total = flows.count * perFlow
+            if tcp {
+                let script = """
+                import sys
+                from scapy.all import Ether, IP, IPv6, TCP, sendp
+                pkts = []
+                for line in open(sys.argv[1]):
+                    s, d, sp, dp, _ = line.split()
+                    ip = IPv6(src=s, dst=d) if ":" in s else IP(src=s, dst=d)
+                    pkts.append(Ether(dst=sys.argv[3]) / ip / TCP(sport=int(sp), dport=int(dp), flags="S"))
+                sendp(pkts * int(sys.argv[4]), iface=sys.argv[2], inter=0.0005, verbose=0)
+                """
+                let o = try run(["ip", "netns", "exec", "\(name)-gen", "/usr/bin/python3", "-c", script, share + "/flows.txt", tap, dstMAC, "\(perFlow)"],
+                                tool: "/usr/bin/env", timeout: 120)
+                try #require(o.status == 0, "scapy: \(o.stderr)")
+            } else {
+                let gen = try run(["gen", tap, "--netns", "\(name)-gen", "--flows-file", share + "/flows.txt", "--count", "\(total)", "--size", "128",
                                    "--rate", "2kpps", "--dst-mac", dstMAC, "--tx", "xsk", "--queues", "0", "--interval", "0", "--json"], timeout: 60)
                 try #require(gen.status == 0, "\(gen.stderr)")
-                #expect(try gen.json()["tx_packets"] as? Int == 64 * perFlow)
-                let d = drop.wait(timeout: 90)
-                try #require(d.status == 0, "\(d.stderr)")
-                let j = try d.json()
-                #expect(j["bind_mode"] as? String == "zero-copy", "\(j)")
-                #expect(j["rx_packets"] as? Int == 64 * perFlow, "exactly what was sent")
-                #expect(j["frames_balanced"] as? Bool == true, "\(j["lanes"] ?? "")")
-                let lanes = try #require(j["lanes"] as? [[String: Any]])
+                #expect(try gen.json()["tx_packets"] as? Int == total)
+            }
+            usleep(1_000_000)
+            drop.signal(SIGINT)
+            let d = drop.wait(timeout: 60)
+            try #require(d.status == 0, "\(what): \(d.stderr)")
+            let j = try d.json()
+            #expect(j["exit_reason"] as? String == "SIGINT", "\(what): SIGINT reaches the guest's lanes through exec")
+            #expect(j["bind_mode"] as? String == "zero-copy", "\(what): \(j["bind_mode"] ?? "")")
+            #expect(j["rx_packets"] as? Int == total, "\(what): exactly what was sent")
+            #expect(j["frames_balanced"] as? Bool == true, "\(what): \(j["lanes"] ?? "")")
+            let lanes = try #require(j["lanes"] as? [[String: Any]])
+            let perQueue = {
                 for l in lanes {
                     let q = l["queue"] as? Int ?? -1
-                    #expect(l["rx_packets"] as? Int == expected[q, default: 0], "queue \(q): \(l["rx_packets"] ?? "?") received, \(expected[q, default: 0]) predicted")
+                    #expect(l["rx_packets"] as? Int == expected[q, default: 0], "\(what), queue \(q): \(l["rx_packets"] ?? "?") received, \(expected[q, default: 0]) predicted")
                 }
+            }
+            if let why = deviceIgnoresTable { withKnownIssue(Comment(rawValue: why), isIntermittent: true, perQueue) } else { perQueue() }
+        }
+
+        /// 64 IPv4 and 16 IPv6 flows of varied addresses and ports.
+        static func flows(port: String) -> [String] {
+            let net = port == "d0" ? 0 : 1
+            let v4 = (0..<64).map { i in "198.18.\(net).\(10 + i % 16) 198.18.\(net).2 \(2000 + i * 7) 9000" }
+            let prefix = net == 0 ? "fd00:198:18::" : "fd00:198:18:1::"
+            let v6 = (0..<16).map { i in "\(prefix)\(String(0x10 + i, radix: 16)) \(prefix)2 \(3000 + i * 11) 9000" }
+            return v4 + v6
+        }
+
+        /// `lanes drop --bind zero-copy` on virtio_net (d0) and igb (d1) in the guest
+        /// counts exactly the packets sent into its tap over 80 flows (IPv4 and IPv6,
+        /// UDP then TCP), each queue as its RSS predicts: virtio_net hashes ports,
+        /// igb hashes UDP by addresses only. Then after 'ethtool -X PORT weight 1 3
+        /// hkey NEWKEY': igb steers by the new table and key exactly; QEMU 10.0.2's
+        /// virtio-net puts every packet on queue 0 after any 'ethtool -X' while its
+        /// driver reports the new table (seen with equal 2, weight 1 3 and a new key).
+        @Test(arguments: ["d0", "d1"]) func zeroCopyDropCountsExactlyOnThePredictedQueues(port: String) throws {
+            try Self.withVM { name in
+                let f = Self.flows(port: port)
+                try Self.zeroCopyRound(name, port: port, flows: f, tcp: false, "\(port) UDP, default RSS")
+                try Self.zeroCopyRound(name, port: port, flows: f, tcp: true, "\(port) TCP, default RSS")
+                let change = ["ethtool", "-X", port, "weight", "1", "3", "hkey", (0..<40).map { String(format: "%02x", ($0 * 37 + 11) % 256) }.joined(separator: ":")]
+                let x = try run(["testbed", "exec", "dut", "--name", name, "--"] + change)
+                try #require(x.status == 0, "\(change): \(x.stderr)")
+                try Self.zeroCopyRound(name, port: port, flows: f, tcp: false,
+                                       deviceIgnoresTable: port == "d0" ? "QEMU 10.0.2's virtio-net steers every packet to queue 0 after 'ethtool -X', whatever table its driver reports" : nil,
+                                       "\(port) UDP after weight 1 3 and a new key")
             }
         }
     }
