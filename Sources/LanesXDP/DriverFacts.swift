@@ -33,6 +33,12 @@ public struct DriverFacts: Sendable, Codable, Equatable {
     public var statistics: [String: UInt64]
     /// /sys/class/infiniband devices: name and driver (efa on EC2).
     public var rdmaDevices: [RDMADevice]
+    /// SR-IOV: the VFs' interfaces of this PF (device/virtfnN/net/*), and the PF's
+    /// interface of this VF (device/physfn/net/*).
+    public var virtualFunctions: [String] = []
+    public var physicalFunction: String? = nil
+    /// Online CPUs (virtio_net's XDP wants a TX queue per CPU beside the stack's).
+    public var cpus: Int = 1
 
     public struct RDMADevice: Sendable, Codable, Equatable {
         public var name: String
@@ -66,7 +72,10 @@ public struct DriverFacts: Sendable, Codable, Equatable {
         let rdma = Sysfs.list("/sys/class/infiniband").map { dev in
             RDMADevice(name: dev, driver: Sysfs.link("/sys/class/infiniband/\(dev)/device/driver").map { String($0.split(separator: "/").last ?? "") } ?? "")
         }
-        return DriverFacts(
+        let vfs = Sysfs.list("\(base)/device").filter { $0.hasPrefix("virtfn") }
+            .sorted { (Int($0.dropFirst(6)) ?? 0) < (Int($1.dropFirst(6)) ?? 0) }
+            .flatMap { Sysfs.list("\(base)/device/\($0)/net") }
+        var facts = DriverFacts(
             interface: name, ifindex: index, driver: drv.driver, driverVersion: drv.version, firmware: drv.firmware, busInfo: drv.busInfo,
             deviceLink: Sysfs.link("\(base)/device"), hasPhysfn: Sysfs.exists("\(base)/device/physfn"),
             sriovNumVFs: Sysfs.read("\(base)/device/sriov_numvfs").flatMap(Int.init),
@@ -77,5 +86,9 @@ public struct DriverFacts: Sendable, Codable, Equatable {
             channels: et.channels(), xdpFeatures: XDPFeatures.query(ifindex: index)?.names, rss: et.rss(),
             attachedXDP: XDPProgram.attached(ifindex: index),
             statistics: drv.driver == "ena" ? Dictionary(et.statistics().map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a }) : [:], rdmaDevices: rdma)
+        facts.virtualFunctions = vfs
+        facts.physicalFunction = Sysfs.list("\(base)/device/physfn/net").first
+        facts.cpus = Sysfs.onlineCPUs()
+        return facts
     }
 }

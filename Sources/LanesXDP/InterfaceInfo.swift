@@ -13,6 +13,9 @@ public struct InterfaceInfo: Sendable, Codable {
     public var pciAddress: String?
     /// "virtual-function", "physical-function" (with SR-IOV VFs) or "none".
     public var sriov: String
+    /// A PF's VFs (their interfaces), and a VF's PF.
+    public var virtualFunctions: [String] = []
+    public var physicalFunction: String? = nil
     public var mtu: Int?
     public var numaNode: Int?
     public var mac: String?
@@ -100,6 +103,21 @@ public struct InterfaceInfo: Sendable, Codable {
             if !f.statistics.keys.contains("pps_allowance_exceeded") {
                 notes.append("ena: the driver reports no allowance counters (they need ena 2.2.10 or later and an instance that exposes them)")
             }
+        case "virtio_net":
+            // virtnet_xdp_set: XDP_TX and redirects want one TX queue per CPU beside
+            // the stack's; with fewer queue pairs they share the stack's under a lock.
+            if let ch = f.channels, ch.maxCombined > 0, ch.combined + f.cpus > ch.maxCombined {
+                notes.append("virtio_net: XDP wants \(ch.combined) + \(f.cpus) (one per CPU) queue pairs but the device has \(ch.maxCombined): XDP_TX and redirects into \(f.interface) share the stack's TX queues under a lock (slower); give the device \(ch.combined + f.cpus) queue pairs (QEMU: queues=\(ch.combined + f.cpus)), or 'ethtool -L \(f.interface) combined \(max(1, ch.maxCombined - f.cpus))'")
+            }
+            if !(f.xdpFeatures ?? []).contains("zero-copy") {
+                notes.append("virtio_net: AF_XDP zero-copy needs Linux 6.13+ and a device with VIRTIO_F_ACCESS_PLATFORM (QEMU: iommu_platform=on); copy mode here")
+            }
+        case "igb":
+            notes.append("igb: XDP_TX and redirects share the stack's TX queues under a lock (igb has no XDP TX queues of its own); no XDP multi-buffer, so the MTU must fit one frame")
+            notes.append("igb: RSS hashes UDP by its addresses only until 'ethtool -N \(f.interface) rx-flow-hash udp4 sdfn' (and udp6): Lanes' flow planner and 'lanes flows --predict' follow what the driver reports")
+            if !(f.xdpFeatures ?? []).contains("zero-copy") { notes.append("igb: AF_XDP zero-copy needs Linux 6.14+; copy mode here") }
+        case "igbvf":
+            notes.append("igbvf: no native XDP and no AF_XDP zero-copy: lane commands attach generic-mode XDP (--xdp generic, or auto, which says so) and bind in copy mode; the PF's switch delivers this VF's MAC")
         default: break
         }
         let efa = f.rdmaDevices.filter { $0.driver == "efa" }.map(\.name)
@@ -116,6 +134,8 @@ public struct InterfaceInfo: Sendable, Codable {
             attachedXDP: f.attachedXDP, verdict: InterfaceInfo.verdict(driver: f.driver, sriov: sriov), notes: notes,
             allowanceCounters: stats, xdpMTULimit: mtuLimit, zeroCopy: zeroCopy, efaDevices: efa)
         xdpMTULimitMultiBuffer = mtuLimitMB
+        virtualFunctions = f.virtualFunctions
+        physicalFunction = f.physicalFunction
     }
 
     init(interface: String, ifindex: UInt32, driver: String, driverVersion: String, firmware: String, busInfo: String, pciAddress: String?,

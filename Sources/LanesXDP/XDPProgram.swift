@@ -241,7 +241,12 @@ public final class XDPProgram {
         var lastErr: Int32 = 0
         for m in tries {
             let r = bpf_xdp_attach(Int32(index), programFD, m.flags | lanes_xdp_flags_update_if_noexist(), nil)
-            if r == 0 { return (index, m) }
+            if r == 0 {
+                if mode == .auto && m == .generic {
+                    fputs("lanes: \(name) has no native XDP (\(String(cString: strerror(lastErr)))): running generic-mode XDP (an skb per packet, slower)\n", stderr)
+                }
+                return (index, m)
+            }
             lastErr = -r
         }
         throw LanesError.system("attach XDP program to \(name) in \(mode.rawValue) mode", errno: lastErr,

@@ -146,6 +146,10 @@ struct EngineOptions<Default: DefaultPort>: ParsableArguments {
         let tty = isatty(1) == 1
         if !json {
             print("lanes \(mode) on \(config.interface): \(engine.lanes.count) lane(s), bind \(engine.bindSummary)\(engine.multiBuffer ? " multi-buffer" : ""), xdp \(engine.program.attachedMode?.rawValue ?? "not attached"), filter '\(config.filter)', UMEM \(config.umem.bytes / 1024) KiB/lane on \(engine.lanes.first?.umem.placement ?? "")")
+            // The driver's rules that shape this run (virtio_net's locked XDP TX, igb's, ena's), as 'lanes info' gives them.
+            if let info = try? InterfaceInfo.gather(config.interface), info.driver != "veth" {
+                for n in info.notes where n.hasPrefix(info.driver + ":") { print("  note: \(n)") }
+            }
         }
         let (summary, apps) = try engine.run(duration: duration, interval: interval, grace: grace, onInterval: { r in
             if json {

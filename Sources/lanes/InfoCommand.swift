@@ -19,7 +19,8 @@ struct InfoCommand: ParsableCommand {
         print("\(info.interface) (ifindex \(info.ifindex))")
         print("  driver        \(info.driver) \(info.driverVersion)" + (info.firmware.isEmpty ? "" : " firmware \(info.firmware)"))
         print("  bus           \(info.busInfo.isEmpty ? "none" : info.busInfo)" + (info.pciAddress.map { "  pci \($0)" } ?? ""))
-        print("  sr-iov        \(info.sriov)")
+        print("  sr-iov        \(info.sriov)" + (info.virtualFunctions.isEmpty ? "" : ": \(info.virtualFunctions.joined(separator: ", "))")
+              + (info.physicalFunction.map { " of \($0)" } ?? ""))
         print("  mac           \(info.mac ?? "?")   mtu \(info.mtu.map(String.init) ?? "?")   numa node \(info.numaNode.map(String.init) ?? "none")")
         if let limit = info.xdpMTULimit {
             let mb = info.xdpMTULimitMultiBuffer.map { $0 == limit ? ", and with (no XDP multi-buffer in \(info.driver))" : ", \($0) with (frags-aware program, AF_XDP XDP_USE_SG)" } ?? ""
