@@ -116,8 +116,9 @@ public struct VMTestbed: Sendable {
         // The host side: the gen namespace and its taps.
         try Shell.run(["ip", "netns", "add", gen])
         try Shell.run(["ip", "-n", gen, "link", "set", "lo", "up"])
-        for (i, l) in links.enumerated() {
-            try Shell.run(["ip", "-n", gen, "tuntap", "add", "dev", l.tap, "mode", "tap"] + (i == 0 ? ["multi_queue"] : []))
+        for l in links {
+            // Multi-queue taps: the host's generator gets a TX queue per lane on either port.
+            try Shell.run(["ip", "-n", gen, "tuntap", "add", "dev", l.tap, "mode", "tap", "multi_queue"])
             try Shell.run(["ip", "-n", gen, "link", "set", "dev", l.tap, "address", l.host.mac])
             try Shell.run(["ip", "-n", gen, "addr", "add", "\(l.host.ipv4)/24", "dev", l.tap])
             try Shell.run(["ip", "-n", gen, "-6", "addr", "add", "\(l.host.ipv6)/64", "dev", l.tap, "nodad"])
@@ -162,7 +163,7 @@ public struct VMTestbed: Sendable {
         let d0 = links[0], d1 = links[1]
         args += ["-netdev", "tap,id=n0,ifname=\(d0.tap),script=no,downscript=no,queues=\(queues),vhost=off",
                  "-device", "virtio-net-pci,netdev=n0,mac=\(d0.guest.mac),mq=on,rss=on,hash=on,vectors=\(2 * queues + 2),iommu_platform=on,disable-legacy=on",
-                 "-netdev", "tap,id=n1,ifname=\(d1.tap),script=no,downscript=no,vhost=off",
+                 "-netdev", "tap,id=n1,ifname=\(d1.tap),script=no,downscript=no,queues=\(queues),vhost=off",
                  "-device", "igb,netdev=n1,mac=\(d1.guest.mac)"]
         let r = try Shell.run(args, check: false)
         guard r.status == 0 else {

@@ -1,5 +1,6 @@
 import CLanes
 import Glibc
+import LanesPacket
 
 /// What `lanes info` reads about an interface, as one plain value: ETHTOOL_GDRVINFO,
 /// GSTRINGS/GSTATS, channels, RSS, the sysfs links (device, physfn, sriov_*), the
@@ -39,6 +40,8 @@ public struct DriverFacts: Sendable, Codable, Equatable {
     public var physicalFunction: String? = nil
     /// Online CPUs (virtio_net's XDP wants a TX queue per CPU beside the stack's).
     public var cpus: Int = 1
+    /// Whether RSS hashes TCP's and UDP's ports (ETHTOOL_GRXFH), where there is RSS.
+    public var rssPortHashing: RSSPortHashing? = nil
 
     public struct RDMADevice: Sendable, Codable, Equatable {
         public var name: String
@@ -89,6 +92,7 @@ public struct DriverFacts: Sendable, Codable, Equatable {
         facts.virtualFunctions = vfs
         facts.physicalFunction = Sysfs.list("\(base)/device/physfn/net").first
         facts.cpus = Sysfs.onlineCPUs()
+        if facts.rss != nil { facts.rssPortHashing = et.rssPortHashing() }
         return facts
     }
 }

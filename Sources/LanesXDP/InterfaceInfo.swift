@@ -1,5 +1,6 @@
 import CLanes
 import Glibc
+import LanesPacket
 
 /// What a user checks before a run (`lanes info IFACE`): driver, queues, XDP
 /// features, RSS, the program attached, and a verdict on enhanced networking.
@@ -16,6 +17,8 @@ public struct InterfaceInfo: Sendable, Codable {
     /// A PF's VFs (their interfaces), and a VF's PF.
     public var virtualFunctions: [String] = []
     public var physicalFunction: String? = nil
+    /// Whether RSS hashes TCP's and UDP's ports, per flow type (with `rss`).
+    public var rssPortHashing: RSSPortHashing? = nil
     public var mtu: Int?
     public var numaNode: Int?
     public var mac: String?
@@ -136,6 +139,7 @@ public struct InterfaceInfo: Sendable, Codable {
         xdpMTULimitMultiBuffer = mtuLimitMB
         virtualFunctions = f.virtualFunctions
         physicalFunction = f.physicalFunction
+        rssPortHashing = f.rssPortHashing
     }
 
     init(interface: String, ifindex: UInt32, driver: String, driverVersion: String, firmware: String, busInfo: String, pciAddress: String?,

@@ -44,7 +44,8 @@ struct GenCommand: ParsableCommand {
     @Option(help: "Custom IMIX, SIZE:WEIGHT pairs: 64:7,570:4,1518:1.") var imixMix: String?
     @Option(help: "Total rate: 50000, 50kpps, 2Mpps, 500Mbps, 1Gbps (default: as fast as possible).") var rate: String?
     @Option(help: "Stop after N packets in total.") var count: UInt64?
-    @Flag(help: "Send each flow on the TX queue the receiver's RSS would pick (emulates NIC RSS on veth).") var rss = false
+    @Flag(help: "Send each flow on the TX queue the receiver's RSS would pick (emulates NIC RSS on veth; standard key and the kernel's default table unless --rss-table).") var rss = false
+    @Option(help: "The receiving device's RSS ('lanes info IFACE --json' there: key, table, hash fields): --rss plans flows by it, lane q sending what lands on the receiver's queue q.") var rssTable: String?
     @Option(help: "Transmit path: auto, xsk (AF_XDP), xdp (XDP live frames).") var tx: TxPath = .auto
     @Option(help: ArgumentHelp("Receive signed packets: loss, reorder, duplicates, latency. '--rx' (or '--rx xsk'): on this port's AF_XDP lanes; with --rx-only, 'xdp' counts in XDP itself.", valueName: "xsk|xdp")) var rx: RxPath?
     @Flag(help: "Only receive (the far end of a one-way measurement): every stream id below max(--flows, 4096) is counted by its signature; with --flows, streams past it are reported as unexpected and those that sent nothing as missing. Loss comes from sequence gaps.") var rxOnly = false
@@ -208,6 +209,9 @@ struct GenCommand: ParsableCommand {
         if let count, count == 0 { throw LanesError("bad --count 0", fix: "give a positive packet count") }
         let (rxQueues, _) = try InterfaceInfo.queueCount(config.interface)
         let queues = config.queues ?? Array(0..<rxQueues)
+        // The receiver's RSS: its own key, table and hash fields where given, else the standard ones.
+        if rssTable != nil && !rss { throw LanesError("--rss-table needs --rss", fix: "add --rss") }
+        let receiverRSS = try rssTable.map(GenFlows.readRSS) ?? RSSTable(queues: rxQueues)
         var flowList: [FlowKey]
         if let flowsFile {
             flowList = try GenFlows.read(file: flowsFile)
@@ -218,13 +222,13 @@ struct GenCommand: ParsableCommand {
             let src = srcIp ?? (ipv6 ? tb.g0.ipv6 : tb.s0.ipv4.replacingOccurrences(of: "198.18.1.1", with: tb.g0.ipv4))
             let dst = dstIp ?? (ipv6 ? tb.s0.ipv6 : tb.s0.ipv4)
             flowList = try GenFlows.ranges(count: flows, src: src, dst: dst, srcPorts: srcPort, dstPorts: dstPort,
-                                           rss: rss ? RSSTable(queues: rxQueues) : nil, queues: rxQueues)
+                                           rss: rss ? receiverRSS : nil, queues: rxQueues)
         }
         // Which lane sends which flow.
         var laneStreams = Array(repeating: [Int](), count: queues.count)
         var flowQueue = Array(repeating: 0, count: flowList.count)
         if rss {
-            let table = RSSTable(queues: rxQueues)
+            let table = receiverRSS
             for (i, f) in flowList.enumerated() {
                 let q = table.queue(for: f)
                 guard let lane = queues.firstIndex(of: q) else {
@@ -436,6 +440,27 @@ enum GenFlows {
             let d = k % nD
             return FlowKey(src: nth(sLo, c), dst: nth(dLo, d), srcPort: sp.lowerBound + UInt16(a), dstPort: dp.lowerBound + UInt16(b))
         }
+    }
+
+    /// The RSS of a receiving device from its 'lanes info --json' (key, indirection
+    /// table, and which flow types hash their ports).
+    static func readRSS(file: String) throws -> RSSTable {
+        struct Info: Decodable {
+            struct RSS: Decodable { var key: [UInt8]; var indirection: [UInt32] }
+            var interface: String
+            var rss: RSS?
+            var rssPortHashing: RSSPortHashing?
+        }
+        guard let data = FileManager.default.contents(atPath: file) else { throw LanesError("cannot read --rss-table '\(file)'", fix: "write it with 'lanes info IFACE --json > FILE' on the receiver") }
+        let dec = JSONDecoder()
+        dec.keyDecodingStrategy = .convertFromSnakeCase
+        guard let info = try? dec.decode(Info.self, from: data) else {
+            throw LanesError("bad --rss-table '\(file)': not 'lanes info --json' output", fix: "write it with 'lanes info IFACE --json > FILE' on the receiver")
+        }
+        guard let r = info.rss, !r.indirection.isEmpty else {
+            throw LanesError("--rss-table '\(file)': \(info.interface) reports no RSS table", fix: "drop --rss-table: the standard key and the kernel's default table apply")
+        }
+        return RSSTable(key: r.key.isEmpty ? Toeplitz.standardKey : r.key, indirection: r.indirection, portHashing: info.rssPortHashing ?? RSSPortHashing())
     }
 
     static func read(file: String) throws -> [FlowKey] {

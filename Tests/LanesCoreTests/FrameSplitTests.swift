@@ -22,3 +22,11 @@ import Testing
         }
     }
 }
+
+/// A zero-copy driver's posted frames are accounted, not missing.
+@Test func aLedgerCountsTheFramesAZeroCopyDriverHolds() {
+    let held = FrameLedger(total: 4096, free: 1826, fillRing: 2014, rxRing: 0, inHands: 0, txRing: 0, completionRing: 0, inDriver: 256)
+    #expect(held.balanced && held.description.contains("in the driver 256") && held.description.hasSuffix("(balanced)"))
+    let lost = FrameLedger(total: 4096, free: 1826, fillRing: 2014, rxRing: 0, inHands: 0, txRing: 0, completionRing: 0)
+    #expect(!lost.balanced && lost.inFlight == 256 && lost.description.hasSuffix("(MISSING 256)"))
+}

@@ -78,7 +78,31 @@ import Testing
         let i = InterfaceInfo(DriverFacts(interface: "eth0", driver: "virtio_net", driverVersion: "1.0.0", busInfo: "0000:00:03.0",
                                           deviceLink: "../../../virtio2", channels: Self.channels(1, of: 1), xdpFeatures: ["basic", "redirect"]))
         #expect(i.verdict == "not an enhanced-networking driver (virtio_net)" && i.sriov == "none" && i.pciAddress == nil)
-        #expect(i.rxQueues == 1 && i.xdpMTULimit == nil && i.notes.isEmpty, "\(i.notes)")
+        #expect(i.rxQueues == 1 && i.xdpMTULimit == nil, "\(i.notes)")
+        // One queue pair and one CPU: XDP wants 1 + 1; no zero-copy in the features.
+        #expect(i.notes.count == 2 && i.notes[0].hasPrefix("virtio_net: XDP wants 1 + 1 (one per CPU) queue pairs but the device has 1")
+                && i.notes[1].hasPrefix("virtio_net: AF_XDP zero-copy needs Linux 6.13+"), "\(i.notes)")
+    }
+
+    /// As the VM testbed's guest reports them (QEMU 10.0.2, Linux 7.3.4, 2 CPUs):
+    /// virtio_net with 2 of 2 queue pairs and zero-copy (its "XDP request 4 queues but
+    /// max is 2" in dmesg), igb as a PF with two VFs, and an igbvf VF.
+    @Test func theVMTestbedsDrivers() {
+        var v = DriverFacts(interface: "d0", driver: "virtio_net", channels: Self.channels(2, of: 2), xdpFeatures: ["native", "redirect", "zero-copy", "multi-buffer"])
+        v.cpus = 2
+        let vi = InterfaceInfo(v)
+        #expect(vi.notes == ["virtio_net: XDP wants 2 + 2 (one per CPU) queue pairs but the device has 2: XDP_TX and redirects into d0 share the stack's TX queues under a lock (slower); give the device 4 queue pairs (QEMU: queues=4), or 'ethtool -L d0 combined 1'"], "\(vi.notes)")
+        v.channels = Self.channels(1, of: 4)
+        #expect(!InterfaceInfo(v).notes.contains { $0.contains("queue pairs") }, "1 + 2 <= 4 queue pairs: no locked mode")
+        var pf = DriverFacts(interface: "d1", driver: "igb", sriovNumVFs: 2, sriovTotalVFs: 7, channels: Self.channels(2, of: 8))
+        pf.virtualFunctions = ["v0", "v1"]
+        let pi = InterfaceInfo(pf)
+        #expect(pi.sriov == "physical-function (2 VFs)" && pi.virtualFunctions == ["v0", "v1"])
+        #expect(pi.notes.contains { $0.hasPrefix("igb: RSS hashes UDP by its addresses only") } && pi.notes.contains { $0.hasPrefix("igb: XDP_TX and redirects share") })
+        var vf = DriverFacts(interface: "v0", driver: "igbvf", hasPhysfn: true, xdpFeatures: [])
+        vf.physicalFunction = "d1"
+        let fi = InterfaceInfo(vf)
+        #expect(fi.sriov == "virtual-function" && fi.physicalFunction == "d1" && fi.notes.contains { $0.hasPrefix("igbvf: no native XDP") })
     }
 
     @Test func vethAndAnEmptyRSSKey() {

@@ -152,6 +152,38 @@ extension IntegrationTests {
             if let why = deviceIgnoresTable { withKnownIssue(Comment(rawValue: why), isIntermittent: true, perQueue) } else { perQueue() }
         }
 
+        /// `gen --rss --rss-table` with the guest device's own RSS ('lanes info --json'
+        /// there): lane q's flows land on the device's queue q, each queue receiving
+        /// exactly what its generator lane sent.
+        static func rssTableRound(_ name: String, port: String) throws {
+            let share = "/run/lanes/vm-\(name)/ctl/share"
+            let (tap, dstMAC, dstIP, srcIP) = port == "d0" ? ("g0", "02:4c:00:00:00:02", "198.18.0.2", "198.18.0.1") : ("g1", "02:4c:00:00:01:02", "198.18.1.2", "198.18.1.1")
+            let info = try exec(name, lanesBinary, "info", port, "--json")
+            try #require(info.status == 0, "\(info.stderr)")
+            try info.stdout.write(toFile: share + "/\(port).json", atomically: true, encoding: .utf8)
+            let drop = try Running(["testbed", "exec", "dut", "--name", name, "--", lanesBinary, "drop", port, "--filter", "udp dport 9000",
+                                    "--duration", "60", "--interval", "0", "--json"])
+            let deadline = Date().addingTimeInterval(60)
+            while Date() < deadline, !(try exec(name, "ip", "link", "show", port).stdout.contains(" xdp")) { usleep(200_000) }
+            usleep(500_000)
+            let gen = try run(["gen", tap, "--netns", "\(name)-gen", "--rss", "--rss-table", share + "/\(port).json", "--flows", "16",
+                               "--src-ip", "\(srcIP)-\(srcIP.dropLast())200", "--dst-ip", dstIP, "--count", "640", "--rate", "2kpps",
+                               "--dst-mac", dstMAC, "--tx", "xsk", "--interval", "0", "--json"], timeout: 60)
+            try #require(gen.status == 0, "\(gen.stderr)")
+            usleep(1_000_000)
+            drop.signal(SIGINT)
+            let d = drop.wait(timeout: 60)
+            try #require(d.status == 0, "\(d.stderr)")
+            let sent = try #require(try gen.json()["lanes"] as? [[String: Any]])
+            let got = try #require(try d.json()["lanes"] as? [[String: Any]])
+            #expect(sent.count == 2 && sent.allSatisfy { ($0["tx_packets"] as? Int ?? 0) > 0 }, "\(port): both generator lanes send: \(sent)")
+            for l in got {
+                let q = l["queue"] as? Int ?? -1
+                let tx = sent.first { $0["queue"] as? Int == q }?["tx_packets"] as? Int
+                #expect(l["rx_packets"] as? Int == tx, "\(port) queue \(q): received \(l["rx_packets"] ?? "?"), its generator lane sent \(tx ?? -1)")
+            }
+        }
+
         /// 64 IPv4 and 16 IPv6 flows of varied addresses and ports.
         static func flows(port: String) -> [String] {
             let net = port == "d0" ? 0 : 1
@@ -173,6 +205,7 @@ extension IntegrationTests {
                 let f = Self.flows(port: port)
                 try Self.zeroCopyRound(name, port: port, flows: f, tcp: false, "\(port) UDP, default RSS")
                 try Self.zeroCopyRound(name, port: port, flows: f, tcp: true, "\(port) TCP, default RSS")
+                try Self.rssTableRound(name, port: port)
                 let change = ["ethtool", "-X", port, "weight", "1", "3", "hkey", (0..<40).map { String(format: "%02x", ($0 * 37 + 11) % 256) }.joined(separator: ":")]
                 let x = try run(["testbed", "exec", "dut", "--name", name, "--"] + change)
                 try #require(x.status == 0, "\(change): \(x.stderr)")

@@ -350,3 +350,22 @@ struct SplitMix {
         }
     }
 }
+
+/// A device that hashes a flow type by its addresses only (igb's UDP by default):
+/// the prediction ignores the ports, and the planner spreads flows by address.
+@Test func rssWithoutPortsPredictsAndPlansByAddress() {
+    let table = RSSTable(queues: 2)
+    let byAddress = RSSTable(key: Toeplitz.standardKey, indirection: table.indirection, portHashing: RSSPortHashing(udp4: false))
+    let a = FlowKey(src: .v4(IPv4Address(0xc612_0001)), dst: .v4(IPv4Address(0xc612_0102)), srcPort: 1000, dstPort: 9000)
+    var b = a
+    b.srcPort = 2000
+    #expect(byAddress.hash(a) == byAddress.hash(b), "ports ignored for UDP over IPv4")
+    #expect(byAddress.hash(a) == Toeplitz().hash(a, withPorts: false))
+    var t = a
+    t.proto = 6
+    #expect(byAddress.hash(t) == Toeplitz().hash(t), "TCP keeps its ports")
+    let plan = FlowPlanner.plan(table: byAddress, queues: 2, perQueue: 4, template: a)
+    #expect(plan?.count == 8 && Set(plan?.map(\.queue) ?? []) == [0, 1])
+    #expect(Set(plan?.map(\.flow.src) ?? []).count == 8, "each planned flow has its own source address")
+    for p in plan ?? [] { #expect(byAddress.queue(for: p.flow) == p.queue) }
+}
