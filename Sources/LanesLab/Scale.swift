@@ -35,6 +35,10 @@ public struct ScaleConfig: Sendable {
     public var duts: [String] = ["lanes"]
     /// Where the dut's veth does its receive work: nil picks per dut (see `NAPIMode.default(for:)`).
     public var napi: NAPIMode? = nil
+    /// The VM testbed: the dut is a QEMU guest's virtio_net d0 (the lanes run there
+    /// through `lanes testbed exec`), its queues set with `ethtool -L` per lane count,
+    /// the generator's flows planned by the guest device's own RSS.
+    public var vm = false
     public init() {}
 }
 
@@ -122,6 +126,8 @@ public struct ScaleResult: Codable, Sendable {
     public var duts: [String]
     public var capGbps: Double?
     public var capDescription: String?
+    /// The dut ran in a guest under QEMU's TCG: counts and queues are real, rates are not performance figures.
+    public var emulated: Bool? = nil
     /// The signal that ended the sweep early ("SIGINT", "SIGTERM"); absent when it ran to the end.
     public var interrupted: String?
     public var points: [ScalePoint]
@@ -150,6 +156,13 @@ public enum ScaleRunner {
         guard c.repeats >= 1, c.duration > 0, c.warmup >= 0 else { throw LanesError("bad --repeat/--duration/--warmup") }
         let tb = Testbed(name: c.testbed)
         try Testbed.validate(name: tb.name)
+        if c.vm {
+            guard c.size <= 1514 else { throw LanesError("--size \(c.size) with --vm: the VM testbed runs at MTU 1500", fix: "use --size 58-1514") }
+            guard c.napi == nil else { throw LanesError("--napi is the veth's setting: the VM's NICs do their own", fix: "drop --napi") }
+        }
+        if VMTestbed.exists(name: tb.name) {
+            throw LanesError("VM testbed '\(tb.name)' exists; a sweep builds and removes its own", fix: "give --testbed a new name, or 'lanes testbed down --name \(tb.name)'")
+        }
         if let ns = tb.namespaces.first(where: NetworkNamespace.exists) {
             throw LanesError("testbed '\(tb.name)' exists (namespace \(ns)); a sweep builds and removes its own",
                              fix: "give --testbed a new name, or remove it with 'lanes testbed down --name \(tb.name)'")
@@ -167,7 +180,15 @@ public enum ScaleRunner {
         var bindMode = "copy"
         let total = c.lanes.count * c.flows.count * c.repeats * c.duts.count
         var done = 0
-        defer { try? tb.down() }
+        let vm = c.vm ? VMTestbed(name: c.testbed) : nil
+        defer { if let vm { try? vm.down() } else { try? tb.down() } }
+        var accelerator = ""
+        /// Runs a command in the guest; throws its stderr when it fails.
+        func guest(_ argv: [String]) throws(LanesError) -> String {
+            let r = try vm!.exec(argv, timeout: 120)
+            guard r.status == 0 else { throw LanesError("'\(argv.joined(separator: " "))' failed in the guest: \(r.stderr.split(separator: "\n").last ?? "")") }
+            return r.stdout
+        }
         // Rounds go over every point in turn (run r of every point before run r+1),
         // so drift on a shared machine (steal time, a neighbour) lands on all points
         // alike. The "NIC" gets as many queues as lanes, as `ethtool -L` would set.
@@ -176,14 +197,27 @@ public enum ScaleRunner {
         sweep: for r in 0..<c.repeats {
             for l in c.lanes {
                 if stop() { break sweep }
-                // Jumbo frames: every port's MTU takes them (the lanes then bind multi-buffer).
-                if try tb.up(queues: l, mtu: max(1500, c.size - 14)) { napiState = nil }
+                if let vm {
+                    // One guest with the most queues; each lane count sets d0's channels, and
+                    // the generator plans its flows by the device's RSS as it is then.
+                    if accelerator.isEmpty { accelerator = try vm.up(queues: c.lanes.max() ?? 1).accelerator }
+                    let info = try guest([Child.lanesBinary, "info", "d0", "--json"])
+                    let queuesNow = (try? JSONSerialization.jsonObject(with: Data(info.utf8)) as? [String: Any])?["rx_queues"] as? Int
+                    if queuesNow != l { _ = try guest(["ethtool", "-L", "d0", "combined", "\(l)"]) }
+                    let now = try guest([Child.lanesBinary, "info", "d0", "--json"])
+                    guard FileManager.default.createFile(atPath: vm.sharedHostDir + "/d0.json", contents: Data(now.utf8)) else {
+                        throw LanesError("could not write \(vm.sharedHostDir)/d0.json")
+                    }
+                } else if try tb.up(queues: l, mtu: max(1500, c.size - 14)) {
+                    // Jumbo frames: every port's MTU takes them (the lanes then bind multi-buffer).
+                    napiState = nil
+                }
                 let coreList = (0..<l).map { $0 % online }
                 let queues = Array(0..<l)
                 let dutCores = coreList
                 for dut in c.duts {
                     let napi = c.napi ?? NAPIMode.default(for: dut)
-                    if napiState?.mode != napi { napiState = (napi, try setNAPI(napi, testbed: tb, cores: coreList)) }
+                    if vm == nil && napiState?.mode != napi { napiState = (napi, try setNAPI(napi, testbed: tb, cores: coreList)) }
                     let napiThreads = napiState?.threads ?? []
                     // The generator's lane for queue q runs on core q: with live frames (gen's
                     // default here) a veth delivers a redirected frame to the peer's queue
@@ -192,11 +226,12 @@ public enum ScaleRunner {
                     for f in c.flows {
                         var a = acc["\(dut) \(l) \(f)"] ?? Accumulated(lanes: l, napi: napi)
                             var dutRun: LanesCommand
+                            let dutNetns = vm == nil ? tb.dut : nil
                             if dut == "kernel" {
-                                dutRun = LanesCommand(.sink, ports: ["d0"], netns: tb.dut)
+                                dutRun = LanesCommand(.sink, ports: ["d0"], netns: dutNetns)
                                 dutRun.extra = ["--kernel", "--port", "9000"]
                             } else {
-                                dutRun = LanesCommand(c.mode == "drop" ? .drop : .fwd, ports: ["d0"], netns: tb.dut)
+                                dutRun = LanesCommand(c.mode == "drop" ? .drop : .fwd, ports: ["d0"], netns: dutNetns)
                                 dutRun.queues = queues
                                 dutRun.filter = "udp dport 9000"
                                 if c.mode == "macswap" { dutRun.mode = "macswap" }
@@ -206,10 +241,13 @@ public enum ScaleRunner {
                             // A bound in case this process dies without stopping it.
                             dutRun.interval = 0.25
                             dutRun.duration = Double(Int(c.warmup + c.duration + 60))
-                            let child = try Child(dutRun)
+                            // In the guest, through exec (which passes the SIGINT that ends it on).
+                            let child = vm.map { v in (try? Child(arguments: ["testbed", "exec", "dut", "--name", v.name, "--", Child.lanesBinary] + dutRun.arguments)) } ?? (try? Child(dutRun))
+                            guard let child else { throw LanesError("could not start the dut at \(l) lanes, \(f) flows") }
                             var waited = 0.0
                             if dut == "lanes" {
-                                while !xdpAttached(namespace: tb.dut, interface: "d0") && waited < 15 && !stop() { usleep(20_000); waited += 0.02 }
+                                let attached = { vm == nil ? xdpAttached(namespace: tb.dut, interface: "d0") : ((try? guest(["ip", "link", "show", "d0"]))?.contains(" xdp") ?? false) }
+                                while !attached() && waited < 30 && !stop() { usleep(20_000); waited += vm == nil ? 0.02 : 0.3 }
                             }
                             usleep(dut == "kernel" ? 400_000 : 200_000)
                             if stop() { child.interrupt(); _ = child.wait(timeout: 5); break sweep }
@@ -219,6 +257,8 @@ public enum ScaleRunner {
                             genRun.extra = ["--size", "\(c.size)"]
                             // The kernel receives for itself: the flows go to d0's own address.
                             if dut == "kernel" { genRun.extra += ["--dst-ip", tb.d0.ipv4] }
+                            // The guest device's own RSS plans the flows; its tap takes AF_XDP (live frames need a peer program).
+                            if let vm { genRun.extra += ["--rss-table", vm.sharedHostDir + "/d0.json", "--tx", "xsk"] }
                             let before = Counters.read(testbed: tb, napiThreads: napiThreads)
                             let gen = try Child.run(genRun, stop: stop)
                             let after = Counters.read(testbed: tb, napiThreads: napiThreads)
@@ -242,6 +282,8 @@ public enum ScaleRunner {
                             if veth > 0 { runDrops["veth_rx"] = veth }
                             let xmit = Int64(after.vethXmitErrors) - Int64(before.vethXmitErrors)
                             if xmit > 0 { runDrops["veth_xmit"] = xmit }
+                            let tap = Int64(after.tapTxDrops) - Int64(before.tapTxDrops)
+                            if tap > 0 { runDrops["tap_tx"] = tap }
                             let explained = runDrops.values.reduce(0, +)
                             runDrops["unaccounted"] = Int64(m.offeredPackets) - Int64(m.receivedPackets) - explained
                             for (k, v) in runDrops { a.drops[k, default: 0] += v }
@@ -271,7 +313,7 @@ public enum ScaleRunner {
                     let expected = dut == "kernel" ? used : min(f, l)
                     let med = median(a.runs)
                     let generatorBound = med >= 0.95 * median(a.offered) && c.capBps == nil
-                    points.append(ScalePoint(lanes: l, flows: f, dut: dut, napi: a.napi.rawValue, mode: dut == "kernel" ? "udp sockets" : c.mode,
+                    points.append(ScalePoint(lanes: l, flows: f, dut: dut, napi: c.vm ? "guest" : a.napi.rawValue, mode: dut == "kernel" ? "udp sockets" : c.mode,
                                              mppsMedian: med, mppsMin: a.runs.min() ?? 0, mppsMax: a.runs.max() ?? 0,
                                              gbpsMedian: med * 1e6 * Double(c.size) * 8 / 1e9, offeredMppsMedian: median(a.offered),
                                              queuesUsed: used, queuesExpected: expected, perQueuePackets: a.perQueue, policedPackets: a.policed,
@@ -287,9 +329,13 @@ public enum ScaleRunner {
             .map { String($0.split(separator: ":", maxSplits: 1).last ?? "").trimmingCharacters(in: .whitespaces) } ?? "?"
         let host = ProcessInfo.processInfo.hostName
         let date = ISO8601DateFormatter().string(from: Date())
-        return ScaleResult(date: date, machine: .init(cpuModel: cpu, cores: online, kernel: uname, driver: "veth", bindMode: bindMode, hostname: host),
-                           mode: c.mode, frameSize: c.size, durationS: c.duration, warmupS: c.warmup, repeats: c.repeats, duts: c.duts,
-                           capGbps: c.capBps.map { $0 / 1e9 }, capDescription: c.capDescription, points: points)
+        var result = ScaleResult(date: date, machine: .init(cpuModel: cpu, cores: online, kernel: uname,
+                                                            driver: vm == nil ? "veth" : "virtio_net in a QEMU guest (\(accelerator)\(accelerator == "tcg" ? ": emulated, not performance figures" : ""))",
+                                                            bindMode: bindMode, hostname: host),
+                                 mode: c.mode, frameSize: c.size, durationS: c.duration, warmupS: c.warmup, repeats: c.repeats, duts: c.duts,
+                                 capGbps: c.capBps.map { $0 / 1e9 }, capDescription: c.capDescription, points: points)
+        if vm != nil { result.emulated = accelerator == "tcg" }
+        return result
     }
 
     /// One point's runs so far.
@@ -360,6 +406,8 @@ public enum ScaleRunner {
     /// redirect errors (ethtool -S), softirq time over all CPUs, NAPI kthreads' CPU.
     struct Counters {
         var vethRxDrops: UInt64 = 0, vethXmitErrors: UInt64 = 0, softirqS = 0.0, napiS = 0.0, stealS = 0.0
+        /// The VM testbed: frames the host's tap dropped because the guest did not take them in time.
+        var tapTxDrops: UInt64 = 0
 
         static func read(testbed tb: Testbed, napiThreads: [Int32]) -> Counters {
             var c = Counters()
@@ -373,6 +421,10 @@ public enum ScaleRunner {
             }
             c.vethRxDrops = sum(tb.dut, "d0") { $0.hasPrefix("rx_queue_") && $0.hasSuffix("_drops") }
             c.vethXmitErrors = sum(tb.gen, "g0") { $0.hasSuffix("xdp_xmit_errors") }
+            if VMTestbed.exists(name: tb.name) {
+                let t = (try? Shell.run(["ip", "netns", "exec", tb.gen, "cat", "/sys/class/net/g0/statistics/tx_dropped"], check: false))?.stdout ?? ""
+                c.tapTxDrops = UInt64(t.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+            }
             let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
             if let cpu = Sysfs.read("/proc/stat")?.split(separator: "\n").first(where: { $0.hasPrefix("cpu ") }) {
                 let f = cpu.split(separator: " ")
@@ -426,7 +478,8 @@ public enum ScaleRunner {
 
     /// The Markdown table.
     public static func table(_ r: ScaleResult) -> String {
-        var s = "| dut | lanes | flows | Mpps median | min | max | Gbps | offered Mpps | bound | Mpps per dut core-s | CPU s gen/dut/softirq/napi | drops (where) | queues used | notes |\n"
+        var s = r.emulated == true ? "EMULATED: the dut ran in a QEMU guest under TCG; its counts and queues are real, its rates are not performance figures.\n\n" : ""
+        s += "| dut | lanes | flows | Mpps median | min | max | Gbps | offered Mpps | bound | Mpps per dut core-s | CPU s gen/dut/softirq/napi | drops (where) | queues used | notes |\n"
         s += "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---|---:|---|\n"
         for p in r.points {
             var notes: [String] = []
@@ -454,7 +507,8 @@ public enum ScaleRunner {
             let oneWide = pts.first { $0.flows == 1 && $0.lanes == maxLanes }
             var t = "\(dut == "kernel" ? "The kernel stack" : "Lanes"): one flow gets \(fmt(one.mppsMedian)) Mpps on \(minLanes) lane\(minLanes == 1 ? "" : "s") (\(one.bound)-bound)"
             if let w = oneWide, maxLanes > minLanes { t += " and \(fmt(w.mppsMedian)) Mpps on \(maxLanes), since RSS keeps one flow on one queue and so on one core" }
-            t += "; \(many.flows) flows over \(many.lanes) lanes reach \(fmt(many.mppsMedian)) Mpps (\(many.bound)-bound), \(String(format: "%.2f", many.mppsMedian / max(one.mppsMedian, 1e-9)))x."
+            t += "; \(many.flows) flows over \(many.lanes) lanes reach \(fmt(many.mppsMedian)) Mpps (\(many.bound)-bound)"
+                + (one.mppsMedian > 0 ? ", \(String(format: "%.2f", many.mppsMedian / one.mppsMedian))x." : ", where one flow measured none.")
             t += " Per core-second of the device's own work: \(fmt(one.mppsPerDutCoreSecond)) Mpps for one flow, \(fmt(many.mppsPerDutCoreSecond)) for \(many.flows)."
             if let top = many.drops.filter({ $0.value > 0 && $0.key != "unaccounted" }).max(by: { $0.value < $1.value }) {
                 t += " What the device could not take was dropped mostly at \(top.key)."

@@ -35,6 +35,7 @@ struct ScaleCommand: ParsableCommand {
     @Option(help: "Scale factor applied to the cap (veth carries far less than ENA).") var capScale = 0.01
     @Option(help: "Directory for results.json, table.md and plot.svg.") var out: String?
     @Option(help: "Testbed name for the run.") var testbed = "lanes-scale"
+    @Flag(help: "On the VM testbed: the dut is a QEMU guest's virtio_net (KVM, else TCG, where the figures are marked emulated); flows planned by the guest device's own RSS.") var vm = false
     @Flag(help: "Print the JSON on stdout instead of the table.") var json = false
     @Option(help: "Device under test: lanes (XDP + AF_XDP lanes), kernel (one UDP socket per core: SO_REUSEPORT, recvmmsg, pinned), or both.") var dut = "lanes"
     @Option(help: "Where the dut veth's receive work runs: softirq (in the sender's softirq) or threaded (a NAPI kthread per queue pinned to its lane's core). Default: softirq for lanes, threaded for kernel (measured; see the README).") var napi: NAPIMode?
@@ -61,6 +62,7 @@ struct ScaleCommand: ParsableCommand {
         if let rate { guard Rate.parse(rate) != nil else { throw LanesError("bad --rate '\(rate)'", fix: "use e.g. 500kpps or 1Gbps") } }
         c.rate = rate.flatMap(Rate.parse)
         c.testbed = testbed
+        c.vm = vm
         switch dut {
         case "lanes", "kernel": c.duts = [dut]
         case "both": c.duts = ["lanes", "kernel"]

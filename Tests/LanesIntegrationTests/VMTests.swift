@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 
+func VMTestbedExists(_ name: String) -> Bool {
+    FileManager.default.fileExists(atPath: "/run/lanes/vm-\(name)") || ((try? ip("netns", "list").stdout.contains("\(name)-gen")) ?? false)
+}
+
 extension IntegrationTests {
     /// The VM testbed: the DUT as a QEMU guest (TCG here) on virtio_net (d0) and
     /// igb (d1), with the host's lanes inside. Each test boots its own guest.
@@ -85,6 +89,31 @@ extension IntegrationTests {
                 #expect(native.status != 0 && native.stderr.split(separator: "\n").count == 1 && native.stderr.contains("--xdp generic"), "\(native.stderr)")
                 #expect(!(try Self.exec(name, "ip", "link", "show", "v0").stdout.contains("xdp")), "a program was left on v0")
             }
+        }
+
+        /// `lanes scale --vm --lanes 1,2 --flows 1,16`: the dut in the guest on
+        /// virtio_net, its channels set per lane count, the flows planned by its own
+        /// RSS: one flow lands on one queue, 16 flows on both; every point is marked
+        /// emulated (TCG), in the table and the JSON; nothing is left behind.
+        @Test func scaleRunsWithTheDutInTheGuest() throws {
+            let name = "lvs\(getpid() % 10000)"
+            defer { _ = try? lanes("testbed", "down", "--name", name, timeout: 60) }
+            let o = try lanes("scale", "--vm", "--testbed", name, "--lanes", "1,2", "--flows", "1,16", "--repeat", "1", "--duration", "1",
+                              "--warmup", "0.3", "--rate", "20kpps", "--json", timeout: 400)
+            try #require(o.status == 0, "\(o.stderr)")
+            let r = try #require(try JSONSerialization.jsonObject(with: Data(o.stdout.utf8)) as? [String: Any])
+            #expect(r["emulated"] as? Bool == true, "TCG: the figures are marked emulated")
+            #expect(((r["machine"] as? [String: Any])?["driver"] as? String ?? "").hasPrefix("virtio_net in a QEMU guest"), "\(r["machine"] ?? "")")
+            let points = try #require(r["points"] as? [[String: Any]])
+            #expect(points.count == 4)
+            for p in points {
+                let l = p["lanes"] as? Int ?? 0, f = p["flows"] as? Int ?? 0
+                let label = "\(l) lanes \(f) flows"
+                #expect((p["received_packets"] as? Int ?? 0) > 0, "\(label): nothing received")
+                #expect(p["queues_used"] as? Int == min(l, f), "\(label): \(p["per_queue_packets"] ?? "")")
+                #expect(p["plan_matched"] as? Bool == true, "\(label)")
+            }
+            #expect(!VMTestbedExists(name), "the sweep left its guest behind")
         }
 
         /// One round: the flows' queues predicted in the guest from the device's own
