@@ -128,7 +128,9 @@ public struct Lane<App: LaneApp, Input: LaneInput & ~Copyable>: ~Copyable {
                     // --latency: never sleep. With --busy-poll the socket's busy
                     // poll drives the device queue from here (a non-blocking recv).
                     if busyPoll { input.busyPoll() }
-                    if idle >= 4096 { publishGauges(); idle = 0 }
+                    // A lane that never sleeps in poll() wakes a zero-copy driver itself:
+                    // one that has posted every frame it had refills only when woken.
+                    if idle >= 4096 { input.wakeIfAsked(counters: c); publishGauges(); idle = 0 }
                 } else if generating && !finishedReported {
                     // Waiting for the pacing clock: short sleeps keep the rate even.
                     if idle >= 64 { usleep(10); idle = 0 }

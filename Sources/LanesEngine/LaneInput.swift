@@ -24,6 +24,9 @@ public protocol LaneInput: ~Copyable {
     /// zero-copy driver's RX ring (or its pool), posted for packets to come. 0
     /// where nothing holds frames that way.
     var heldByKernel: Int { get }
+    /// Wakes the kernel's receive side where it asks (a zero-copy driver refills
+    /// its RX ring from the fill ring only when woken): for lanes that never sleep.
+    func wakeIfAsked(counters: LaneCounters)
     /// Whether a packet taken here counts as received by this lane (a worker's
     /// were counted by the RX lane that received them).
     static var countsReceived: Bool { get }
@@ -103,6 +106,14 @@ public struct XSKInput: LaneInput, ~Copyable {
         }
     }
 
+    @inlinable
+    public func wakeIfAsked(counters: LaneCounters) {
+        if fill.needsWakeup {
+            socket.kickRX()
+            counters.add(.rxWakeups, 1)
+        }
+    }
+
     /// Sleeps in poll() until packets arrive (wakes the kernel too), at most 1 ms.
     @inlinable
     public func idle(counters: LaneCounters) {
@@ -162,6 +173,7 @@ public struct WorkerInput: LaneInput {
 
     @inlinable public var occupancy: (fill: Int, rx: Int) { (0, input.count) }
     @inlinable public var heldByKernel: Int { 0 }
+    @inlinable public func wakeIfAsked(counters: LaneCounters) {}
     @inlinable public static var countsReceived: Bool { false }
     @inlinable public static var endsWhenDrained: Bool { true }
     @inlinable public var isEmpty: Bool { input.count == 0 }

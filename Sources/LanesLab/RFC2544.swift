@@ -41,6 +41,9 @@ public struct RFC2544Config: Sendable {
     /// Back-to-back: independent searches, averaged (RFC 2544 asks for 50; each is a search here).
     public var b2bSearches = 2
     public var testbed = "lanes-2544"
+    /// The VM testbed: the dut (lanes fwd, or the guest kernel's forwarding) runs in
+    /// a QEMU guest, d0 (virtio_net) in, d1 (igb) out; generator g0 and receiver g1 on the host.
+    public var vm = false
     /// A known-bad device for checking the method: `lanes fwd --mode io --impair SPEC`.
     public var impair: String? = nil
     /// `--dut external`: the ports, their namespaces (nil: this one) and the MAC frames are sent to.
@@ -396,6 +399,15 @@ public enum RFC2544Runner {
         guard c.b2bSeconds > 0 && c.b2bSeconds <= 60, c.b2bSearches >= 1 && c.b2bSearches <= 50 else {
             throw LanesError("bad --b2b-duration/--b2b-searches", fix: "a longest burst of up to 60 s, 1-50 searches")
         }
+        if c.vm {
+            guard c.dut == "lanes" || c.dut == "kernel" else { throw LanesError("--vm takes --dut lanes or kernel", fix: "the guest forwards d0 -> d1; use --dut lanes or --dut kernel") }
+            let largest = c.sizes.map { if case .bytes(let n) = $0 { n } else { 1518 } }.max() ?? 1518
+            guard largest <= 1518 else { throw LanesError("--sizes up to 1518 with --vm: the VM testbed runs at MTU 1500", fix: "give sizes 64-1518 or imix") }
+            guard c.impair == nil else { throw LanesError("--impair and --vm conflict", fix: "drop --impair") }
+            if VMTestbed.exists(name: c.testbed) || Testbed(name: c.testbed).namespaces.contains(where: NetworkNamespace.exists) {
+                throw LanesError("testbed '\(c.testbed)' exists; the run builds and removes its own", fix: "give --testbed a new name, or 'lanes testbed down --name \(c.testbed)'")
+            }
+        }
         if c.dut == "external" {
             guard let tx = c.txPort, let rx = c.rxPort else {
                 throw LanesError("--dut external needs --tx-port and --rx-port", fix: "name the ports cabled to the device, e.g. --tx-port eth1 --rx-port eth2")
@@ -470,11 +482,21 @@ public enum RFC2544Runner {
         let path: Path
         var forwarder: Child? = nil
         defer { if let f = forwarder { f.interrupt(); _ = f.wait(timeout: 10) } }
-        defer { if c.dut != "external" { try? tb.down() } }
+        let vm = c.vm ? VMTestbed(name: c.testbed) : nil
+        defer { if let vm { try? vm.down() } else if c.dut != "external" { try? tb.down() } }
+        var accelerator = ""
+        /// Whether a program is on the guest's d0 (asked through exec).
+        func guestAttached() -> Bool { ((try? vm?.exec(["ip", "link", "show", "d0"], timeout: 30))?.stdout.contains(" xdp")) ?? false }
         // The testbed's MTU: what the largest frame needs (jumbo: AF_XDP multi-buffer on the Lanes side).
         let largest = c.sizes.map { if case .bytes(let n) = $0 { n } else { 1518 } }.max() ?? 1518
         let mtu = max(1500, largest - 14)
         switch c.dut {
+        case _ where vm != nil:
+            accelerator = try vm!.up(queues: 2).accelerator
+            var g = LanesCommand(.gen, testbed: tb.name)
+            g.extra = ["--tx", "xsk"]
+            path = Path(txPort: "g0", txNetns: vm!.gen, rxPort: "g1", rxNetns: vm!.gen, gen: g,
+                        label: "gen:g0 -> guest d0 (virtio_net) ... guest d1 (igb) -> gen:g1, the guest under QEMU \(accelerator)\(accelerator == "tcg" ? " (emulated: not performance figures)" : "")")
         case "external":
             path = Path(txPort: c.txPort!, txNetns: c.txNetns, rxPort: c.rxPort!, rxNetns: c.rxNetns,
                         gen: { var g = LanesCommand(.gen, ports: [c.txPort!], netns: c.txNetns); g.extra = ["--dst-mac", c.dstMac!]; return g }(),
@@ -486,7 +508,23 @@ public enum RFC2544Runner {
             try tb.up(queues: Sysfs.onlineCPUs(), mtu: mtu)
             path = Path(txPort: "g0", txNetns: tb.gen, rxPort: "s0", rxNetns: tb.sink, gen: LanesCommand(.gen, testbed: tb.name), label: "gen:g0 -> dut:d0 ... dut:d1 -> sink:s0")
         }
-        if c.dut == "lanes" {
+        if c.dut == "lanes", let vm {
+            // lanes fwd in the guest, d0 -> d1 by the guest kernel's routes, through exec.
+            var fwd = LanesCommand(.fwd, ports: ["d0", "d1"])
+            fwd.mode = "l3"
+            fwd.filter = "udp dport 9000"
+            // Copy mode: igb's zero-copy TX sends nothing under QEMU 10.0.2 (its RX works).
+            fwd.extra = ["--bind", "copy"]
+            let f = try Child(arguments: ["testbed", "exec", "dut", "--name", vm.name, "--", Child.lanesBinary] + fwd.arguments)
+            forwarder = f
+            var waited = 0.0
+            while !guestAttached() && waited < 30 { usleep(300_000); waited += 0.3 }
+            guard guestAttached() else {
+                f.interrupt()
+                throw LanesError("lanes fwd did not start in the guest: \(f.wait(timeout: 5).stderr.split(separator: "\n").last ?? "")")
+            }
+            usleep(300_000)
+        } else if c.dut == "lanes" {
             var fwd = LanesCommand(.fwd, testbed: tb.name)
             fwd.mode = c.impair == nil ? "l3" : "io"
             fwd.extra = c.impair.map { ["--impair", $0] } ?? []
@@ -501,7 +539,7 @@ public enum RFC2544Runner {
             }
             usleep(300_000)
         }
-        if c.dut == "kernel" {
+        if c.dut == "kernel" && vm == nil {
             // As in `lanes scale`: with veth's default softirq the kernel's forwarding runs
             // in the sender's context and slows the generator to its own pace (every trial
             // lossless, generator-bound); a NAPI kthread per queue, pinned, decouples them.
@@ -624,7 +662,8 @@ public enum RFC2544Runner {
         if c.tests.contains(.backToBack) {
             method.append("back-to-back: bursts at the generator's maximum from 1024 frames, doubled while lossless, then bisected to \(c.precision * 100)% (at most \(c.b2bSeconds) s of frames), \(c.b2bSearches) searches averaged; buffer time after RFC 9004 with the generator's maximum as the burst rate")
         }
-        return RFC2544Result(date: ISO8601DateFormatter().string(from: Date()), machine: "\(cpu), \(Sysfs.onlineCPUs()) CPUs",
+        return RFC2544Result(date: ISO8601DateFormatter().string(from: Date()),
+                             machine: "\(cpu), \(Sysfs.onlineCPUs()) CPUs" + (vm == nil ? "" : "; the dut a QEMU guest under \(accelerator)\(accelerator == "tcg" ? ", EMULATED: the rates are not performance figures" : "")"),
                              dut: dutName(c), path: path.label, tests: c.tests, method: method.joined(separator: "; "),
                              trialSeconds: c.trialSeconds, verifySeconds: c.verifySeconds, precision: c.precision, pdrLossRatio: c.pdr,
                              points: points, trials: trials, seconds: Date().timeIntervalSince(started), interrupted: nil)

@@ -40,6 +40,7 @@ struct RFC2544Command: ParsableCommand {
     @Option(help: "Back-to-back: the longest burst tried, in seconds at the generator's maximum.") var b2bDuration = 2.0
     @Option(help: "Back-to-back: searches to average.") var b2bSearches = 2
     @Option(help: "Testbed name for the run.") var testbed = "lanes-2544"
+    @Flag(help: "On the VM testbed: the dut (--dut lanes or kernel) forwards d0 (virtio_net) -> d1 (igb) in a QEMU guest; TCG figures are marked emulated.") var vm = false
     @Option(help: "--dut external: the port frames leave from.") var txPort: String?
     @Option(help: "--dut external: the port they come back on.") var rxPort: String?
     @Option(help: "--dut external: the transmit port's network namespace (default: this one).") var txNetns: String?
@@ -75,6 +76,7 @@ struct RFC2544Command: ParsableCommand {
         guard !loads.isEmpty, loads.allSatisfy({ $0 != nil && $0! > 0 && $0! <= 1 }) else { throw LanesError("bad --latency-at '\(latencyAt)'", fix: "give fractions of NDR in (0, 1], e.g. 0.5,0.9") }
         c.latencyAt = loads.map { $0! }
         c.testbed = testbed
+        c.vm = vm
         (c.txPort, c.rxPort, c.txNetns, c.rxNetns, c.dstMac) = (txPort, rxPort, txNetns, rxNetns, dstMac)
         if let impair {
             guard dut == "lanes" else { throw LanesError("--impair and --dut \(dut) conflict", fix: "the impaired device is a lanes forwarder: use --dut lanes") }
