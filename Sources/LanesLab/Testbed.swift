@@ -144,6 +144,8 @@ public struct Testbed: Sendable {
 
     public struct Status: Codable, Sendable {
         public var name: String
+        /// "veth" here; "vm" for VMTestbed's.
+        public var kind = "veth"
         public var up: Bool
         public var queues: Int?
         public var namespaces: [String: Bool]

@@ -38,7 +38,7 @@ public struct VMTestbed: Sendable {
     public static let sharedGuestDir = "/lanes-ctl/share"
     var pidFile: String { stateDir + "/qemu.pid" }
 
-    /// The host ends of the guest's NICs, in the gen namespace: (host tap, guest name, guest MAC, host MAC, host IPv4, guest IPv4).
+    /// A guest NIC and its host end: the tap in the gen namespace, the guest's port, and the host's addresses on the tap.
     struct Link { var tap: String; var guest: Testbed.Port; var host: Testbed.Port }
     var links: [Link] {
         let t = veth

@@ -23,7 +23,10 @@ struct IntegrationTests {
                 #expect(again.status == 0)
                 #expect(again.stdout.contains("already up"))
                 let status = try lanes("testbed", "status", "--name", tb.name, "--json")
-                #expect(status.stdout.contains("\"up\" : true"))
+                #expect(status.stdout.contains("\"up\" : true") && status.stdout.contains("\"kind\" : \"veth\""), "\(status.stdout)")
+                // exec runs a command in a role's namespace, with its status.
+                let exec = try lanes("testbed", "exec", "dut", "--name", tb.name, "--", "sh", "-c", "ip -br link show d0; exit 3")
+                #expect(exec.status == 3 && exec.stdout.hasPrefix("d0"), "\(exec.stdout) \(exec.stderr)")
                 return tb.name
             }
             let ns = try ip("netns", "list").stdout
