@@ -54,7 +54,7 @@ let package = Package(
         .testTarget(name: "LanesCoreTests", dependencies: ["LanesCore"]),
         .testTarget(name: "LanesEngineTests", dependencies: ["CLanes", "LanesEngine", "LanesCore", "LanesPacket", "LanesXDP"]),
         .testTarget(name: "LanesIntegrationTests",
-                    dependencies: ["LanesLab", "LanesXDP", "LanesCore", "LanesPacket", "lanes"]),
+                    dependencies: ["LanesLab", "LanesXDP", "LanesCore", "LanesPacket", "lanes"], exclude: ["fibdiff.py"]),
     ],
     swiftLanguageModes: [.v5]
 )

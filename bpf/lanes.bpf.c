@@ -23,7 +23,8 @@
 #define LANES_MAX_QUEUES 256
 #define LANES_MAGIC 0x4c414e45 /* "LANE" */
 
-enum lanes_action { LANES_REDIRECT = 0, LANES_SINK = 1, LANES_COUNT_PASS = 2, LANES_SIGNED_RX = 3, LANES_REDIRECT_RESOLVED = 4 };
+enum lanes_action { LANES_REDIRECT = 0, LANES_SINK = 1, LANES_COUNT_PASS = 2, LANES_SIGNED_RX = 3, LANES_FORWARD_FIB = 4 };
+enum lanes_fib_flags { LANES_FIB_DROP_FRAGMENTABLE = 1 };
 enum lanes_proto { LANES_IPV4 = 1, LANES_IPV6 = 2 };
 
 struct lanes_config {
@@ -36,6 +37,12 @@ struct lanes_config {
 	__u32 streams;    /* LANES_SIGNED_RX: stream ids below this are counted */
 	__u64 flow_cap_bps; /* per-flow policer: 0 = off */
 	__u64 flow_burst_bytes;
+	/* LANES_FORWARD_FIB: the lanes send by this interface only (the forwarder's
+	 * other port); this interface's own MAC; enum lanes_fib_flags. */
+	__u32 fib_egress;
+	__u32 fib_flags;
+	__u8 mac[6];
+	__u8 pad[2];
 };
 
 struct lanes_qstats {
@@ -44,7 +51,17 @@ struct lanes_qstats {
 	__u64 dropped;    /* matched in sink mode */
 	__u64 matched_bytes;
 	__u64 policed;    /* over the per-flow cap: dropped here */
-	__u64 unresolved; /* LANES_REDIRECT_RESOLVED: next hop without a neighbour, given to the kernel */
+	/* LANES_FORWARD_FIB, by cause (each also in passed or dropped): */
+	__u64 unresolved;    /* next hop without a neighbour: passed (the kernel resolves it) */
+	__u64 blackhole;     /* a blackhole route: dropped */
+	__u64 unreachable;   /* an unreachable or prohibit route: passed (the kernel answers with ICMP) */
+	__u64 ttl_expired;   /* TTL or hop limit 1 or less: passed (ICMP time exceeded) */
+	__u64 too_big;       /* over the egress MTU: passed (ICMP frag-needed or packet-too-big, or fragmented) */
+	__u64 too_big_dropped; /* over the egress MTU with DF clear, and the operator asked for drops */
+	__u64 not_forwarded; /* no unicast route (local, broadcast, no route, throw), forwarding off, martian,
+	                      * not to this port's MAC, IPv4 options or fragments, IPv6 extension headers
+	                      * or link-local: passed, for the kernel to do what it does */
+	__u64 other_port;    /* the route leaves by another interface, or back out of this one: passed */
 };
 
 /* The per-flow policer: a token bucket per 5-tuple, emulating a cloud's
@@ -424,40 +441,131 @@ static __always_inline void lanes_signed_rx(struct xdp_md *ctx, const struct lan
 #define AF_INET6 10
 #endif
 
-/* The kernel's FIB for this packet (`lanes fwd --routes kernel`): 1 when its
- * route's next hop has no neighbour entry yet (BPF_FIB_LKUP_RET_NO_NEIGH). */
-static __always_inline int lanes_next_hop_unresolved(struct xdp_md *ctx)
+/* `lanes fwd --mode l3 --routes kernel`: the kernel's FIB decides, once per packet.
+ * bpf_fib_lookup applies the policy rules, every table, every route type and the
+ * kernel's own multipath choice (fib_multipath_hash_policy, from the addresses,
+ * ports and flow label given here), and checks the egress MTU. A packet it would
+ * forward by the lanes' other port gets the next hop's and the port's MACs here,
+ * and the lane decrements TTL or hop limit; anything the kernel would answer,
+ * drop or handle in its own way (ICMP errors, local delivery, fragmenting,
+ * options, redirects) is passed to the kernel, and counted by cause.
+ * Returns the XDP verdict, or -1 to redirect to the lane. */
+static __always_inline int lanes_forward_fib(struct xdp_md *ctx, const struct lanes_config *cfg, struct lanes_qstats *st)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct bpf_fib_lookup fib = {};
+	int v4 = 0, df = 0;
 	if ((void *)(eth + 1) > end)
-		return 0;
+		return XDP_PASS;
+	/* The kernel drops a frame to another host's MAC (PACKET_OTHERHOST), and takes
+	 * broadcast and multicast frames for itself. */
+	if (*(__u32 *)eth->h_dest != *(const __u32 *)cfg->mac || *(__u16 *)(eth->h_dest + 4) != *(const __u16 *)(cfg->mac + 4)) {
+		st->not_forwarded++;
+		return XDP_PASS;
+	}
 	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = (void *)(eth + 1);
 		if ((void *)(ip + 1) > end)
-			return 0;
+			return XDP_PASS;
+		__u32 s = bpf_ntohl(ip->saddr), d = bpf_ntohl(ip->daddr);
+		/* Options (ihl > 5) and fragments are the kernel's to forward; so are
+		 * martians (zeronet, loopback, multicast or class E, either side). */
+		if (ip->ihl != 5 || (ip->frag_off & bpf_htons(0x3fff)) || (s >> 24) == 0 || (s >> 24) == 127 || s >= 0xe0000000 ||
+		    (d >> 24) == 0 || (d >> 24) == 127 || d >= 0xe0000000) {
+			st->not_forwarded++;
+			return XDP_PASS;
+		}
+		if (ip->ttl <= 1) {
+			st->ttl_expired++;
+			return XDP_PASS;
+		}
+		v4 = 1;
+		df = (ip->frag_off & bpf_htons(0x4000)) != 0;
 		fib.family = AF_INET;
 		fib.tos = ip->tos;
 		fib.l4_protocol = ip->protocol;
 		fib.tot_len = bpf_ntohs(ip->tot_len);
 		fib.ipv4_src = ip->saddr;
 		fib.ipv4_dst = ip->daddr;
+		if (ip->protocol == IPPROTO_UDP || ip->protocol == IPPROTO_TCP) {
+			__be16 *ports = (void *)(ip + 1);
+			if ((void *)(ports + 2) > end)
+				return XDP_PASS;
+			fib.sport = ports[0];
+			fib.dport = ports[1];
+		}
 	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = (void *)(eth + 1);
 		if ((void *)(ip6 + 1) > end)
-			return 0;
+			return XDP_PASS;
+		__u8 nh = ip6->nexthdr;
+		__u8 *sa = ip6->saddr.in6_u.u6_addr8, *da = ip6->daddr.in6_u.u6_addr8;
+		/* Extension headers (hop-by-hop, routing, fragment, destination options),
+		 * multicast and link-local (never forwarded) are the kernel's. */
+		if (nh == 0 || nh == 43 || nh == 44 || nh == 60 || da[0] == 0xff || sa[0] == 0xff ||
+		    (da[0] == 0xfe && (da[1] & 0xc0) == 0x80) || (sa[0] == 0xfe && (sa[1] & 0xc0) == 0x80)) {
+			st->not_forwarded++;
+			return XDP_PASS;
+		}
+		if (ip6->hop_limit <= 1) {
+			st->ttl_expired++;
+			return XDP_PASS;
+		}
 		fib.family = AF_INET6;
-		fib.l4_protocol = ip6->nexthdr;
-		fib.tot_len = bpf_ntohs(ip6->payload_len);
-		__builtin_memcpy(fib.ipv6_src, &ip6->saddr, 16);
-		__builtin_memcpy(fib.ipv6_dst, &ip6->daddr, 16);
+		fib.flowinfo = *(__be32 *)ip6 & bpf_htonl(0x0fffffff);
+		fib.l4_protocol = nh;
+		fib.tot_len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
+		__builtin_memcpy(fib.ipv6_src, sa, 16);
+		__builtin_memcpy(fib.ipv6_dst, da, 16);
+		if (nh == IPPROTO_UDP || nh == IPPROTO_TCP) {
+			__be16 *ports = (void *)(ip6 + 1);
+			if ((void *)(ports + 2) > end)
+				return XDP_PASS;
+			fib.sport = ports[0];
+			fib.dport = ports[1];
+		}
 	} else {
-		return 0;
+		return XDP_PASS;
 	}
 	fib.ifindex = ctx->ingress_ifindex;
-	return bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) == BPF_FIB_LKUP_RET_NO_NEIGH;
+	long rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	switch (rc) {
+	case BPF_FIB_LKUP_RET_SUCCESS:
+		break;
+	case BPF_FIB_LKUP_RET_BLACKHOLE:
+		st->blackhole++;
+		return XDP_DROP;
+	case BPF_FIB_LKUP_RET_UNREACHABLE:
+	case BPF_FIB_LKUP_RET_PROHIBIT:
+		st->unreachable++;
+		return XDP_PASS;
+	case BPF_FIB_LKUP_RET_FRAG_NEEDED:
+		if (v4 && !df && (cfg->fib_flags & LANES_FIB_DROP_FRAGMENTABLE)) {
+			st->too_big_dropped++;
+			return XDP_DROP;
+		}
+		st->too_big++;
+		return XDP_PASS;
+	case BPF_FIB_LKUP_RET_NO_NEIGH:
+		/* The kernel forwards it and resolves the neighbour (ARP, NDP); the
+		 * lanes take the flow once the neighbour is there. */
+		st->unresolved++;
+		return XDP_PASS;
+	default: /* NOT_FWDED, FWD_DISABLED, UNSUPP_LWT */
+		st->not_forwarded++;
+		return XDP_PASS;
+	}
+	/* Back out of the port it came in on (the kernel also sends a redirect), or by
+	 * an interface the lanes do not send on. */
+	if (fib.ifindex != cfg->fib_egress || fib.ifindex == ctx->ingress_ifindex) {
+		st->other_port++;
+		return XDP_PASS;
+	}
+	__builtin_memcpy(eth->h_dest, fib.dmac, 6);
+	__builtin_memcpy(eth->h_source, fib.smac, 6);
+	return -1; /* the caller restores the MACs if no socket takes it */
 }
 
 SEC("xdp.frags")
@@ -492,12 +600,32 @@ int lanes_xdp(struct xdp_md *ctx)
 		st->passed++;
 		return XDP_PASS;
 	}
-	if (cfg->action == LANES_REDIRECT_RESOLVED && lanes_next_hop_unresolved(ctx)) {
-		/* The kernel forwards it and resolves the neighbour (ARP, NDP); the
-		 * lanes take the flow once the neighbour is in their tables. */
-		st->unresolved++;
-		st->passed++;
-		return XDP_PASS;
+	if (cfg->action == LANES_FORWARD_FIB) {
+		struct ethhdr *eth = (void *)(long)ctx->data;
+		if ((void *)(eth + 1) > (void *)(long)ctx->data_end)
+			return XDP_PASS;
+		__u8 macs[12];
+		__builtin_memcpy(macs, eth, 12);
+		int verdict = lanes_forward_fib(ctx, cfg, st);
+		if (verdict == XDP_PASS) {
+			st->passed++;
+			return XDP_PASS;
+		}
+		if (verdict == XDP_DROP) {
+			st->dropped++;
+			return XDP_DROP;
+		}
+		/* No socket on this queue yet (starting, stopping): the kernel forwards it, as it came. */
+		if (bpf_redirect_map(&lanes_xsks, q, XDP_PASS) != XDP_REDIRECT) {
+			eth = (void *)(long)ctx->data;
+			if ((void *)(eth + 1) > (void *)(long)ctx->data_end)
+				return XDP_PASS;
+			__builtin_memcpy(eth, macs, 12);
+			st->passed++;
+			return XDP_PASS;
+		}
+		st->redirected++;
+		return XDP_REDIRECT;
 	}
 	int verdict = bpf_redirect_map(&lanes_xsks, q, XDP_PASS);
 	if (verdict == XDP_REDIRECT)

@@ -34,9 +34,17 @@ public struct EngineConfig: Sendable {
     public var multiBuffer: Bool? = nil
     /// `--latency`: lanes spin instead of sleeping and kick TX after every burst.
     public var latency = false
-    /// Forwarding by the kernel's routes: a packet whose next hop has no neighbour
-    /// yet goes to the kernel (XDP_PASS after bpf_fib_lookup), not to the lanes.
-    public var passUnresolved = false
+    /// Forwarding by the kernel's FIB (`fwd --mode l3 --routes kernel`): the XDP
+    /// program looks each packet up (bpf_fib_lookup) and gives the lanes only what
+    /// the kernel would forward by the other port, its MACs already the next hop's.
+    public var kernelFIB: KernelFIB? = nil
+
+    public struct KernelFIB: Sendable, Equatable {
+        /// A DF-clear IPv4 packet over the egress MTU: dropped (and counted), not
+        /// passed to the kernel to fragment (`--fragments drop`).
+        public var dropFragmentable = false
+        public init(dropFragmentable: Bool = false) { self.dropFragmentable = dropFragmentable }
+    }
 
     public init(interface: String) { self.interface = interface }
 
@@ -133,10 +141,14 @@ public final class Engine {
         umemConfig.numaNode = numaNode
         self.config = config
         stats = StatsArea(lanes: queues.count * (config.bidirectional && config.outInterface != nil ? 2 : 1))
-        let action: XDPAction = config.passUnresolved ? .redirectResolved : .redirect
-        program = try XDPProgram(filter: config.filter, action: action, flowCapBps: config.flowCapBps)
+        let action: XDPAction = config.kernelFIB != nil ? .forwardByFIB : .redirect
+        func fib(_ from: String, _ to: String?) throws(LanesError) -> XDPProgram.FIBConfig? {
+            guard let k = config.kernelFIB, let to else { return nil }
+            return try XDPProgram.FIBConfig(interface: from, egress: to, dropFragmentable: k.dropFragmentable)
+        }
+        program = try XDPProgram(filter: config.filter, action: action, flowCapBps: config.flowCapBps, fib: try fib(name, config.outInterface))
         outProgram = config.bidirectional && config.outInterface != nil
-            ? try XDPProgram(filter: config.filter, action: action, flowCapBps: config.flowCapBps) : nil
+            ? try XDPProgram(filter: config.filter, action: action, flowCapBps: config.flowCapBps, fib: try fib(config.outInterface!, name)) : nil
         // The program first, then the sockets: a packet that comes before its
         // queue's socket is registered passes to the kernel (bpf_redirect_map's
         // XDP_PASS default), and a driver that reconfigures its queues when a
@@ -262,6 +274,7 @@ public final class Engine {
     @_specialize(exported: true, where App == IOApp)
     @_specialize(exported: true, where App == L2App)
     @_specialize(exported: true, where App == L3App)
+    @_specialize(exported: true, where App == L3FIBApp)
     @_specialize(exported: true, where App == CaptureApp)
     @_specialize(exported: true, where App == ReplayApp)
     public func run<App: LaneApp>(duration: Double?, interval: Double, grace: Double = 0.2,

@@ -70,7 +70,8 @@ public final class Pipeline {
         var cap = 1
         while cap < config.umem.frameCount { cap <<= 1 }
         returns = workerCores.map { _ in SPSCRing(capacity: cap) }
-        program = try XDPProgram(filter: config.filter, action: config.passUnresolved ? .redirectResolved : .redirect, flowCapBps: config.flowCapBps)
+        program = try XDPProgram(filter: config.filter, action: config.kernelFIB != nil ? .forwardByFIB : .redirect, flowCapBps: config.flowCapBps,
+                                 fib: try config.kernelFIB.map { k throws(LanesError) in try XDPProgram.FIBConfig(interface: name, egress: out, dropFragmentable: k.dropFragmentable) })
         primed = rxSocket.primeFill(frames: 0..<(config.umem.frameCount / 2), frameSize: config.umem.frameSize)
         try program.register(socketFD: rxSocket.fd, queue: UInt32(rxQueue))
         try program.attach(interface: name, mode: config.xdpMode, force: config.force)
@@ -86,6 +87,7 @@ public final class Pipeline {
     @_specialize(exported: true, where App == IOApp)
     @_specialize(exported: true, where App == L2App)
     @_specialize(exported: true, where App == L3App)
+    @_specialize(exported: true, where App == L3FIBApp)
     public func run<App: LaneApp>(duration: Double?, interval: Double, onInterval: (IntervalReport) -> Void,
                                   makeApp: (Int) -> App) throws(LanesError) -> RunSummary {
         StopSignals.block()

@@ -94,25 +94,6 @@ public struct RunSummary: Encodable, Sendable {
     public var ec2Shaping: EC2Shaping? = nil
     /// Sockets bound with XDP_USE_SG (AF_XDP multi-buffer: packets across frames).
     public var multiBuffer = false
-    /// `fwd --routes kernel`: the followed tables at the end (nil, and absent from the JSON, otherwise).
-    public var routes: RouteStats? = nil
-
-    /// What a route follower published.
-    public struct RouteStats: Codable, Sendable {
-        /// The table version the lanes forward by (1: the first).
-        public var version: UInt64
-        /// Tables published after the first.
-        public var updatesApplied: Int
-        public var routes: Int
-        public var neighbours: Int
-        /// Gateway routes left out for want of a neighbour, at the last update.
-        public var unresolvedGateways: Int
-        public init(version: UInt64, updatesApplied: Int, routes: Int, neighbours: Int, unresolvedGateways: Int) {
-            self.version = version; self.updatesApplied = updatesApplied; self.routes = routes
-            self.neighbours = neighbours; self.unresolvedGateways = unresolvedGateways
-        }
-    }
-
     public var rxPackets: UInt64 { lanes.reduce(0) { $0 + $1.rxPackets } }
     public var txPackets: UInt64 { lanes.reduce(0) { $0 + $1.txPackets } }
     public var rxBytes: UInt64 { lanes.reduce(0) { $0 + $1.rxBytes } }
@@ -121,7 +102,7 @@ public struct RunSummary: Encodable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case interface, bindMode, xdpMode, filter, umemPlacement, framesPerLane, frameSize, umemBytesPerLane
-        case durationS, exitReason, processRSSBytes = "processRssBytes", processBeyondUMEMBytes = "processBeyondUmemBytes", linkDownEvents, lanes, cpuS, ec2Shaping, multiBuffer, routes
+        case durationS, exitReason, processRSSBytes = "processRssBytes", processBeyondUMEMBytes = "processBeyondUmemBytes", linkDownEvents, lanes, cpuS, ec2Shaping, multiBuffer
         case rxPackets, txPackets, rxBytes, txBytes, rxPps, txPps, framesBalanced, drops, xsk, xdp
     }
 
@@ -144,7 +125,6 @@ public struct RunSummary: Encodable, Sendable {
         try c.encode(cpuS, forKey: .cpuS)
         try c.encodeIfPresent(ec2Shaping, forKey: .ec2Shaping)
         try c.encode(multiBuffer, forKey: .multiBuffer)
-        try c.encodeIfPresent(routes, forKey: .routes)
         try c.encode(rxPackets, forKey: .rxPackets)
         try c.encode(txPackets, forKey: .txPackets)
         try c.encode(rxBytes, forKey: .rxBytes)

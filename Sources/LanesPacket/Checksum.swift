@@ -60,6 +60,15 @@ public enum Checksum {
         return ~UInt16(s)
     }
 
+    /// The IPv4 header checksum after the TTL drops by one, exactly as the
+    /// kernel's ip_decrease_ttl computes it (so a forwarded packet's checksum
+    /// is bit-for-bit the kernel router's, 0x0000 rather than 0xffff included).
+    @inlinable @inline(__always)
+    public static func afterTTLDecrement(_ checksum: UInt16) -> UInt16 {
+        let c = UInt32(checksum) &+ 0x0100
+        return UInt16(truncatingIfNeeded: c &+ (c >= 0xffff ? 1 : 0))
+    }
+
     /// RFC 1624 for a 32-bit field (an IPv4 address): two 16-bit updates.
     @inlinable @inline(__always)
     public static func update(_ checksum: UInt16, old: UInt32, new: UInt32) -> UInt16 {

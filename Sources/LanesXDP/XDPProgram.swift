@@ -30,10 +30,12 @@ public enum XDPAction: UInt32, Sendable {
     case countAndPass = 2
     /// Count the generator's signed packets per stream in XDP, then drop (`gen --rx xdp`).
     case signedReceive = 3
-    /// As `redirect`, but a packet whose next hop in the kernel's FIB has no
-    /// neighbour entry (bpf_fib_lookup: BPF_FIB_LKUP_RET_NO_NEIGH) passes to the
-    /// kernel, which forwards it and resolves the neighbour (`fwd --routes kernel`).
-    case redirectResolved = 4
+    /// `fwd --mode l3 --routes kernel`: the kernel's FIB decides each packet
+    /// (bpf_fib_lookup: rules, tables, route types, multipath, MTU). A packet it
+    /// forwards by the forwarder's other port gets the next hop's and the port's
+    /// MACs and goes to the lane; a blackhole drops; anything the kernel answers or
+    /// handles itself (ICMP errors, local, fragmenting, unresolved neighbours) passes.
+    case forwardByFIB = 4
 }
 
 /// One stream's receive counts from the XDP receiver, merged over CPUs
@@ -75,13 +77,31 @@ public struct XDPQueueCounters: Sendable, Equatable, Codable {
     public var matchedBytes: UInt64 = 0
     /// Dropped by the per-flow policer (over --flow-cap).
     public var policed: UInt64 = 0
-    /// Passed to the kernel because the next hop had no neighbour yet (`.redirectResolved`; also in `passed`).
+    /// `.forwardByFIB`, by cause (each also in `passed` or `dropped`); see `FIBCauses`.
     public var unresolved: UInt64 = 0
+    public var blackhole: UInt64 = 0
+    public var unreachable: UInt64 = 0
+    public var ttlExpired: UInt64 = 0
+    public var tooBig: UInt64 = 0
+    public var tooBigDropped: UInt64 = 0
+    public var notForwarded: UInt64 = 0
+    public var otherPort: UInt64 = 0
     public init() {}
+
+    /// The u64 words of struct lanes_qstats, in order.
+    static let words = 13
+    init(words w: UnsafeBufferPointer<UInt64>) {
+        (redirected, passed, dropped, matchedBytes, policed) = (w[0], w[1], w[2], w[3], w[4])
+        (unresolved, blackhole, unreachable, ttlExpired) = (w[5], w[6], w[7], w[8])
+        (tooBig, tooBigDropped, notForwarded, otherPort) = (w[9], w[10], w[11], w[12])
+    }
+
     public static func + (a: Self, b: Self) -> Self {
         var s = a
         s.redirected += b.redirected; s.passed += b.passed; s.dropped += b.dropped; s.matchedBytes += b.matchedBytes
-        s.policed += b.policed; s.unresolved += b.unresolved
+        s.policed += b.policed; s.unresolved += b.unresolved; s.blackhole += b.blackhole; s.unreachable += b.unreachable
+        s.ttlExpired += b.ttlExpired; s.tooBig += b.tooBig; s.tooBigDropped += b.tooBigDropped
+        s.notForwarded += b.notForwarded; s.otherPort += b.otherPort
         return s
     }
 }
@@ -126,7 +146,7 @@ public final class XDPProgram {
 
     /// Loads the embedded program into the kernel (not yet attached). `streams`
     /// sizes the signed receiver's per-stream map (action `.signedReceive`).
-    public init(filter: LaneFilter = .all, action: XDPAction = .redirect, flowCapBps: UInt64 = 0, streams: Int = 1) throws(LanesError) {
+    public init(filter: LaneFilter = .all, action: XDPAction = .redirect, flowCapBps: UInt64 = 0, streams: Int = 1, fib: FIBConfig? = nil) throws(LanesError) {
         self.streams = max(1, streams)
         let obj = try XDPProgram.loadEmbedded(EmbeddedBPF.lanes, name: "lanes", what: "XDP", maxEntries: [("lanes_rx_streams", self.streams)])
         object = obj
@@ -142,7 +162,7 @@ public final class XDPProgram {
             bpf_object__close(obj)
             throw LanesError("embedded XDP object lacks its program or maps", fix: "rebuild with 'swift build'")
         }
-        try configure(filter: filter, action: action, flowCapBps: flowCapBps)
+        try configure(filter: filter, action: action, flowCapBps: flowCapBps, fib: fib)
     }
 
     deinit {
@@ -150,10 +170,33 @@ public final class XDPProgram {
         bpf_object__close(object)
     }
 
+    /// `.forwardByFIB` on one interface: the interface the lanes send by, this
+    /// interface's MAC, and whether a DF-clear IPv4 packet over the egress MTU is
+    /// dropped rather than passed to the kernel to fragment.
+    public struct FIBConfig: Sendable, Equatable {
+        public var egressIfindex: UInt32
+        public var mac: MACAddress
+        public var dropFragmentable: Bool
+        public init(egressIfindex: UInt32, mac: MACAddress, dropFragmentable: Bool) {
+            self.egressIfindex = egressIfindex; self.mac = mac; self.dropFragmentable = dropFragmentable
+        }
+
+        /// For `interface` (in the current namespace) sending by `egress`.
+        public init(interface: String, egress: String, dropFragmentable: Bool) throws(LanesError) {
+            let out = if_nametoindex(egress)
+            guard out != 0 else { throw LanesError("interface '\(egress)' not found", fix: "see 'ip link'") }
+            guard let m = Sysfs.read("/sys/class/net/\(interface)/address").flatMap({ MACAddress($0) }) else {
+                throw LanesError("cannot read the MAC address of \(interface)", fix: "check 'ip link show \(interface)'")
+            }
+            self.init(egressIfindex: out, mac: m, dropFragmentable: dropFragmentable)
+        }
+    }
+
     /// Writes the filter, action and per-flow cap into the config map (struct lanes_config:
-    /// six u32 words, then flow_cap_bps and flow_burst_bytes as u64).
-    public func configure(filter: LaneFilter, action: XDPAction, flowCapBps: UInt64 = 0) throws(LanesError) {
-        var cfg = [UInt32](repeating: 0, count: 10)
+    /// six u32 words, flow_cap_bps and flow_burst_bytes as u64, then fib_egress,
+    /// fib_flags, and the MAC in two words).
+    public func configure(filter: LaneFilter, action: XDPAction, flowCapBps: UInt64 = 0, fib: FIBConfig? = nil) throws(LanesError) {
+        var cfg = [UInt32](repeating: 0, count: 14)
         cfg[0] = XDPProgram.magic
         cfg[1] = action.rawValue
         cfg[2] = filter.protocols.rawValue
@@ -165,6 +208,13 @@ public final class XDPProgram {
         let burst = flowCapBps == 0 ? 0 : max(flowCapBps / 8 / 100, 2 * 1518)
         cfg[6] = UInt32(truncatingIfNeeded: flowCapBps); cfg[7] = UInt32(truncatingIfNeeded: flowCapBps >> 32)
         cfg[8] = UInt32(truncatingIfNeeded: burst); cfg[9] = UInt32(truncatingIfNeeded: burst >> 32)
+        if let fib {
+            cfg[10] = fib.egressIfindex
+            cfg[11] = fib.dropFragmentable ? 1 : 0 // LANES_FIB_DROP_FRAGMENTABLE
+            let m = fib.mac.array // the frame's byte order, as the program compares it
+            cfg[12] = UInt32(m[0]) | UInt32(m[1]) << 8 | UInt32(m[2]) << 16 | UInt32(m[3]) << 24
+            cfg[13] = UInt32(m[4]) | UInt32(m[5]) << 8
+        }
         var key: UInt32 = 0
         try negErrno("write the XDP filter config") {
             cfg.withUnsafeBytes { bpf_map_update_elem(configFD, &key, $0.baseAddress, 0) }
@@ -281,19 +331,14 @@ public final class XDPProgram {
     public func counters(queue: UInt32) -> XDPQueueCounters {
         let cpus = Int(libbpf_num_possible_cpus())
         guard cpus > 0 else { return XDPQueueCounters() }
-        let stride = 6 // u64 fields of struct lanes_qstats
+        let stride = XDPQueueCounters.words
         var values = [UInt64](repeating: 0, count: cpus * stride)
         var key = queue
         let r = values.withUnsafeMutableBytes { bpf_map_lookup_elem(statsFD, &key, $0.baseAddress) }
         var c = XDPQueueCounters()
         guard r == 0 else { return c }
-        for cpu in 0..<cpus {
-            c.redirected += values[cpu * stride]
-            c.passed += values[cpu * stride + 1]
-            c.dropped += values[cpu * stride + 2]
-            c.matchedBytes += values[cpu * stride + 3]
-            c.policed += values[cpu * stride + 4]
-            c.unresolved += values[cpu * stride + 5]
+        values.withUnsafeBufferPointer { v in
+            for cpu in 0..<cpus { c = c + XDPQueueCounters(words: UnsafeBufferPointer(rebasing: v[(cpu * stride)..<((cpu + 1) * stride)])) }
         }
         return c
     }

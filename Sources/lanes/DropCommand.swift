@@ -30,12 +30,16 @@ struct FwdCommand: ParsableCommand {
         --mode macswap swaps Ethernet addresses and sends each packet back out of its queue (one port).
         --mode io|l2|l3 forward lane i of IN to queue i of OUT; both sockets share the lane's UMEM,
         so no packet byte is copied in user space. l2 rewrites the MACs to --next-hop and OUT's own;
-        l3 looks up a longest-prefix-match route table, decrements TTL/hop limit with an incremental
-        checksum update, and drops by cause (ttl, no route, bad checksum, non-IP). Its routes are the
-        kernel's (ip route, ip neigh in the namespace), followed live; a packet whose next hop has no
-        neighbour yet goes to the kernel, which resolves it. --routes FILE (lines 'PREFIX/LEN
-        NEXTHOP-MAC [PORT]') uses fixed routes and static neighbours instead. ARP and NDP for the ports'
-        own addresses are answered by the kernel (the XDP program passes them).
+        l3 forwards as the kernel's FIB says: the XDP program looks every packet up (bpf_fib_lookup:
+        policy rules, every table, every route type, ECMP by fib_multipath_hash_policy, the egress
+        MTU) and hands the lane what the kernel would forward by OUT, its MACs already the next hop's
+        and OUT's; the lane checks the header and decrements TTL/hop limit with the kernel's checksum
+        update. Blackholes are dropped in XDP; unreachable/prohibit routes, TTL 1, packets over the
+        MTU, local and unrouted destinations, unresolved neighbours and routes by another port go to
+        the kernel, which answers (ICMP), fragments, resolves or forwards them: all counted by cause.
+        Route changes take effect at the next packet. --routes FILE (lines 'PREFIX/LEN NEXTHOP-MAC
+        [PORT]') uses a fixed longest-prefix-match table and static neighbours instead, dropping by
+        cause (ttl, no route, bad checksum, non-IP). ARP and NDP are the kernel's (the program passes them).
         Default on the testbed: IN dut:d0, OUT dut:d1.
         Memory: UMEM of --frames x --frame-size per lane (default 8 MiB), plus a few MiB.
         Examples:
@@ -48,7 +52,8 @@ struct FwdCommand: ParsableCommand {
     @Flag(help: "Also forward OUT -> IN (io, l2, l3).") var bidirectional = false
     @Option(help: "l2: next-hop MAC for IN -> OUT (default on the testbed: sink:s0).") var nextHop: String?
     @Option(help: "l2: next-hop MAC for OUT -> IN with --bidirectional (default on the testbed: gen:g0).") var reverseNextHop: String?
-    @Option(help: "l3: 'kernel' (the default): the namespace's main routing table and neighbours over rtnetlink, followed while it runs; or a route file of lines 'PREFIX/LEN NEXTHOP-MAC [PORT]'.") var routes: String?
+    @Option(help: "l3: 'kernel' (the default): the namespace's FIB, looked up for every packet in XDP (bpf_fib_lookup); or a route file of lines 'PREFIX/LEN NEXTHOP-MAC [PORT]'.") var routes: String?
+    @Option(help: "l3 --routes kernel: a DF-clear IPv4 packet over the egress MTU is passed to the kernel, which fragments it ('pass', the default), or dropped and counted ('drop').") var fragments = "pass"
     @Flag(help: "Software RSS: one RX lane (--queues N, --cores C) spreads flows over worker lanes through lock-free rings.") var pipeline = false
     @Option(help: "With --pipeline: worker cores, one OUT queue each (e.g. 0-1).") var workers: String?
     @Option(help: ArgumentHelp("Test forwarder: drop every Nth packet and swap every Mth with the next (drop=N,reorder=M).", visibility: .hidden))
@@ -97,6 +102,10 @@ struct FwdCommand: ParsableCommand {
         if impair != nil && (mode != "io" || bidirectional || pipeline) {
             throw LanesError("--impair works with --mode macswap or io, one way, no --pipeline")
         }
+        guard ["pass", "drop"].contains(fragments) else { throw LanesError("bad --fragments '\(fragments)'", fix: "use pass or drop") }
+        if fragments != "pass" && (mode != "l3" || (routes ?? "kernel") != "kernel") {
+            throw LanesError("--fragments works with --mode l3 --routes kernel")
+        }
         switch mode {
         case "io":
             if let impair { return try runImpaired(config, impair, label: label, swapAddresses: false) }
@@ -112,7 +121,7 @@ struct FwdCommand: ParsableCommand {
         default:
             // By default, the kernel's own routes and neighbours, followed while the lanes run.
             guard let routes, routes != "kernel" else {
-                return try runKernelRoutes(config, label: label, outName: outName, inMAC: inMAC, outMAC: outMAC, workerCores: workerCores)
+                return try runKernelRoutes(config, label: label, outName: outName, workerCores: workerCores)
             }
             guard let data = FileManager.default.contents(atPath: routes) else { throw LanesError("cannot read route file '\(routes)'", fix: "check the path, or leave --routes out to use the kernel's routes") }
             let text = String(decoding: data, as: UTF8.self)
@@ -150,52 +159,35 @@ struct FwdCommand: ParsableCommand {
         }) { _, _ in app }
     }
 
-    /// l3 by the kernel's routes and neighbours, followed while the lanes run.
-    func runKernelRoutes(_ config: EngineConfig, label: String, outName: String, inMAC: MACAddress, outMAC: MACAddress, workerCores: [Int]?) throws {
+    /// l3 by the kernel's FIB: one bpf_fib_lookup per packet in the XDP program,
+    /// whose answer (the next hop's MACs, or a packet passed or dropped by cause)
+    /// the lanes forward by; no table of their own, so nothing to follow.
+    func runKernelRoutes(_ config: EngineConfig, label: String, outName: String, workerCores: [Int]?) throws {
         var config = config
-        // A packet whose next hop has no neighbour yet goes to the kernel, which forwards it and resolves the neighbour.
-        config.passUnresolved = true
+        config.kernelFIB = .init(dropFragmentable: fragments == "drop")
         let inName = config.interface
-        let follower = try RouteFollower(ports: [inName, outName])
-        let (table, kernel, unresolved) = try follower.snapshot()
-        guard !table.routes.isEmpty else {
-            throw LanesError("--routes kernel: no route of the kernel's main table leaves by \(inName) or \(outName) with a resolved neighbour",
-                             fix: "see 'ip route' and 'ip neigh' in the namespace; add one with 'ip route add PREFIX via GATEWAY dev \(outName)'")
+        let v4 = Sysfs.read("/proc/sys/net/ipv4/conf/\(inName)/forwarding") == "1"
+        let v6 = Sysfs.read("/proc/sys/net/ipv6/conf/\(inName)/forwarding") == "1"
+        guard v4 || v6 else {
+            throw LanesError("--routes kernel: IP forwarding is off on \(inName), so the kernel would forward nothing",
+                             fix: "sysctl -w net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 (in the namespace), or use --routes FILE")
         }
-        fputs("lanes fwd: \(table.routes.count) route(s) from the kernel (\(kernel.routes.count) routes, \(kernel.neighbours.count) neighbours read)"
-              + (unresolved.isEmpty ? "" : "; \(unresolved.count) gateway(s) without a neighbour left out: " + unresolved.map { "\($0.prefix)/\($0.length) via \($0.gateway!)" }.joined(separator: ", "))
-              + "; following changes\n", stderr)
-        let rxQueues = try InterfaceInfo.queueCount(inName).rx
-        let lanes = max(workerCores?.count ?? 0, config.queues?.count ?? rxQueues)
-        let forward = L3TableSlot(L3Tables(routes: table, outPort: outName), lanes: lanes)
-        let reverse = L3TableSlot(L3Tables(routes: table, outPort: inName), lanes: lanes)
-        follower.directions = [.init(slot: forward, outPort: outName), .init(slot: reverse, outPort: inName)]
-        defer {
-            follower.stop()
-            for line in follower.log { fputs("lanes fwd: \(line)\n", stderr) }
-            fputs("lanes fwd: routes followed: version \(follower.version), \(forward.updates) update(s) applied, \(follower.routes) route(s), \(follower.neighbours) neighbour(s)\n", stderr)
+        var notes: [String] = []
+        if !v4 { notes.append("IPv4 forwarding is off on \(inName): IPv4 packets go to the kernel") }
+        if !v6 { notes.append("IPv6 forwarding is off on \(inName): IPv6 packets go to the kernel") }
+        if let rp = Sysfs.read("/proc/sys/net/ipv4/conf/\(inName)/rp_filter").flatMap(Int.init),
+           let all = Sysfs.read("/proc/sys/net/ipv4/conf/all/rp_filter").flatMap(Int.init), max(rp, all) > 0 {
+            notes.append("rp_filter is \(max(rp, all)) on \(inName): the kernel checks sources, the lanes do not")
         }
-        // The follower starts with the first lane's app: after the privileges are dropped and the stop signals blocked.
-        // Off the lanes' cores where there is one to spare.
-        let laneCores = config.cores ?? (0..<lanes).map { $0 % Sysfs.onlineCPUs() }
-        let core = Engine.spareCore(lanes: laneCores + (workerCores ?? [])) ?? Sysfs.onlineCPUs() - 1
-        if let workerCores {
-            return try runPipeline(config, workerCores, label) { w in
-                if w == 0 { try? follower.start(core: core) }
-                return L3App(slot: forward, lane: w, source: outMAC)
-            }
+        if let policy = Sysfs.read("/proc/sys/net/ipv4/fib_multipath_hash_policy").flatMap(Int.init), policy != 0,
+           (try? Ethtool(inName).driverInfo().driver) != "veth" {
+            notes.append("fib_multipath_hash_policy \(policy): where \(inName)'s driver gives the stack its RX hash, the kernel may pick another multipath next hop than the lookup's")
         }
-        let json = options.json
-        try options.run(config, mode: label + ", routes from the kernel", report: { summary, _ in
-            follower.stop() // the lanes have stopped: the tables stay as they are
-            var s = summary
-            s.routes = .init(version: follower.version, updatesApplied: forward.updates, routes: follower.routes,
-                             neighbours: follower.neighbours, unresolvedGateways: follower.unresolved)
-            if json { printJSONLine(s) } else { options.printSummary(s) }
-        }, makeReverseApp: { L3App(slot: reverse, lane: $0, source: inMAC) }) { _, i in
-            if i == 0 { try? follower.start(core: core) }
-            return L3App(slot: forward, lane: i, source: outMAC)
-        }
+        fputs("lanes fwd: routes: the kernel's FIB, one bpf_fib_lookup per packet in XDP (rules, every table and route type, multipath, MTU); "
+              + "blackholes dropped, ICMP errors, local and unresolved traffic passed to the kernel, counted by cause"
+              + (notes.isEmpty ? "" : "\nlanes fwd: " + notes.joined(separator: "\nlanes fwd: ")) + "\n", stderr)
+        if let workerCores { return try runPipeline(config, workerCores, label) { _ in L3FIBApp() } }
+        try options.run(config, mode: label + ", routes by the kernel's FIB", makeReverseApp: { _ in L3FIBApp() }) { _, _ in L3FIBApp() }
     }
 
     func runPipeline<App: LaneApp>(_ config: EngineConfig, _ workerCores: [Int], _ label: String, makeApp: (Int) -> App) throws {

@@ -187,6 +187,14 @@ struct EngineOptions<Default: DefaultPort>: ParsableArguments {
                   + "; xdp redirected \(l.xdp.redirected) passed \(l.xdp.passed); kernel rx_dropped \(l.xsk.rxDropped) rx_ring_full \(l.xsk.rxRingFull) fill_empty \(l.xsk.rxFillRingEmptyDescs)")
             print("    \(l.frames)")
         }
+        let x = s.lanes.reduce(XDPQueueCounters()) { $0 + $1.xdp }
+        let passed = [("ttl expired", x.ttlExpired), ("unreachable or prohibit", x.unreachable), ("over the MTU", x.tooBig),
+                      ("neighbour unresolved", x.unresolved), ("not forwarded by a route", x.notForwarded), ("by another port", x.otherPort)]
+            .filter { $0.1 > 0 }.map { "\($0.0) \($0.1)" }
+        let dropped = [("blackhole", x.blackhole), ("over the MTU, DF clear", x.tooBigDropped)].filter { $0.1 > 0 }.map { "\($0.0) \($0.1)" }
+        if !passed.isEmpty || !dropped.isEmpty {
+            print("  kernel FIB: passed to the kernel: " + (passed.isEmpty ? "none" : passed.joined(separator: ", ")) + "; dropped in XDP: " + (dropped.isEmpty ? "none" : dropped.joined(separator: ", ")))
+        }
         print("  memory: \(s.processRSSBytes / 1024) KiB resident, \(s.processBeyondUMEMBytes / 1024) KiB beyond UMEM")
         if let shaping = s.ec2Shaping { for line in shaping.lines { print("  " + line) } }
     }

@@ -96,6 +96,26 @@ import Testing
         #expect(c[.dropMalformed] == 3)
         #expect(c[.dropBadChecksum] == 0)
         #expect(sent.count == 1 && balanced)
+        #expect(sent.first?.count == 14 + 46, "a router forwards the IP packet, not the frame's padding")
+    }
+
+    /// `--routes kernel`: the XDP program has chosen the route and written the MACs,
+    /// so the lane leaves them as they are, decrements TTL or hop limit with the
+    /// kernel's checksum update, trims padding, and drops by cause.
+    @Test func l3ByTheKernelsFIBDecrementsAndKeepsTheMACs() {
+        var badSum = Self.frame(dst: "198.18.1.9")
+        badSum[24] ^= 0xff
+        var arp = [UInt8](repeating: 0, count: 60)
+        arp[12] = 0x08; arp[13] = 0x06
+        let v4 = Self.frame(dst: "198.18.1.7"), v6 = Self.frame(dst: "fd00:198:18:1::5", v6: true, size: 100)
+        let (sent, c, balanced) = push(L3FIBApp(), [v4, v6, Self.frame(dst: "198.18.1.7", ttl: 1), badSum, arp])
+        #expect(sent.count == 2 && balanced)
+        #expect(c[.dropTTL] == 1 && c[.dropBadChecksum] == 1 && c[.dropNonIP] == 1)
+        for (pkt, orig) in zip(sent, [v4, v6]) {
+            #expect(Array(pkt[0..<12]) == Array(orig[0..<12]), "the MACs are the FIB's, written in XDP")
+            let r = pkt.withUnsafeBytes { PacketParser.parse($0, verifyChecksums: true) }
+            #expect(r.ipv4ChecksumValid != false && r.l4ChecksumValid == true && r.ttl == 63)
+        }
     }
 
     @Test func l2AndIORewriteOnlyWhatTheySay() {

@@ -96,6 +96,31 @@ func v6(_ s: String) -> IPAddress { .v6(IPv6Address(s)!) }
         #expect(parse(b).stop == .extensionChainPastFrame)
     }
 
+    /// The TTL decrement's checksum is ip_decrease_ttl's: for every checksum and
+    /// TTL the header still sums right, and the edge cases are the kernel's
+    /// (a sum of zero stored as 0x0000).
+    @Test func ttlDecrementChecksumIsTheKernels() {
+        var header = [UInt8](repeating: 0, count: 20)
+        header[0] = 0x45; header[9] = 17
+        var wrong = 0
+        for ttl in [2, 64, 255] as [UInt8] {
+            for i in stride(from: 0, to: 65536, by: 7) {
+                header[8] = ttl
+                header[12] = UInt8(i >> 8); header[13] = UInt8(i & 0xff) // vary the sum through the source address
+                header[10] = 0; header[11] = 0
+                let ck = header.withUnsafeBytes { ~Checksum.fold(Checksum.sum($0.baseAddress!, count: 20)) }
+                header[8] = ttl - 1
+                let new = Checksum.afterTTLDecrement(ck)
+                header[10] = UInt8(new >> 8); header[11] = UInt8(new & 0xff)
+                if header.withUnsafeBytes({ Checksum.fold(Checksum.sum($0.baseAddress!, count: 20)) }) != 0xffff { wrong += 1 }
+            }
+        }
+        #expect(wrong == 0)
+        #expect(Checksum.afterTTLDecrement(0xfeff) == 0x0000)
+        #expect(Checksum.afterTTLDecrement(0xff00) == 0x0001)
+        #expect(Checksum.afterTTLDecrement(0x1234) == 0x1334)
+    }
+
     @Test func badChecksumsAreReportedNotFatal() {
         var b = Self.udp4(); b[63] ^= 0xff
         let r = parse(b)
