@@ -46,6 +46,8 @@ public struct RFC2544Config: Sendable {
     public var vm = false
     /// A known-bad device for checking the method: `lanes fwd --mode io --impair SPEC`.
     public var impair: String? = nil
+    /// `--dut lanes`: its `fwd --routes` (nil: the kernel's FIB).
+    public var dutRoutes: String? = nil
     /// `--dut external`: the ports, their namespaces (nil: this one) and the MAC frames are sent to.
     public var txPort: String? = nil
     public var rxPort: String? = nil
@@ -527,7 +529,7 @@ public enum RFC2544Runner {
         } else if c.dut == "lanes" {
             var fwd = LanesCommand(.fwd, testbed: tb.name)
             fwd.mode = c.impair == nil ? "l3" : "io"
-            fwd.extra = c.impair.map { ["--impair", $0] } ?? []
+            fwd.extra = c.impair.map { ["--impair", $0] } ?? (c.dutRoutes.map { ["--routes", $0] } ?? [])
             fwd.filter = "udp dport 9000"
             let f = try Child(fwd)
             forwarder = f

@@ -50,6 +50,8 @@ struct RFC2544Command: ParsableCommand {
     @Flag(help: "Print the JSON on stdout instead of the report.") var json = false
     @Option(help: ArgumentHelp("Check the method against a known-bad device: the dut is 'lanes fwd --mode io --impair SPEC' (e.g. drop=100: 1% lost).", valueName: "drop=N,reorder=M")) var impair: String?
 
+    @Option(help: "--dut lanes: its routes, 'kernel' (the kernel's FIB, looked up per packet in XDP: the default) or a route file (lines 'PREFIX/LEN NEXTHOP-MAC'), as 'lanes fwd --routes'.") var dutRoutes: String?
+
     static func fraction(_ s: String, _ flag: String) throws(LanesError) -> Double {
         let t = s.hasSuffix("%") ? String(s.dropLast()) : s
         guard let v = Double(t) else { throw LanesError("bad --\(flag) '\(s)'", fix: "give a fraction like 0.005 or 0.5%") }
@@ -78,6 +80,13 @@ struct RFC2544Command: ParsableCommand {
         c.testbed = testbed
         c.vm = vm
         (c.txPort, c.rxPort, c.txNetns, c.rxNetns, c.dstMac) = (txPort, rxPort, txNetns, rxNetns, dstMac)
+        if let dutRoutes {
+            guard dut == "lanes", impair == nil else { throw LanesError("--dut-routes needs --dut lanes (and no --impair)") }
+            guard dutRoutes == "kernel" || FileManager.default.isReadableFile(atPath: dutRoutes) else {
+                throw LanesError("cannot read route file '\(dutRoutes)'", fix: "give 'kernel' or a readable file of lines 'PREFIX/LEN NEXTHOP-MAC'")
+            }
+            c.dutRoutes = dutRoutes == "kernel" ? nil : URL(fileURLWithPath: dutRoutes).path
+        }
         if let impair {
             guard dut == "lanes" else { throw LanesError("--impair and --dut \(dut) conflict", fix: "the impaired device is a lanes forwarder: use --dut lanes") }
             c.impair = impair

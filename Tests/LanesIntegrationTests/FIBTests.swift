@@ -187,3 +187,32 @@ extension IntegrationTests.Forwarder {
         }
     }
 }
+
+extension IntegrationTests.Forwarder {
+    /// `--fragments drop`: a DF-clear IPv4 packet over d1's MTU is dropped in XDP and
+    /// counted, where by default the kernel would fragment it; a DF one still goes to
+    /// the kernel, which answers frag-needed.
+    @Test func fragmentsDropDropsOnlyTheFragmentable() throws {
+        try withTestbed(queues: 1) { tb in
+            _ = try ip("-n", tb.dut, "link", "set", "dev", "d1", "mtu", "1400")
+            let fwd = try Running(["fwd", "--testbed", tb.name, "--mode", "l3", "--fragments", "drop", "--filter", "ip", "--interval", "0", "--json"])
+            try tb.waitForXDP(tb.dut, "d0")
+            let probes = """
+            from scapy.all import Ether, IP, UDP, Raw, sendp
+            e = Ether(src="02:4c:00:00:00:01", dst="02:4c:00:00:00:02")
+            sendp([e/IP(src="198.18.0.1", dst="198.18.1.1")/UDP(sport=4005, dport=9000)/Raw(b"f" * 1450),
+                   e/IP(src="198.18.0.1", dst="198.18.1.1", flags="DF")/UDP(sport=4006, dport=9000)/Raw(b"f" * 1450)], iface="g0", verbose=False)
+            """
+            let p = try run(["netns", "exec", tb.gen, "/usr/bin/python3", "-c", probes], tool: "/usr/sbin/ip", timeout: 60)
+            try #require(p.status == 0, "scapy: \(p.stderr)")
+            usleep(300_000)
+            fwd.signal(SIGINT)
+            let f = fwd.wait()
+            try #require(f.status == 0, "\(f.stderr)")
+            let xdp = try f.json()["xdp"] as? [String: Any] ?? [:]
+            #expect(xdp["too_big_dropped"] as? Int == 1 && xdp["too_big"] as? Int == 1, "\(xdp)")
+            let bad = try lanes("fwd", "--testbed", tb.name, "--mode", "l3", "--routes", "/dev/null", "--fragments", "drop")
+            #expect(bad.status != 0 && bad.stderr.contains("--fragments works with --mode l3 --routes kernel"), "\(bad.stderr)")
+        }
+    }
+}
