@@ -179,9 +179,11 @@ struct FwdCommand: ParsableCommand {
            let all = Sysfs.read("/proc/sys/net/ipv4/conf/all/rp_filter").flatMap(Int.init), max(rp, all) > 0 {
             notes.append("rp_filter is \(max(rp, all)) on \(inName): the kernel checks sources, the lanes do not")
         }
-        if let policy = Sysfs.read("/proc/sys/net/ipv4/fib_multipath_hash_policy").flatMap(Int.init), policy != 0,
-           (try? Ethtool(inName).driverInfo().driver) != "veth" {
-            notes.append("fib_multipath_hash_policy \(policy): where \(inName)'s driver gives the stack its RX hash, the kernel may pick another multipath next hop than the lookup's")
+        for fam in ["ipv4", "ipv6"] {
+            if let policy = Sysfs.read("/proc/sys/net/\(fam)/fib_multipath_hash_policy").flatMap(Int.init), policy != 0 {
+                notes.append("\(fam) fib_multipath_hash_policy \(policy): the kernel hashes a packet that carries a hash (the device's RX hash; on veth the sender's) by that, "
+                             + "which XDP's lookup cannot see, so a flow may take another next hop of a multipath route than under the kernel (policy 0 is exact)")
+            }
         }
         fputs("lanes fwd: routes: the kernel's FIB, one bpf_fib_lookup per packet in XDP (rules, every table and route type, multipath, MTU); "
               + "blackholes dropped, ICMP errors, local and unresolved traffic passed to the kernel, counted by cause"
