@@ -204,10 +204,6 @@ public enum ScaleRunner {
                     let info = try guest([Child.lanesBinary, "info", "d0", "--json"])
                     let queuesNow = (try? JSONSerialization.jsonObject(with: Data(info.utf8)) as? [String: Any])?["rx_queues"] as? Int
                     if queuesNow != l { _ = try guest(["ethtool", "-L", "d0", "combined", "\(l)"]) }
-                    let now = try guest([Child.lanesBinary, "info", "d0", "--json"])
-                    guard FileManager.default.createFile(atPath: vm.sharedHostDir + "/d0.json", contents: Data(now.utf8)) else {
-                        throw LanesError("could not write \(vm.sharedHostDir)/d0.json")
-                    }
                 } else if try tb.up(queues: l, mtu: max(1500, c.size - 14)) {
                     // Jumbo frames: every port's MTU takes them (the lanes then bind multi-buffer).
                     napiState = nil
@@ -251,6 +247,15 @@ public enum ScaleRunner {
                             }
                             usleep(dut == "kernel" ? 400_000 : 200_000)
                             if stop() { child.interrupt(); _ = child.wait(timeout: 5); break sweep }
+                            if let vm {
+                                // The device's RSS as it is now, with the dut's program attached:
+                                // virtio_net reconfigures its queues (and RSS) when XDP comes or goes.
+                                let now = try guest([Child.lanesBinary, "info", "d0", "--json"])
+                                guard FileManager.default.createFile(atPath: vm.sharedHostDir + "/d0.json", contents: Data(now.utf8)) else {
+                                    child.interrupt(); _ = child.wait(timeout: 5)
+                                    throw LanesError("could not write \(vm.sharedHostDir)/d0.json")
+                                }
+                            }
                             var genRun = LanesCommand(.gen, testbed: tb.name)
                             genRun.queues = queues; genRun.cores = genCores; genRun.flows = f; genRun.rss = true
                             genRun.rate = c.rate; genRun.duration = c.warmup + c.duration
