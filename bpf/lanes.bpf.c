@@ -600,11 +600,13 @@ int lanes_xdp(struct xdp_md *ctx)
 		st->passed++;
 		return XDP_PASS;
 	}
+	/* LANES_FORWARD_FIB: the frame's MACs as they came, in case no socket takes it. */
+	__u8 macs[12];
+	int rewritten = 0;
 	if (cfg->action == LANES_FORWARD_FIB) {
 		struct ethhdr *eth = (void *)(long)ctx->data;
 		if ((void *)(eth + 1) > (void *)(long)ctx->data_end)
 			return XDP_PASS;
-		__u8 macs[12];
 		__builtin_memcpy(macs, eth, 12);
 		int verdict = lanes_forward_fib(ctx, cfg, st);
 		if (verdict == XDP_PASS) {
@@ -615,23 +617,21 @@ int lanes_xdp(struct xdp_md *ctx)
 			st->dropped++;
 			return XDP_DROP;
 		}
-		/* No socket on this queue yet (starting, stopping): the kernel forwards it, as it came. */
-		if (bpf_redirect_map(&lanes_xsks, q, XDP_PASS) != XDP_REDIRECT) {
-			eth = (void *)(long)ctx->data;
-			if ((void *)(eth + 1) > (void *)(long)ctx->data_end)
-				return XDP_PASS;
-			__builtin_memcpy(eth, macs, 12);
-			st->passed++;
-			return XDP_PASS;
-		}
-		st->redirected++;
-		return XDP_REDIRECT;
+		rewritten = 1;
 	}
 	int verdict = bpf_redirect_map(&lanes_xsks, q, XDP_PASS);
-	if (verdict == XDP_REDIRECT)
+	if (verdict == XDP_REDIRECT) {
 		st->redirected++;
-	else
-		st->passed++;
+		return verdict;
+	}
+	/* No socket on this queue yet (starting, stopping): the kernel takes it as it came. */
+	if (rewritten) {
+		struct ethhdr *eth = (void *)(long)ctx->data;
+		if ((void *)(eth + 1) > (void *)(long)ctx->data_end)
+			return XDP_PASS;
+		__builtin_memcpy(eth, macs, 12);
+	}
+	st->passed++;
 	return verdict;
 }
 

@@ -487,8 +487,6 @@ public enum RFC2544Runner {
         let vm = c.vm ? VMTestbed(name: c.testbed) : nil
         defer { if let vm { try? vm.down() } else if c.dut != "external" { try? tb.down() } }
         var accelerator = ""
-        /// Whether a program is on the guest's d0 (asked through exec).
-        func guestAttached() -> Bool { ((try? vm?.exec(["ip", "link", "show", "d0"], timeout: 30))?.stdout.contains(" xdp")) ?? false }
         // The testbed's MTU: what the largest frame needs (jumbo: AF_XDP multi-buffer on the Lanes side).
         let largest = c.sizes.map { if case .bytes(let n) = $0 { n } else { 1518 } }.max() ?? 1518
         let mtu = max(1500, largest - 14)
@@ -520,8 +518,8 @@ public enum RFC2544Runner {
             let f = try Child(arguments: ["testbed", "exec", "dut", "--name", vm.name, "--", Child.lanesBinary] + fwd.arguments)
             forwarder = f
             var waited = 0.0
-            while !guestAttached() && waited < 30 { usleep(300_000); waited += 0.3 }
-            guard guestAttached() else {
+            while !vm.guestHasXDP("d0") && waited < 30 { usleep(300_000); waited += 0.3 }
+            guard vm.guestHasXDP("d0") else {
                 f.interrupt()
                 throw LanesError("lanes fwd did not start in the guest: \(f.wait(timeout: 5).stderr.split(separator: "\n").last ?? "")")
             }

@@ -242,7 +242,7 @@ public enum ScaleRunner {
                             guard let child else { throw LanesError("could not start the dut at \(l) lanes, \(f) flows") }
                             var waited = 0.0
                             if dut == "lanes" {
-                                let attached = { vm == nil ? xdpAttached(namespace: tb.dut, interface: "d0") : ((try? guest(["ip", "link", "show", "d0"]))?.contains(" xdp") ?? false) }
+                                let attached = { vm.map { $0.guestHasXDP("d0") } ?? xdpAttached(namespace: tb.dut, interface: "d0") }
                                 while !attached() && waited < 30 && !stop() { usleep(20_000); waited += vm == nil ? 0.02 : 0.3 }
                             }
                             usleep(dut == "kernel" ? 400_000 : 200_000)

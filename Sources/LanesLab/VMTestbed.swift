@@ -193,6 +193,11 @@ public struct VMTestbed: Sendable {
     /// Runs `argv` in the guest (a shell there execs it, with the agent's
     /// environment: PATH of the host's root); returns its status, stdout and
     /// stderr. SIGINT or SIGTERM to the caller while it waits goes on to it.
+    /// Whether an XDP program is attached to the guest's `interface` (asked through exec).
+    public func guestHasXDP(_ interface: String) -> Bool {
+        ((try? exec(["ip", "link", "show", interface], timeout: 30))?.stdout.contains(" xdp")) ?? false
+    }
+
     public func exec(_ argv: [String], timeout: Double? = nil) throws(LanesError) -> (status: Int32, stdout: String, stderr: String) {
         guard ready != nil, qemuPID != nil else {
             throw LanesError("the VM testbed '\(name)' is not up", fix: "run 'lanes testbed up --vm --name \(name)'")

@@ -1,7 +1,16 @@
 import Glibc
+import LanesPacket
 
 /// Small reads from /sys and /proc; nil when the file is absent.
 public enum Sysfs {
+    /// An interface's MAC address (in the current namespace).
+    public static func mac(of interface: String) throws(LanesError) -> MACAddress {
+        guard let m = read("/sys/class/net/\(interface)/address").flatMap({ MACAddress($0) }) else {
+            throw LanesError("cannot read the MAC address of \(interface)", fix: "check 'ip link show \(interface)'")
+        }
+        return m
+    }
+
     public static func read(_ path: String) -> String? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }

@@ -185,10 +185,7 @@ public final class XDPProgram {
         public init(interface: String, egress: String, dropFragmentable: Bool) throws(LanesError) {
             let out = if_nametoindex(egress)
             guard out != 0 else { throw LanesError("interface '\(egress)' not found", fix: "see 'ip link'") }
-            guard let m = Sysfs.read("/sys/class/net/\(interface)/address").flatMap({ MACAddress($0) }) else {
-                throw LanesError("cannot read the MAC address of \(interface)", fix: "check 'ip link show \(interface)'")
-            }
-            self.init(egressIfindex: out, mac: m, dropFragmentable: dropFragmentable)
+            self.init(egressIfindex: out, mac: try Sysfs.mac(of: interface), dropFragmentable: dropFragmentable)
         }
     }
 

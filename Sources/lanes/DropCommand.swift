@@ -79,18 +79,12 @@ struct FwdCommand: ParsableCommand {
         }
         config.outInterface = outName
         config.bidirectional = bidirectional
-        func mac(of iface: String) throws -> MACAddress {
-            guard let m = Sysfs.read("/sys/class/net/\(iface)/address").flatMap({ MACAddress($0) }) else {
-                throw LanesError("cannot read the MAC address of \(iface)", fix: "check 'ip link show \(iface)'")
-            }
-            return m
-        }
         func parseMAC(_ text: String?, _ flag: String, testbedDefault: String) throws -> MACAddress {
             guard let t = text ?? (onTestbed ? testbedDefault : nil) else { throw LanesError("--\(flag) is needed off the testbed", fix: "give the next hop's MAC") }
             guard let m = MACAddress(t) else { throw LanesError("bad --\(flag) '\(t)'", fix: "use six hex bytes like 02:4c:00:00:01:01") }
             return m
         }
-        let inMAC = try mac(of: config.interface), outMAC = try mac(of: outName)
+        let inMAC = try Sysfs.mac(of: config.interface), outMAC = try Sysfs.mac(of: outName)
         let label = "fwd \(mode) \(config.interface) -> \(outName)\(bidirectional ? " (both ways)" : "")"
         var workerCores: [Int]? = nil
         if pipeline {

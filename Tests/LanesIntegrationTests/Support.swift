@@ -102,6 +102,16 @@ final class Running {
         process = try Subprocess(tool, args, stdout: files.out, stderr: files.err)
     }
 
+    /// A test that stops (a failed #require) before its wait leaves neither the
+    /// process nor its output files behind.
+    deinit {
+        if process.isRunning {
+            process.signal(SIGKILL)
+            process.wait()
+        }
+        files.remove()
+    }
+
     /// Waits for exit up to `timeout` seconds; kills it after that.
     @discardableResult
     func wait(timeout: Double = 30) -> Output {
