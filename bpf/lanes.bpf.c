@@ -23,7 +23,11 @@
 #define LANES_MAX_QUEUES 256
 #define LANES_MAGIC 0x4c414e45 /* "LANE" */
 
-enum lanes_action { LANES_REDIRECT = 0, LANES_SINK = 1, LANES_COUNT_PASS = 2, LANES_SIGNED_RX = 3, LANES_FORWARD_FIB = 4 };
+enum lanes_action { LANES_REDIRECT = 0, LANES_SINK = 1, LANES_COUNT_PASS = 2, LANES_SIGNED_RX = 3, LANES_FORWARD_FIB = 4,
+		   LANES_FORWARD_XDP = 5 };
+/* LANES_FORWARD_XDP (`lanes fwd --path xdp`): what the program does before it
+ * sends the packet by lanes_tx_port (or back out, macswap). */
+enum lanes_xdp_fwd { LANES_XDP_IO = 0, LANES_XDP_MACSWAP = 1, LANES_XDP_L2 = 2, LANES_XDP_FIB = 3, LANES_XDP_ROUTES = 4 };
 enum lanes_fib_flags { LANES_FIB_DROP_FRAGMENTABLE = 1 };
 enum lanes_proto { LANES_IPV4 = 1, LANES_IPV6 = 2 };
 
@@ -43,6 +47,11 @@ struct lanes_config {
 	__u32 fib_flags;
 	__u8 mac[6];
 	__u8 pad[2];
+	/* LANES_FORWARD_XDP: enum lanes_xdp_fwd; LANES_XDP_L2's next hop; the egress
+	 * port's MAC (LANES_XDP_L2 and LANES_XDP_ROUTES write it as the source). */
+	__u32 xdp_fwd;
+	__u8 next_hop[6];
+	__u8 src_mac[6];
 };
 
 struct lanes_qstats {
@@ -62,6 +71,15 @@ struct lanes_qstats {
 	                      * not to this port's MAC, IPv4 options or fragments, IPv6 extension headers
 	                      * or link-local: passed, for the kernel to do what it does */
 	__u64 other_port;    /* the route leaves by another interface, or back out of this one: passed */
+	__u64 matched;       /* packets that matched the filter (matched_bytes' packets) */
+	/* LANES_FORWARD_XDP: sent by lanes_tx_port (or XDP_TX), and their bytes; */
+	__u64 forwarded;
+	__u64 forwarded_bytes;
+	/* LANES_XDP_ROUTES, dropped by cause: no route by this port; a malformed
+	 * header or a bad IPv4 header checksum (LANES_XDP_FIB passes these to the
+	 * kernel, which drops them, and counts them in not_forwarded). */
+	__u64 no_route;
+	__u64 bad_header;
 };
 
 /* The per-flow policer: a token bucket per 5-tuple, emulating a cloud's
@@ -110,6 +128,53 @@ struct {
 	__type(key, __u32);
 	__type(value, struct lanes_qstats);
 } lanes_qstats SEC(".maps");
+
+/* LANES_FORWARD_XDP: key 0 is the port packets leave by (the forwarder's other one). */
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} lanes_tx_port SEC(".maps");
+
+/* LANES_XDP_ROUTES: the route file's longest-prefix-match tables (value: the
+ * route's index in lanes_next_hops), both sized to the route count before load. */
+struct lanes_lpm4 {
+	__u32 prefixlen;
+	__u32 addr;
+};
+struct lanes_lpm6 {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+struct lanes_next_hop {
+	__u8 mac[6];
+	__u8 usable; /* the route leaves by this program's egress port */
+	__u8 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct lanes_lpm4);
+	__type(value, __u32);
+} lanes_routes4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct lanes_lpm6);
+	__type(value, __u32);
+} lanes_routes6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lanes_next_hop);
+} lanes_next_hops SEC(".maps");
 
 struct vlan_hdr_l {
 	__be16 tci;
@@ -568,6 +633,235 @@ static __always_inline int lanes_forward_fib(struct xdp_md *ctx, const struct la
 	return -1; /* the caller restores the MACs if no socket takes it */
 }
 
+/* The IPv4 header checksum over ihl 32-bit words: 0xffff when right. Each word
+ * is bounds-checked where it is read (the empty asm keeps the compiler from
+ * merging the checks, which the verifier would refuse). */
+static __always_inline __u16 lanes_ip_csum_fold(struct iphdr *ip, void *end, __u32 ihl)
+{
+	__u64 sum = 0;
+#pragma unroll
+	for (int i = 0; i < 15; i++) {
+		if (i >= (int)ihl)
+			break;
+		__u32 *w = (__u32 *)ip + i;
+		asm volatile("" : "+r"(w));
+		if ((void *)(w + 1) > end)
+			return 0;
+		sum += *w;
+	}
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)sum;
+}
+
+/* What a router does once it has chosen to forward (IPForwarding.decrement in
+ * Sources/LanesEngine/Apps/ForwardApps.swift, in XDP): the frame is trimmed to
+ * the IP packet (a router forwards the packet, not the frame's pad), and TTL
+ * goes down with the kernel's ip_decrease_ttl checksum update, or hop limit
+ * does. Returns 0, or -1 when the frame is too short to hold what its header
+ * says (never the case after lanes_ip_check). */
+static __always_inline int lanes_ip_decrement(struct xdp_md *ctx, int v4, __u64 frame_len)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	__u64 ip_len;
+	if (v4) {
+		struct iphdr *ip = (void *)(eth + 1);
+		if ((void *)(ip + 1) > end)
+			return -1;
+		ip_len = bpf_ntohs(ip->tot_len);
+	} else {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+		if ((void *)(ip6 + 1) > end)
+			return -1;
+		ip_len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
+	}
+	if (frame_len > sizeof(*eth) + ip_len) {
+		if (bpf_xdp_adjust_tail(ctx, -(int)(frame_len - sizeof(*eth) - ip_len)))
+			return -1;
+		data = (void *)(long)ctx->data;
+		end = (void *)(long)ctx->data_end;
+		eth = data;
+	}
+	if (v4) {
+		struct iphdr *ip = (void *)(eth + 1);
+		if ((void *)(ip + 1) > end)
+			return -1;
+		__u32 check = ip->check;
+		check += bpf_htons(0x0100);
+		ip->check = (__u16)(check + (check >= 0xffff));
+		ip->ttl--;
+	} else {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+		if ((void *)(ip6 + 1) > end)
+			return -1;
+		ip6->hop_limit--;
+	}
+	return 0;
+}
+
+/* IPForwarding.check in XDP: the family (4 or 6) when the header may be
+ * forwarded (well formed, IPv4 header checksum right, lengths inside the frame),
+ * else 0 (malformed or bad checksum) or -1 (not IP). TTL is the caller's. */
+static __always_inline int lanes_ip_check(struct xdp_md *ctx, __u64 frame_len)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end)
+		return 0;
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = (void *)(eth + 1);
+		if ((void *)(ip + 1) > end || ip->version != 4 || ip->ihl < 5)
+			return 0;
+		__u32 total = bpf_ntohs(ip->tot_len);
+		if (total < ip->ihl * 4 || sizeof(*eth) + total > frame_len)
+			return 0;
+		return lanes_ip_csum_fold(ip, end, ip->ihl) == 0xffff ? 4 : 0;
+	}
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+		if ((void *)(ip6 + 1) > end || ip6->version != 6)
+			return 0;
+		if (sizeof(*eth) + sizeof(*ip6) + bpf_ntohs(ip6->payload_len) > frame_len)
+			return 0;
+		return 6;
+	}
+	return -1;
+}
+
+/* LANES_XDP_ROUTES: L3App (`--routes FILE`) in XDP: the header check, the
+ * route file's longest-prefix match, TTL, the route's next hop and the egress
+ * port's MAC. Drops by cause; returns -1 to send. */
+static __always_inline int lanes_forward_routes(struct xdp_md *ctx, const struct lanes_config *cfg,
+						 struct lanes_qstats *st, __u64 frame_len)
+{
+	int family = lanes_ip_check(ctx, frame_len);
+	if (family <= 0) {
+		st->bad_header++; /* the lanes count non-IP apart; the filter lets none through but 'ip' */
+		return XDP_DROP;
+	}
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	__u32 *route = 0;
+	if (family == 4) {
+		struct iphdr *ip = (void *)(eth + 1);
+		if ((void *)(ip + 1) > end)
+			return XDP_DROP;
+		if (ip->ttl <= 1) {
+			st->ttl_expired++;
+			return XDP_DROP;
+		}
+		struct lanes_lpm4 k = { .prefixlen = 32, .addr = ip->daddr };
+		route = bpf_map_lookup_elem(&lanes_routes4, &k);
+	} else {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+		if ((void *)(ip6 + 1) > end)
+			return XDP_DROP;
+		if (ip6->hop_limit <= 1) {
+			st->ttl_expired++;
+			return XDP_DROP;
+		}
+		struct lanes_lpm6 k = { .prefixlen = 128 };
+		__builtin_memcpy(k.addr, &ip6->daddr, 16);
+		route = bpf_map_lookup_elem(&lanes_routes6, &k);
+	}
+	struct lanes_next_hop *nh = route ? bpf_map_lookup_elem(&lanes_next_hops, route) : 0;
+	if (!nh || !nh->usable) {
+		st->no_route++;
+		return XDP_DROP;
+	}
+	__u8 dmac[6];
+	__builtin_memcpy(dmac, nh->mac, 6);
+	if (lanes_ip_decrement(ctx, family == 4, frame_len)) {
+		st->bad_header++;
+		return XDP_DROP;
+	}
+	eth = (void *)(long)ctx->data;
+	if ((void *)(eth + 1) > (void *)(long)ctx->data_end)
+		return XDP_DROP;
+	__builtin_memcpy(eth->h_dest, dmac, 6);
+	__builtin_memcpy(eth->h_source, cfg->src_mac, 6);
+	return -1;
+}
+
+/* LANES_FORWARD_XDP: `lanes fwd --path xdp` forwards in the driver's receive
+ * path, as xdp-forward does, with the lanes' counters: io as it came, macswap
+ * back out by XDP_TX, l2 to the next hop, l3 by the kernel's FIB (the same
+ * lanes_forward_fib as the lanes, then the header check and TTL here: a packet
+ * the kernel would drop for its header goes to the kernel, which drops it) or by
+ * the route file's tables; then out by lanes_tx_port. */
+static __always_inline int lanes_xdp_forward(struct xdp_md *ctx, const struct lanes_config *cfg,
+					     struct lanes_qstats *st, __u64 frame_len)
+{
+	struct ethhdr *eth = (void *)(long)ctx->data;
+	if ((void *)(eth + 1) > (void *)(long)ctx->data_end) {
+		st->passed++;
+		return XDP_PASS;
+	}
+	int verdict = -1;
+	switch (cfg->xdp_fwd) {
+	case LANES_XDP_IO:
+		break;
+	case LANES_XDP_MACSWAP: {
+		__u8 tmp[6];
+		__builtin_memcpy(tmp, eth->h_dest, 6);
+		__builtin_memcpy(eth->h_dest, eth->h_source, 6);
+		__builtin_memcpy(eth->h_source, tmp, 6);
+		st->forwarded++;
+		st->forwarded_bytes += frame_len;
+		return XDP_TX;
+	}
+	case LANES_XDP_L2:
+		__builtin_memcpy(eth->h_dest, cfg->next_hop, 6);
+		__builtin_memcpy(eth->h_source, cfg->src_mac, 6);
+		break;
+	case LANES_XDP_FIB: {
+		__u8 macs[12];
+		__builtin_memcpy(macs, eth, 12);
+		verdict = lanes_forward_fib(ctx, cfg, st);
+		if (verdict == -1) {
+			int family = lanes_ip_check(ctx, frame_len);
+			if (family <= 0 || lanes_ip_decrement(ctx, family == 4, frame_len)) {
+				/* The kernel's to drop (and count), as it came. */
+				eth = (void *)(long)ctx->data;
+				if ((void *)(eth + 1) > (void *)(long)ctx->data_end)
+					return XDP_PASS;
+				__builtin_memcpy(eth, macs, 12);
+				st->not_forwarded++;
+				verdict = XDP_PASS;
+			}
+		}
+		break;
+	}
+	default:
+		verdict = lanes_forward_routes(ctx, cfg, st, frame_len);
+		break;
+	}
+	if (verdict == XDP_PASS) {
+		st->passed++;
+		return XDP_PASS;
+	}
+	if (verdict == XDP_DROP) {
+		st->dropped++;
+		return XDP_DROP;
+	}
+	__u64 len = bpf_xdp_get_buff_len(ctx);
+	verdict = bpf_redirect_map(&lanes_tx_port, 0, XDP_DROP);
+	if (verdict == XDP_REDIRECT) {
+		st->forwarded++;
+		st->forwarded_bytes += len;
+	} else {
+		st->no_route++;
+		st->dropped++;
+	}
+	return verdict;
+}
+
 SEC("xdp.frags")
 int lanes_xdp(struct xdp_md *ctx)
 {
@@ -589,7 +883,10 @@ int lanes_xdp(struct xdp_md *ctx)
 		st->policed++;
 		return XDP_DROP;
 	}
+	st->matched++;
 	st->matched_bytes += bytes;
+	if (cfg->action == LANES_FORWARD_XDP)
+		return lanes_xdp_forward(ctx, cfg, st, bytes);
 	if (cfg->action == LANES_SIGNED_RX && key.proto == IPPROTO_UDP)
 		lanes_signed_rx(ctx, cfg, l4_offset, &key);
 	if (cfg->action == LANES_SINK || cfg->action == LANES_SIGNED_RX) {

@@ -158,11 +158,50 @@ public enum PrometheusText {
         xsk("rx_ring_full", "XDP_STATISTICS rx_ring_full.", \.rxRingFull)
         xsk("rx_fill_ring_empty_descs", "XDP_STATISTICS rx_fill_ring_empty_descs.", \.rxFillRingEmptyDescs)
         xsk("tx_ring_empty_descs", "XDP_STATISTICS tx_ring_empty_descs.", \.txRingEmptyDescs)
-        let xdp = socks.map { ($0.queue, engine.program.counters(queue: UInt32($0.queue))) }
-        family("lanes_xdp_redirected_total", "counter", "Packets the XDP program redirected to the queue's socket.", xdp.map { ("queue=\"\($0.0)\"", $0.1.redirected) })
-        family("lanes_xdp_passed_total", "counter", "Packets the XDP program passed to the kernel.", xdp.map { ("queue=\"\($0.0)\"", $0.1.passed) })
-        family("lanes_xdp_policed_total", "counter", "Packets over the per-flow cap, dropped in XDP.", xdp.map { ("queue=\"\($0.0)\"", $0.1.policed) })
+        out += xdpFamilies(socks.map { ("queue=\"\($0.queue)\"", engine.program.counters(queue: UInt32($0.queue))) })
         return out + extra
+    }
+
+    /// `fwd --path xdp`: the same series from the program's per-queue counters (a
+    /// lane is an RX queue and direction: rx what the filter took, tx what left,
+    /// drops by cause), and the program's own.
+    public static func render(forwarder: XDPForwarder) -> String {
+        var out = ""
+        let rows = forwarder.counters().map { r in
+            ("queue=\"\(r.queue)\",core=\"-1\",interface=\"\(r.direction.map { String($0.split(separator: "-").first ?? "") } ?? forwarder.config.interface)\"", r)
+        }
+        func family(_ name: String, _ help: String, _ samples: [(String, UInt64)]) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) counter\n"
+            for (labels, v) in samples { out += "\(name){\(labels)} \(v)\n" }
+        }
+        family("lanes_rx_packets_total", "Packets the XDP program took for forwarding (the filter's).", rows.map { ($0.0, $0.1.counters.matched) })
+        family("lanes_tx_packets_total", "Packets the XDP program forwarded.", rows.map { ($0.0, $0.1.counters.forwarded) })
+        family("lanes_rx_bytes_total", "Bytes the XDP program took for forwarding.", rows.map { ($0.0, $0.1.counters.matchedBytes) })
+        family("lanes_tx_bytes_total", "Bytes the XDP program forwarded.", rows.map { ($0.0, $0.1.counters.forwardedBytes) })
+        var drops: [(String, UInt64)] = []
+        for (labels, r) in rows {
+            let mode = r.direction.map { $0.hasPrefix(forwarder.config.interface + "->") } ?? true ? forwarder.config.forward : (forwarder.config.reverse ?? forwarder.config.forward)
+            for (cause, v) in XDPForwarder.laneSummary(queue: r.queue, direction: r.direction, r.counters, mode).drops.sorted(by: { $0.key < $1.key }) {
+                drops.append(("\(labels),cause=\"\(cause.dropFirst(5))\"", v))
+            }
+        }
+        family("lanes_drops_total", "Packets dropped by the XDP forwarder, by cause.", drops)
+        out += xdpFamilies(rows.map { ("queue=\"\($0.1.queue)\"" + ($0.1.direction.map { ",direction=\"\($0)\"" } ?? ""), $0.1.counters) })
+        return out
+    }
+
+    /// The XDP program's own per-queue counters.
+    static func xdpFamilies(_ rows: [(String, XDPQueueCounters)]) -> String {
+        var out = ""
+        func family(_ name: String, _ help: String, _ f: (XDPQueueCounters) -> UInt64) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) counter\n"
+            for (labels, c) in rows { out += "\(name){\(labels)} \(f(c))\n" }
+        }
+        family("lanes_xdp_redirected_total", "Packets the XDP program redirected to the queue's socket.", \.redirected)
+        family("lanes_xdp_passed_total", "Packets the XDP program passed to the kernel.", \.passed)
+        family("lanes_xdp_policed_total", "Packets over the per-flow cap, dropped in XDP.", \.policed)
+        family("lanes_xdp_forwarded_total", "Packets the XDP program forwarded itself (fwd --path xdp).", \.forwarded)
+        return out
     }
 
     /// A latency histogram as a Prometheus histogram in seconds (cumulative buckets

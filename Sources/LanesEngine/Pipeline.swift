@@ -130,11 +130,11 @@ public final class Pipeline {
         }
         let start = monotonicSeconds()
         var previous = snapshot()
-        let reason = Monitor(duration: duration, interval: interval, watching: [config.interface]).run(start: start) { elapsed, seconds in
+        let reason = Monitor(duration: duration, interval: interval, watching: [config.interface]).run(start: start, tick: { elapsed, seconds in
             let cur = snapshot()
             onInterval(IntervalReport(elapsed: elapsed, seconds: seconds, lanes: labels, previous: previous, current: cur))
             previous = cur
-        }
+        })
         // Workers first drain their rings and TX, returning every frame; then the RX lane.
         stop.storeRelaxed(1) // relaxed: it only starts the workers' drain
         threads.dropFirst().forEach { $0.join() }

@@ -17,6 +17,16 @@ public struct IntervalReport {
     public var framesUnaccounted = 0
     public var residentBytes = 0
 
+    /// From rows already in rates (the XDP forwarder's queues).
+    public init(elapsed: Double, rows: [Row]) {
+        self.elapsed = elapsed
+        self.rows = rows
+        totals = (0, 0)
+        total = Row(queue: -1, core: -1, rxPps: rows.reduce(0) { $0 + $1.rxPps }, txPps: rows.reduce(0) { $0 + $1.txPps },
+                    rxBps: rows.reduce(0) { $0 + $1.rxBps }, txBps: rows.reduce(0) { $0 + $1.txBps },
+                    drops: rows.reduce(0) { $0 + $1.drops })
+    }
+
     public init(elapsed: Double, seconds: Double, lanes: [(Int, Int)], previous: [LaneSnapshot], current: [LaneSnapshot]) {
         self.elapsed = elapsed
         var rows: [Row] = []
@@ -94,6 +104,12 @@ public struct RunSummary: Encodable, Sendable {
     public var ec2Shaping: EC2Shaping? = nil
     /// Sockets bound with XDP_USE_SG (AF_XDP multi-buffer: packets across frames).
     public var multiBuffer = false
+    /// "xsk": the lanes (AF_XDP sockets); "xdp": forwarded in the XDP program
+    /// (`fwd --path xdp`; a lane is then an RX queue, rx what the filter took and tx what left).
+    public var path = "xsk"
+    /// `--path xdp`: the rise of the egress ports' tx_dropped over the run (a veth
+    /// counts there the redirected frames its peer could not take).
+    public var egressTxDropped: UInt64? = nil
     public var rxPackets: UInt64 { lanes.reduce(0) { $0 + $1.rxPackets } }
     public var txPackets: UInt64 { lanes.reduce(0) { $0 + $1.txPackets } }
     public var rxBytes: UInt64 { lanes.reduce(0) { $0 + $1.rxBytes } }
@@ -102,7 +118,7 @@ public struct RunSummary: Encodable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case interface, bindMode, xdpMode, filter, umemPlacement, framesPerLane, frameSize, umemBytesPerLane
-        case durationS, exitReason, processRSSBytes = "processRssBytes", processBeyondUMEMBytes = "processBeyondUmemBytes", linkDownEvents, lanes, cpuS, ec2Shaping, multiBuffer
+        case durationS, exitReason, processRSSBytes = "processRssBytes", processBeyondUMEMBytes = "processBeyondUmemBytes", linkDownEvents, lanes, cpuS, ec2Shaping, multiBuffer, path, egressTxDropped
         case rxPackets, txPackets, rxBytes, txBytes, rxPps, txPps, framesBalanced, drops, xsk, xdp
     }
 
@@ -125,6 +141,8 @@ public struct RunSummary: Encodable, Sendable {
         try c.encode(cpuS, forKey: .cpuS)
         try c.encodeIfPresent(ec2Shaping, forKey: .ec2Shaping)
         try c.encode(multiBuffer, forKey: .multiBuffer)
+        try c.encode(path, forKey: .path)
+        try c.encodeIfPresent(egressTxDropped, forKey: .egressTxDropped)
         try c.encode(rxPackets, forKey: .rxPackets)
         try c.encode(txPackets, forKey: .txPackets)
         try c.encode(rxBytes, forKey: .rxBytes)

@@ -122,10 +122,11 @@ public struct Testbed: Sendable {
         try Shell.run(["ip", "-n", gen, "-6", "route", "add", "fd00:198:18::/48", "via", d0.ipv6])
         try Shell.run(["ip", "-n", sink, "-6", "route", "add", "fd00:198:18::/48", "via", d1.ipv6])
         try Shell.run(["ip", "netns", "exec", dut, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"])
-        // GRO gives d0 NAPI, and a veth takes redirected (XDP live) frames only while its
-        // peer has NAPI: so `lanes gen --tx xdp` reaches d0 even when the kernel stack,
-        // not an XDP program, receives there.
-        try Shell.run(["ip", "netns", "exec", dut, "ethtool", "-K", d0.interface, "gro", "on"])
+        // GRO gives a veth NAPI, and a veth takes redirected frames (XDP live frames,
+        // XDP forwarding) only while its peer has NAPI, as a NIC always takes them: so
+        // `lanes gen --tx xdp` reaches d0, and `lanes fwd --path xdp` reaches s0 (and
+        // g0, both ways), even when the kernel stack, not an XDP program, receives there.
+        for p in [d0, s0, g0] { try Shell.run(["ip", "netns", "exec", p.namespace, "ethtool", "-K", p.interface, "gro", "on"]) }
     }
 
     /// Removes everything the testbed made (deleting a namespace deletes its veths

@@ -36,6 +36,34 @@ public enum XDPAction: UInt32, Sendable {
     /// MACs and goes to the lane; a blackhole drops; anything the kernel answers or
     /// handles itself (ICMP errors, local, fragmenting, unresolved neighbours) passes.
     case forwardByFIB = 4
+    /// `fwd --path xdp`: forward in the XDP program itself (`XDPForwarding`), out by
+    /// the program's TX port (a devmap) or back out by XDP_TX; no AF_XDP socket.
+    case forwardInXDP = 5
+}
+
+/// What `.forwardInXDP` does to a packet before it sends it (enum lanes_xdp_fwd).
+public enum XDPForwarding: Sendable, Equatable {
+    /// As it came, out of the TX port.
+    case io
+    /// Ethernet addresses swapped, back out of the port it came in on (XDP_TX).
+    case macswap
+    /// Destination := the next hop, source := the TX port's MAC.
+    case l2(nextHop: MACAddress, source: MACAddress)
+    /// The kernel's FIB (bpf_fib_lookup, as `.forwardByFIB`), then the header
+    /// check, the pad trimmed and TTL or hop limit down, in XDP.
+    case fib(XDPProgram.FIBConfig)
+    /// The route file's tables (`loadRoutes`), the route's next hop, `source` as the source MAC.
+    case routes(source: MACAddress)
+
+    var code: UInt32 {
+        switch self {
+        case .io: 0
+        case .macswap: 1
+        case .l2: 2
+        case .fib: 3
+        case .routes: 4
+        }
+    }
 }
 
 /// One stream's receive counts from the XDP receiver, merged over CPUs
@@ -86,14 +114,24 @@ public struct XDPQueueCounters: Sendable, Equatable, Codable {
     public var tooBigDropped: UInt64 = 0
     public var notForwarded: UInt64 = 0
     public var otherPort: UInt64 = 0
+    /// Packets that matched the filter (`matchedBytes`' packets).
+    public var matched: UInt64 = 0
+    /// `.forwardInXDP`: sent by the TX port (or XDP_TX), and their bytes.
+    public var forwarded: UInt64 = 0
+    public var forwardedBytes: UInt64 = 0
+    /// `.forwardInXDP` with a route file, dropped by cause (each also in `dropped`):
+    /// no route by this port; a malformed header or a bad IPv4 header checksum.
+    public var noRoute: UInt64 = 0
+    public var badHeader: UInt64 = 0
     public init() {}
 
     /// The u64 words of struct lanes_qstats, in order.
-    static let words = 13
+    static let words = 18
     init(words w: UnsafeBufferPointer<UInt64>) {
         (redirected, passed, dropped, matchedBytes, policed) = (w[0], w[1], w[2], w[3], w[4])
         (unresolved, blackhole, unreachable, ttlExpired) = (w[5], w[6], w[7], w[8])
         (tooBig, tooBigDropped, notForwarded, otherPort) = (w[9], w[10], w[11], w[12])
+        (matched, forwarded, forwardedBytes, noRoute, badHeader) = (w[13], w[14], w[15], w[16], w[17])
     }
 
     public static func + (a: Self, b: Self) -> Self {
@@ -102,6 +140,8 @@ public struct XDPQueueCounters: Sendable, Equatable, Codable {
         s.policed += b.policed; s.unresolved += b.unresolved; s.blackhole += b.blackhole; s.unreachable += b.unreachable
         s.ttlExpired += b.ttlExpired; s.tooBig += b.tooBig; s.tooBigDropped += b.tooBigDropped
         s.notForwarded += b.notForwarded; s.otherPort += b.otherPort
+        s.matched += b.matched; s.forwarded += b.forwarded; s.forwardedBytes += b.forwardedBytes
+        s.noRoute += b.noRoute; s.badHeader += b.badHeader
         return s
     }
 }
@@ -141,14 +181,21 @@ public final class XDPProgram {
     let rxStreamsFD: Int32
     let rxLatencyFD: Int32
     let rxTotalsFD: Int32
+    let txPortFD: Int32
+    let routes4FD: Int32
+    let routes6FD: Int32
+    let nextHopsFD: Int32
     /// Streams the signed receiver counts (its per-CPU map's size).
     public let streams: Int
 
     /// Loads the embedded program into the kernel (not yet attached). `streams`
     /// sizes the signed receiver's per-stream map (action `.signedReceive`).
-    public init(filter: LaneFilter = .all, action: XDPAction = .redirect, flowCapBps: UInt64 = 0, streams: Int = 1, fib: FIBConfig? = nil) throws(LanesError) {
+    /// `routes` sizes the route file's tables (`.forwardInXDP` with `.routes`).
+    public init(filter: LaneFilter = .all, action: XDPAction = .redirect, flowCapBps: UInt64 = 0, streams: Int = 1, fib: FIBConfig? = nil,
+                forwarding: XDPForwarding? = nil, routes: Int = 1) throws(LanesError) {
         self.streams = max(1, streams)
-        let obj = try XDPProgram.loadEmbedded(EmbeddedBPF.lanes, name: "lanes", what: "XDP", maxEntries: [("lanes_rx_streams", self.streams)])
+        let obj = try XDPProgram.loadEmbedded(EmbeddedBPF.lanes, name: "lanes", what: "XDP",
+                                              maxEntries: [("lanes_rx_streams", self.streams), ("lanes_routes4", routes), ("lanes_routes6", routes), ("lanes_next_hops", routes)])
         object = obj
         func fd(ofMap name: String) -> Int32 { bpf_object__find_map_fd_by_name(obj, name) }
         programFD = bpf_program__fd(bpf_object__find_program_by_name(obj, XDPProgram.programName))
@@ -158,11 +205,16 @@ public final class XDPProgram {
         rxStreamsFD = fd(ofMap: "lanes_rx_streams")
         rxLatencyFD = fd(ofMap: "lanes_rx_latency")
         rxTotalsFD = fd(ofMap: "lanes_rx_totals")
-        guard programFD >= 0, xsksMapFD >= 0, configFD >= 0, statsFD >= 0, rxStreamsFD >= 0, rxLatencyFD >= 0, rxTotalsFD >= 0 else {
+        txPortFD = fd(ofMap: "lanes_tx_port")
+        routes4FD = fd(ofMap: "lanes_routes4")
+        routes6FD = fd(ofMap: "lanes_routes6")
+        nextHopsFD = fd(ofMap: "lanes_next_hops")
+        guard programFD >= 0, xsksMapFD >= 0, configFD >= 0, statsFD >= 0, rxStreamsFD >= 0, rxLatencyFD >= 0, rxTotalsFD >= 0,
+              txPortFD >= 0, routes4FD >= 0, routes6FD >= 0, nextHopsFD >= 0 else {
             bpf_object__close(obj)
             throw LanesError("embedded XDP object lacks its program or maps", fix: "rebuild with 'swift build'")
         }
-        try configure(filter: filter, action: action, flowCapBps: flowCapBps, fib: fib)
+        try configure(filter: filter, action: action, flowCapBps: flowCapBps, fib: fib, forwarding: forwarding)
     }
 
     deinit {
@@ -191,9 +243,12 @@ public final class XDPProgram {
 
     /// Writes the filter, action and per-flow cap into the config map (struct lanes_config:
     /// six u32 words, flow_cap_bps and flow_burst_bytes as u64, then fib_egress,
-    /// fib_flags, and the MAC in two words).
-    public func configure(filter: LaneFilter, action: XDPAction, flowCapBps: UInt64 = 0, fib: FIBConfig? = nil) throws(LanesError) {
-        var cfg = [UInt32](repeating: 0, count: 14)
+    /// fib_flags, the MAC in two words, xdp_fwd, and next_hop and src_mac in three).
+    /// `.forwardInXDP` with `.fib` takes its FIB config from `forwarding`.
+    public func configure(filter: LaneFilter, action: XDPAction, flowCapBps: UInt64 = 0, fib: FIBConfig? = nil,
+                          forwarding: XDPForwarding? = nil) throws(LanesError) {
+        var cfg = [UInt32](repeating: 0, count: 18)
+        var fib = fib
         cfg[0] = XDPProgram.magic
         cfg[1] = action.rawValue
         cfg[2] = filter.protocols.rawValue
@@ -205,6 +260,18 @@ public final class XDPProgram {
         let burst = flowCapBps == 0 ? 0 : max(flowCapBps / 8 / 100, 2 * 1518)
         cfg[6] = UInt32(truncatingIfNeeded: flowCapBps); cfg[7] = UInt32(truncatingIfNeeded: flowCapBps >> 32)
         cfg[8] = UInt32(truncatingIfNeeded: burst); cfg[9] = UInt32(truncatingIfNeeded: burst >> 32)
+        if let forwarding {
+            cfg[14] = forwarding.code
+            var next = [UInt8](repeating: 0, count: 6), source = next
+            switch forwarding {
+            case .l2(let n, let s): next = n.array; source = s.array
+            case .routes(let s): source = s.array
+            case .fib(let f): fib = f
+            case .io, .macswap: break
+            }
+            let b = next + source // next_hop[6], src_mac[6] from byte 60
+            for w in 0..<3 { cfg[15 + w] = (0..<4).reduce(0) { $0 | UInt32(b[w * 4 + $1]) << (8 * UInt32($1)) } }
+        }
         if let fib {
             cfg[10] = fib.egressIfindex
             cfg[11] = fib.dropFragmentable ? 1 : 0 // LANES_FIB_DROP_FRAGMENTABLE
@@ -311,6 +378,36 @@ public final class XDPProgram {
     static func detachAny(ifindex: UInt32, mode: String) {
         let flags: UInt32 = mode == "generic" ? lanes_xdp_flags_skb_mode() : mode == "native" ? lanes_xdp_flags_drv_mode() : 0
         _ = bpf_xdp_detach(Int32(ifindex), flags, nil)
+    }
+
+    /// `.forwardInXDP`: the interface packets leave by (key 0 of the devmap).
+    public func setTxPort(_ interface: String) throws(LanesError) {
+        var key: UInt32 = 0, index = if_nametoindex(interface)
+        guard index != 0 else { throw LanesError("interface '\(interface)' not found", fix: "see 'ip link'") }
+        try negErrno("set \(interface) as the XDP program's TX port (devmap)") { bpf_map_update_elem(txPortFD, &key, &index, 0) }
+    }
+
+    /// `.forwardInXDP` with `.routes`: the route file's prefixes in the LPM tries and
+    /// each route's next hop, usable when it leaves by `egress` (or names no port).
+    /// The program was loaded with `routes` at least `table.routes.count`.
+    public func loadRoutes(_ table: RouteTable, egress: String) throws(LanesError) {
+        for (i, r) in table.routes.enumerated() {
+            var index = UInt32(i)
+            var hop = r.nextHop.array + [r.port == nil || r.port == egress ? 1 : 0, 0] // struct lanes_next_hop
+            try negErrno("load route \(r.prefix)/\(r.length)'s next hop") {
+                hop.withUnsafeMutableBytes { bpf_map_update_elem(nextHopsFD, &index, $0.baseAddress, 0) }
+            }
+            // struct lanes_lpm4 / lanes_lpm6: prefixlen, then the address in network order.
+            var key = withUnsafeBytes(of: UInt32(r.length).littleEndian) { Array($0) }
+            let fd: Int32
+            switch r.prefix {
+            case .v4(let a): key += withUnsafeBytes(of: a.value.bigEndian) { Array($0) }; fd = routes4FD
+            case .v6(let a): key += a.bytes; fd = routes6FD
+            }
+            try negErrno("load route \(r.prefix)/\(r.length) into the XDP program's LPM table") {
+                key.withUnsafeMutableBytes { bpf_map_update_elem(fd, $0.baseAddress, &index, 0) }
+            }
+        }
     }
 
     /// Registers an AF_XDP socket for `queue` in the XSKMAP.

@@ -56,6 +56,7 @@ struct FwdCommand: ParsableCommand {
     @Option(help: "l3 --routes kernel: a DF-clear IPv4 packet over the egress MTU is passed to the kernel, which fragments it ('pass', the default), or dropped and counted ('drop').") var fragments = "pass"
     @Flag(help: "Software RSS: one RX lane (--queues N, --cores C) spreads flows over worker lanes through lock-free rings.") var pipeline = false
     @Option(help: "With --pipeline: worker cores, one OUT queue each (e.g. 0-1).") var workers: String?
+    @Option(help: "Where to forward: xsk (the default: the lanes, AF_XDP sockets on pinned cores), xdp (in the XDP program, as xdp-forward: the kernel's FIB or the route file, TTL, MACs, out by a devmap; no packet crosses into user space), or auto (xdp unless an option needs the lanes or OUT takes no redirected frames; it says which and why).") var path: ForwardPath = .xsk
     @Option(help: ArgumentHelp("Test forwarder: drop every Nth packet and swap every Mth with the next (drop=N,reorder=M).", visibility: .hidden))
     var impair: String?
 
@@ -67,6 +68,9 @@ struct FwdCommand: ParsableCommand {
             if pipeline || workers != nil { throw LanesError("--pipeline and --mode macswap conflict", fix: "the pipeline forwards IN -> OUT: use --mode io, l2 or l3") }
             guard out == nil, !bidirectional else { throw LanesError("--mode macswap works on one port", fix: "drop OUT and --bidirectional, or use --mode io/l2/l3") }
             let config = try options.prepare()
+            if let reason = try xdpPath(config, egress: config.interface) {
+                return try runXDP(config, .macswap, label: "fwd macswap", reason: reason)
+            }
             if let impair { return try runImpaired(config, impair, label: "fwd macswap", swapAddresses: true) }
             try options.run(config, mode: "fwd macswap") { _, _ in MacSwapApp() }
             return
@@ -100,14 +104,17 @@ struct FwdCommand: ParsableCommand {
         if fragments != "pass" && (mode != "l3" || (routes ?? "kernel") != "kernel") {
             throw LanesError("--fragments works with --mode l3 --routes kernel")
         }
+        let xdp = try xdpPath(config, egress: outName)
         switch mode {
         case "io":
+            if let xdp { return try runXDP(config, .io, label: label, reason: xdp) }
             if let impair { return try runImpaired(config, impair, label: label, swapAddresses: false) }
             if let workerCores { return try runPipeline(config, workerCores, label) { _ in IOApp() } }
             try options.run(config, mode: label) { _, _ in IOApp() }
         case "l2":
             let fwdHop = try parseMAC(nextHop, "next-hop", testbedDefault: tb.s0.mac)
             let revHop = bidirectional ? try parseMAC(reverseNextHop, "reverse-next-hop", testbedDefault: tb.g0.mac) : fwdHop
+            if let xdp { return try runXDP(config, .l2(nextHop: fwdHop, source: outMAC), reverse: .l2(nextHop: revHop, source: inMAC), label: label, reason: xdp) }
             if let workerCores { return try runPipeline(config, workerCores, label) { _ in L2App(nextHop: fwdHop, source: outMAC) } }
             try options.run(config, mode: label, makeReverseApp: { _ in L2App(nextHop: revHop, source: inMAC) }) { _, _ in
                 L2App(nextHop: fwdHop, source: outMAC)
@@ -115,7 +122,7 @@ struct FwdCommand: ParsableCommand {
         default:
             // By default, the kernel's own routes and neighbours, followed while the lanes run.
             guard let routes, routes != "kernel" else {
-                return try runKernelRoutes(config, label: label, outName: outName, workerCores: workerCores)
+                return try runKernelRoutes(config, label: label, outName: outName, workerCores: workerCores, xdp: xdp)
             }
             guard let data = FileManager.default.contents(atPath: routes) else { throw LanesError("cannot read route file '\(routes)'", fix: "check the path, or leave --routes out to use the kernel's routes") }
             let text = String(decoding: data, as: UTF8.self)
@@ -129,6 +136,7 @@ struct FwdCommand: ParsableCommand {
                 throw LanesError("bad route file '\(routes)': route \(r.prefix)/\(r.length) names port '\(port)', which \(why)",
                                  fix: "name \(inName) or \(outName), or leave the port out")
             }
+            if let xdp { return try runXDP(config, .routes(source: outMAC), reverse: .routes(source: inMAC), routes: table, label: label, reason: xdp) }
             if let workerCores { return try runPipeline(config, workerCores, label) { _ in L3App(routes: table, outPort: outName, source: outMAC) } }
             try options.run(config, mode: label, makeReverseApp: { _ in L3App(routes: table, outPort: inName, source: inMAC) }) { _, _ in
                 L3App(routes: table, outPort: outName, source: outMAC)
@@ -156,7 +164,7 @@ struct FwdCommand: ParsableCommand {
     /// l3 by the kernel's FIB: one bpf_fib_lookup per packet in the XDP program,
     /// whose answer (the next hop's MACs, or a packet passed or dropped by cause)
     /// the lanes forward by; no table of their own, so nothing to follow.
-    func runKernelRoutes(_ config: EngineConfig, label: String, outName: String, workerCores: [Int]?) throws {
+    func runKernelRoutes(_ config: EngineConfig, label: String, outName: String, workerCores: [Int]?, xdp: String?) throws {
         var config = config
         config.kernelFIB = .init(dropFragmentable: fragments == "drop")
         let inName = config.interface
@@ -182,8 +190,58 @@ struct FwdCommand: ParsableCommand {
         fputs("lanes fwd: routes: the kernel's FIB, one bpf_fib_lookup per packet in XDP (rules, every table and route type, multipath, MTU); "
               + "blackholes dropped, ICMP errors, local and unresolved traffic passed to the kernel, counted by cause"
               + (notes.isEmpty ? "" : "\nlanes fwd: " + notes.joined(separator: "\nlanes fwd: ")) + "\n", stderr)
+        if let xdp {
+            let f = fragments == "drop"
+            return try runXDP(config, .fib(try .init(interface: inName, egress: outName, dropFragmentable: f)),
+                              reverse: .fib(try .init(interface: outName, egress: inName, dropFragmentable: f)),
+                              label: label + ", routes by the kernel's FIB", reason: xdp)
+        }
         if let workerCores { return try runPipeline(config, workerCores, label) { _ in L3FIBApp() } }
         try options.run(config, mode: label + ", routes by the kernel's FIB", makeReverseApp: { _ in L3FIBApp() }) { _, _ in L3FIBApp() }
+    }
+
+    /// `--path`: nil for the lanes, or why the run forwards in XDP. Refuses
+    /// `--path xdp` with an option only the lanes serve, in one line.
+    func xdpPath(_ config: EngineConfig, egress: String) throws -> String? {
+        let needsLanes: String? = impair != nil ? "--impair" : pipeline ? "--pipeline" : workers != nil ? "--workers"
+            : options.bind != .auto ? "--bind" : options.busyPoll ? "--busy-poll" : options.queues != nil ? "--queues"
+            : options.cores != nil ? "--cores" : options.multiBuffer != .auto ? "--multi-buffer" : nil
+        guard path != .xsk else { return nil }
+        let info = try? InterfaceInfo.gather(config.interface)
+        let egressInfo = egress == config.interface ? info : try? InterfaceInfo.gather(egress)
+        let (chosen, reason) = try ForwardPath.choose(path, needsLanes: needsLanes, generic: config.xdpMode == .generic,
+                                                     inDriver: info?.driver ?? "?", inFeatures: info?.xdpFeatures,
+                                                     egress: egress, egressFeatures: egressInfo?.xdpFeatures)
+        if chosen == .xsk { fputs("lanes fwd: path xsk (\(reason))\n", stderr) }
+        return chosen == .xdp ? reason : nil
+    }
+
+    /// `--path xdp`: the XDP program forwards; the same monitor, summary, JSON and metrics.
+    func runXDP(_ config: EngineConfig, _ forward: XDPForwarding, reverse: XDPForwarding? = nil, routes: RouteTable? = nil,
+                label: String, reason: String) throws {
+        var c = XDPForwarder.Config(interface: config.interface, outInterface: config.outInterface, forward: forward)
+        c.bidirectional = config.bidirectional
+        c.reverse = reverse
+        c.routes = routes
+        c.filter = config.filter
+        c.xdpMode = config.xdpMode
+        c.force = config.force
+        c.flowCapBps = config.flowCapBps
+        let endpoint = try options.metrics.map(MetricsEndpoint.init(parsing:))
+        let f = try XDPForwarder(c)
+        try f.dropPrivileges()
+        StopSignals.block()
+        let server = try endpoint.map { e throws(LanesError) in try MetricsServer(e) { PrometheusText.render(forwarder: f) } }
+        defer { server?.shutdown() }
+        if let server { fputs("lanes: serving metrics at \(server.endpoint.url)\n", stderr) }
+        fputs("lanes fwd: path xdp (\(reason))" + (options.latency ? "; --latency: XDP forwards in the driver's receive poll, with no lane to keep awake" : "") + "\n", stderr)
+        if !options.json {
+            print("lanes \(label) on \(config.interface): forwarded in XDP, xdp \(f.program.attachedMode?.rawValue ?? "not attached"), filter '\(config.filter)'")
+        }
+        let summary = try f.run(duration: options.duration, interval: options.interval, onInterval: options.printInterval)
+        server?.shutdown()
+        f.close()
+        if options.json { printJSONLine(summary) } else { options.printSummary(summary) }
     }
 
     func runPipeline<App: LaneApp>(_ config: EngineConfig, _ workerCores: [Int], _ label: String, makeApp: (Int) -> App) throws {

@@ -7,6 +7,7 @@ import LanesXDP
 
 extension BindMode: ExpressibleByArgument {}
 extension XDPMode: ExpressibleByArgument {}
+extension ForwardPath: ExpressibleByArgument {}
 
 /// The testbed port a command works on when given no interface.
 protocol DefaultPort {
@@ -143,7 +144,6 @@ struct EngineOptions<Default: DefaultPort>: ParsableArguments {
         }
         defer { server?.shutdown() }
         if let server { fputs("lanes: serving metrics at \(server.endpoint.url)\n", stderr) }
-        let tty = isatty(1) == 1
         if !json {
             print("lanes \(mode) on \(config.interface): \(engine.lanes.count) lane(s), bind \(engine.bindSummary)\(engine.multiBuffer ? " multi-buffer" : ""), xdp \(engine.program.attachedMode?.rawValue ?? "not attached"), filter '\(config.filter)', UMEM \(config.umem.bytes / 1024) KiB/lane on \(engine.lanes.first?.umem.placement ?? "")")
             // The driver's rules that shape this run (virtio_net's locked XDP TX, igb's, ena's), as 'lanes info' gives them.
@@ -151,17 +151,7 @@ struct EngineOptions<Default: DefaultPort>: ParsableArguments {
                 for n in info.notes where n.hasPrefix(info.driver + ":") { print("  note: \(n)") }
             }
         }
-        let (summary, apps) = try engine.run(duration: duration, interval: interval, grace: grace, onInterval: { r in
-            if json {
-                printJSONLine(IntervalLine(elapsedS: r.elapsed, rxPps: r.total.rxPps, txPps: r.total.txPps,
-                                   rxBps: r.total.rxBps, txBps: r.total.txBps, laneRxPps: r.rows.map(\.rxPps),
-                                   rxPackets: r.totals.rx, txPackets: r.totals.tx, drops: r.total.drops,
-                                   framesUnaccounted: r.framesUnaccounted, rssBytes: r.residentBytes))
-            } else {
-                if tty { print("\u{1B}[2J\u{1B}[H", terminator: "") }
-                print(r.table)
-            }
-        }, makeReverseApp: makeReverseApp, makeApp: { makeApp(engine, $0) })
+        let (summary, apps) = try engine.run(duration: duration, interval: interval, grace: grace, onInterval: printInterval, makeReverseApp: makeReverseApp, makeApp: { makeApp(engine, $0) })
         // No scrape after this: the report may free what the metrics read (histograms).
         server?.shutdown()
         engine.close()
@@ -178,10 +168,28 @@ struct EngineOptions<Default: DefaultPort>: ParsableArguments {
         return (summary, apps)
     }
 
+    /// One live report: a JSON line, or the table (the screen cleared on a terminal).
+    func printInterval(_ r: IntervalReport) {
+        if json {
+            printJSONLine(IntervalLine(elapsedS: r.elapsed, rxPps: r.total.rxPps, txPps: r.total.txPps,
+                               rxBps: r.total.rxBps, txBps: r.total.txBps, laneRxPps: r.rows.map(\.rxPps),
+                               rxPackets: r.totals.rx, txPackets: r.totals.tx, drops: r.total.drops,
+                               framesUnaccounted: r.framesUnaccounted, rssBytes: r.residentBytes))
+        } else {
+            if isatty(1) == 1 { print("\u{1B}[2J\u{1B}[H", terminator: "") }
+            print(r.table)
+        }
+    }
+
     func printSummary(_ s: RunSummary) {
         let d = max(s.durationS, 1e-9)
         print("summary: \(s.rxPackets) rx packets (\(fmtRate(Double(s.rxPackets) / d, "pps"))), \(s.txPackets) tx packets (\(fmtRate(Double(s.txPackets) / d, "pps"))) in \(format2(s.durationS)) s, stopped by \(s.exitReason)")
-        for l in s.lanes {
+        for l in s.lanes where s.path == "xdp" {
+            let drops = l.drops.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+            print("  q\(l.queue)\(l.direction.map { " " + $0 } ?? ""): rx \(l.rxPackets) forwarded \(l.txPackets) passed to the kernel \(l.xdp.passed)" + (drops.isEmpty ? "" : ", \(drops)"))
+        }
+        if let d = s.egressTxDropped { print("  forwarded in XDP; egress tx_dropped \(d)" + (d > 0 ? " (frames the egress could not take: a veth's peer needs an XDP program or GRO on)" : "")) }
+        for l in s.lanes where s.path != "xdp" {
             let drops = l.drops.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
             print("  q\(l.queue)/core \(l.core)\(l.direction.map { " " + $0 } ?? ""): rx \(l.rxPackets) tx \(l.txPackets)" + (drops.isEmpty ? "" : ", \(drops)")
                   + "; xdp redirected \(l.xdp.redirected) passed \(l.xdp.passed); kernel rx_dropped \(l.xsk.rxDropped) rx_ring_full \(l.xsk.rxRingFull) fill_empty \(l.xsk.rxFillRingEmptyDescs)")

@@ -124,7 +124,7 @@ enum GenXDP {
         var lastCount: UInt64 = 0
         func matched() -> UInt64 { (0..<rxQueues).reduce(0) { $0 + prog.counters(queue: UInt32($1)).dropped } }
         let start = monotonicSeconds()
-        let exitReason = Monitor(duration: options.duration, interval: options.interval, poll: 0.05, watching: [config.interface]).run(start: start) { elapsed, seconds in
+        let exitReason = Monitor(duration: options.duration, interval: options.interval, poll: 0.05, watching: [config.interface]).run(start: start, tick: { elapsed, seconds in
             let c = matched()
             let pps = Double(c - lastCount) / seconds
             if json {
@@ -133,7 +133,7 @@ enum GenXDP {
                 print("[\(format2(elapsed))s] rx \(fmtRate(pps, "pps")), \(c) packets")
             }
             lastCount = c
-        }
+        })
         if exitReason == .interfaceLost {
             throw LanesError("interface \(config.interface) disappeared during the run (namespace or device removed)", fix: "check 'ip link'")
         }

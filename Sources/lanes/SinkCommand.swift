@@ -55,12 +55,12 @@ struct SinkCommand: ParsableCommand {
         func count(_ c: XDPQueueCounters) -> UInt64 { pass ? c.passed : c.dropped }
         if !json { print("lanes sink on \(iface): \(rxq) queue(s), filter '\(parsed)', xdp \(prog.attachedMode?.rawValue ?? "?")") }
         let start = monotonicSeconds()
-        let reason = Monitor(duration: duration, interval: interval, watching: [iface]).run(start: start) { elapsed, seconds in
+        let reason = Monitor(duration: duration, interval: interval, watching: [iface]).run(start: start, tick: { elapsed, seconds in
             let n = count(total())
             let line = "[\(format2(elapsed))s] \(fmtRate(Double(n - lastTotal) / seconds, "pps")), \(n) packets"
             if json { printJSONLine(["elapsed_s": elapsed, "pps": Double(n - lastTotal) / seconds]) } else { print(line) }
             lastTotal = n
-        }
+        })
         let elapsed = monotonicSeconds() - start
         let per = (0..<rxq).map { q in let c = prog.counters(queue: UInt32(q)); return QueueCount(queue: q, packets: count(c), bytes: c.matchedBytes) }
         prog.detach()
@@ -92,12 +92,12 @@ struct SinkCommand: ParsableCommand {
         func total() -> UInt64 { (0..<coreList.count).reduce(0) { $0 + rx.stats.counters($1).snapshot()[.rxPackets] } }
         if !json { print("lanes sink --kernel on \(iface): UDP port \(port), \(coreList.count) socket(s) on cores \(coreList.map(String.init).joined(separator: ","))") }
         let start = monotonicSeconds()
-        let reason = Monitor(duration: duration.isFinite ? duration : nil, interval: interval, poll: 0.05).run(start: start) { elapsed, seconds in
+        let reason = Monitor(duration: duration.isFinite ? duration : nil, interval: interval, poll: 0.05).run(start: start, tick: { elapsed, seconds in
             let n = total()
             let pps = Double(n - lastTotal) / seconds
             if json { printJSONLine(KernelInterval(elapsedS: elapsed, rxPps: pps, rxPackets: n)) } else { print("[\(format2(elapsed))s] \(fmtRate(pps, "pps")), \(n) packets") }
             lastTotal = n
-        }
+        })
         stop.raise()
         threads.forEach { $0.join() }
         let elapsed = monotonicSeconds() - start

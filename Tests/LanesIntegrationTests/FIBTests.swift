@@ -22,9 +22,10 @@ extension IntegrationTests.Forwarder {
     /// The multipath hash policy is 0 (the default, by addresses): under 1-3 the
     /// kernel hashes by the skb's own hash where the device set one (veth: the
     /// sender's; a NIC: its RSS hash), which XDP's lookup cannot see.
-    @Test(arguments: [1, randomSeed]) func l3ForwardsExactlyAsLinux(seed: Int) throws {
+    /// Both paths: the lanes (xsk) and the XDP program forwarding itself (xdp).
+    @Test(arguments: [1, randomSeed], ["xsk", "xdp"]) func l3ForwardsExactlyAsLinux(seed: Int, path: String) throws {
         try withTestbed(queues: 2) { tb in
-            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lanes-fibdiff-\(getpid())-\(seed)").path
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lanes-fibdiff-\(getpid())-\(seed)-\(path)").path
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: dir) }
             let plan = try run([Self.fibdiff, "plan", "\(seed)", dir], tool: "/usr/bin/python3", timeout: 120)
@@ -53,7 +54,7 @@ extension IntegrationTests.Forwarder {
                 return try #require(try JSONSerialization.jsonObject(with: Data(f.stdout.utf8)) as? [String: [String]])
             }
             let linux = try pass("linux")
-            let fwd = try Running(["fwd", "--testbed", tb.name, "--mode", "l3", "--filter", "ip", "--interval", "0", "--json"])
+            let fwd = try Running(["fwd", "--testbed", tb.name, "--mode", "l3", "--path", path, "--filter", "ip", "--interval", "0", "--json"])
             try tb.waitForXDP(tb.dut, "d0")
             let viaLanes = try pass("lanes")
             fwd.signal(SIGINT)
@@ -62,7 +63,8 @@ extension IntegrationTests.Forwarder {
             let fj = try f.json()
             let differ = linux.keys.filter { linux[$0] != viaLanes[$0] }.sorted { Int($0)! < Int($1)! }
             let first = differ.prefix(3).map { "#\($0) linux \(linux[$0]!) lanes \(viaLanes[$0]!)" }.joined(separator: "; ")
-            #expect(differ.isEmpty, "seed \(seed): \(differ.count) of \(linux.count) packets fared otherwise under lanes: \(first)")
+            #expect(fj["path"] as? String == path, "\(fj["path"] ?? "no path")")
+            #expect(differ.isEmpty, "seed \(seed), path \(path): \(differ.count) of \(linux.count) packets fared otherwise under lanes: \(first)")
             // What the two runs saw, so a run that lost everything cannot pass.
             let forwarded = linux.values.filter { fates in fates.contains { $0.hasPrefix("d1 dst") } }.count
             let answered = linux.values.filter { fates in fates.contains { $0.contains(" icmp") } }.count
@@ -75,13 +77,13 @@ extension IntegrationTests.Forwarder {
     /// The issue's case: with 20 kpps flowing through `lanes fwd d0 d1 --mode l3`, a
     /// blackhole /32 for the sink stops delivery within 100 ms and its removal
     /// restores it; every packet sent reached s0 or was counted as blackholed.
-    @Test func aBlackholeStopsDeliveryWithin100msAndItsRemovalRestoresIt() throws {
+    @Test(arguments: ["xsk", "xdp"]) func aBlackholeStopsDeliveryWithin100msAndItsRemovalRestoresIt(path: String) throws {
         try withTestbed(queues: 2) { tb in
             let pcap = FileManager.default.temporaryDirectory.appendingPathComponent("lanes-blackhole-\(getpid()).pcap").path
             defer { try? FileManager.default.removeItem(atPath: pcap) }
             let dump = try Running(["netns", "exec", tb.sink, "tcpdump", "-i", "s0", "-Q", "in", "-n", "-U", "-w", pcap, "udp dst port 9000"], tool: "/usr/sbin/ip")
             usleep(1_000_000)
-            let fwd = try Running(["fwd", "--testbed", tb.name, "--mode", "l3", "--filter", "udp dport 9000", "--interval", "0", "--json"])
+            let fwd = try Running(["fwd", "--testbed", tb.name, "--mode", "l3", "--path", path, "--filter", "udp dport 9000", "--interval", "0", "--json"])
             try tb.waitForXDP(tb.dut, "d0")
             let k = 80000
             let gen = try Running(["gen", "--testbed", tb.name, "--tx", "xsk", "--count", "\(k)", "--flows", "4", "--rate", "20kpps", "--interval", "0", "--json"])
@@ -115,7 +117,7 @@ extension IntegrationTests.Forwarder {
     /// picks (`ip route get ... iif d0` for the flow), both next hops in use; TTL 1
     /// (IPv4 and IPv6) comes back to the sender as time exceeded, and a DF packet
     /// over d1's MTU as frag-needed (IPv6: packet too big), with the MTU.
-    @Test func underLoadECMPFollowsTheKernelAndTTLAndMTUAreAnswered() throws {
+    @Test(arguments: ["xsk", "xdp"]) func underLoadECMPFollowsTheKernelAndTTLAndMTUAreAnswered(path: String) throws {
         try withTestbed(queues: 2) { tb in
             let hops = ["198.18.1.10": "02:4c:00:00:0a:0a", "198.18.1.11": "02:4c:00:00:0a:0b"]
             for (a, mac) in hops { _ = try ip("-n", tb.dut, "neigh", "add", a, "lladdr", mac, "dev", "d1", "nud", "permanent") }
@@ -128,7 +130,7 @@ extension IntegrationTests.Forwarder {
             let s0 = try Running(["netns", "exec", tb.sink, "tcpdump", "-i", "s0", "-Q", "in", "-n", "-U", "-w", dir + "/s0.pcap", "udp dst port 9000"], tool: "/usr/sbin/ip")
             let g0 = try Running(["netns", "exec", tb.gen, "tcpdump", "-i", "g0", "-Q", "in", "-n", "-U", "-w", dir + "/g0.pcap", "icmp or icmp6"], tool: "/usr/sbin/ip")
             usleep(1_000_000)
-            let fwd = try Running(["fwd", "--testbed", tb.name, "--mode", "l3", "--filter", "ip", "--interval", "0", "--json"])
+            let fwd = try Running(["fwd", "--testbed", tb.name, "--mode", "l3", "--path", path, "--filter", "ip", "--interval", "0", "--json"])
             try tb.waitForXDP(tb.dut, "d0")
             let k = 60000
             let gen = try Running(["gen", "--testbed", tb.name, "--tx", "xsk", "--src-port", "5000", "--dst-ip", "198.18.50.1-198.18.50.32", "--flows", "32",
@@ -192,10 +194,10 @@ extension IntegrationTests.Forwarder {
     /// `--fragments drop`: a DF-clear IPv4 packet over d1's MTU is dropped in XDP and
     /// counted, where by default the kernel would fragment it; a DF one still goes to
     /// the kernel, which answers frag-needed.
-    @Test func fragmentsDropDropsOnlyTheFragmentable() throws {
+    @Test(arguments: ["xsk", "xdp"]) func fragmentsDropDropsOnlyTheFragmentable(path: String) throws {
         try withTestbed(queues: 1) { tb in
             _ = try ip("-n", tb.dut, "link", "set", "dev", "d1", "mtu", "1400")
-            let fwd = try Running(["fwd", "--testbed", tb.name, "--mode", "l3", "--fragments", "drop", "--filter", "ip", "--interval", "0", "--json"])
+            let fwd = try Running(["fwd", "--testbed", tb.name, "--mode", "l3", "--path", path, "--fragments", "drop", "--filter", "ip", "--interval", "0", "--json"])
             try tb.waitForXDP(tb.dut, "d0")
             let probes = """
             from scapy.all import Ether, IP, UDP, Raw, sendp

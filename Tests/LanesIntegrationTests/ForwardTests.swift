@@ -5,16 +5,17 @@ import Testing
 extension IntegrationTests {
     @Suite(.serialized) struct Forwarder {
         /// gen -> d0 -> lanes fwd l3 -> d1 -> s0, captured with tcpdump on s0 and parsed there.
-        @Test func l3ForwardsEveryPacketWithRewrittenHeaders() throws {
+        /// On both paths: the lanes (xsk) and the XDP program forwarding (xdp).
+        @Test(arguments: ["xsk", "xdp"]) func l3ForwardsEveryPacketWithRewrittenHeaders(path: String) throws {
             try withTestbed(queues: 2) { tb in
                 let k = 2000
-                let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lanes-fwd-\(getpid())")
+                let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lanes-fwd-\(getpid())-\(path)")
                 try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
                 defer { try? FileManager.default.removeItem(at: dir) }
                 let pcap = dir.appendingPathComponent("s0.pcap").path
                 let dump = try Running(["netns", "exec", tb.sink, "tcpdump", "-i", "s0", "-n", "-U", "-w", pcap, "-c", "\(k)", "udp dst port 9000"], tool: "/usr/sbin/ip")
                 usleep(1_000_000)
-                let fwd = try Running(["fwd", "--testbed", tb.name, "--mode", "l3", "--filter", "udp dport 9000", "--interval", "0", "--json"])
+                let fwd = try Running(["fwd", "--testbed", tb.name, "--mode", "l3", "--path", path, "--filter", "udp dport 9000", "--interval", "0", "--json"])
                 try tb.waitForXDP(tb.dut, "d0")
                 let gen = try lanes("gen", "--testbed", tb.name, "--count", "\(k)", "--flows", "16", "--rss", "--rate", "20kpps", "--interval", "0", "--json")
                 try #require(gen.status == 0, "\(gen.stderr)")
@@ -24,6 +25,7 @@ extension IntegrationTests {
                 try #require(f.status == 0, "\(f.stderr)")
                 let s = try f.json()
                 #expect(s["tx_packets"] as? Int == k)
+                #expect(s["path"] as? String == path)
                 #expect(s["frames_balanced"] as? Bool == true)
                 #expect(d.status == 0, "tcpdump: \(d.stderr)")
                 let decoded = try lanes("decode", pcap, "--json")
@@ -72,17 +74,17 @@ extension IntegrationTests {
         /// move to the new next hop (told apart by destination MAC in s0's capture)
         /// at one point of the stream, within 100 ms of the change; every packet
         /// sent was captured or counted by cause.
-        @Test(arguments: ["route", "neighbour"]) func l3FollowsARouteReplaceMidRun(change: String) throws {
+        @Test(arguments: ["route", "neighbour"], ["xsk", "xdp"]) func l3FollowsARouteReplaceMidRun(change: String, path: String) throws {
             try withTestbed(queues: 1) { tb in
                 let newHop = "02:4c:00:00:09:09"
                 _ = try ip("-n", tb.dut, "neigh", "add", "198.18.1.9", "lladdr", newHop, "dev", "d1", "nud", "permanent")
                 _ = try ip("-n", tb.dut, "route", "add", "198.18.50.0/24", "via", "198.18.1.1", "dev", "d1")
-                let pcap = FileManager.default.temporaryDirectory.appendingPathComponent("lanes-replace-\(getpid()).pcap").path
+                let pcap = FileManager.default.temporaryDirectory.appendingPathComponent("lanes-replace-\(getpid())-\(change)-\(path).pcap").path
                 defer { try? FileManager.default.removeItem(atPath: pcap) }
                 let k = 20000
                 let dump = try Running(["netns", "exec", tb.sink, "tcpdump", "-i", "s0", "-n", "-U", "-w", pcap, "-c", "\(k)", "udp dst port 9000"], tool: "/usr/sbin/ip")
                 usleep(1_000_000)
-                let fwd = try Running(["fwd", "--testbed", tb.name, "--mode", "l3", "--routes", "kernel", "--filter", "udp dport 9000", "--interval", "0", "--json"])
+                let fwd = try Running(["fwd", "--testbed", tb.name, "--mode", "l3", "--path", path, "--routes", "kernel", "--filter", "udp dport 9000", "--interval", "0", "--json"])
                 try tb.waitForXDP(tb.dut, "d0")
                 let gen = try Running(["gen", "--testbed", tb.name, "--tx", "xsk", "--dst-ip", "198.18.50.7", "--count", "\(k)", "--rate", "10kpps", "--interval", "0", "--json"])
                 usleep(1_000_000)
@@ -149,13 +151,13 @@ extension IntegrationTests {
         /// No route for the destination: by the kernel's FIB the packets go to the
         /// kernel (which answers net unreachable), counted as not forwarded; by a
         /// route file they are dropped and counted as no route.
-        @Test func l3CountsUnroutedPacketsByCause() throws {
+        @Test(arguments: ["xsk", "xdp"]) func l3CountsUnroutedPacketsByCause(path: String) throws {
             try withTestbed(queues: 2) { tb in
                 let file = FileManager.default.temporaryDirectory.appendingPathComponent("lanes-routes-\(getpid()).txt").path
                 try "198.18.1.0/24 02:4c:00:00:01:01\n".write(toFile: file, atomically: true, encoding: .utf8)
                 defer { try? FileManager.default.removeItem(atPath: file) }
                 for routes in ["kernel", file] {
-                    let fwd = try Running(["fwd", "--testbed", tb.name, "--mode", "l3", "--routes", routes, "--filter", "udp dport 9000", "--interval", "0", "--json"])
+                    let fwd = try Running(["fwd", "--testbed", tb.name, "--mode", "l3", "--path", path, "--routes", routes, "--filter", "udp dport 9000", "--interval", "0", "--json"])
                     try tb.waitForXDP(tb.dut, "d0")
                     let gen = try lanes("gen", "--testbed", tb.name, "--count", "3000", "--dst-ip", "198.18.77.1", "--rate", "30kpps", "--interval", "0")
                     try #require(gen.status == 0, "\(gen.stderr)")
@@ -175,13 +177,13 @@ extension IntegrationTests {
         }
 
         /// l2 both ways: gen:g0 -> s0 and sink:s0 -> g0 through one lanes fwd --bidirectional.
-        @Test func bidirectionalL2ForwardsBothWays() throws {
+        @Test(arguments: ["xsk", "xdp"]) func bidirectionalL2ForwardsBothWays(path: String) throws {
             try withTestbed(queues: 2) { tb in
                 let sinkS = try Running(["sink", "--testbed", tb.name, "--filter", "udp dport 9000", "--interval", "0", "--json"])
                 let sinkG = try Running(["sink", "g0", "--netns", tb.gen, "--filter", "udp dport 9100", "--interval", "0", "--json"])
                 try tb.waitForXDP(tb.sink, "s0")
                 try tb.waitForXDP(tb.gen, "g0")
-                let fwd = try Running(["fwd", "--testbed", tb.name, "--mode", "l2", "--bidirectional", "--filter", "udp", "--interval", "0", "--json"])
+                let fwd = try Running(["fwd", "--testbed", tb.name, "--mode", "l2", "--path", path, "--bidirectional", "--filter", "udp", "--interval", "0", "--json"])
                 try tb.waitForXDP(tb.dut, "d1")
                 let there = try lanes("gen", "--testbed", tb.name, "--count", "4000", "--flows", "4", "--rate", "20kpps", "--interval", "0")
                 let back = try lanes("gen", "s0", "--netns", tb.sink, "--dst-mac", "02:4c:00:00:01:02", "--src-ip", "198.18.1.1", "--dst-ip", "198.18.0.1",
@@ -195,6 +197,8 @@ extension IntegrationTests {
                 #expect(fj["frames_balanced"] as? Bool == true)
                 let dirs = (fj["lanes"] as? [[String: Any]] ?? []).compactMap { $0["direction"] as? String }
                 #expect(Set(dirs) == ["d0->d1", "d1->d0"])
+                #expect(fj["path"] as? String == path)
+                #expect(fj["tx_packets"] as? Int == 7000, "forwarded \(fj["tx_packets"] ?? "?") of 7000")
                 #expect(try sinkS.wait().json()["packets"] as? Int == 4000)
                 #expect(try sinkG.wait().json()["packets"] as? Int == 3000)
             }
