@@ -176,6 +176,13 @@ struct {
 	__type(value, struct lanes_next_hop);
 } lanes_next_hops SEC(".maps");
 
+/* ctx->data and ctx->data_end loaded afresh after a helper that may move them
+ * (bpf_xdp_adjust_tail): an asm load the compiler cannot merge with the values
+ * loaded before, whose phi it would otherwise widen with shifts the verifier
+ * refuses on pkt_end. */
+#define LANES_RELOAD_DATA(ctx) ({ void *_p; asm volatile("%0 = *(u32 *)(%1 + 0)" : "=r"(_p) : "r"(ctx)); _p; })
+#define LANES_RELOAD_END(ctx) ({ void *_p; asm volatile("%0 = *(u32 *)(%1 + 4)" : "=r"(_p) : "r"(ctx)); _p; })
+
 struct vlan_hdr_l {
 	__be16 tci;
 	__be16 proto;
@@ -638,16 +645,21 @@ static __always_inline int lanes_forward_fib(struct xdp_md *ctx, const struct la
  * merging the checks, which the verifier would refuse). */
 static __always_inline __u16 lanes_ip_csum_fold(struct iphdr *ip, void *end, __u32 ihl)
 {
-	__u64 sum = 0;
+	if ((void *)(ip + 1) > end)
+		return 0;
+	__u32 *w = (__u32 *)ip;
+	__u64 sum = (__u64)w[0] + w[1] + w[2] + w[3] + w[4]; /* the 20 bytes every header has */
+	if (ihl > 5) {
 #pragma unroll
-	for (int i = 0; i < 15; i++) {
-		if (i >= (int)ihl)
-			break;
-		__u32 *w = (__u32 *)ip + i;
-		asm volatile("" : "+r"(w));
-		if ((void *)(w + 1) > end)
-			return 0;
-		sum += *w;
+		for (int i = 5; i < 15; i++) {
+			if (i >= (int)ihl)
+				break;
+			__u32 *o = w + i;
+			asm volatile("" : "+r"(o));
+			if ((void *)(o + 1) > end)
+				return 0;
+			sum += *o;
+		}
 	}
 	sum = (sum & 0xffffffff) + (sum >> 32);
 	sum = (sum & 0xffff) + (sum >> 16);
@@ -661,31 +673,33 @@ static __always_inline __u16 lanes_ip_csum_fold(struct iphdr *ip, void *end, __u
  * the IP packet (a router forwards the packet, not the frame's pad), and TTL
  * goes down with the kernel's ip_decrease_ttl checksum update, or hop limit
  * does. Returns 0, or -1 when the frame is too short to hold what its header
- * says (never the case after lanes_ip_check). */
-static __always_inline int lanes_ip_decrement(struct xdp_md *ctx, int v4, __u64 frame_len)
+ * says (never the case after lanes_ip_check). *frame_len becomes the new length. */
+static __always_inline int lanes_ip_decrement(struct xdp_md *ctx, int v4, __u64 *frame_len)
 {
-	void *data = (void *)(long)ctx->data;
-	void *end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth = data;
 	__u64 ip_len;
-	if (v4) {
-		struct iphdr *ip = (void *)(eth + 1);
-		if ((void *)(ip + 1) > end)
-			return -1;
-		ip_len = bpf_ntohs(ip->tot_len);
-	} else {
-		struct ipv6hdr *ip6 = (void *)(eth + 1);
-		if ((void *)(ip6 + 1) > end)
-			return -1;
-		ip_len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
+	{
+		void *data = (void *)(long)ctx->data;
+		void *end = (void *)(long)ctx->data_end;
+		struct ethhdr *eth = data;
+		if (v4) {
+			struct iphdr *ip = (void *)(eth + 1);
+			if ((void *)(ip + 1) > end)
+				return -1;
+			ip_len = bpf_ntohs(ip->tot_len);
+		} else {
+			struct ipv6hdr *ip6 = (void *)(eth + 1);
+			if ((void *)(ip6 + 1) > end)
+				return -1;
+			ip_len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
+		}
 	}
-	if (frame_len > sizeof(*eth) + ip_len) {
-		if (bpf_xdp_adjust_tail(ctx, -(int)(frame_len - sizeof(*eth) - ip_len)))
+	if (*frame_len > sizeof(struct ethhdr) + ip_len) {
+		if (bpf_xdp_adjust_tail(ctx, -(int)(*frame_len - sizeof(struct ethhdr) - ip_len)))
 			return -1;
-		data = (void *)(long)ctx->data;
-		end = (void *)(long)ctx->data_end;
-		eth = data;
+		*frame_len = sizeof(struct ethhdr) + ip_len;
 	}
+	struct ethhdr *eth = LANES_RELOAD_DATA(ctx);
+	void *end = LANES_RELOAD_END(ctx);
 	if (v4) {
 		struct iphdr *ip = (void *)(eth + 1);
 		if ((void *)(ip + 1) > end)
@@ -737,9 +751,9 @@ static __always_inline int lanes_ip_check(struct xdp_md *ctx, __u64 frame_len)
  * route file's longest-prefix match, TTL, the route's next hop and the egress
  * port's MAC. Drops by cause; returns -1 to send. */
 static __always_inline int lanes_forward_routes(struct xdp_md *ctx, const struct lanes_config *cfg,
-						 struct lanes_qstats *st, __u64 frame_len)
+						 struct lanes_qstats *st, __u64 *frame_len)
 {
-	int family = lanes_ip_check(ctx, frame_len);
+	int family = lanes_ip_check(ctx, *frame_len);
 	if (family <= 0) {
 		st->bad_header++; /* the lanes count non-IP apart; the filter lets none through but 'ip' */
 		return XDP_DROP;
@@ -781,8 +795,8 @@ static __always_inline int lanes_forward_routes(struct xdp_md *ctx, const struct
 		st->bad_header++;
 		return XDP_DROP;
 	}
-	eth = (void *)(long)ctx->data;
-	if ((void *)(eth + 1) > (void *)(long)ctx->data_end)
+	eth = LANES_RELOAD_DATA(ctx);
+	if ((void *)(eth + 1) > LANES_RELOAD_END(ctx))
 		return XDP_DROP;
 	__builtin_memcpy(eth->h_dest, dmac, 6);
 	__builtin_memcpy(eth->h_source, cfg->src_mac, 6);
@@ -826,10 +840,10 @@ static __always_inline int lanes_xdp_forward(struct xdp_md *ctx, const struct la
 		verdict = lanes_forward_fib(ctx, cfg, st);
 		if (verdict == -1) {
 			int family = lanes_ip_check(ctx, frame_len);
-			if (family <= 0 || lanes_ip_decrement(ctx, family == 4, frame_len)) {
+			if (family <= 0 || lanes_ip_decrement(ctx, family == 4, &frame_len)) {
 				/* The kernel's to drop (and count), as it came. */
-				eth = (void *)(long)ctx->data;
-				if ((void *)(eth + 1) > (void *)(long)ctx->data_end)
+				eth = LANES_RELOAD_DATA(ctx);
+				if ((void *)(eth + 1) > LANES_RELOAD_END(ctx))
 					return XDP_PASS;
 				__builtin_memcpy(eth, macs, 12);
 				st->not_forwarded++;
@@ -839,7 +853,7 @@ static __always_inline int lanes_xdp_forward(struct xdp_md *ctx, const struct la
 		break;
 	}
 	default:
-		verdict = lanes_forward_routes(ctx, cfg, st, frame_len);
+		verdict = lanes_forward_routes(ctx, cfg, st, &frame_len);
 		break;
 	}
 	if (verdict == XDP_PASS) {
@@ -850,11 +864,10 @@ static __always_inline int lanes_xdp_forward(struct xdp_md *ctx, const struct la
 		st->dropped++;
 		return XDP_DROP;
 	}
-	__u64 len = bpf_xdp_get_buff_len(ctx);
 	verdict = bpf_redirect_map(&lanes_tx_port, 0, XDP_DROP);
 	if (verdict == XDP_REDIRECT) {
 		st->forwarded++;
-		st->forwarded_bytes += len;
+		st->forwarded_bytes += frame_len;
 	} else {
 		st->no_route++;
 		st->dropped++;
@@ -885,8 +898,6 @@ int lanes_xdp(struct xdp_md *ctx)
 	}
 	st->matched++;
 	st->matched_bytes += bytes;
-	if (cfg->action == LANES_FORWARD_XDP)
-		return lanes_xdp_forward(ctx, cfg, st, bytes);
 	if (cfg->action == LANES_SIGNED_RX && key.proto == IPPROTO_UDP)
 		lanes_signed_rx(ctx, cfg, l4_offset, &key);
 	if (cfg->action == LANES_SINK || cfg->action == LANES_SIGNED_RX) {
@@ -930,6 +941,36 @@ int lanes_xdp(struct xdp_md *ctx)
 	}
 	st->passed++;
 	return verdict;
+}
+
+/* LANES_FORWARD_XDP (`lanes fwd --path xdp`) as a program of its own: the same
+ * maps, filter, policer and counters as lanes_xdp, without the lanes' actions,
+ * so the code a packet runs through stays small (with the kernel's forwarding
+ * path around it, a larger program's instruction-cache misses cost measurably). */
+SEC("xdp.frags")
+int lanes_xdp_fwd(struct xdp_md *ctx)
+{
+	__u32 zero = 0;
+	__u32 q = ctx->rx_queue_index;
+	struct lanes_config *cfg = bpf_map_lookup_elem(&lanes_config, &zero);
+	struct lanes_qstats *st = bpf_map_lookup_elem(&lanes_qstats, &q);
+
+	if (!cfg || !st)
+		return XDP_PASS;
+	struct lanes_flow_key key = {};
+	__u32 l4_offset = 0;
+	if (!lanes_match(ctx, cfg, &key, &l4_offset)) {
+		st->passed++;
+		return XDP_PASS;
+	}
+	__u64 bytes = bpf_xdp_get_buff_len(ctx);
+	if (cfg->flow_cap_bps && lanes_police(cfg, &key, bytes)) {
+		st->policed++;
+		return XDP_DROP;
+	}
+	st->matched++;
+	st->matched_bytes += bytes;
+	return lanes_xdp_forward(ctx, cfg, st, bytes);
 }
 
 char _license[] SEC("license") = "Dual BSD/GPL";

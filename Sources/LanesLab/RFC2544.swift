@@ -48,6 +48,8 @@ public struct RFC2544Config: Sendable {
     public var impair: String? = nil
     /// `--dut lanes`: its `fwd --routes` (nil: the kernel's FIB).
     public var dutRoutes: String? = nil
+    /// `--dut lanes`: its `fwd --path` (xsk: the lanes; xdp: forwarded in the XDP program; auto).
+    public var dutPath = "xsk"
     /// `--dut external`: the ports, their namespaces (nil: this one) and the MAC frames are sent to.
     public var txPort: String? = nil
     public var rxPort: String? = nil
@@ -410,6 +412,10 @@ public enum RFC2544Runner {
                 throw LanesError("testbed '\(c.testbed)' exists; the run builds and removes its own", fix: "give --testbed a new name, or 'lanes testbed down --name \(c.testbed)'")
             }
         }
+        guard ["xsk", "xdp", "auto"].contains(c.dutPath) else { throw LanesError("bad --dut-path '\(c.dutPath)'", fix: "use xsk, xdp or auto (lanes fwd --path)") }
+        if c.dutPath != "xsk" && (c.dut != "lanes" || c.impair != nil) {
+            throw LanesError("--dut-path needs --dut lanes (and no --impair)")
+        }
         if c.dut == "external" {
             guard let tx = c.txPort, let rx = c.rxPort else {
                 throw LanesError("--dut external needs --tx-port and --rx-port", fix: "name the ports cabled to the device, e.g. --tx-port eth1 --rx-port eth2")
@@ -514,7 +520,7 @@ public enum RFC2544Runner {
             fwd.mode = "l3"
             fwd.filter = "udp dport 9000"
             // Copy mode: igb's zero-copy TX sends nothing under QEMU 10.0.2 (its RX works).
-            fwd.extra = ["--bind", "copy"]
+            fwd.extra = c.dutPath == "xsk" ? ["--bind", "copy"] : ["--path", c.dutPath]
             let f = try Child(arguments: ["testbed", "exec", "dut", "--name", vm.name, "--", Child.lanesBinary] + fwd.arguments)
             forwarder = f
             var waited = 0.0
@@ -527,7 +533,7 @@ public enum RFC2544Runner {
         } else if c.dut == "lanes" {
             var fwd = LanesCommand(.fwd, testbed: tb.name)
             fwd.mode = c.impair == nil ? "l3" : "io"
-            fwd.extra = c.impair.map { ["--impair", $0] } ?? (c.dutRoutes.map { ["--routes", $0] } ?? [])
+            fwd.extra = c.impair.map { ["--impair", $0] } ?? ((c.dutRoutes.map { ["--routes", $0] } ?? []) + ["--path", c.dutPath])
             fwd.filter = "udp dport 9000"
             let f = try Child(fwd)
             forwarder = f
@@ -674,7 +680,7 @@ public enum RFC2544Runner {
         case "kernel": "Linux IP forwarding"
         case "none": "none (the plain veth path, calibration)"
         case "external": "external device"
-        default: c.impair.map { "lanes fwd --mode io --impair \($0)" } ?? "lanes fwd --mode l3"
+        default: c.impair.map { "lanes fwd --mode io --impair \($0)" } ?? "lanes fwd --mode l3 --path \(c.dutPath)"
         }
     }
 

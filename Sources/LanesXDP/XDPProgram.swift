@@ -152,7 +152,7 @@ public struct AttachedXDP: Sendable, Codable, Equatable {
     public var name: String
     /// "native", "generic" or "offload".
     public var mode: String
-    public var isLanes: Bool { name == XDPProgram.programName || name == LiveFramesProgram.programName }
+    public var isLanes: Bool { [XDPProgram.programName, XDPProgram.forwardProgramName, LiveFramesProgram.programName].contains(name) }
 }
 
 private let libbpfQuiet: Void = {
@@ -167,6 +167,8 @@ private let libbpfQuiet: Void = {
 /// is refused unless `force`.
 public final class XDPProgram {
     public static let programName = "lanes_xdp"
+    /// The program `.forwardInXDP` attaches (`fwd --path xdp`).
+    public static let forwardProgramName = "lanes_xdp_fwd"
     static let magic: UInt32 = 0x4c41_4e45
 
     let object: OpaquePointer
@@ -198,7 +200,8 @@ public final class XDPProgram {
                                               maxEntries: [("lanes_rx_streams", self.streams), ("lanes_routes4", routes), ("lanes_routes6", routes), ("lanes_next_hops", routes)])
         object = obj
         func fd(ofMap name: String) -> Int32 { bpf_object__find_map_fd_by_name(obj, name) }
-        programFD = bpf_program__fd(bpf_object__find_program_by_name(obj, XDPProgram.programName))
+        // `.forwardInXDP` runs the object's second program, lanes_xdp_fwd (the same maps).
+        programFD = bpf_program__fd(bpf_object__find_program_by_name(obj, action == .forwardInXDP ? XDPProgram.forwardProgramName : XDPProgram.programName))
         xsksMapFD = fd(ofMap: "lanes_xsks")
         configFD = fd(ofMap: "lanes_config")
         statsFD = fd(ofMap: "lanes_qstats")

@@ -50,6 +50,7 @@ struct RFC2544Command: ParsableCommand {
     @Flag(help: "Print the JSON on stdout instead of the report.") var json = false
     @Option(help: ArgumentHelp("Check the method against a known-bad device: the dut is 'lanes fwd --mode io --impair SPEC' (e.g. drop=100: 1% lost).", valueName: "drop=N,reorder=M")) var impair: String?
 
+    @Option(help: "--dut lanes: where it forwards, as 'lanes fwd --path': xsk (the lanes, the default), xdp (in the XDP program) or auto.") var dutPath = "xsk"
     @Option(help: "--dut lanes: its routes, 'kernel' (the kernel's FIB, looked up per packet in XDP: the default) or a route file (lines 'PREFIX/LEN NEXTHOP-MAC'), as 'lanes fwd --routes'.") var dutRoutes: String?
 
     static func fraction(_ s: String, _ flag: String) throws(LanesError) -> Double {
@@ -87,6 +88,7 @@ struct RFC2544Command: ParsableCommand {
             }
             c.dutRoutes = dutRoutes == "kernel" ? nil : URL(fileURLWithPath: dutRoutes).path
         }
+        c.dutPath = dutPath
         if let impair {
             guard dut == "lanes" else { throw LanesError("--impair and --dut \(dut) conflict", fix: "the impaired device is a lanes forwarder: use --dut lanes") }
             c.impair = impair
