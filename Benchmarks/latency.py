@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""One-way latency through the forwarding appliance: lanes fwd --latency against
+"""One-way latency through the forwarding appliance: lanes fwd --latency on both
+paths (--path xsk, the lanes; --path xdp, forwarded in the XDP program) against
 testpmd io forwarding (net_af_xdp on both ports), same generator, same receiver,
 same run.
 
@@ -26,6 +27,10 @@ from report import ROOT, host_stalls, machine, publish  # noqa: E402
 
 
 def forwarder(kind):
+    if kind == "lanes-xdp":
+        # io forwarding in the XDP program (fwd --path xdp): it runs in d0's receive poll, not on core 1.
+        return bg([LANES, "fwd", "d0", "d1", "--netns", DUT, "--mode", "io", "--path", "xdp", "--latency",
+                   "--filter", "udp", "--interval", "0"])
     if kind == "lanes":
         return bg([LANES, "fwd", "d0", "d1", "--netns", DUT, "--mode", "io", "--latency", "--queues", "0", "--cores", "1",
                    "--filter", "udp", "--interval", "0"])
@@ -73,7 +78,7 @@ def main():
     stalls = host_stalls()
     print(stalls, file=sys.stderr)
     sh([LANES, "testbed", "up", "--name", TB, "--queues", "2"])
-    kinds = ["lanes", "testpmd"]
+    kinds = ["lanes", "lanes-xdp", "testpmd"]
     fracs = [0.1, 0.5, 0.9]
     maxima, points = {}, {}
     try:
@@ -98,19 +103,21 @@ def main():
         return statistics.median((r.get("latency") or {}).get(key, 0) for r in points[(k, f)]) / 1e3
 
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [f"### {date}: forwarding latency, lanes fwd --latency vs testpmd io, {machine()}, veth copy mode", "",
-             f"`Benchmarks/latency.py --rounds {a.rounds} --seconds {a.seconds:g}`: the forwarder alone on core 1, generator and XDP "
-             "receiver on core 0; one-way latency from the generator's TX timestamp to the receiver's XDP program; medians over rounds. "
-             f"Maxima (unpaced generator): lanes {maxima['lanes'] / 1e6:.3f} Mpps, testpmd {maxima['testpmd'] / 1e6:.3f} Mpps. {stalls}", "",
-             "| load | lanes p50 / p99 / p99.9 us | testpmd p50 / p99 / p99.9 us | lanes/testpmd p50 | p99 | p99.9 | lost lanes / testpmd |",
-             "|---|---|---|---:|---:|---:|---|"]
+    lines = [f"### {date}: forwarding latency, lanes fwd --latency (--path xsk and --path xdp) vs testpmd io, {machine()}, veth copy mode", "",
+             f"`Benchmarks/latency.py --rounds {a.rounds} --seconds {a.seconds:g}`: the lanes and testpmd forwarders alone on core 1 "
+             "(the xdp path forwards in d0's receive poll, wherever that runs), generator and XDP receiver on core 0; one-way latency "
+             "from the generator's TX timestamp to the receiver's XDP program; medians over rounds. Maxima (unpaced generator): "
+             + ", ".join(f"{k} {maxima[k] / 1e6:.3f} Mpps" for k in kinds) + f". {stalls}", "",
+             "| load | lanes xsk p50 / p99 / p99.9 us | lanes xdp p50 / p99 / p99.9 us | testpmd p50 / p99 / p99.9 us "
+             "| xsk/testpmd p50, p99, p99.9 | xdp/testpmd p50, p99, p99.9 | xdp/xsk p50, p99, p99.9 | lost xsk / xdp / testpmd |",
+             "|---|---|---|---|---|---|---|---|"]
     for f in fracs:
-        l = [med("lanes", f, k) for k in ("p50_ns", "p99_ns", "p999_ns")]
-        t = [med("testpmd", f, k) for k in ("p50_ns", "p99_ns", "p999_ns")]
+        v = {k: [med(k, f, q) for q in ("p50_ns", "p99_ns", "p999_ns")] for k in kinds}
         lost = lambda k: sum(r.get("lost", 0) for r in points[(k, f)])
-        ratio = [f"{x / y:.2f}x" if y > 0 else "-" for x, y in zip(l, t)]
-        lines.append(f"| {f:.0%} of each one's maximum | {l[0]:.1f} / {l[1]:.1f} / {l[2]:.1f} | {t[0]:.1f} / {t[1]:.1f} / {t[2]:.1f} | "
-                     f"{ratio[0]} | {ratio[1]} | {ratio[2]} | {lost('lanes')} / {lost('testpmd')} |")
+        ratio = lambda x, y: ", ".join(f"{a / b:.2f}x" if b > 0 else "-" for a, b in zip(v[x], v[y]))
+        cells = " | ".join(f"{v[k][0]:.1f} / {v[k][1]:.1f} / {v[k][2]:.1f}" for k in kinds)
+        lines.append(f"| {f:.0%} of each one's maximum | {cells} | {ratio('lanes', 'testpmd')} | {ratio('lanes-xdp', 'testpmd')} | "
+                     f"{ratio('lanes-xdp', 'lanes')} | {lost('lanes')} / {lost('lanes-xdp')} / {lost('testpmd')} |")
     lines.append("")
     publish(lines, append=not a.no_append)
 

@@ -650,7 +650,6 @@ static __always_inline __u16 lanes_ip_csum_fold(struct iphdr *ip, void *end, __u
 	__u32 *w = (__u32 *)ip;
 	__u64 sum = (__u64)w[0] + w[1] + w[2] + w[3] + w[4]; /* the 20 bytes every header has */
 	if (ihl > 5) {
-#pragma unroll
 		for (int i = 5; i < 15; i++) {
 			if (i >= (int)ihl)
 				break;
