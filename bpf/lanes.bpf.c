@@ -874,29 +874,44 @@ static __always_inline int lanes_xdp_forward(struct xdp_md *ctx, const struct la
 	return verdict;
 }
 
-SEC("xdp.frags")
-int lanes_xdp(struct xdp_md *ctx)
+/* What both programs do first: the config and the queue's counters, the filter
+ * (unmatched: passed), the per-flow policer (over: dropped), the matched counts.
+ * Returns the verdict, or -1 to go on with *cfg, *st, *key, *l4_offset and *bytes
+ * (every buffer of a multi-buffer packet) filled in. */
+static __always_inline int lanes_admit(struct xdp_md *ctx, struct lanes_config **cfg, struct lanes_qstats **st,
+				       struct lanes_flow_key *key, __u32 *l4_offset, __u64 *bytes)
 {
 	__u32 zero = 0;
 	__u32 q = ctx->rx_queue_index;
-	struct lanes_config *cfg = bpf_map_lookup_elem(&lanes_config, &zero);
-	struct lanes_qstats *st = bpf_map_lookup_elem(&lanes_qstats, &q);
-
-	if (!cfg || !st)
+	*cfg = bpf_map_lookup_elem(&lanes_config, &zero);
+	*st = bpf_map_lookup_elem(&lanes_qstats, &q);
+	if (!*cfg || !*st)
 		return XDP_PASS;
-	struct lanes_flow_key key = {};
-	__u32 l4_offset = 0;
-	if (!lanes_match(ctx, cfg, &key, &l4_offset)) {
-		st->passed++;
+	if (!lanes_match(ctx, *cfg, key, l4_offset)) {
+		(*st)->passed++;
 		return XDP_PASS;
 	}
-	__u64 bytes = bpf_xdp_get_buff_len(ctx); /* every buffer of a multi-buffer packet */
-	if (cfg->flow_cap_bps && lanes_police(cfg, &key, bytes)) {
-		st->policed++;
+	*bytes = bpf_xdp_get_buff_len(ctx);
+	if ((*cfg)->flow_cap_bps && lanes_police(*cfg, key, *bytes)) {
+		(*st)->policed++;
 		return XDP_DROP;
 	}
-	st->matched++;
-	st->matched_bytes += bytes;
+	(*st)->matched++;
+	(*st)->matched_bytes += *bytes;
+	return -1;
+}
+
+SEC("xdp.frags")
+int lanes_xdp(struct xdp_md *ctx)
+{
+	struct lanes_config *cfg;
+	struct lanes_qstats *st;
+	struct lanes_flow_key key = {};
+	__u32 l4_offset = 0;
+	__u64 bytes = 0;
+	int admitted = lanes_admit(ctx, &cfg, &st, &key, &l4_offset, &bytes);
+	if (admitted >= 0)
+		return admitted;
 	if (cfg->action == LANES_SIGNED_RX && key.proto == IPPROTO_UDP)
 		lanes_signed_rx(ctx, cfg, l4_offset, &key);
 	if (cfg->action == LANES_SINK || cfg->action == LANES_SIGNED_RX) {
@@ -926,7 +941,7 @@ int lanes_xdp(struct xdp_md *ctx)
 		}
 		rewritten = 1;
 	}
-	int verdict = bpf_redirect_map(&lanes_xsks, q, XDP_PASS);
+	int verdict = bpf_redirect_map(&lanes_xsks, ctx->rx_queue_index, XDP_PASS);
 	if (verdict == XDP_REDIRECT) {
 		st->redirected++;
 		return verdict;
@@ -943,32 +958,19 @@ int lanes_xdp(struct xdp_md *ctx)
 }
 
 /* LANES_FORWARD_XDP (`lanes fwd --path xdp`) as a program of its own: the same
- * maps, filter, policer and counters as lanes_xdp, without the lanes' actions,
- * so the code a packet runs through stays small (with the kernel's forwarding
- * path around it, a larger program's instruction-cache misses cost measurably). */
+ * maps, filter, policer and counters as lanes_xdp (lanes_admit), without the
+ * lanes' actions, so the path a forwarded packet runs through holds nothing else. */
 SEC("xdp.frags")
 int lanes_xdp_fwd(struct xdp_md *ctx)
 {
-	__u32 zero = 0;
-	__u32 q = ctx->rx_queue_index;
-	struct lanes_config *cfg = bpf_map_lookup_elem(&lanes_config, &zero);
-	struct lanes_qstats *st = bpf_map_lookup_elem(&lanes_qstats, &q);
-
-	if (!cfg || !st)
-		return XDP_PASS;
+	struct lanes_config *cfg;
+	struct lanes_qstats *st;
 	struct lanes_flow_key key = {};
 	__u32 l4_offset = 0;
-	if (!lanes_match(ctx, cfg, &key, &l4_offset)) {
-		st->passed++;
-		return XDP_PASS;
-	}
-	__u64 bytes = bpf_xdp_get_buff_len(ctx);
-	if (cfg->flow_cap_bps && lanes_police(cfg, &key, bytes)) {
-		st->policed++;
-		return XDP_DROP;
-	}
-	st->matched++;
-	st->matched_bytes += bytes;
+	__u64 bytes = 0;
+	int admitted = lanes_admit(ctx, &cfg, &st, &key, &l4_offset, &bytes);
+	if (admitted >= 0)
+		return admitted;
 	return lanes_xdp_forward(ctx, cfg, st, bytes);
 }
 

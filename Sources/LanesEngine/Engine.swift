@@ -88,8 +88,8 @@ public final class Engine {
     public let ifindex: UInt32
     public let numaNode: Int?
     /// Times the link was seen going down during the run (lanes pause and resume by themselves).
-    public private(set) var linkDownEvents = 0
-    var linkUp = true
+    public var linkDownEvents: Int { link.downEvents }
+    var link: LinkWatch
     /// Sockets bound with XDP_USE_SG: packets span frames.
     public let multiBuffer: Bool
     /// The most buffers one TX packet may have (copy mode: net.core.max_skb_frags + 1).
@@ -140,6 +140,7 @@ public final class Engine {
         numaNode = Sysfs.read("/sys/class/net/\(name)/device/numa_node").flatMap(Int.init).flatMap { $0 >= 0 ? $0 : nil }
         umemConfig.numaNode = numaNode
         self.config = config
+        link = LinkWatch(name)
         stats = StatsArea(lanes: queues.count * (config.bidirectional && config.outInterface != nil ? 2 : 1))
         let action: XDPAction = config.kernelFIB != nil ? .forwardByFIB : .redirect
         func fib(_ from: String, _ to: String?) throws(LanesError) -> XDPProgram.FIBConfig? {
@@ -353,9 +354,7 @@ public final class Engine {
             if let f = finishedAt, now - f >= grace { return .countReached }
             // A link that goes down: the sockets stay bound and the lanes wait;
             // count the event and carry on when it comes back.
-            let up = Sysfs.read("/sys/class/net/\(config.interface)/operstate").map { $0 != "down" } ?? true
-            if !up && linkUp { linkDownEvents += 1 }
-            linkUp = up
+            link.check()
             return nil
         }, tick: { elapsed, seconds in
             let cur = snapshot()

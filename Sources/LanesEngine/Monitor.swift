@@ -60,3 +60,17 @@ public struct Monitor {
         }
     }
 }
+
+/// Counts an interface's link going down (operstate "down"), once per fall, at
+/// each `check()`: the engine's and the XDP forwarder's runs carry on through it.
+public struct LinkWatch {
+    let interface: String
+    public private(set) var downEvents = 0
+    var up = true
+    public init(_ interface: String) { self.interface = interface }
+    public mutating func check() {
+        let now = Sysfs.read("/sys/class/net/\(interface)/operstate").map { $0 != "down" } ?? true
+        if !now && up { downEvents += 1 }
+        up = now
+    }
+}

@@ -62,7 +62,7 @@ public final class XDPForwarder {
             outQueues = 0
         }
         let routes = config.routes?.routes.count ?? 1
-        func make(_ f: XDPForwarding, from: String, to: String?) throws(LanesError) -> XDPProgram {
+        func make(_ f: XDPForwarding, to: String?) throws(LanesError) -> XDPProgram {
             let p = try XDPProgram(filter: config.filter, action: .forwardInXDP, flowCapBps: config.flowCapBps, forwarding: f, routes: routes)
             if let to {
                 try p.setTxPort(to)
@@ -70,11 +70,11 @@ public final class XDPForwarder {
             }
             return p
         }
-        program = try make(config.forward, from: name, to: config.outInterface)
-        if let out = config.outInterface {
+        program = try make(config.forward, to: config.outInterface)
+        if config.outInterface != nil {
             // Both ways: the reverse direction; one way: a program that takes nothing
             // (no socket is ever registered, so everything passes) for the driver's XDP TX queues.
-            outProgram = config.bidirectional ? try make(config.reverse ?? config.forward, from: out, to: name)
+            outProgram = config.bidirectional ? try make(config.reverse ?? config.forward, to: name)
                                               : try XDPProgram(filter: config.filter, action: .redirect)
         } else {
             outProgram = nil
@@ -139,11 +139,9 @@ public final class XDPForwarder {
         let start = monotonicSeconds()
         var previous = counters()
         let monitor = Monitor(duration: duration, interval: interval, watching: [config.interface] + (config.outInterface.map { [$0] } ?? []))
-        var linkDownEvents = 0, linkUp = true
+        var link = LinkWatch(config.interface)
         let exitReason = monitor.run(start: start, check: { _ in
-            let up = Sysfs.read("/sys/class/net/\(config.interface)/operstate").map { $0 != "down" } ?? true
-            if !up && linkUp { linkDownEvents += 1 }
-            linkUp = up
+            link.check()
             return nil
         }, tick: { elapsed, seconds in
             let cur = counters()
@@ -175,7 +173,7 @@ public final class XDPForwarder {
         var summary = RunSummary(interface: config.interface, bindMode: "none", xdpMode: program.attachedMode?.rawValue ?? "none",
                                  filter: config.filter.description, umemPlacement: "none", framesPerLane: 0, frameSize: 0, umemBytesPerLane: 0,
                                  durationS: elapsed, exitReason: exitReason, processRSSBytes: rss, processBeyondUMEMBytes: rss,
-                                 linkDownEvents: linkDownEvents, lanes: lanes)
+                                 linkDownEvents: link.downEvents, lanes: lanes)
         summary.path = "xdp"
         summary.egressTxDropped = zip(egressPorts, dropsAtStart).map { $1 <= XDPForwarder.txDropped($0) ? XDPForwarder.txDropped($0) - $1 : 0 }.reduce(0, +)
         summary.ec2Shaping = EC2Shaping.between(allowancesAtStart, EC2Shaping.read(interface: config.interface))
