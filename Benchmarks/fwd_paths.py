@@ -12,7 +12,8 @@ Each: RFC 2544 throughput (NDR, 0 loss, and PDR) at 64 and 1518 B, 1 and 64
 flows, `--trial-duration 1 --verify-duration 2 --precision 2%`; --rounds N runs
 every device N times (order reversed every other round) and the table gives
 medians. A device that loses nothing at the generator's maximum is "at least M,
-generator-bound": two devices generator-bound at the same M are a tie.
+generator-bound": two devices generator-bound at the same M are a tie. Ctrl-C
+ends it early with the table of the rounds every device finished.
 
 xdp-forward is built from ../shared/peers/xdp-tools-*.tar.gz (see its README)
 unless --xdp-forward names a binary.
@@ -99,15 +100,25 @@ def main():
     if not names or any(n not in devices for n in names):
         sys.exit(f"fwd_paths: --devices takes {', '.join(devices)}")
     results = {n: [] for n in names}
-    for r in range(a.rounds):
-        for n in (names if r % 2 == 0 else list(reversed(names))):
-            res = devices[n]()
-            results[n].append(res)
-            for p in res["points"]:
-                ndr = p.get("ndr") or {}
-                print(f"round {r + 1} {n}: {p['size']} B, {p['flows']} flows: NDR {ndr.get('pps', 0) / 1e6:.3f} Mpps"
-                      + (" (generator-bound)" if ndr.get("generator_bound") else "") + f", generator max {p['generator_max_pps'] / 1e6:.3f}",
-                      file=sys.stderr)
+    rounds = 0
+    try:
+        for r in range(a.rounds):
+            for n in (names if r % 2 == 0 else list(reversed(names))):
+                res = devices[n]()
+                results[n].append(res)
+                for p in res["points"]:
+                    ndr = p.get("ndr") or {}
+                    print(f"round {r + 1} {n}: {p['size']} B, {p['flows']} flows: NDR {ndr.get('pps', 0) / 1e6:.3f} Mpps"
+                          + (" (generator-bound)" if ndr.get("generator_bound") else "") + f", generator max {p['generator_max_pps'] / 1e6:.3f}",
+                          file=sys.stderr)
+            rounds = r + 1
+    except KeyboardInterrupt:
+        # Ctrl-C: the table of the rounds that every device finished.
+        print(f"fwd_paths: interrupted; the table holds the {rounds} whole round(s)", file=sys.stderr)
+        subprocess.run([LANES, "testbed", "down", "--name", TB], capture_output=True)
+        if rounds == 0:
+            sys.exit(1)
+        results = {n: v[:rounds] for n, v in results.items()}
 
     def cell(n, size, flows):
         pts = [p for res in results[n] for p in res["points"] if str(p["size"]) == str(size) and p["flows"] == flows]
@@ -118,7 +129,7 @@ def main():
 
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"### {date}: fwd --path xdp and --path xsk against xdp-forward and Linux, {machine()}, veth copy mode", "",
-             f"`Benchmarks/fwd_paths.py --rounds {a.rounds} --sizes {a.sizes} --flows {a.flows} --devices '{a.devices}'`: `lanes rfc2544 --tests throughput "
+             f"`Benchmarks/fwd_paths.py --rounds {rounds} --sizes {a.sizes} --flows {a.flows} --devices '{a.devices}'`: `lanes rfc2544 --tests throughput "
              "--trial-duration 1 --verify-duration 2 --precision 2%`, the same generator (lanes gen, AF_XDP) and XDP receiver for "
              "every device; NDR in Mpps, medians over rounds; '>=' is generator-bound (no loss at the generator's maximum). "
              f"{stalls}", "",

@@ -90,7 +90,7 @@ struct lanes_flow_key {
 	__u16 sport;
 	__u16 dport;
 	__u8 proto;
-	__u8 family; /* 4 or 6 (lanes_match sets it) */
+	__u8 family; /* 4 or 6 */
 	__u8 pad[2];
 };
 
@@ -188,9 +188,22 @@ struct vlan_hdr_l {
 	__be16 proto;
 };
 
-/* Returns 1 when the packet matches the filter; fills the flow key. */
-static __always_inline int lanes_match(struct xdp_md *ctx, const struct lanes_config *cfg,
-				       struct lanes_flow_key *key, __u32 *l4_offset)
+/* What lanes_match read of a packet, for the rest of the program to use
+ * without parsing it again: the IP header (after any VLAN tags), where the
+ * transport header starts, the transport protocol and its ports. */
+struct lanes_pkt {
+	void *l3;
+	__u32 l4_offset; /* from the frame's start */
+	__be16 sport;    /* UDP and TCP; 0 when the frame ends before them */
+	__be16 dport;
+	__u8 proto;
+	__u8 family;     /* 4 or 6 */
+	__u8 tagged;     /* VLAN tags before the IP header */
+	__u8 ports;      /* sport and dport were in the frame */
+};
+
+/* Returns 1 when the packet matches the filter; fills *p. */
+static __always_inline int lanes_match(struct xdp_md *ctx, const struct lanes_config *cfg, struct lanes_pkt *p)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
@@ -202,6 +215,7 @@ static __always_inline int lanes_match(struct xdp_md *ctx, const struct lanes_co
 		return 0;
 	__u16 type = eth->h_proto;
 	void *cur = eth + 1;
+	p->tagged = 0;
 #pragma unroll
 	for (int i = 0; i < 2; i++) {
 		if (type != bpf_htons(ETH_P_8021Q) && type != bpf_htons(ETH_P_8021AD))
@@ -211,6 +225,7 @@ static __always_inline int lanes_match(struct xdp_md *ctx, const struct lanes_co
 			return 0;
 		type = v->proto;
 		cur = v + 1;
+		p->tagged = 1;
 	}
 
 	if (type == bpf_htons(ETH_P_IP)) {
@@ -221,9 +236,7 @@ static __always_inline int lanes_match(struct xdp_md *ctx, const struct lanes_co
 			return 0;
 		proto = ip->protocol;
 		l4 = (void *)ip + ip->ihl * 4;
-		key->saddr[0] = ip->saddr;
-		key->daddr[0] = ip->daddr;
-		key->family = 4;
+		p->family = 4;
 	} else if (type == bpf_htons(ETH_P_IPV6)) {
 		if (!(cfg->proto_mask & LANES_IPV6))
 			return 0;
@@ -232,9 +245,7 @@ static __always_inline int lanes_match(struct xdp_md *ctx, const struct lanes_co
 			return 0;
 		proto = ip6->nexthdr;
 		l4 = ip6 + 1;
-		__builtin_memcpy(key->saddr, &ip6->saddr, 16);
-		__builtin_memcpy(key->daddr, &ip6->daddr, 16);
-		key->family = 6;
+		p->family = 6;
 #pragma unroll
 		for (int i = 0; i < 4; i++) {
 			/* hop-by-hop 0, routing 43, fragment 44, destination options 60 */
@@ -252,24 +263,52 @@ static __always_inline int lanes_match(struct xdp_md *ctx, const struct lanes_co
 
 	if (cfg->l4 && proto != cfg->l4)
 		return 0;
-	key->proto = proto;
-	*l4_offset = (__u32)(l4 - data);
+	p->l3 = cur;
+	p->proto = proto;
+	p->l4_offset = (__u32)(l4 - data);
+	p->sport = 0;
+	p->dport = 0;
+	p->ports = 0;
 	if (proto == IPPROTO_UDP || proto == IPPROTO_TCP) {
 		/* UDP and TCP both keep the ports at offsets 0 and 2. */
 		__be16 *ports = l4;
 		if ((void *)(ports + 2) <= end) {
-			key->sport = ports[0];
-			key->dport = ports[1];
+			p->sport = ports[0];
+			p->dport = ports[1];
+			p->ports = 1;
 		}
 	}
 	if (cfg->dport_lo == 0 && cfg->dport_hi == 0)
 		return 1;
 	if (proto != IPPROTO_UDP && proto != IPPROTO_TCP)
 		return 0;
-	__u16 dport = bpf_ntohs(key->dport);
-	if (key->dport == 0 && key->sport == 0)
+	__u16 dport = bpf_ntohs(p->dport);
+	if (p->dport == 0 && p->sport == 0)
 		return 0;
 	return dport >= cfg->dport_lo && dport <= cfg->dport_hi;
+}
+
+/* The flow key of a packet lanes_match took (the policer's, the signed receiver's). */
+static __always_inline void lanes_flow_key_of(struct xdp_md *ctx, const struct lanes_pkt *p, struct lanes_flow_key *key)
+{
+	void *end = (void *)(long)ctx->data_end;
+	if (p->family == 4) {
+		struct iphdr *ip = p->l3;
+		if ((void *)(ip + 1) > end)
+			return;
+		key->saddr[0] = ip->saddr;
+		key->daddr[0] = ip->daddr;
+	} else {
+		struct ipv6hdr *ip6 = p->l3;
+		if ((void *)(ip6 + 1) > end)
+			return;
+		__builtin_memcpy(key->saddr, &ip6->saddr, 16);
+		__builtin_memcpy(key->daddr, &ip6->daddr, 16);
+	}
+	key->sport = p->sport;
+	key->dport = p->dport;
+	key->proto = p->proto;
+	key->family = p->family;
 }
 
 /* Returns 1 when the flow is over its cap (drop), 0 to let it through. */
@@ -522,7 +561,8 @@ static __always_inline void lanes_signed_rx(struct xdp_md *ctx, const struct lan
  * drop or handle in its own way (ICMP errors, local delivery, fragmenting,
  * options, redirects) is passed to the kernel, and counted by cause.
  * Returns the XDP verdict, or -1 to redirect to the lane. */
-static __always_inline int lanes_forward_fib(struct xdp_md *ctx, const struct lanes_config *cfg, struct lanes_qstats *st)
+static __always_inline int lanes_forward_fib(struct xdp_md *ctx, const struct lanes_config *cfg, struct lanes_qstats *st,
+					     const struct lanes_pkt *p)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
@@ -537,8 +577,10 @@ static __always_inline int lanes_forward_fib(struct xdp_md *ctx, const struct la
 		st->not_forwarded++;
 		return XDP_PASS;
 	}
-	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
-		struct iphdr *ip = (void *)(eth + 1);
+	if (p->tagged)
+		return XDP_PASS;
+	if (p->family == 4) {
+		struct iphdr *ip = p->l3;
 		if ((void *)(ip + 1) > end)
 			return XDP_PASS;
 		__u32 s = bpf_ntohl(ip->saddr), d = bpf_ntohl(ip->daddr);
@@ -561,15 +603,8 @@ static __always_inline int lanes_forward_fib(struct xdp_md *ctx, const struct la
 		fib.tot_len = bpf_ntohs(ip->tot_len);
 		fib.ipv4_src = ip->saddr;
 		fib.ipv4_dst = ip->daddr;
-		if (ip->protocol == IPPROTO_UDP || ip->protocol == IPPROTO_TCP) {
-			__be16 *ports = (void *)(ip + 1);
-			if ((void *)(ports + 2) > end)
-				return XDP_PASS;
-			fib.sport = ports[0];
-			fib.dport = ports[1];
-		}
-	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr *ip6 = (void *)(eth + 1);
+	} else {
+		struct ipv6hdr *ip6 = p->l3;
 		if ((void *)(ip6 + 1) > end)
 			return XDP_PASS;
 		__u8 nh = ip6->nexthdr;
@@ -591,15 +626,13 @@ static __always_inline int lanes_forward_fib(struct xdp_md *ctx, const struct la
 		fib.tot_len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
 		__builtin_memcpy(fib.ipv6_src, sa, 16);
 		__builtin_memcpy(fib.ipv6_dst, da, 16);
-		if (nh == IPPROTO_UDP || nh == IPPROTO_TCP) {
-			__be16 *ports = (void *)(ip6 + 1);
-			if ((void *)(ports + 2) > end)
-				return XDP_PASS;
-			fib.sport = ports[0];
-			fib.dport = ports[1];
-		}
-	} else {
-		return XDP_PASS;
+	}
+	/* Without extension headers or options, the ports lanes_match read follow the IP header. */
+	if (p->proto == IPPROTO_UDP || p->proto == IPPROTO_TCP) {
+		if (!p->ports)
+			return XDP_PASS;
+		fib.sport = p->sport;
+		fib.dport = p->dport;
 	}
 	fib.ifindex = ctx->ingress_ifindex;
 	long rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
@@ -667,40 +700,12 @@ static __always_inline __u16 lanes_ip_csum_fold(struct iphdr *ip, void *end, __u
 	return (__u16)sum;
 }
 
-/* What a router does once it has chosen to forward (IPForwarding.decrement in
- * Sources/LanesEngine/Apps/ForwardApps.swift, in XDP): the frame is trimmed to
- * the IP packet (a router forwards the packet, not the frame's pad), and TTL
- * goes down with the kernel's ip_decrease_ttl checksum update, or hop limit
- * does. Returns 0, or -1 when the frame is too short to hold what its header
- * says (never the case after lanes_ip_check). *frame_len becomes the new length. */
-static __always_inline int lanes_ip_decrement(struct xdp_md *ctx, int v4, __u64 *frame_len)
+/* TTL or hop limit down by one, IPv4's with the kernel's ip_decrease_ttl
+ * checksum update. Returns 0, or -1 when the header is not in the frame. */
+static __always_inline int lanes_ttl_down(void *l3, void *end, int v4)
 {
-	__u64 ip_len;
-	{
-		void *data = (void *)(long)ctx->data;
-		void *end = (void *)(long)ctx->data_end;
-		struct ethhdr *eth = data;
-		if (v4) {
-			struct iphdr *ip = (void *)(eth + 1);
-			if ((void *)(ip + 1) > end)
-				return -1;
-			ip_len = bpf_ntohs(ip->tot_len);
-		} else {
-			struct ipv6hdr *ip6 = (void *)(eth + 1);
-			if ((void *)(ip6 + 1) > end)
-				return -1;
-			ip_len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
-		}
-	}
-	if (*frame_len > sizeof(struct ethhdr) + ip_len) {
-		if (bpf_xdp_adjust_tail(ctx, -(int)(*frame_len - sizeof(struct ethhdr) - ip_len)))
-			return -1;
-		*frame_len = sizeof(struct ethhdr) + ip_len;
-	}
-	struct ethhdr *eth = LANES_RELOAD_DATA(ctx);
-	void *end = LANES_RELOAD_END(ctx);
 	if (v4) {
-		struct iphdr *ip = (void *)(eth + 1);
+		struct iphdr *ip = l3;
 		if ((void *)(ip + 1) > end)
 			return -1;
 		__u32 check = ip->check;
@@ -708,7 +713,7 @@ static __always_inline int lanes_ip_decrement(struct xdp_md *ctx, int v4, __u64 
 		ip->check = (__u16)(check + (check >= 0xffff));
 		ip->ttl--;
 	} else {
-		struct ipv6hdr *ip6 = (void *)(eth + 1);
+		struct ipv6hdr *ip6 = l3;
 		if ((void *)(ip6 + 1) > end)
 			return -1;
 		ip6->hop_limit--;
@@ -716,53 +721,69 @@ static __always_inline int lanes_ip_decrement(struct xdp_md *ctx, int v4, __u64 
 	return 0;
 }
 
+/* What a router does once it has chosen to forward (IPForwarding.decrement in
+ * Sources/LanesEngine/Apps/ForwardApps.swift, in XDP): the frame is trimmed to
+ * the IP packet (a router forwards the packet, not the frame's pad), and TTL or
+ * hop limit goes down. ip_len is the IP packet's length (lanes_ip_check's).
+ * Returns 0, or -1 when the frame is too short to hold what its header says
+ * (never the case after lanes_ip_check). *frame_len becomes the new length. */
+static __always_inline int lanes_ip_decrement(struct xdp_md *ctx, const struct lanes_pkt *p, __u32 ip_len, __u64 *frame_len)
+{
+	int v4 = p->family == 4;
+	if (*frame_len <= sizeof(struct ethhdr) + ip_len)
+		return lanes_ttl_down(p->l3, (void *)(long)ctx->data_end, v4);
+	if (bpf_xdp_adjust_tail(ctx, -(int)(*frame_len - sizeof(struct ethhdr) - ip_len)))
+		return -1;
+	*frame_len = sizeof(struct ethhdr) + ip_len;
+	struct ethhdr *eth = LANES_RELOAD_DATA(ctx);
+	return lanes_ttl_down(eth + 1, LANES_RELOAD_END(ctx), v4);
+}
+
 /* IPForwarding.check in XDP: the family (4 or 6) when the header may be
  * forwarded (well formed, IPv4 header checksum right, lengths inside the frame),
- * else 0 (malformed or bad checksum) or -1 (not IP). TTL is the caller's. */
-static __always_inline int lanes_ip_check(struct xdp_md *ctx, __u64 frame_len)
+ * else 0 (malformed or bad checksum) or -1 (behind VLAN tags). *ip_len is the IP
+ * packet's length. TTL is the caller's. */
+static __always_inline int lanes_ip_check(struct xdp_md *ctx, const struct lanes_pkt *p, __u64 frame_len, __u32 *ip_len)
 {
-	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth = data;
-	if ((void *)(eth + 1) > end)
-		return 0;
-	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
-		struct iphdr *ip = (void *)(eth + 1);
-		if ((void *)(ip + 1) > end || ip->version != 4 || ip->ihl < 5)
+	if (p->tagged)
+		return -1;
+	if (p->family == 4) {
+		struct iphdr *ip = p->l3;
+		if ((void *)(ip + 1) > end || ip->version != 4)
 			return 0;
 		__u32 total = bpf_ntohs(ip->tot_len);
-		if (total < ip->ihl * 4 || sizeof(*eth) + total > frame_len)
+		if (total < ip->ihl * 4 || sizeof(struct ethhdr) + total > frame_len)
 			return 0;
+		*ip_len = total;
 		return lanes_ip_csum_fold(ip, end, ip->ihl) == 0xffff ? 4 : 0;
 	}
-	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr *ip6 = (void *)(eth + 1);
-		if ((void *)(ip6 + 1) > end || ip6->version != 6)
-			return 0;
-		if (sizeof(*eth) + sizeof(*ip6) + bpf_ntohs(ip6->payload_len) > frame_len)
-			return 0;
-		return 6;
-	}
-	return -1;
+	struct ipv6hdr *ip6 = p->l3;
+	if ((void *)(ip6 + 1) > end || ip6->version != 6)
+		return 0;
+	__u32 total = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
+	if (sizeof(struct ethhdr) + total > frame_len)
+		return 0;
+	*ip_len = total;
+	return 6;
 }
 
 /* LANES_XDP_ROUTES: L3App (`--routes FILE`) in XDP: the header check, the
  * route file's longest-prefix match, TTL, the route's next hop and the egress
  * port's MAC. Drops by cause; returns -1 to send. */
 static __always_inline int lanes_forward_routes(struct xdp_md *ctx, const struct lanes_config *cfg,
-						 struct lanes_qstats *st, __u64 *frame_len)
+						 struct lanes_qstats *st, const struct lanes_pkt *p, __u64 *frame_len)
 {
-	int family = lanes_ip_check(ctx, *frame_len);
+	__u32 ip_len = 0;
+	int family = lanes_ip_check(ctx, p, *frame_len, &ip_len);
 	if (family <= 0) {
 		st->bad_header++; /* the lanes count non-IP apart; the filter lets none through but 'ip' */
 		return XDP_DROP;
 	}
-	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth = data;
 	__u32 *route = 0;
 	if (family == 4) {
-		struct iphdr *ip = (void *)(eth + 1);
+		struct iphdr *ip = p->l3;
 		if ((void *)(ip + 1) > end)
 			return XDP_DROP;
 		if (ip->ttl <= 1) {
@@ -772,7 +793,7 @@ static __always_inline int lanes_forward_routes(struct xdp_md *ctx, const struct
 		struct lanes_lpm4 k = { .prefixlen = 32, .addr = ip->daddr };
 		route = bpf_map_lookup_elem(&lanes_routes4, &k);
 	} else {
-		struct ipv6hdr *ip6 = (void *)(eth + 1);
+		struct ipv6hdr *ip6 = p->l3;
 		if ((void *)(ip6 + 1) > end)
 			return XDP_DROP;
 		if (ip6->hop_limit <= 1) {
@@ -790,11 +811,11 @@ static __always_inline int lanes_forward_routes(struct xdp_md *ctx, const struct
 	}
 	__u8 dmac[6];
 	__builtin_memcpy(dmac, nh->mac, 6);
-	if (lanes_ip_decrement(ctx, family == 4, frame_len)) {
+	if (lanes_ip_decrement(ctx, p, ip_len, frame_len)) {
 		st->bad_header++;
 		return XDP_DROP;
 	}
-	eth = LANES_RELOAD_DATA(ctx);
+	struct ethhdr *eth = LANES_RELOAD_DATA(ctx);
 	if ((void *)(eth + 1) > LANES_RELOAD_END(ctx))
 		return XDP_DROP;
 	__builtin_memcpy(eth->h_dest, dmac, 6);
@@ -804,12 +825,12 @@ static __always_inline int lanes_forward_routes(struct xdp_md *ctx, const struct
 
 /* LANES_FORWARD_XDP: `lanes fwd --path xdp` forwards in the driver's receive
  * path, as xdp-forward does, with the lanes' counters: io as it came, macswap
- * back out by XDP_TX, l2 to the next hop, l3 by the kernel's FIB (the same
- * lanes_forward_fib as the lanes, then the header check and TTL here: a packet
- * the kernel would drop for its header goes to the kernel, which drops it) or by
- * the route file's tables; then out by lanes_tx_port. */
+ * back out by XDP_TX, l2 to the next hop, l3 by the kernel's FIB (the header
+ * check first: a packet the kernel would drop for its header goes to the kernel,
+ * which drops it; then the same lanes_forward_fib as the lanes, and TTL here) or
+ * by the route file's tables; then out by lanes_tx_port. */
 static __always_inline int lanes_xdp_forward(struct xdp_md *ctx, const struct lanes_config *cfg,
-					     struct lanes_qstats *st, __u64 frame_len)
+					     struct lanes_qstats *st, const struct lanes_pkt *p, __u64 frame_len)
 {
 	struct ethhdr *eth = (void *)(long)ctx->data;
 	if ((void *)(eth + 1) > (void *)(long)ctx->data_end) {
@@ -834,25 +855,22 @@ static __always_inline int lanes_xdp_forward(struct xdp_md *ctx, const struct la
 		__builtin_memcpy(eth->h_source, cfg->src_mac, 6);
 		break;
 	case LANES_XDP_FIB: {
-		__u8 macs[12];
-		__builtin_memcpy(macs, eth, 12);
-		verdict = lanes_forward_fib(ctx, cfg, st);
-		if (verdict == -1) {
-			int family = lanes_ip_check(ctx, frame_len);
-			if (family <= 0 || lanes_ip_decrement(ctx, family == 4, &frame_len)) {
-				/* The kernel's to drop (and count), as it came. */
-				eth = LANES_RELOAD_DATA(ctx);
-				if ((void *)(eth + 1) > LANES_RELOAD_END(ctx))
-					return XDP_PASS;
-				__builtin_memcpy(eth, macs, 12);
-				st->not_forwarded++;
-				verdict = XDP_PASS;
-			}
+		__u32 ip_len = 0;
+		if (lanes_ip_check(ctx, p, frame_len, &ip_len) <= 0) {
+			/* The kernel's to drop (and count). */
+			st->not_forwarded++;
+			verdict = XDP_PASS;
+			break;
+		}
+		verdict = lanes_forward_fib(ctx, cfg, st, p);
+		if (verdict == -1 && lanes_ip_decrement(ctx, p, ip_len, &frame_len)) {
+			st->bad_header++; /* never after lanes_ip_check */
+			verdict = XDP_DROP;
 		}
 		break;
 	}
 	default:
-		verdict = lanes_forward_routes(ctx, cfg, st, &frame_len);
+		verdict = lanes_forward_routes(ctx, cfg, st, p, &frame_len);
 		break;
 	}
 	if (verdict == XDP_PASS) {
@@ -874,12 +892,12 @@ static __always_inline int lanes_xdp_forward(struct xdp_md *ctx, const struct la
 	return verdict;
 }
 
-/* What both programs do first: the config and the queue's counters, the filter
- * (unmatched: passed), the per-flow policer (over: dropped), the matched counts.
- * Returns the verdict, or -1 to go on with *cfg, *st, *key, *l4_offset and *bytes
- * (every buffer of a multi-buffer packet) filled in. */
+/* What every program does first: the config and the queue's counters, the
+ * filter (unmatched: passed), the per-flow policer (over: dropped), the matched
+ * counts. bytes is the packet's length, every buffer of a multi-buffer one.
+ * Returns the verdict, or -1 to go on with *cfg, *st and *p filled in. */
 static __always_inline int lanes_admit(struct xdp_md *ctx, struct lanes_config **cfg, struct lanes_qstats **st,
-				       struct lanes_flow_key *key, __u32 *l4_offset, __u64 *bytes)
+				       struct lanes_pkt *p, __u64 bytes)
 {
 	__u32 zero = 0;
 	__u32 q = ctx->rx_queue_index;
@@ -887,17 +905,20 @@ static __always_inline int lanes_admit(struct xdp_md *ctx, struct lanes_config *
 	*st = bpf_map_lookup_elem(&lanes_qstats, &q);
 	if (!*cfg || !*st)
 		return XDP_PASS;
-	if (!lanes_match(ctx, *cfg, key, l4_offset)) {
+	if (!lanes_match(ctx, *cfg, p)) {
 		(*st)->passed++;
 		return XDP_PASS;
 	}
-	*bytes = bpf_xdp_get_buff_len(ctx);
-	if ((*cfg)->flow_cap_bps && lanes_police(*cfg, key, *bytes)) {
-		(*st)->policed++;
-		return XDP_DROP;
+	if ((*cfg)->flow_cap_bps) {
+		struct lanes_flow_key key = {};
+		lanes_flow_key_of(ctx, p, &key);
+		if (lanes_police(*cfg, &key, bytes)) {
+			(*st)->policed++;
+			return XDP_DROP;
+		}
 	}
 	(*st)->matched++;
-	(*st)->matched_bytes += *bytes;
+	(*st)->matched_bytes += bytes;
 	return -1;
 }
 
@@ -906,14 +927,15 @@ int lanes_xdp(struct xdp_md *ctx)
 {
 	struct lanes_config *cfg;
 	struct lanes_qstats *st;
-	struct lanes_flow_key key = {};
-	__u32 l4_offset = 0;
-	__u64 bytes = 0;
-	int admitted = lanes_admit(ctx, &cfg, &st, &key, &l4_offset, &bytes);
+	struct lanes_pkt p;
+	int admitted = lanes_admit(ctx, &cfg, &st, &p, bpf_xdp_get_buff_len(ctx));
 	if (admitted >= 0)
 		return admitted;
-	if (cfg->action == LANES_SIGNED_RX && key.proto == IPPROTO_UDP)
-		lanes_signed_rx(ctx, cfg, l4_offset, &key);
+	if (cfg->action == LANES_SIGNED_RX && p.proto == IPPROTO_UDP) {
+		struct lanes_flow_key key = {};
+		lanes_flow_key_of(ctx, &p, &key);
+		lanes_signed_rx(ctx, cfg, p.l4_offset, &key);
+	}
 	if (cfg->action == LANES_SINK || cfg->action == LANES_SIGNED_RX) {
 		st->dropped++;
 		return XDP_DROP;
@@ -930,7 +952,7 @@ int lanes_xdp(struct xdp_md *ctx)
 		if ((void *)(eth + 1) > (void *)(long)ctx->data_end)
 			return XDP_PASS;
 		__builtin_memcpy(macs, eth, 12);
-		int verdict = lanes_forward_fib(ctx, cfg, st);
+		int verdict = lanes_forward_fib(ctx, cfg, st, &p);
 		if (verdict == XDP_PASS) {
 			st->passed++;
 			return XDP_PASS;
@@ -959,19 +981,35 @@ int lanes_xdp(struct xdp_md *ctx)
 
 /* LANES_FORWARD_XDP (`lanes fwd --path xdp`) as a program of its own: the same
  * maps, filter, policer and counters as lanes_xdp (lanes_admit), without the
- * lanes' actions, so the path a forwarded packet runs through holds nothing else. */
-SEC("xdp.frags")
+ * lanes' actions, so the path a forwarded packet runs through holds nothing else.
+ * Two sections: lanes_xdp_fwd without frags, where every packet is one buffer
+ * (the kernel attaches it only where the MTU keeps it so) and its length is
+ * data_end - data; lanes_fwd_frags with them (multi-buffer, above about 3.5 KB),
+ * where the length takes a helper call. */
+SEC("xdp")
 int lanes_xdp_fwd(struct xdp_md *ctx)
 {
 	struct lanes_config *cfg;
 	struct lanes_qstats *st;
-	struct lanes_flow_key key = {};
-	__u32 l4_offset = 0;
-	__u64 bytes = 0;
-	int admitted = lanes_admit(ctx, &cfg, &st, &key, &l4_offset, &bytes);
+	struct lanes_pkt p;
+	__u64 bytes = (__u64)((long)ctx->data_end - (long)ctx->data);
+	int admitted = lanes_admit(ctx, &cfg, &st, &p, bytes);
 	if (admitted >= 0)
 		return admitted;
-	return lanes_xdp_forward(ctx, cfg, st, bytes);
+	return lanes_xdp_forward(ctx, cfg, st, &p, bytes);
+}
+
+SEC("xdp.frags")
+int lanes_fwd_frags(struct xdp_md *ctx)
+{
+	struct lanes_config *cfg;
+	struct lanes_qstats *st;
+	struct lanes_pkt p;
+	__u64 bytes = bpf_xdp_get_buff_len(ctx);
+	int admitted = lanes_admit(ctx, &cfg, &st, &p, bytes);
+	if (admitted >= 0)
+		return admitted;
+	return lanes_xdp_forward(ctx, cfg, st, &p, bytes);
 }
 
 char _license[] SEC("license") = "Dual BSD/GPL";

@@ -62,19 +62,22 @@ public final class XDPForwarder {
             outQueues = 0
         }
         let routes = config.routes?.routes.count ?? 1
-        func make(_ f: XDPForwarding, to: String?) throws(LanesError) -> XDPProgram {
-            let p = try XDPProgram(filter: config.filter, action: .forwardInXDP, flowCapBps: config.flowCapBps, forwarding: f, routes: routes)
+        // On each port, the program without frags unless its MTU needs them.
+        func frags(_ port: String) -> Bool { (Sysfs.read("/sys/class/net/\(port)/mtu").flatMap(Int.init) ?? 0) > XDPProgram.singleBufferMTU }
+        func make(_ f: XDPForwarding, on port: String, to: String?) throws(LanesError) -> XDPProgram {
+            let p = try XDPProgram(filter: config.filter, action: .forwardInXDP, flowCapBps: config.flowCapBps, forwarding: f, routes: routes,
+                                   frags: frags(port))
             if let to {
                 try p.setTxPort(to)
                 if case .routes = f, let table = config.routes { try p.loadRoutes(table, egress: to) }
             }
             return p
         }
-        program = try make(config.forward, to: config.outInterface)
-        if config.outInterface != nil {
+        program = try make(config.forward, on: name, to: config.outInterface)
+        if let out = config.outInterface {
             // Both ways: the reverse direction; one way: a program that takes nothing
             // (no socket is ever registered, so everything passes) for the driver's XDP TX queues.
-            outProgram = config.bidirectional ? try make(config.reverse ?? config.forward, to: name)
+            outProgram = config.bidirectional ? try make(config.reverse ?? config.forward, on: out, to: name)
                                               : try XDPProgram(filter: config.filter, action: .redirect)
         } else {
             outProgram = nil

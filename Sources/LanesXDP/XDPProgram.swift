@@ -152,7 +152,9 @@ public struct AttachedXDP: Sendable, Codable, Equatable {
     public var name: String
     /// "native", "generic" or "offload".
     public var mode: String
-    public var isLanes: Bool { [XDPProgram.programName, XDPProgram.forwardProgramName, LiveFramesProgram.programName].contains(name) }
+    public var isLanes: Bool {
+        [XDPProgram.programName, XDPProgram.forwardProgramName, XDPProgram.forwardFragsProgramName, LiveFramesProgram.programName].contains(name)
+    }
 }
 
 private let libbpfQuiet: Void = {
@@ -167,8 +169,16 @@ private let libbpfQuiet: Void = {
 /// is refused unless `force`.
 public final class XDPProgram {
     public static let programName = "lanes_xdp"
-    /// The program `.forwardInXDP` attaches (`fwd --path xdp`).
+    /// The program `.forwardInXDP` attaches (`fwd --path xdp`): without frags, so
+    /// a packet's length is data_end - data, not a helper call.
     public static let forwardProgramName = "lanes_xdp_fwd"
+    /// The same with frags, for an interface whose MTU is over `singleBufferMTU`.
+    public static let forwardFragsProgramName = "lanes_fwd_frags"
+    /// The largest MTU at which a driver keeps an XDP packet in one buffer for a
+    /// program without frags (ena's limit, the tightest known: a 4 KiB page less
+    /// 256 bytes of headroom, 320 of skb_shared_info and 22 of Ethernet, VLAN
+    /// tag and FCS; veth's is 3506). The kernel refuses such a program above it.
+    public static let singleBufferMTU = InterfaceInfo.enaXDPMaxMTU
     static let magic: UInt32 = 0x4c41_4e45
 
     let object: OpaquePointer
@@ -193,15 +203,19 @@ public final class XDPProgram {
     /// Loads the embedded program into the kernel (not yet attached). `streams`
     /// sizes the signed receiver's per-stream map (action `.signedReceive`).
     /// `routes` sizes the route file's tables (`.forwardInXDP` with `.routes`).
+    /// `frags`: `.forwardInXDP` for an interface whose MTU needs multi-buffer
+    /// (over `singleBufferMTU`); the lanes' program always has frags.
     public init(filter: LaneFilter = .all, action: XDPAction = .redirect, flowCapBps: UInt64 = 0, streams: Int = 1, fib: FIBConfig? = nil,
-                forwarding: XDPForwarding? = nil, routes: Int = 1) throws(LanesError) {
+                forwarding: XDPForwarding? = nil, routes: Int = 1, frags: Bool = false) throws(LanesError) {
         self.streams = max(1, streams)
-        let obj = try XDPProgram.loadEmbedded(EmbeddedBPF.lanes, name: "lanes", what: "XDP",
+        // One of the object's programs is loaded, over the same maps: the kernel
+        // refuses a map (the devmap) shared by programs with and without frags.
+        let program = action != .forwardInXDP ? XDPProgram.programName : frags ? XDPProgram.forwardFragsProgramName : XDPProgram.forwardProgramName
+        let obj = try XDPProgram.loadEmbedded(EmbeddedBPF.lanes, name: "lanes", what: "XDP", program: program,
                                               maxEntries: [("lanes_rx_streams", self.streams), ("lanes_routes4", routes), ("lanes_routes6", routes), ("lanes_next_hops", routes)])
         object = obj
         func fd(ofMap name: String) -> Int32 { bpf_object__find_map_fd_by_name(obj, name) }
-        // `.forwardInXDP` runs the object's second program, lanes_xdp_fwd (the same maps).
-        programFD = bpf_program__fd(bpf_object__find_program_by_name(obj, action == .forwardInXDP ? XDPProgram.forwardProgramName : XDPProgram.programName))
+        programFD = bpf_program__fd(bpf_object__find_program_by_name(obj, program))
         xsksMapFD = fd(ofMap: "lanes_xsks")
         configFD = fd(ofMap: "lanes_config")
         statsFD = fd(ofMap: "lanes_qstats")
@@ -298,8 +312,10 @@ public final class XDPProgram {
     }
 
     /// Opens one of the embedded objects (bpf/*.bpf.c), sizes the maps named in
-    /// `maxEntries` (at least 1 entry each) and loads it into the kernel.
-    static func loadEmbedded(_ base64: String, name: String, what: String, maxEntries: [(String, Int)]) throws(LanesError) -> OpaquePointer {
+    /// `maxEntries` (at least 1 entry each) and loads it into the kernel: all its
+    /// programs, or only `program`.
+    static func loadEmbedded(_ base64: String, name: String, what: String, program: String? = nil,
+                             maxEntries: [(String, Int)]) throws(LanesError) -> OpaquePointer {
         _ = libbpfQuiet
         guard let bytes = base64Decode(base64) else {
             throw LanesError("embedded \(what) object is corrupt", fix: "rebuild with 'swift build'")
@@ -317,6 +333,13 @@ public final class XDPProgram {
         }
         for (map, entries) in maxEntries {
             _ = bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, map), UInt32(max(entries, 1)))
+        }
+        if let program {
+            var p = bpf_object__next_program(obj, nil)
+            while let prog = p {
+                _ = bpf_program__set_autoload(prog, String(cString: bpf_program__name(prog)) == program)
+                p = bpf_object__next_program(obj, prog)
+            }
         }
         let loaded = bpf_object__load(obj)
         if loaded < 0 {

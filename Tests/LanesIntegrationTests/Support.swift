@@ -160,6 +160,14 @@ struct TestbedHandle {
         return o.stdout.contains("prog/xdp")
     }
 
+    /// The name of the XDP program attached to `iface` in `ns` (nil: none).
+    func xdpProgramName(_ ns: String, _ iface: String) throws -> String? {
+        let o = try run(["ip", "-n", ns, "link", "show", iface], tool: "/usr/bin/env")
+        guard let r = o.stdout.range(of: "prog/xdp id ") else { return nil }
+        let words = o.stdout[r.upperBound...].split(separator: " ")
+        return words.count >= 3 && words[1] == "name" ? String(words[2]) : nil
+    }
+
     /// Waits until a program is attached (a lanes run finished its set-up).
     func waitForXDP(_ ns: String, _ iface: String, timeout: Double = 20) throws {
         let deadline = Date().addingTimeInterval(timeout)

@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""What one packet costs in the XDP program: `lanes fwd --mode l3 --path xdp`'s
+lanes_xdp_fwd against xdp-forward's xdp_fwd_fib_full, the kernel timing each.
+
+Both programs are attached in turn to dut:d0 of one testbed and run by
+BPF_PROG_TEST_RUN on the same 60-byte UDP frame (gen -> sink through the dut, so
+the kernel's FIB forwards it and bpf_fib_lookup succeeds), one run a call
+(repeat 1: the frame is fresh each time, as every forwarded packet is), --runs
+calls a round; the kernel's own per-run duration (which includes its timer's
+overhead, the same for both) is collected and the median and 10th percentile
+given, per round, alternating the two, and their medians over --rounds. It is the
+program alone: the devmap transmit after XDP_REDIRECT is the kernel's and the
+same for both. Every run must end in XDP_REDIRECT, or the script stops.
+Then, in the same round, the cost in place: 3 s of `lanes gen` (16 flows, 500
+kpps) through the dut with kernel.bpf_stats_enabled, the program's run_time_ns
+over run_cnt (switched off again at the end).
+
+xdp-forward is built as in fwd_paths.py unless --xdp-forward names a binary.
+
+Usage: sudo python3 Benchmarks/xdp_cost.py [--rounds 5] [--runs 100000] [--no-append]
+"""
+import argparse, ctypes, datetime, json, os, signal, statistics, struct, subprocess, sys, time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "peers"))
+sys.path.insert(0, HERE)
+from peers import LANES, sh  # noqa: E402
+from report import host_stalls, machine, publish  # noqa: E402
+from fwd_paths import build_xdp_forward  # noqa: E402
+
+TB = "xdpcost"
+DUT = TB + "-dut"
+XDP_REDIRECT = 4
+
+
+class TestRunOpts(ctypes.Structure):
+    """struct bpf_test_run_opts (libbpf)."""
+    _fields_ = [("sz", ctypes.c_size_t), ("data_in", ctypes.c_void_p), ("data_out", ctypes.c_void_p),
+                ("data_size_in", ctypes.c_uint32), ("data_size_out", ctypes.c_uint32),
+                ("ctx_in", ctypes.c_void_p), ("ctx_out", ctypes.c_void_p),
+                ("ctx_size_in", ctypes.c_uint32), ("ctx_size_out", ctypes.c_uint32),
+                ("retval", ctypes.c_uint32), ("repeat", ctypes.c_int), ("duration", ctypes.c_uint32),
+                ("flags", ctypes.c_uint32), ("cpu", ctypes.c_uint32), ("batch_size", ctypes.c_uint32)]
+
+
+def frame():
+    """Ethernet g0 -> d0, IPv4 198.18.0.1 -> 198.18.1.1 TTL 64, UDP 1234 -> 9000, 18 bytes of payload."""
+    def csum(b):
+        s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+        s = (s & 0xffff) + (s >> 16)
+        return ~((s & 0xffff) + (s >> 16)) & 0xffff
+    eth = bytes.fromhex("024c00000002" "024c00000001" "0800")
+    ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 46, 1, 0, 64, 17, 0, bytes([198, 18, 0, 1]), bytes([198, 18, 1, 1])))
+    ip[10:12] = struct.pack("!H", csum(bytes(ip)))
+    udp = struct.pack("!HHHH", 1234, 9000, 26, 0) + b"x" * 18
+    return eth + bytes(ip) + udp
+
+
+def measure(prog_name, runs):
+    """The kernel's per-run durations of `runs` test runs of the program named prog_name."""
+    progs = json.loads(sh(["bpftool", "prog", "show", "-j"]).stdout)
+    ids = [p["id"] for p in progs if p.get("name") == prog_name]
+    if not ids:
+        sys.exit(f"xdp_cost: no program {prog_name} loaded")
+    # The dut namespace's FIB and devices: the test runs must be made from inside it.
+    out = sh(["ip", "netns", "exec", DUT, sys.executable, os.path.abspath(__file__), "--child", str(ids[-1]), str(runs)]).stdout
+    return [int(x) for x in out.split()]
+
+
+def live_ns(prog_name):
+    """ns a run of the program named prog_name under 3 s of generated traffic (bpf_stats)."""
+    sh([LANES, "gen", "--testbed", TB, "--flows", "16", "--duration", "3", "--rate", "500kpps", "--interval", "0"])
+    progs = json.loads(sh(["bpftool", "prog", "show", "-j"]).stdout)
+    p = [p for p in progs if p.get("name") == prog_name and p.get("run_cnt", 0) > 0]
+    if not p:
+        sys.exit(f"xdp_cost: {prog_name} never ran under traffic")
+    return p[-1]["run_time_ns"] / p[-1]["run_cnt"]
+
+
+def child(prog_id, runs):
+    bpf = ctypes.CDLL("libbpf.so.1", use_errno=True)
+    fd = bpf.bpf_prog_get_fd_by_id(prog_id)
+    if fd < 0:
+        sys.exit(f"xdp_cost: bpf_prog_get_fd_by_id({prog_id}): errno {ctypes.get_errno()}")
+    data = frame()
+    ifindex = int(open("/sys/class/net/d0/ifindex").read())
+    ctx = struct.pack("6I", 0, len(data), 0, ifindex, 0, 0)  # struct xdp_md: data_end, ingress_ifindex, queue 0
+    din = ctypes.create_string_buffer(data, len(data))
+    dout = ctypes.create_string_buffer(4096)
+    cin = ctypes.create_string_buffer(ctx, len(ctx))
+    durations = []
+    for _ in range(runs):
+        o = TestRunOpts(sz=ctypes.sizeof(TestRunOpts), data_in=ctypes.addressof(din), data_out=ctypes.addressof(dout),
+                        data_size_in=len(data), data_size_out=4096, ctx_in=ctypes.addressof(cin), ctx_size_in=len(ctx), repeat=1)
+        if bpf.bpf_prog_test_run_opts(fd, ctypes.byref(o)) != 0:
+            sys.exit(f"xdp_cost: BPF_PROG_TEST_RUN: errno {ctypes.get_errno()}")
+        if o.retval != XDP_REDIRECT:
+            sys.exit(f"xdp_cost: the program returned {o.retval}, not XDP_REDIRECT: it did not forward the frame")
+        durations.append(o.duration)
+    print(" ".join(map(str, durations)))
+
+
+def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--child":
+        return child(int(sys.argv[2]), int(sys.argv[3]))
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=100000)
+    ap.add_argument("--xdp-forward", help="an xdp-forward binary (default: built from ../shared/peers)")
+    ap.add_argument("--no-append", action="store_true")
+    a = ap.parse_args()
+    xf = a.xdp_forward or build_xdp_forward()
+    stalls = host_stalls()
+    sh([LANES, "testbed", "up", "--name", TB, "--queues", "1"])
+    rows = {"xdp-forward": [], "lanes xdp": []}
+    sh(["sysctl", "-qw", "kernel.bpf_stats_enabled=1"])
+    try:
+        for r in range(a.rounds):
+            for side in (["xdp-forward", "lanes xdp"] if r % 2 == 0 else ["lanes xdp", "xdp-forward"]):
+                if side == "xdp-forward":
+                    sh(["ip", "netns", "exec", DUT, xf, "load", "d0", "d1"])
+                    try:
+                        d = measure("xdp_fwd_fib_full", a.runs)
+                        live = live_ns("xdp_fwd_fib_full")
+                    finally:
+                        subprocess.run(["ip", "netns", "exec", DUT, xf, "unload", "d0", "d1"], capture_output=True)
+                else:
+                    fwd = subprocess.Popen([LANES, "fwd", "--testbed", TB, "--mode", "l3", "--path", "xdp", "--interval", "0"],
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                    try:
+                        for _ in range(100):
+                            if "prog/xdp" in sh(["ip", "-n", DUT, "link", "show", "d0"]).stdout:
+                                break
+                            time.sleep(0.1)
+                        d = measure("lanes_xdp_fwd", a.runs)
+                        live = live_ns("lanes_xdp_fwd")
+                    finally:
+                        fwd.send_signal(signal.SIGINT)
+                        fwd.wait(timeout=30)
+                d.sort()
+                med, p10 = d[len(d) // 2], d[len(d) // 10]
+                rows[side].append((med, p10, live))
+                print(f"round {r + 1} {side}: median {med} ns, p10 {p10} ns; in place {live:.1f} ns", file=sys.stderr)
+    finally:
+        subprocess.run(["sysctl", "-qw", "kernel.bpf_stats_enabled=0"], capture_output=True)
+        subprocess.run([LANES, "testbed", "down", "--name", TB], capture_output=True)
+    lines = [f"## XDP program cost, {datetime.date.today()} ({machine()})", "",
+             f"`Benchmarks/xdp_cost.py --rounds {a.rounds} --runs {a.runs}`: BPF_PROG_TEST_RUN of each program on the same "
+             "60-byte UDP frame, forwarded by the dut's FIB (every run XDP_REDIRECT), one run a call; the kernel's per-run "
+             "duration (its timer's overhead included, the same for both), medians over rounds of each round's median and "
+             "10th percentile; in place: run_time_ns / run_cnt (kernel.bpf_stats_enabled) under 3 s of lanes gen, 16 flows at "
+             f"500 kpps, through the dut. {stalls}", "",
+             "| program | test run, median ns | test run, p10 ns | in place, ns |", "|---|---:|---:|---:|"]
+    med = lambda side, i: statistics.median(x[i] for x in rows[side])
+    for side in rows:
+        lines.append(f"| {side} | {med(side, 0):.0f} | {med(side, 1):.0f} | {med(side, 2):.1f} |")
+    lines += ["", f"lanes xdp - xdp-forward: {med('lanes xdp', 0) - med('xdp-forward', 0):+.0f} ns a packet by test run, "
+              f"{med('lanes xdp', 2) - med('xdp-forward', 2):+.1f} ns in place (medians)."]
+    publish(lines, append=not a.no_append)
+
+
+if __name__ == "__main__":
+    main()
