@@ -13,6 +13,15 @@ public struct EngineConfig: Sendable {
     public var umem = UMEM.Config()
     public var socket = XSKSocket.Config()
     public var batch = 64
+    /// The burst sizes a lane takes: its burst arrays (and the pipeline's
+    /// per-worker fan-out) hold 256 descriptors.
+    public static let batchRange = 1...256
+    /// Throws unless `batch` is in `batchRange` (every path checks it at start).
+    public static func checkBatch(_ batch: Int) throws(LanesError) {
+        guard batchRange.contains(batch) else {
+            throw LanesError("burst size \(batch) out of range", fix: "use --burst \(batchRange.lowerBound)-\(batchRange.upperBound) (default 64)")
+        }
+    }
     public var xdpMode: XDPMode = .auto
     public var filter = LaneFilter.all
     public var force = false
@@ -98,9 +107,7 @@ public final class Engine {
     public init(_ config: EngineConfig) throws(LanesError) {
         try requireRoot(for: "AF_XDP")
         try config.umem.validate()
-        guard config.batch >= 1 && config.batch <= 256 else {
-            throw LanesError("burst size \(config.batch) out of range", fix: "use --burst 1-256 (default 64)")
-        }
+        try EngineConfig.checkBatch(config.batch)
         let name = config.interface
         ifindex = if_nametoindex(name)
         guard ifindex != 0 else {

@@ -47,7 +47,7 @@ public final class LiveGenerator {
         if let bad = lanes.first(where: { $0.core >= LiveFramesProgram.maxCPUs }) {
             throw LanesError("core \(bad.core) out of range for the live-frames path (at most \(LiveFramesProgram.maxCPUs) CPUs)")
         }
-        guard batch >= 1 && batch <= 256 else { throw LanesError("burst \(batch) out of range", fix: "use --burst 1-256 (the live-frames batch)") }
+        try EngineConfig.checkBatch(batch)
         ifindex = if_nametoindex(interface)
         guard ifindex != 0 else {
             throw LanesError("interface '\(interface)' not found", fix: "see 'ip link', pass --netns NS, or run 'lanes testbed up'")

@@ -129,13 +129,30 @@ public final class MetricsServer {
 /// XDP_STATISTICS, the XDP program's counters, frames in the fill ring and free.
 public enum PrometheusText {
     public static func render(engine: Engine, extra: String = "") -> String {
+        let labels = engine.laneLabels.map { "queue=\"\($0.0)\",core=\"\($0.1)\",interface=\"\(engine.config.interface)\"" }
+        let socks = engine.lanes
+        return laneFamilies(labels, engine.snapshot())
+            + xskFamilies(socks.map { ("queue=\"\($0.queue)\"", $0.socket.statistics()) })
+            + xdpFamilies(socks.map { ("queue=\"\($0.queue)\"", engine.program.counters(queue: UInt32($0.queue))) }) + extra
+    }
+
+    /// `fwd --pipeline`: the same series, a lane each for the RX lane (IN's queue)
+    /// and every worker (its OUT queue), and the program's counters of the RX queue.
+    public static func render(pipeline: Pipeline) -> String {
+        let lanes = pipeline.metricLanes
+        let labels = lanes.map { "queue=\"\($0.queue)\",core=\"\($0.core)\",interface=\"\($0.interface)\"" }
+        return laneFamilies(labels, pipeline.snapshot())
+            + xskFamilies(lanes.map { ("queue=\"\($0.queue)\",interface=\"\($0.interface)\"", $0.xsk) })
+            + xdpFamilies([("queue=\"\(lanes[0].queue)\"", pipeline.programCounters)])
+    }
+
+    /// Packets, bytes, drops by cause and frames, per lane (`labels[i]` is lane i's).
+    static func laneFamilies(_ labels: [String], _ snaps: [LaneSnapshot]) -> String {
         var out = ""
         func family(_ name: String, _ type: String, _ help: String, _ samples: [(String, UInt64)]) {
             out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
             for (labels, v) in samples { out += "\(name){\(labels)} \(v)\n" }
         }
-        let snaps = engine.snapshot()
-        let labels = engine.laneLabels.map { "queue=\"\($0.0)\",core=\"\($0.1)\",interface=\"\(engine.config.interface)\"" }
         func per(_ c: LaneCounter) -> [(String, UInt64)] { zip(labels, snaps).map { ($0, $1[c]) } }
         family("lanes_rx_packets_total", "counter", "Packets received by the lane.", per(.rxPackets))
         family("lanes_tx_packets_total", "counter", "Packets transmitted by the lane.", per(.txPackets))
@@ -148,9 +165,15 @@ public enum PrometheusText {
         family("lanes_drops_total", "counter", "Packets dropped by the lane, by cause.", drops)
         family("lanes_free_frames", "gauge", "Frames free in the lane's pool at its last report.", per(.freeFrames))
         family("lanes_fill_ring_frames", "gauge", "Frames in the fill ring at the lane's last report.", per(.fillFrames))
-        let socks = engine.lanes
+        return out
+    }
+
+    /// Each socket's XDP_STATISTICS (`socks`: its labels and statistics).
+    static func xskFamilies(_ socks: [(String, XSKStatistics)]) -> String {
+        var out = ""
         func xsk(_ name: String, _ help: String, _ f: (XSKStatistics) -> UInt64) {
-            family("lanes_xsk_\(name)_total", "counter", help, socks.map { ("queue=\"\($0.queue)\"", f($0.socket.statistics())) })
+            out += "# HELP lanes_xsk_\(name)_total \(help)\n# TYPE lanes_xsk_\(name)_total counter\n"
+            for (labels, st) in socks { out += "lanes_xsk_\(name)_total{\(labels)} \(f(st))\n" }
         }
         xsk("rx_dropped", "XDP_STATISTICS rx_dropped.", \.rxDropped)
         xsk("rx_invalid_descs", "XDP_STATISTICS rx_invalid_descs.", \.rxInvalidDescs)
@@ -158,8 +181,7 @@ public enum PrometheusText {
         xsk("rx_ring_full", "XDP_STATISTICS rx_ring_full.", \.rxRingFull)
         xsk("rx_fill_ring_empty_descs", "XDP_STATISTICS rx_fill_ring_empty_descs.", \.rxFillRingEmptyDescs)
         xsk("tx_ring_empty_descs", "XDP_STATISTICS tx_ring_empty_descs.", \.txRingEmptyDescs)
-        out += xdpFamilies(socks.map { ("queue=\"\($0.queue)\"", engine.program.counters(queue: UInt32($0.queue))) })
-        return out + extra
+        return out
     }
 
     /// `fwd --path xdp`: the same series from the program's per-queue counters (a

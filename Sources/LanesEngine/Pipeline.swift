@@ -31,6 +31,7 @@ public final class Pipeline {
     public init(_ config: EngineConfig, workerCores: [Int]) throws(LanesError) {
         try requireRoot(for: "AF_XDP")
         try config.umem.validate()
+        try EngineConfig.checkBatch(config.batch)
         guard let out = config.outInterface else { throw LanesError("--pipeline needs an OUT interface") }
         guard !config.bidirectional else { throw LanesError("--pipeline forwards one way", fix: "drop --bidirectional") }
         let name = config.interface
@@ -97,40 +98,53 @@ public final class Pipeline {
         defer { stop.deallocate() }
         let area = umem.area, fs = umem.config.frameSize, fc = umem.config.frameCount, batch = config.batch, primed = self.primed
         let multiBuffer = self.multiBuffer, maxSegments = self.maxSegments
+        // --latency and --busy-poll as the engine's lanes take them: the RX lane spins
+        // (busy-polling its socket when idle) and kicks TX every burst; so do the workers.
+        let latency = config.latency, busyPoll = config.socket.busyPoll
         let fanout = FanoutApp(rings: toWorker, returns: returns, frameMask: ~UInt64(fs - 1))
         let ledgerSlot = LaneResultSlots<FanoutApp>(count: 1)
         var threads: [PinnedThread] = []
         let rxSocket = self.rxSocket
         let zc = rxSocket.boundMode == .zeroCopy
-        threads.append(try PinnedThread(core: rxCore, name: "rx\(rxQueue)") { [stats] in
-            var lane = Lane(rings: LaneRings(receiving: rxSocket, transmitting: rxSocket), app: fanout, umem: area, frameSize: fs, frameCount: fc, primed: primed, batch: batch, counters: stats.counters(0),
-                            multiBuffer: multiBuffer, maxSegments: maxSegments)
-            lane.run(stop: stop)
-            ledgerSlot.apps[0] = lane.app
-            // Hand back what is still in flight: the main thread finishes the accounting.
-            ledgerSlot.ledgers[0] = lane.drainAndAccount(driverHolds: zc)
-            lane.app.reclaimAll(into: &lane.pool)
-            ledgerSlot.ledgers[0] = FrameLedger(total: lane.totalFrames, free: lane.freeFrames, fillRing: lane.input.occupancy.fill,
-                                                rxRing: lane.input.occupancy.rx, inHands: 0, txRing: 0, completionRing: 0,
-                                                inDriver: zc ? lane.input.heldByKernel : 0)
-        })
-        for (w, core) in workerCores.enumerated() {
-            let app = makeApp(w)
-            let tx = txSockets[w]
-            let input = toWorker[w], back = returns[w]
-            let counters = stats.counters(1 + w)
-            threads.append(try PinnedThread(core: core, name: "worker\(w)") {
-                // A lane like any other, fed by the fan-out ring: it starts with no frame
-                // of its own (all are the RX lane's, `primed`) and returns each it is done with.
-                var worker = Lane(input: WorkerInput(input: input, returns: back), out: TXRings(tx), app: app, umem: area,
-                                  frameSize: fs, frameCount: fc, primed: fc, batch: batch, counters: counters,
-                                  multiBuffer: multiBuffer, maxSegments: maxSegments)
-                worker.run(stop: stop)
+        // A thread that cannot start (or be pinned) stops and joins the ones before it.
+        do {
+            threads.append(try PinnedThread(core: rxCore, name: "rx\(rxQueue)") { [stats] in
+                var lane = Lane(rings: LaneRings(receiving: rxSocket, transmitting: rxSocket), app: fanout, umem: area, frameSize: fs, frameCount: fc, primed: primed, batch: batch, counters: stats.counters(0),
+                                multiBuffer: multiBuffer, maxSegments: maxSegments)
+                lane.latency = latency
+                lane.busyPoll = busyPoll
+                lane.run(stop: stop)
+                ledgerSlot.apps[0] = lane.app
+                // Hand back what is still in flight: the main thread finishes the accounting.
+                ledgerSlot.ledgers[0] = lane.drainAndAccount(driverHolds: zc)
+                lane.app.reclaimAll(into: &lane.pool)
+                ledgerSlot.ledgers[0] = FrameLedger(total: lane.totalFrames, free: lane.freeFrames, fillRing: lane.input.occupancy.fill,
+                                                    rxRing: lane.input.occupancy.rx, inHands: 0, txRing: 0, completionRing: 0,
+                                                    inDriver: zc ? lane.input.heldByKernel : 0)
             })
+            for (w, core) in workerCores.enumerated() {
+                let app = makeApp(w)
+                let tx = txSockets[w]
+                let input = toWorker[w], back = returns[w]
+                let counters = stats.counters(1 + w)
+                threads.append(try PinnedThread(core: core, name: "worker\(w)") {
+                    // A lane like any other, fed by the fan-out ring: it starts with no frame
+                    // of its own (all are the RX lane's, `primed`) and returns each it is done with.
+                    var worker = Lane(input: WorkerInput(input: input, returns: back), out: TXRings(tx), app: app, umem: area,
+                                      frameSize: fs, frameCount: fc, primed: fc, batch: batch, counters: counters,
+                                      multiBuffer: multiBuffer, maxSegments: maxSegments)
+                    worker.latency = latency
+                    worker.run(stop: stop)
+                })
+            }
+        } catch {
+            stop.storeRelaxed(2)
+            threads.forEach { $0.join() }
+            throw error
         }
         let start = monotonicSeconds()
         var previous = snapshot()
-        let reason = Monitor(duration: duration, interval: interval, watching: [config.interface]).run(start: start, tick: { elapsed, seconds in
+        let reason = Monitor(duration: duration, interval: interval, watching: [config.interface, config.outInterface!]).run(start: start, tick: { elapsed, seconds in
             let cur = snapshot()
             onInterval(IntervalReport(elapsed: elapsed, seconds: seconds, lanes: labels, previous: previous, current: cur))
             previous = cur
@@ -167,7 +181,15 @@ public final class Pipeline {
     }
 
     var labels: [(Int, Int)] { [(rxQueue, rxCore)] + workerCores.enumerated().map { ($0.offset, $0.element) } }
-    func snapshot() -> [LaneSnapshot] { (0..<(1 + workerCores.count)).map { stats.counters($0).snapshot() } }
+    /// Each lane's queue, core and interface (the RX lane's IN queue, then each
+    /// worker's OUT queue), its socket's XDP_STATISTICS, and the XDP program's
+    /// counters of the RX queue: what `--metrics` serves.
+    public var metricLanes: [(queue: Int, core: Int, interface: String, xsk: XSKStatistics)] {
+        [(rxQueue, rxCore, config.interface, rxSocket.statistics())]
+            + workerCores.enumerated().map { ($0.offset, $0.element, config.outInterface!, txSockets[$0.offset].statistics()) }
+    }
+    public var programCounters: XDPQueueCounters { program.counters(queue: UInt32(rxQueue)) }
+    public func snapshot() -> [LaneSnapshot] { (0..<(1 + workerCores.count)).map { stats.counters($0).snapshot() } }
 }
 
 /// The RX lane's app in pipeline mode: hashes each packet's flow to a worker and
@@ -243,7 +265,7 @@ struct FanoutApp: LaneApp {
         for i in 0..<count {
             let d = burst[i]
             let k = Int(FanoutApp.flowHash(context.bytes(d), Int(d.len)) % UInt32(w))
-            if counts[k] == 256 { continue } // cannot happen: bursts are at most 256
+            if counts[k] == 256 { continue } // cannot happen: init checked the burst (EngineConfig.batchRange)
             perWorker[k * 256 + counts[k]] = d
             counts[k] += 1
         }

@@ -2,13 +2,21 @@ import CLanes
 import Glibc
 
 /// A thread pinned to one core, started with a closure (set-up code: the one
-/// allocation and retain happen here, never on the lane's path).
+/// allocation and retain happen here, never on the lane's path). The start waits
+/// until the thread is on its core: a pin the kernel refuses is an error here, and
+/// the body never runs elsewhere.
 public final class PinnedThread {
     final class Box {
         let body: () -> Void
         let core: Int
+        /// Written by the thread before it posts `pinned`; read by init after its wait.
         var pinError: Int32 = 0
-        init(core: Int, body: @escaping () -> Void) { self.core = core; self.body = body }
+        let pinned = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
+        init(core: Int, body: @escaping () -> Void) {
+            self.core = core; self.body = body
+            sem_init(pinned, 0, 0)
+        }
+        deinit { sem_destroy(pinned); pinned.deallocate() }
     }
 
     let tid: pthread_t
@@ -19,6 +27,9 @@ public final class PinnedThread {
         let r = pthread_create(&t, nil, { raw in
             let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
             if box.core >= 0 { box.pinError = pinCurrentThread(to: box.core) }
+            let failed = box.pinError != 0
+            sem_post(box.pinned)
+            if failed { return nil }
             // 1 ns timer slack (default 50 us): a pacing lane's usleep(10) wakes near
             // 10 us, so timed sends (gen --rate, replay's schedule) keep their times.
             _ = lanes_set_timer_slack(1)
@@ -26,6 +37,11 @@ public final class PinnedThread {
             return nil
         }, Unmanaged.passRetained(box).toOpaque())
         guard r == 0 else { throw LanesError.system("start thread \(name)", errno: r) }
+        while sem_wait(box.pinned) != 0 && errno == EINTR {}
+        if box.pinError != 0 {
+            pthread_join(t, nil)
+            throw LanesError.system("pin thread \(name) to core \(core)", errno: box.pinError)
+        }
         tid = t
         _ = name.withCString { pthread_setname_np(t, $0) }
     }

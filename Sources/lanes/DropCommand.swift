@@ -227,13 +227,12 @@ struct FwdCommand: ParsableCommand {
         c.xdpMode = config.xdpMode
         c.force = config.force
         c.flowCapBps = config.flowCapBps
-        let endpoint = try options.metrics.map(MetricsEndpoint.init(parsing:))
+        let endpoint = try options.metricsEndpoint()
         let f = try XDPForwarder(c)
         try f.dropPrivileges()
         StopSignals.block()
-        let server = try endpoint.map { e throws(LanesError) in try MetricsServer(e) { PrometheusText.render(forwarder: f) } }
+        let server = try EngineOptions<DutPort>.serve(endpoint) { PrometheusText.render(forwarder: f) }
         defer { server?.shutdown() }
-        if let server { fputs("lanes: serving metrics at \(server.endpoint.url)\n", stderr) }
         fputs("lanes fwd: path xdp (\(reason))" + (options.latency ? "; --latency: XDP forwards in the driver's receive poll, with no lane to keep awake" : "") + "\n", stderr)
         if !options.json {
             print("lanes \(label) on \(config.interface): forwarded in XDP, xdp \(f.program.attachedMode?.rawValue ?? "not attached"), filter '\(config.filter)'")
@@ -245,8 +244,12 @@ struct FwdCommand: ParsableCommand {
     }
 
     func runPipeline<App: LaneApp>(_ config: EngineConfig, _ workerCores: [Int], _ label: String, makeApp: (Int) -> App) throws {
+        let endpoint = try options.metricsEndpoint()
         let p = try Pipeline(config, workerCores: workerCores)
         try Privileges.keepOnlyNetAdmin()
+        StopSignals.block()
+        let server = try EngineOptions<DutPort>.serve(endpoint) { PrometheusText.render(pipeline: p) }
+        defer { server?.shutdown() }
         let json = options.json
         if !json { print("lanes \(label), pipeline: 1 RX lane, \(workerCores.count) worker(s) on cores \(workerCores)") }
         let summary = try p.run(duration: options.duration, interval: options.interval, onInterval: { r in
@@ -255,6 +258,7 @@ struct FwdCommand: ParsableCommand {
                                            txBps: r.total.txBps, laneRxPps: r.rows.map(\.rxPps)))
             } else { print(r.table) }
         }, makeApp: makeApp)
+        server?.shutdown()
         p.close()
         if json { printJSONLine(summary) } else { options.printSummary(summary) }
         if !summary.framesBalanced { throw LanesError("frame accounting does not balance: \(summary.lanes[0].frames)") }

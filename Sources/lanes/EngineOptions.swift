@@ -113,6 +113,7 @@ struct EngineOptions<Default: DefaultPort>: ParsableArguments {
         c.socket.busyPoll = busyPoll
         c.latency = latency
         c.multiBuffer = multiBuffer.setting
+        try EngineConfig.checkBatch(burst)
         c.batch = burst
         c.xdpMode = xdp
         c.force = force
@@ -127,6 +128,16 @@ struct EngineOptions<Default: DefaultPort>: ParsableArguments {
         return c
     }
 
+    /// `--metrics`, parsed before set-up so that a bad endpoint fails first.
+    func metricsEndpoint() throws -> MetricsEndpoint? { try metrics.map(MetricsEndpoint.init(parsing:)) }
+
+    /// Serves `render` at `endpoint` (after set-up and the privilege drop) and says where.
+    static func serve(_ endpoint: MetricsEndpoint?, _ render: @escaping () -> String) throws -> MetricsServer? {
+        let server = try endpoint.map { e throws(LanesError) in try MetricsServer(e, render: render) }
+        if let server { fputs("lanes: serving metrics at \(server.endpoint.url)\n", stderr) }
+        return server
+    }
+
     /// Runs the engine with an app and prints live reports and the summary.
     /// `report` replaces the default summary output (the generator prints its own).
     @discardableResult
@@ -135,15 +146,12 @@ struct EngineOptions<Default: DefaultPort>: ParsableArguments {
                            makeReverseApp: ((Int) -> App)? = nil,
                            extraMetrics: (() -> String)? = nil,
                            makeApp: (Engine, Int) -> App) throws -> (RunSummary, [App]) {
-        let endpoint = try metrics.map(MetricsEndpoint.init(parsing:))
+        let endpoint = try metricsEndpoint()
         let engine = try Engine(config)
         try engine.dropPrivileges()
         StopSignals.block()
-        let server = try endpoint.map { e throws(LanesError) in
-            try MetricsServer(e) { PrometheusText.render(engine: engine, extra: extraMetrics?() ?? "") }
-        }
+        let server = try EngineOptions.serve(endpoint) { PrometheusText.render(engine: engine, extra: extraMetrics?() ?? "") }
         defer { server?.shutdown() }
-        if let server { fputs("lanes: serving metrics at \(server.endpoint.url)\n", stderr) }
         if !json {
             print("lanes \(mode) on \(config.interface): \(engine.lanes.count) lane(s), bind \(engine.bindSummary)\(engine.multiBuffer ? " multi-buffer" : ""), xdp \(engine.program.attachedMode?.rawValue ?? "not attached"), filter '\(config.filter)', UMEM \(config.umem.bytes / 1024) KiB/lane on \(engine.lanes.first?.umem.placement ?? "")")
             // The driver's rules that shape this run (virtio_net's locked XDP TX, igb's, ena's), as 'lanes info' gives them.

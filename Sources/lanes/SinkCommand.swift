@@ -50,6 +50,7 @@ struct SinkCommand: ParsableCommand {
         StopSignals.block()
         let prog = try XDPProgram(filter: parsed, action: pass ? .countAndPass : .sink)
         try prog.attach(interface: iface, mode: xdp, force: force)
+        do { try Privileges.keepOnlyNetAdmin() } catch { prog.detach(); throw error }
         var lastTotal: UInt64 = 0
         func total() -> XDPQueueCounters { (0..<rxq).reduce(XDPQueueCounters()) { $0 + prog.counters(queue: UInt32($1)) } }
         func count(_ c: XDPQueueCounters) -> UInt64 { pass ? c.passed : c.dropped }
@@ -84,6 +85,7 @@ struct SinkCommand: ParsableCommand {
         }
         guard if_nametoindex(iface) != 0 else { throw LanesError("interface '\(iface)' not found", fix: "see 'ip link', or pass --netns NS") }
         let rx = try KernelReceiver(port: port, cores: coreList)
+        try Privileges.keepOnlyNetAdmin()
         StopSignals.block()
         let before = KernelReceiver.udpErrors()
         let stop = StopFlag()

@@ -191,7 +191,7 @@ extension IntegrationTests {
                                  0x07, 0xd0, 0x23, 0x28, 0, 26, 0, 0] + [UInt8](repeating: 0x61, count: 18)
             func write(_ name: String, _ bytes: [UInt8]) -> String {
                 let p = dir + "/" + name
-                FileManager.default.createFile(atPath: p, contents: Data(bytes))
+                _ = FileManager.default.createFile(atPath: p, contents: Data(bytes))
                 return p
             }
             var truncated = Pcap.write([PcapRecord(timestampNanos: 0, data: good), PcapRecord(timestampNanos: 1, data: good)])

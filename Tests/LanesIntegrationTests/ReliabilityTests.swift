@@ -33,6 +33,13 @@ extension IntegrationTests {
                     (["drop", "d0", "--bind", "zero-copy"] + ns, "zero-copy"),
                     (["drop", "d0", "--filter", "udp dport 0"] + ns, "bad --filter"),
                     (["drop", "d0", "--burst", "0"] + ns, "burst"),
+                    // Past the lanes' 256-descriptor bursts, on every path (the pipeline's
+                    // fan-out and the live-frames batch included): refused before set-up.
+                    (["drop", "d0", "--burst", "300"] + ns, "burst size 300 out of range"),
+                    (["fwd", "d0", "d1", "--mode", "io", "--burst", "300"] + ns, "burst size 300 out of range"),
+                    (["fwd", "d0", "d1", "--mode", "io", "--pipeline", "--burst", "300"] + ns, "burst size 300 out of range"),
+                    (["gen", "--tx", "xsk", "--burst", "300"] + gen, "burst size 300 out of range"),
+                    (["gen", "--tx", "xdp", "--burst", "300"] + gen, "burst size 300 out of range"),
                     (["drop", "d0", "--flow-cap", "fast"] + ns, "bad --flow-cap"),
                     (["fwd", "d0", "--mode", "teleport"] + ns, "not available"),
                     (["fwd", "d0", "d1", "--mode", "l3", "--routes", badRoutes] + ns, "bad route file"),
@@ -297,27 +304,37 @@ extension IntegrationTests.Reliability {
 
 extension IntegrationTests.Reliability {
     /// After set-up every thread keeps only CAP_NET_ADMIN (bit 12), and the end
-    /// still detaches the program with it.
-    @Test func privilegesAreDroppedAfterSetUp() throws {
+    /// still detaches the program with it: the lanes (with the metrics server),
+    /// the XDP sink, the signed XDP receiver and the XDP forwarder.
+    @Test(arguments: ["drop", "sink", "gen --rx-only --rx xdp", "fwd --path xdp"])
+    func privilegesAreDroppedAfterSetUp(command: String) throws {
         try withTestbed(queues: 2) { tb in
             let port = 19900 + Int(getpid() % 99)
-            let drop = try Running(["drop", "d0", "--netns", tb.dut, "--interval", "0", "--json", "--metrics", "\(port)"])
-            try tb.waitForXDP(tb.dut, "d0")
+            let (args, ns, iface): ([String], String, String) = switch command {
+            case "drop": (["drop", "d0", "--netns", tb.dut, "--metrics", "\(port)"], tb.dut, "d0")
+            case "sink": (["sink", "--testbed", tb.name], tb.sink, "s0")
+            case "fwd --path xdp": (["fwd", "--testbed", tb.name, "--mode", "l3", "--path", "xdp"], tb.dut, "d0")
+            default: (["gen", "s0", "--netns", tb.sink, "--rx-only", "--rx", "xdp"], tb.sink, "s0")
+            }
+            let run = try Running(args + ["--interval", "0", "--json"])
+            try tb.waitForXDP(ns, iface)
             usleep(300_000)
-            let pid = drop.process.pid
+            let pid = run.process.pid
             let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")
-            #expect(tasks.count >= 4, "main thread, two lanes and the metrics server")
-            let names = tasks.compactMap { try? String(contentsOfFile: "/proc/\(pid)/task/\($0)/comm", encoding: .utf8) }
-            #expect(names.contains("metrics\n"), "\(names)")
+            if command == "drop" {
+                #expect(tasks.count >= 4, "main thread, two lanes and the metrics server")
+                let names = tasks.compactMap { try? String(contentsOfFile: "/proc/\(pid)/task/\($0)/comm", encoding: .utf8) }
+                #expect(names.contains("metrics\n"), "\(names)")
+            }
             for t in tasks {
                 let status = try String(contentsOfFile: "/proc/\(pid)/task/\(t)/status", encoding: .utf8)
                 let eff = status.split(separator: "\n").first { $0.hasPrefix("CapEff:") }?.split(separator: "\t").last.map(String.init)
-                #expect(eff == "0000000000001000", "thread \(t): CapEff \(eff ?? "?")")
+                #expect(eff == "0000000000001000", "\(command): thread \(t): CapEff \(eff ?? "?")")
             }
-            drop.signal(SIGINT)
-            let o = drop.wait()
+            run.signal(SIGINT)
+            let o = run.wait()
             #expect(o.status == 0, "\(o.stderr)")
-            #expect(try !tb.xdpAttached(tb.dut, "d0"), "detaching needs CAP_NET_ADMIN, which was kept")
+            #expect(try !tb.xdpAttached(ns, iface), "detaching needs CAP_NET_ADMIN, which was kept")
         }
     }
 }
@@ -382,6 +399,31 @@ extension IntegrationTests.Reliability {
             try #require(g.status == 0, "\(g.stderr)")
             #expect(counts.count >= 5, "scrapes that served the histogram: \(counts.count)")
             #expect(counts == counts.sorted() && (counts.last ?? 0) > 0, "latency counts over the run: \(counts)")
+        }
+    }
+}
+
+extension IntegrationTests.Reliability {
+    /// A lane whose core the kernel refuses (outside the process's cpuset) is an
+    /// error at start, in one line naming the thread, the core and errno; nothing is
+    /// left attached. Before, the lane ran on whatever core it got.
+    @Test func aPinTheKernelRefusesIsAnErrorAtStart() throws {
+        let cpuset = "/sys/fs/cgroup/cpuset"
+        try #require(FileManager.default.fileExists(atPath: cpuset + "/cpuset.cpus"), "a cgroup v1 cpuset hierarchy at \(cpuset)")
+        try #require(ProcessInfo.processInfo.activeProcessorCount >= 2, "two CPUs")
+        let group = cpuset + "/lanes-pin-\(getpid())"
+        try FileManager.default.createDirectory(atPath: group, withIntermediateDirectories: false)
+        defer { _ = try? run(["rmdir", group], tool: "/usr/bin/env") }
+        try "0".write(toFile: group + "/cpuset.cpus", atomically: false, encoding: .utf8)
+        try "0".write(toFile: group + "/cpuset.mems", atomically: false, encoding: .utf8)
+        try withTestbed(queues: 2) { tb in
+            // The shell moves itself into the cpuset (CPU 0 only), then becomes lanes.
+            let o = try run(["-c", "echo $$ > \(group)/tasks && exec \"$0\" \"$@\"", lanesBinary, "drop", "d0", "--netns", tb.dut,
+                             "--queues", "0-1", "--cores", "0,1", "--duration", "1", "--interval", "0"], tool: "/bin/sh")
+            #expect(o.status != 0, "ran with a lane off its core")
+            let lines = o.stderr.split(separator: "\n")
+            #expect(lines.count == 1 && lines[0].contains("pin thread lane1 to core 1") && lines[0].contains("errno 22"), "\(o.stderr)")
+            #expect(try !tb.xdpAttached(tb.dut, "d0"), "a program was left attached")
         }
     }
 }
