@@ -56,5 +56,5 @@ let package = Package(
         .testTarget(name: "LanesIntegrationTests",
                     dependencies: ["LanesLab", "LanesXDP", "LanesCore", "LanesPacket", "lanes"], exclude: ["fibdiff.py"]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

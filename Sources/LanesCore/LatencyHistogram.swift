@@ -5,7 +5,9 @@ import Synchronization
 /// precision) up to 2^40 ns. Recording never allocates; one writer. It is a
 /// handle: copies share the buckets (not the summary fields), which are freed
 /// with the last copy (the metrics server's copies keep them alive).
-public struct LatencyHistogram {
+/// Sendable unchecked: a copy sent to another thread shares only the buckets,
+/// atomics with one writer (relaxed); the summary fields are the copy's own.
+public struct LatencyHistogram: @unchecked Sendable {
     public static let bucketCount = 64 + 35 * 32
     /// The buckets' owner.
     final class Buckets: @unchecked Sendable {

@@ -48,7 +48,7 @@ public struct MetricsEndpoint: Sendable {
         family = ai.pointee.ai_family
         var name = [CChar](repeating: 0, count: Int(NI_MAXHOST))
         _ = getnameinfo(ai.pointee.ai_addr, ai.pointee.ai_addrlen, &name, socklen_t(name.count), nil, 0, NI_NUMERICHOST)
-        host = String(cString: name)
+        host = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         port = p
         wildcard = hostText == nil
         self.spec = spec

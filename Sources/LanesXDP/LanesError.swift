@@ -61,3 +61,19 @@ public func requireRoot(for what: String) throws(LanesError) {
         throw LanesError("\(what) needs root", fix: "run it with sudo, or as root")
     }
 }
+
+/// Writes `text` to standard error (descriptor 2) as it is, unbuffered: the one
+/// way the project writes there (Glibc's `stderr` is a mutable global).
+public func printError(_ text: String) {
+    var t = text
+    t.withUTF8 { b in
+        guard let base = b.baseAddress else { return }
+        var done = 0
+        while done < b.count {
+            let n = write(2, base + done, b.count - done)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return }
+            done += n
+        }
+    }
+}

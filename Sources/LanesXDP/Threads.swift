@@ -51,7 +51,7 @@ public final class PinnedThread {
 
 /// Signals the engine waits for on the main thread (blocked in every other thread).
 public enum StopSignals {
-    static var set: sigset_t = {
+    static let set: sigset_t = {
         var s = sigset_t()
         sigemptyset(&s)
         sigaddset(&s, SIGINT)

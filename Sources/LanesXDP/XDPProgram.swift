@@ -373,7 +373,7 @@ public final class XDPProgram {
                     throw LanesError("interface \(name) is in use by '\(owner.command)' (pid \(owner.pid))",
                                      fix: "stop that command first, or use another interface")
                 }
-                fputs("lanes: replacing the XDP program (id \(existing.id)) a stopped Lanes process left on \(name)\n", stderr)
+                printError("lanes: replacing the XDP program (id \(existing.id)) a stopped Lanes process left on \(name)\n")
             }
             XDPProgram.detachAny(ifindex: index, mode: existing.mode)
         }
@@ -383,7 +383,7 @@ public final class XDPProgram {
             let r = bpf_xdp_attach(Int32(index), programFD, m.flags | lanes_xdp_flags_update_if_noexist(), nil)
             if r == 0 {
                 if mode == .auto && m == .generic {
-                    fputs("lanes: \(name) has no native XDP (\(String(cString: strerror(lastErr)))): running generic-mode XDP (an skb per packet, slower)\n", stderr)
+                    printError("lanes: \(name) has no native XDP (\(String(cString: strerror(lastErr)))): running generic-mode XDP (an skb per packet, slower)\n")
                 }
                 return (index, m)
             }
@@ -539,7 +539,7 @@ public final class XDPProgram {
         default: mode = "multi"
         }
         var buf = [CChar](repeating: 0, count: 17)
-        let name = lanes_prog_name_by_id(progID, &buf) == 0 ? String(cString: buf) : "?"
+        let name = lanes_prog_name_by_id(progID, &buf) == 0 ? String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : "?"
         return AttachedXDP(id: progID, name: name, mode: mode)
     }
 }

@@ -131,13 +131,13 @@ public final class XSKSocket {
           let now = Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
           if busySince == nil {
               busySince = now
-              fputs("lanes: \(interface) queue \(queue) is busy (a socket of an ended process may still be closing); retrying for up to 2 s\n", stderr)
+              printError("lanes: \(interface) queue \(queue) is busy (a socket of an ended process may still be closing); retrying for up to 2 s\n")
           }
           guard now - busySince! < 2 else { break }
           attempt += 1
           usleep(20_000)
         }
-        if made != nil && attempt > 0 { fputs("lanes: \(interface) queue \(queue) bound after \(attempt) retries\n", stderr) }
+        if made != nil && attempt > 0 { printError("lanes: \(interface) queue \(queue) bound after \(attempt) retries\n") }
         guard let made else {
             rx.deallocate(); tx.deallocate()
             if shared { fill.deallocate(); completion.deallocate() }

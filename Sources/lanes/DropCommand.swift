@@ -187,9 +187,9 @@ struct FwdCommand: ParsableCommand {
                              + "which XDP's lookup cannot see, so a flow may take another next hop of a multipath route than under the kernel (policy 0 is exact)")
             }
         }
-        fputs("lanes fwd: routes: the kernel's FIB, one bpf_fib_lookup per packet in XDP (rules, every table and route type, multipath, MTU); "
+        printError("lanes fwd: routes: the kernel's FIB, one bpf_fib_lookup per packet in XDP (rules, every table and route type, multipath, MTU); "
               + "blackholes dropped, ICMP errors, local and unresolved traffic passed to the kernel, counted by cause"
-              + (notes.isEmpty ? "" : "\nlanes fwd: " + notes.joined(separator: "\nlanes fwd: ")) + "\n", stderr)
+              + (notes.isEmpty ? "" : "\nlanes fwd: " + notes.joined(separator: "\nlanes fwd: ")) + "\n")
         if let xdp {
             let f = fragments == "drop"
             return try runXDP(config, .fib(try .init(interface: inName, egress: outName, dropFragmentable: f)),
@@ -212,7 +212,7 @@ struct FwdCommand: ParsableCommand {
         let (chosen, reason) = try ForwardPath.choose(path, needsLanes: needsLanes, generic: config.xdpMode == .generic,
                                                      inDriver: info?.driver ?? "?", inFeatures: info?.xdpFeatures,
                                                      egress: egress, egressFeatures: egressInfo?.xdpFeatures)
-        if chosen == .xsk { fputs("lanes fwd: path xsk (\(reason))\n", stderr) }
+        if chosen == .xsk { printError("lanes fwd: path xsk (\(reason))\n") }
         return chosen == .xdp ? reason : nil
     }
 
@@ -233,7 +233,7 @@ struct FwdCommand: ParsableCommand {
         StopSignals.block()
         let server = try EngineOptions<DutPort>.serve(endpoint) { PrometheusText.render(forwarder: f) }
         defer { server?.shutdown() }
-        fputs("lanes fwd: path xdp (\(reason))" + (options.latency ? "; --latency: XDP forwards in the driver's receive poll, with no lane to keep awake" : "") + "\n", stderr)
+        printError("lanes fwd: path xdp (\(reason))" + (options.latency ? "; --latency: XDP forwards in the driver's receive poll, with no lane to keep awake" : "") + "\n")
         if !options.json {
             print("lanes \(label) on \(config.interface): forwarded in XDP, xdp \(f.program.attachedMode?.rawValue ?? "not attached"), filter '\(config.filter)'")
         }

@@ -134,7 +134,7 @@ struct EngineOptions<Default: DefaultPort>: ParsableArguments {
     /// Serves `render` at `endpoint` (after set-up and the privilege drop) and says where.
     static func serve(_ endpoint: MetricsEndpoint?, _ render: @escaping () -> String) throws -> MetricsServer? {
         let server = try endpoint.map { e throws(LanesError) in try MetricsServer(e, render: render) }
-        if let server { fputs("lanes: serving metrics at \(server.endpoint.url)\n", stderr) }
+        if let server { printError("lanes: serving metrics at \(server.endpoint.url)\n") }
         return server
     }
 
@@ -223,7 +223,7 @@ func printJSONLine<T: Encodable>(_ value: T) {
     enc.outputFormatting = [.sortedKeys]
     enc.keyEncodingStrategy = .convertToSnakeCase
     if let d = try? enc.encode(value) { print(String(decoding: d, as: UTF8.self)) }
-    fflush(stdout)
+    fflush(nil) // every output stream: stdout without naming the mutable global
 }
 
 /// One `--json` line per interval.

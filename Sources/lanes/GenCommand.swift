@@ -276,7 +276,7 @@ struct GenCommand: ParsableCommand {
             return p
         }
         if options.duration == nil && count == nil && !rxOnly {
-            fputs("lanes gen: running until SIGINT (give --count or --duration to stop)\n", stderr)
+            printError("lanes gen: running until SIGINT (give --count or --duration to stop)\n")
         }
         let json = options.json
         let cores = config.cores ?? queues.indices.map { $0 % Sysfs.onlineCPUs() }

@@ -49,7 +49,7 @@ enum Main {
     static func fail(_ message: String, code: Int32 = 1) -> Never {
         var m = message
         if m.hasPrefix("Error: ") { m.removeFirst(7) }
-        fputs("lanes: error: \(m)\n", stderr)
+        printError("lanes: error: \(m)\n")
         exit(code == 0 ? 1 : code)
     }
 }

@@ -96,9 +96,9 @@ struct RFC2544Command: ParsableCommand {
         let dir = try out.map(Experiment.outputDirectory)
         try RFC2544Runner.check(c)
         let estimate = RFC2544Runner.estimate(c)
-        fputs("lanes rfc2544: \(c.tests.map(\.rawValue).joined(separator: ", ")) for \(c.sizes.count * c.flows.count) size x flow points, about \(estimate.trials) trials, about \(Int(estimate.seconds)) s (more when a verification fails)\n", stderr)
+        printError("lanes rfc2544: \(c.tests.map(\.rawValue).joined(separator: ", ")) for \(c.sizes.count * c.flows.count) size x flow points, about \(estimate.trials) trials, about \(Int(estimate.seconds)) s (more when a verification fails)\n")
         let latch = Experiment.StopLatch()
-        var result = try RFC2544Runner.run(c, stop: latch.poll) { fputs($0 + "\n", stderr) }
+        var result = try RFC2544Runner.run(c, stop: latch.poll) { printError($0 + "\n") }
         result.interrupted = latch.name
         let data = try Experiment.json(result)
         let report = RFC2544Runner.report(result)
@@ -107,7 +107,7 @@ struct RFC2544Command: ParsableCommand {
         }
         if json { print(String(decoding: data, as: UTF8.self)) } else { print(report) }
         if let why = result.interrupted {
-            fputs("lanes: error: rfc2544 interrupted by \(why) after \(result.points.count) points (those are printed)\n", stderr)
+            printError("lanes: error: rfc2544 interrupted by \(why) after \(result.points.count) points (those are printed)\n")
             throw ExitCode(128 + latch.signal)
         }
     }

@@ -104,7 +104,7 @@ struct ScaleCommand: ParsableCommand {
             print("sweep took \(Int(Date().timeIntervalSince(t0))) s")
         }
         if let why = result.interrupted {
-            fputs("lanes: error: scale interrupted by \(why) after \(result.points.count) of \(c.lanes.count * c.flows.count * c.duts.count) points (those are printed\(out == nil ? "" : " and written"))\n", stderr)
+            printError("lanes: error: scale interrupted by \(why) after \(result.points.count) of \(c.lanes.count * c.flows.count * c.duts.count) points (those are printed\(out == nil ? "" : " and written"))\n")
             throw ExitCode(128 + latch.signal)
         }
     }

@@ -121,9 +121,9 @@ struct TestbedCommand: ParsableCommand {
             if VMTestbed.exists(name: name) && role == "dut" {
                 StopSignals.block()
                 let r = try vm.exec(command, timeout: timeout)
-                fputs(r.stderr, stderr)
+                printError(r.stderr)
                 print(r.stdout, terminator: "")
-                fflush(stdout)
+                fflush(nil) // every output stream: stdout without naming the mutable global
                 throw ExitCode(r.status)
             }
             // The host side: a namespace (the VM testbed's gen namespace holds both its taps).

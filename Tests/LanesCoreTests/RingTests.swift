@@ -62,7 +62,8 @@ import Testing
             let done = Atomic<Int>(0), received = Atomic<Int>(0), orderBroken = Atomic<Int>(0)
         }
         let shared = Shared()
-        let seen = UnsafeMutablePointer<Atomic<UInt8>>.allocate(capacity: producers * perProducer)
+        // Atomics, read after every thread is done (the `done` count orders it).
+        nonisolated(unsafe) let seen = UnsafeMutablePointer<Atomic<UInt8>>.allocate(capacity: producers * perProducer)
         for i in 0..<(producers * perProducer) { (seen + i).initialize(to: Atomic(0)) }
         defer { seen.deallocate() }
         var threads: [Thread] = []

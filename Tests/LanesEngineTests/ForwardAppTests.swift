@@ -17,7 +17,8 @@ import Testing
         return b
     }
 
-    static let routes = try! RouteTable(parsing: """
+    /// Never written after it is built (LPMTable's insertions are its init's).
+    nonisolated(unsafe) static let routes = try! RouteTable(parsing: """
     198.18.1.0/24 02:4c:00:00:01:01 d1
     198.18.5.0/24 02:4c:00:00:05:05 d0
     fd00:198:18:1::/64 02:4c:00:00:01:01
