@@ -576,14 +576,11 @@ public enum RFC2544Runner {
             let r = rx.wait(timeout: 10)
             guard g.status == 0 || stop() else { throw LanesError("generator failed at \(frame) B, \(flows) flows: \(g.stderr.split(separator: "\n").last ?? "")") }
             guard r.status == 0 || stop() else { throw LanesError("receiver failed at \(frame) B, \(flows) flows: \(r.stderr.split(separator: "\n").last ?? "")") }
-            func last(_ s: String) -> [String: Any] {
-                s.split(separator: "\n").last.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] } ?? [:]
-            }
-            let gj = last(g.stdout), rj = last(r.stdout)
-            let tx = UInt64(gj["tx_packets"] as? Int ?? 0), got = UInt64(rj["rx_packets"] as? Int ?? 0)
-            let latency = (rj["latency"] as? [String: Any])?.compactMapValues { ($0 as? Int).map(UInt64.init) }
+            let gj = ReportLine.last(g.stdout), rj = ReportLine.last(r.stdout)
+            let tx = gj?.txPackets ?? 0, got = rj?.rxPackets ?? 0
+            let latency = rj?.latency
             let t = RFC2544Trial(size: frame, flows: flows, kind: kind, requestedPps: pps, seconds: seconds, burstFrames: count,
-                                 offeredPps: gj["tx_pps"] as? Double ?? 0, txPackets: tx, rxPackets: got,
+                                 offeredPps: gj?.txPps ?? 0, txPackets: tx, rxPackets: got,
                                  lossRatio: tx == 0 ? 1 : Double(tx - min(tx, got)) / Double(tx), latencyNs: latency)
             if stop() { return t } // cut short by a signal: not a trial
             trials.append(t)

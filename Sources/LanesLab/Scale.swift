@@ -202,7 +202,7 @@ public enum ScaleRunner {
                     // the generator plans its flows by the device's RSS as it is then.
                     if accelerator.isEmpty { accelerator = try vm.up(queues: c.lanes.max() ?? 1).accelerator }
                     let info = try guest([Child.lanesBinary, "info", "d0", "--json"])
-                    let queuesNow = (try? JSONSerialization.jsonObject(with: Data(info.utf8)) as? [String: Any])?["rx_queues"] as? Int
+                    let queuesNow = ReportLine.last(info)?.rxQueues
                     if queuesNow != l { _ = try guest(["ethtool", "-L", "d0", "combined", "\(l)"]) }
                 } else if try tb.up(queues: l, mtu: max(1500, c.size - 14)) {
                     // Jumbo frames: every port's MTU takes them (the lanes then bind multi-buffer).
@@ -364,10 +364,10 @@ public enum ScaleRunner {
     /// Received rate from the dut's interval lines inside the measured window;
     /// per-queue (or per-socket) packets, drops by cause and CPU from its summary.
     static func measure(dut: String, gen: String, warmup: Double, duration: Double) throws(LanesError) -> Measurement {
-        let lines = dut.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-        guard let summary = lines.last, summary["lanes"] != nil else { throw LanesError("no summary from the dut") }
+        let lines = ReportLine.lines(dut)
+        guard let summary = lines.last, summary.lanes != nil else { throw LanesError("no summary from the dut") }
         let intervals = lines.dropLast().compactMap { l -> (Double, Double)? in
-            guard let t = l["elapsed_s"] as? Double, let r = l["rx_pps"] as? Double else { return nil }
+            guard let t = l.elapsedS, let r = l.rxPps else { return nil }
             return (t, r)
         }
         // Traffic starts when the first interval sees packets; skip the warm-up after it, and the last (partial) interval.
@@ -377,33 +377,29 @@ public enum ScaleRunner {
             window = active.filter { $0.0 >= t0 + warmup && $0.0 <= t0 + warmup + duration }.map(\.1)
             if window.isEmpty { window = active.map(\.1) }
         }
-        func int(_ v: Any?) -> Int64 { Int64(v as? Int ?? 0) }
         let mpps = window.isEmpty ? 0 : window.reduce(0, +) / Double(window.count) / 1e6
-        let lanes = summary["lanes"] as? [[String: Any]] ?? []
-        let perQueue = lanes.map { UInt64($0["rx_packets"] as? Int ?? 0) }
-        let xdp = summary["xdp"] as? [String: Any] ?? [:]
-        let policed = UInt64(int(xdp["policed"]))
+        let perQueue = (summary.lanes ?? []).map { $0.rxPackets ?? 0 }
+        let policed = summary.xdp?.policed ?? 0
         var drops: [String: Int64] = [:]
-        if let x = summary["xsk"] as? [String: Any], int(x["rx_dropped"]) > 0 { drops["xsk_fill_ring_empty"] = int(x["rx_dropped"]) }
-        for (k, v) in summary["drops"] as? [String: Any] ?? [:] where k != "drop_app" && int(v) > 0 { drops["lane_" + k.dropFirst(5)] = int(v) }
+        if let x = summary.xsk?.rxDropped, x > 0 { drops["xsk_fill_ring_empty"] = x }
+        for (k, v) in summary.drops ?? [:] where k != "drop_app" && v > 0 { drops["lane_" + k.dropFirst(5)] = v }
         if policed > 0 { drops["policed"] = Int64(policed) }
-        if int(summary["udp_rcvbuf_errors"]) > 0 { drops["udp_socket"] = int(summary["udp_rcvbuf_errors"]) }
-        // The lanes' own count of what arrived (drop: received then dropped by the app).
-        let received = UInt64(int(summary["rx_packets"]) + int(summary["packets"]))
-        let g = gen.split(separator: "\n").last.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] } ?? [:]
-        let offered = (g["tx_pps"] as? Double ?? 0) / 1e6
-        return Measurement(mpps: mpps, offeredMpps: offered, perQueue: perQueue, policed: policed, bindMode: summary["bind_mode"] as? String ?? "?",
-                           offeredPackets: UInt64(int(g["tx_packets"])), receivedPackets: received, drops: drops,
-                           genCPU: g["cpu_s"] as? Double ?? 0, dutCPU: summary["cpu_s"] as? Double ?? 0,
-                           shaping: shapingDeltas(summary, g))
+        if let u = summary.udpRcvbufErrors, u > 0 { drops["udp_socket"] = u }
+        // What arrived: the lanes' count (drop: received, then dropped by the app), or the kernel sink's.
+        let received = (summary.rxPackets ?? 0) + (summary.packets ?? 0)
+        let g = ReportLine.last(gen)
+        return Measurement(mpps: mpps, offeredMpps: (g?.txPps ?? 0) / 1e6, perQueue: perQueue, policed: policed, bindMode: summary.bindMode ?? "?",
+                           offeredPackets: g?.txPackets ?? 0, receivedPackets: received, drops: drops,
+                           genCPU: g?.cpuS ?? 0, dutCPU: summary.cpuS ?? 0,
+                           shaping: shapingDeltas([summary, g].compactMap { $0 }))
     }
 
     /// The `ec2_shaping` deltas of the dut's and the generator's summaries, summed; nil when neither has them.
-    static func shapingDeltas(_ summaries: [String: Any]...) -> [String: UInt64]? {
-        let all = summaries.compactMap { ($0["ec2_shaping"] as? [String: Any])?["deltas"] as? [String: Any] }
+    static func shapingDeltas(_ summaries: [ReportLine]) -> [String: UInt64]? {
+        let all = summaries.compactMap { $0.ec2Shaping?.deltas }
         guard !all.isEmpty else { return nil }
         var out: [String: UInt64] = [:]
-        for d in all { for (k, v) in d { out[k, default: 0] += UInt64(v as? Int ?? 0) } }
+        for d in all { for (k, v) in d { out[k, default: 0] += v } }
         return out
     }
 
