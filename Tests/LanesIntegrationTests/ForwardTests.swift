@@ -256,24 +256,17 @@ extension IntegrationTests.Forwarder {
                                 "--interval", "0", timeout: 60)
             try #require(gen.status == 0, "\(gen.stderr)")
             usleep(500_000)
-            let scrape = try ip("netns", "exec", tb.dut, "curl", "-sS", "--max-time", "5", "http://127.0.0.1:\(port)/metrics")
+            let scrape = try MetricsScrape(tb.dut, port: port)
             fwd.signal(SIGINT)
             let f = fwd.wait()
             try #require(f.status == 0, "\(f.stderr)")
-            try #require(scrape.status == 0, "curl: \(scrape.stderr)")
+            try #require(scrape.output.status == 0, "curl: \(scrape.output.stderr)")
             #expect(f.stderr.contains("serving metrics at"), "\(f.stderr)")
-            func samples(_ family: String) -> [(String, Int)] {
-                scrape.stdout.split(separator: "\n").filter { $0.hasPrefix(family + "{") }
-                    .compactMap { l in l.split(separator: " ").last.flatMap { Int($0) }.map { (String(l), $0) } }
-            }
-            let rx = samples("lanes_rx_packets_total"), tx = samples("lanes_tx_packets_total")
+            let rx = scrape.samples("lanes_rx_packets_total"), tx = scrape.samples("lanes_tx_packets_total")
             #expect(rx.count == 3 && tx.count == 3, "the RX lane and two workers: \(rx) \(tx)")
-            #expect(rx.first { $0.0.contains("interface=\"d0\"") }?.1 == 4000, "\(rx)")
-            #expect(tx.filter { $0.0.contains("interface=\"d1\"") }.map(\.1).reduce(0, +) == 4000, "\(tx)")
-            let file = FileManager.default.temporaryDirectory.appendingPathComponent("lanes-pipeline-metrics-\(getpid()).txt").path
-            defer { try? FileManager.default.removeItem(atPath: file) }
-            try scrape.stdout.write(toFile: file, atomically: true, encoding: .utf8)
-            let check = try run(["-c", "promtool check metrics < \(file)"], tool: "/bin/sh")
+            #expect(rx.first { $0.line.contains("interface=\"d0\"") }?.value == 4000, "\(rx)")
+            #expect(tx.filter { $0.line.contains("interface=\"d1\"") }.map(\.value).reduce(0, +) == 4000, "\(tx)")
+            let check = try scrape.promtool()
             #expect(check.status == 0, "promtool: \(check.stdout) \(check.stderr)")
         }
     }

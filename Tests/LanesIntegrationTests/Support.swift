@@ -208,3 +208,25 @@ func withTestbed<T>(queues: Int = 2, mtu: Int = 1500, _ body: (TestbedHandle) th
     }
     return try body(tb)
 }
+
+/// What a lanes command's `--metrics` served, fetched by curl inside `ns`.
+struct MetricsScrape {
+    let output: Output
+    init(_ ns: String, port: Int) throws {
+        output = try ip("netns", "exec", ns, "curl", "-sS", "--max-time", "5", "http://127.0.0.1:\(port)/metrics")
+    }
+    var text: String { output.stdout }
+    /// The samples of one family: each sample's line (its labels) and value.
+    func samples(_ family: String) -> [(line: String, value: Int)] {
+        text.split(separator: "\n").filter { $0.hasPrefix(family + "{") }
+            .compactMap { l in l.split(separator: " ").last.flatMap { Int($0) }.map { (String(l), $0) } }
+    }
+    func sum(_ family: String) -> Int { samples(family).map(\.value).reduce(0, +) }
+    /// `promtool check metrics` on the text.
+    func promtool() throws -> Output {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("lanes-metrics-\(getpid())-\(UInt32.random(in: 0 ... .max)).txt").path
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        try text.write(toFile: file, atomically: true, encoding: .utf8)
+        return try run(["-c", "promtool check metrics < \(file)"], tool: "/bin/sh")
+    }
+}

@@ -99,22 +99,15 @@ extension IntegrationTests.Forwarder {
             try tb.waitForXDP(tb.dut, "d0")
             try tb.traffic(count: 3000, flows: 8, to: "198.18.1.1")
             usleep(500_000)
-            let scrape = try ip("netns", "exec", tb.dut, "curl", "-sS", "--max-time", "5", "http://127.0.0.1:\(port)/metrics")
+            let scrape = try MetricsScrape(tb.dut, port: port)
             fwd.signal(SIGINT)
             let f = fwd.wait()
             try #require(f.status == 0, "\(f.stderr)")
-            try #require(scrape.status == 0, "curl: \(scrape.stderr)")
-            func sum(_ family: String) -> Int {
-                scrape.stdout.split(separator: "\n").filter { $0.hasPrefix(family + "{") }
-                    .compactMap { $0.split(separator: " ").last.flatMap { Int($0) } }.reduce(0, +)
-            }
-            #expect(sum("lanes_rx_packets_total") == 3000 && sum("lanes_tx_packets_total") == 3000 && sum("lanes_xdp_forwarded_total") == 3000,
-                    "\(scrape.stdout)")
-            #expect(scrape.stdout.contains("lanes_drops_total{") && scrape.stdout.contains("cause=\"blackhole\""))
-            let file = FileManager.default.temporaryDirectory.appendingPathComponent("lanes-xdp-metrics-\(getpid()).txt").path
-            try scrape.stdout.write(toFile: file, atomically: true, encoding: .utf8)
-            defer { try? FileManager.default.removeItem(atPath: file) }
-            let check = try run(["-c", "promtool check metrics < \(file)"], tool: "/bin/sh")
+            try #require(scrape.output.status == 0, "curl: \(scrape.output.stderr)")
+            #expect(scrape.sum("lanes_rx_packets_total") == 3000 && scrape.sum("lanes_tx_packets_total") == 3000
+                    && scrape.sum("lanes_xdp_forwarded_total") == 3000, "\(scrape.text)")
+            #expect(scrape.text.contains("lanes_drops_total{") && scrape.text.contains("cause=\"blackhole\""))
+            let check = try scrape.promtool()
             #expect(check.status == 0, "promtool: \(check.stdout) \(check.stderr)")
         }
     }
