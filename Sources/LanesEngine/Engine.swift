@@ -354,6 +354,14 @@ public final class Engine {
         var previous = snapshot()
         var finishedAt: Double? = nil
         let monitor = Monitor(duration: duration, interval: interval, watching: [config.interface] + (config.outInterface.map { [$0] } ?? []))
+        let served = lanes.map(\.queue)
+        var watched = [DeviceWatch.Port(name: config.interface, programID: program.attachedID, queues: served, servesAll: config.queues == nil,
+                                        takesLargerMTU: multiBuffer)]
+        if let out = config.outInterface {
+            watched.append(DeviceWatch.Port(name: out, programID: outProgram?.attachedID, queues: outProgram != nil ? served : [], takesLargerMTU: multiBuffer))
+        }
+        let watch = DeviceWatch(watched)
+        var fault: String? = nil
         let exitReason = monitor.run(start: start, check: { now in
             if finishedAt == nil && (0..<(lanes.count * halves)).allSatisfy({ stats.counters($0).snapshot()[.finished] == 1 }) {
                 finishedAt = now
@@ -362,7 +370,8 @@ public final class Engine {
             // A link that goes down: the sockets stay bound and the lanes wait;
             // count the event and carry on when it comes back.
             link.check()
-            return nil
+            fault = watch.check()
+            return fault == nil ? nil : .fault
         }, tick: { elapsed, seconds in
             let cur = snapshot()
             var report = IntervalReport(elapsed: elapsed, seconds: seconds, lanes: laneLabels, previous: previous, current: cur)
@@ -381,6 +390,7 @@ public final class Engine {
         stop.storeRelaxed(2) // the joins order everything the lanes wrote before what follows
         threads.forEach { $0.join() }
         var summary = makeSummary(duration: elapsed, ledgers: results.allLedgers, exitReason: exitReason)
+        summary.fault = fault
         summary.ec2Shaping = EC2Shaping.between(allowancesAtStart, EC2Shaping.read(interface: config.interface))
         if exitReason == .interfaceLost {
             close()

@@ -10,6 +10,8 @@ public enum ExitReason: String, Sendable, Codable, CustomStringConvertible {
     case countReached = "count reached"
     /// A lane stopped on an error it reported (live-frames transmit).
     case error
+    /// The device changed under the run (`DeviceWatch`): the report says how.
+    case fault
 
     public var description: String { rawValue }
 }
@@ -72,5 +74,73 @@ public struct LinkWatch {
         let now = Sysfs.read("/sys/class/net/\(interface)/operstate").map { $0 != "down" } ?? true
         if !now && up { downEvents += 1 }
         up = now
+    }
+}
+
+/// Faults a device brings under a running data plane that would leave a run
+/// counting nothing while it says it runs: its XDP program detached or replaced
+/// by someone else (`ip link set dev xdp off`, another tool's load), a queue it
+/// serves gone or, where it took every queue, queues added that no lane serves
+/// (`ethtool -L`), the MTU raised past what its sockets take. A run
+/// ends at once on the first (its report, then a non-zero exit naming it;
+/// nothing of its own is left attached, and a program someone else attached is
+/// left alone). A link going down and up is not one: the lanes wait and go on
+/// (`LinkWatch`). Checked at each monitor wake (every 100 ms at most).
+public struct DeviceWatch {
+    public struct Port {
+        let name: String
+        let ifindex: UInt32
+        /// The program this run attached there (nil: none to watch).
+        let programID: UInt32?
+        /// RX queues the run serves on it, and whether that is every one it had.
+        let queues: [Int]
+        let servesAll: Bool
+        /// The MTU at start, and whether the sockets take more (multi-buffer).
+        let mtu: Int?
+        let takesLargerMTU: Bool
+        public init(name: String, programID: UInt32?, queues: [Int], servesAll: Bool = false, takesLargerMTU: Bool) {
+            self.name = name
+            ifindex = if_nametoindex(name)
+            self.programID = programID
+            self.queues = queues
+            self.servesAll = servesAll
+            mtu = DeviceWatch.mtu(name)
+            self.takesLargerMTU = takesLargerMTU
+        }
+    }
+    let ports: [Port]
+    public init(_ ports: [Port]) { self.ports = ports }
+
+    static func mtu(_ name: String) -> Int? { Sysfs.read("/sys/class/net/\(name)/mtu").flatMap(Int.init) }
+
+    /// The first fault seen, in words, or nil.
+    public func check() -> String? {
+        for p in ports {
+            // Gone or replaced by another device of the name: the monitor's "interface lost".
+            guard if_nametoindex(p.name) == p.ifindex else { continue }
+            if let id = p.programID {
+                let now = XDPProgram.attached(ifindex: p.ifindex)
+                // Programs in two modes at once: the kernel gives no one id to compare.
+                if now?.mode != "multi" && now?.id != id {
+                    return "the XDP program on \(p.name) (id \(id)) was " + (now.map { "replaced by '\($0.name)' (id \($0.id))" } ?? "detached")
+                        + " by someone else; nothing reaches the lanes"
+                }
+            }
+            if let top = p.queues.max() {
+                // Fewer: the kernel refuses it while sockets are bound to the queues
+                // (ethtool: "requested channel counts are too low for existing zerocopy
+                // AF_XDP sockets"); a driver that did not would leave a lane with nothing.
+                // More, where the lanes took every queue: RSS sends flows to queues no lane serves.
+                let rx = Sysfs.list("/sys/class/net/\(p.name)/queues").filter { $0.hasPrefix("rx-") }.count
+                if rx > 0 && top >= rx { return "\(p.name) has \(rx) RX queue(s) now (ethtool -L): queue \(top), which a lane served, is gone" }
+                if p.servesAll && rx > top + 1 {
+                    return "\(p.name) has \(rx) RX queues now (ethtool -L): queue(s) \(top + 1)-\(rx - 1) have no lane, and their packets go to the kernel"
+                }
+            }
+            if !p.takesLargerMTU, let was = p.mtu, let now = DeviceWatch.mtu(p.name), now > was {
+                return "\(p.name)'s MTU rose from \(was) to \(now), past what its sockets were bound for (no multi-buffer)"
+            }
+        }
+        return nil
     }
 }

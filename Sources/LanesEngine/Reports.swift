@@ -97,6 +97,8 @@ public struct RunSummary: Encodable, Sendable {
     public var processRSSBytes: Int
     public var processBeyondUMEMBytes: Int
     public var linkDownEvents: Int = 0
+    /// What ended the run with exit reason "fault" (`DeviceWatch`), in words.
+    public var fault: String? = nil
     public var lanes: [LaneSummary]
     /// CPU seconds the process used (all threads, user + system), at the summary.
     public var cpuS: Double = processCPUSeconds()
@@ -118,7 +120,7 @@ public struct RunSummary: Encodable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case interface, bindMode, xdpMode, filter, umemPlacement, framesPerLane, frameSize, umemBytesPerLane
-        case durationS, exitReason, processRSSBytes = "processRssBytes", processBeyondUMEMBytes = "processBeyondUmemBytes", linkDownEvents, lanes, cpuS, ec2Shaping, multiBuffer, path, egressTxDropped
+        case durationS, exitReason, processRSSBytes = "processRssBytes", processBeyondUMEMBytes = "processBeyondUmemBytes", linkDownEvents, fault, lanes, cpuS, ec2Shaping, multiBuffer, path, egressTxDropped
         case rxPackets, txPackets, rxBytes, txBytes, rxPps, txPps, framesBalanced, drops, xsk, xdp
     }
 
@@ -137,6 +139,7 @@ public struct RunSummary: Encodable, Sendable {
         try c.encode(processRSSBytes, forKey: .processRSSBytes)
         try c.encode(processBeyondUMEMBytes, forKey: .processBeyondUMEMBytes)
         try c.encode(linkDownEvents, forKey: .linkDownEvents)
+        try c.encodeIfPresent(fault, forKey: .fault)
         try c.encode(lanes, forKey: .lanes)
         try c.encode(cpuS, forKey: .cpuS)
         try c.encodeIfPresent(ec2Shaping, forKey: .ec2Shaping)

@@ -143,9 +143,16 @@ public final class XDPForwarder {
         var previous = counters()
         let monitor = Monitor(duration: duration, interval: interval, watching: [config.interface] + (config.outInterface.map { [$0] } ?? []))
         var link = LinkWatch(config.interface)
+        var watched = [DeviceWatch.Port(name: config.interface, programID: program.attachedID, queues: [], takesLargerMTU: true)]
+        if let outProgram, let out = config.outInterface {
+            watched.append(DeviceWatch.Port(name: out, programID: outProgram.attachedID, queues: [], takesLargerMTU: true))
+        }
+        let watch = DeviceWatch(watched)
+        var fault: String? = nil
         let exitReason = monitor.run(start: start, check: { _ in
             link.check()
-            return nil
+            fault = watch.check()
+            return fault == nil ? nil : .fault
         }, tick: { elapsed, seconds in
             let cur = counters()
             let s = max(seconds, 1e-9)
@@ -178,6 +185,7 @@ public final class XDPForwarder {
                                  durationS: elapsed, exitReason: exitReason, processRSSBytes: rss, processBeyondUMEMBytes: rss,
                                  linkDownEvents: link.downEvents, lanes: lanes)
         summary.path = "xdp"
+        summary.fault = fault
         summary.egressTxDropped = zip(egressPorts, dropsAtStart).map { $1 <= XDPForwarder.txDropped($0) ? XDPForwarder.txDropped($0) - $1 : 0 }.reduce(0, +)
         summary.ec2Shaping = EC2Shaping.between(allowancesAtStart, EC2Shaping.read(interface: config.interface))
         return summary

@@ -309,7 +309,11 @@ public final class XDPProgram {
         ifindex = index
         attachedMode = m
         interface = name
+        attachedID = XDPProgram.attached(ifindex: index)?.id
     }
+
+    /// The kernel's id of this program, once attached (what a watch compares).
+    public private(set) var attachedID: UInt32?
 
     /// Opens one of the embedded objects (bpf/*.bpf.c), sizes the maps named in
     /// `maxEntries` (at least 1 entry each) and loads it into the kernel: all its

@@ -12,6 +12,7 @@ struct DropCommand: ParsableCommand {
         abstract: "Receive on every queue of an interface, count, and drop (recycle) each packet.",
         discussion: """
         Memory: UMEM of --frames x --frame-size per lane (default 4096 x 2048 B = 8 MiB), plus a few MiB for the process.
+        \(EngineOptions<DutPort>.faultsHelp)
         Example: lanes drop d0 --netns lanes-dut --queues 0-1 --cores 0-1 --duration 10
         """)
     @OptionGroup var options: EngineOptions<DutPort>
@@ -42,6 +43,7 @@ struct FwdCommand: ParsableCommand {
         cause (ttl, no route, bad checksum, non-IP). ARP and NDP are the kernel's (the program passes them).
         Default on the testbed: IN dut:d0, OUT dut:d1.
         Memory: UMEM of --frames x --frame-size per lane (default 8 MiB), plus a few MiB.
+        \(EngineOptions<DutPort>.faultsHelp)
         Examples:
           lanes fwd --mode macswap --duration 10
           lanes fwd d0 d1 --netns lanes-dut --mode l3 --routes routes.txt --bidirectional
@@ -241,6 +243,7 @@ struct FwdCommand: ParsableCommand {
         server?.shutdown()
         f.close()
         if options.json { printJSONLine(summary) } else { options.printSummary(summary) }
+        try EngineOptions<DutPort>.endOnFault(summary)
     }
 
     func runPipeline<App: LaneApp>(_ config: EngineConfig, _ workerCores: [Int], _ label: String, makeApp: (Int) -> App) throws {

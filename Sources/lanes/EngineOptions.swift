@@ -128,6 +128,21 @@ struct EngineOptions<Default: DefaultPort>: ParsableArguments {
         return c
     }
 
+    /// What a run does when the device changes under it (the commands' help).
+    static var faultsHelp: String {
+        """
+        Faults: the XDP program detached or replaced by someone else, a served queue removed (ethtool -L)
+        or the MTU raised past what the sockets take end the run within 1 s: the report of what was counted,
+        then one line naming the fault and exit 1. A link going down and up is waited out (link_down_events).
+        """
+    }
+
+    /// A run the device ended (`DeviceWatch`): after its report, the fault in one
+    /// line and a non-zero exit.
+    static func endOnFault(_ summary: RunSummary) throws {
+        if let f = summary.fault { throw LanesError("the run ended at \(String(format: "%.1f", summary.durationS)) s: \(f)") }
+    }
+
     /// `--metrics`, parsed before set-up so that a bad endpoint fails first.
     func metricsEndpoint() throws -> MetricsEndpoint? { try metrics.map(MetricsEndpoint.init(parsing:)) }
 
@@ -170,6 +185,7 @@ struct EngineOptions<Default: DefaultPort>: ParsableArguments {
         } else {
             printSummary(summary)
         }
+        try EngineOptions.endOnFault(summary)
         if !summary.framesBalanced {
             throw LanesError("frame accounting does not balance: " + summary.lanes.map { "q\($0.queue) \($0.frames)" }.joined(separator: "; "))
         }

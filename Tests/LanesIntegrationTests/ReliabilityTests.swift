@@ -427,3 +427,52 @@ extension IntegrationTests.Reliability {
         }
     }
 }
+
+extension IntegrationTests.Reliability {
+    /// Faults a device brings mid-run that would leave the lanes counting nothing, or
+    /// part: the program detached by someone else (lanes and the XDP path), queues
+    /// added that no lane serves (`ethtool -L` up, the lanes having taken every queue;
+    /// down past a served queue the kernel refuses while the sockets are bound), the
+    /// MTU raised past the sockets. Each ends the run within 1 s: the report (exit
+    /// reason "fault", what was counted so far), then one line naming the fault and a
+    /// non-zero exit; nothing of the run's is left attached.
+    @Test(arguments: ["xdp off", "channels", "mtu", "xdp off on the xdp path"])
+    func aDeviceFaultEndsTheRunAtOnceWithItsReport(fault: String) throws {
+        try withTestbed(queues: fault == "channels" ? 4 : 2) { tb in
+            let xdpPath = fault.hasSuffix("xdp path")
+            if fault == "channels" {
+                let two = try ip("netns", "exec", tb.dut, "ethtool", "-L", "d0", "rx", "2", "tx", "2")
+                try #require(two.status == 0, "\(two.stderr)")
+            }
+            let args = xdpPath ? ["fwd", "--testbed", tb.name, "--mode", "l3", "--path", "xdp"] : ["drop", "d0", "--netns", tb.dut]
+            let run = try Running(args + ["--filter", "udp dport 9000", "--interval", "0", "--json"])
+            try tb.waitForXDP(tb.dut, "d0")
+            try tb.traffic(count: 1000, flows: 8, to: xdpPath ? "198.18.1.1" : "198.18.0.2")
+            usleep(300_000)
+            let inject: Output
+            switch fault {
+            case "channels":
+                let fewer = try ip("netns", "exec", tb.dut, "ethtool", "-L", "d0", "rx", "1", "tx", "1")
+                #expect(fewer.status != 0 && fewer.stderr.contains("too low for existing"), "the kernel took queue 1 from its socket: \(fewer.stderr)")
+                usleep(300_000)
+                #expect(run.process.isRunning, "a refused ethtool -L ended the run")
+                inject = try ip("netns", "exec", tb.dut, "ethtool", "-L", "d0", "rx", "4", "tx", "4")
+            case "mtu": inject = try ip("-n", tb.dut, "link", "set", "d0", "mtu", "3000")
+            default: inject = try ip("-n", tb.dut, "link", "set", "d0", "xdp", "off")
+            }
+            try #require(inject.status == 0, "\(fault): \(inject.stderr)")
+            let injected = Date()
+            let o = run.wait(timeout: 10)
+            let took = Date().timeIntervalSince(injected)
+            #expect(took < 1.0, "\(fault): the run went on \(took) s")
+            #expect(o.status != 0, "\(fault): exit 0")
+            let last = o.stderr.split(separator: "\n").last.map(String.init) ?? ""
+            let words = fault == "channels" ? "has 4 RX queues now (ethtool -L): queue(s) 2-3 have no lane" : fault == "mtu" ? "MTU rose from 1500 to 3000" : "was detached by someone else"
+            #expect(last.contains("the run ended at") && last.contains(words), "\(fault): \(o.stderr)")
+            let report = try o.json()
+            #expect(report["exit_reason"] as? String == "fault" && (report["fault"] as? String)?.contains(words) == true, "\(report)")
+            #expect(report["rx_packets"] as? Int == 1000, "what was counted before the fault: \(report["rx_packets"] ?? "?")")
+            #expect(try !tb.xdpAttached(tb.dut, "d0") && !tb.xdpAttached(tb.dut, "d1"), "\(fault): a program was left attached")
+        }
+    }
+}
