@@ -476,3 +476,29 @@ extension IntegrationTests.Reliability {
         }
     }
 }
+
+extension IntegrationTests.Reliability {
+    /// `ip link set d0 down; sleep 1; ip link set d0 up` under `lanes fwd`, on both
+    /// paths: the run goes on (exit 0), forwarding resumes within 2 s, and the link's
+    /// fall is counted.
+    @Test(arguments: ["xsk", "xdp"])
+    func aLinkFlapUnderFwdIsFollowedByForwarding(path: String) throws {
+        try withTestbed(queues: 2) { tb in
+            let fwd = try Running(["fwd", "--testbed", tb.name, "--mode", "l3", "--path", path, "--filter", "udp dport 9000", "--interval", "0", "--json"])
+            try tb.waitForXDP(tb.dut, "d0")
+            try tb.traffic(count: 2000, flows: 8, to: "198.18.1.1")
+            #expect(try ip("-n", tb.dut, "link", "set", "d0", "down").status == 0)
+            usleep(1_000_000)
+            #expect(try ip("-n", tb.dut, "link", "set", "d0", "up").status == 0)
+            usleep(2_000_000)
+            try tb.traffic(count: 2000, flows: 8, to: "198.18.1.1")
+            usleep(500_000)
+            fwd.signal(SIGINT)
+            let o = fwd.wait()
+            try #require(o.status == 0, "\(path): lanes fwd exited on a link flap: \(o.stderr)")
+            let s = try o.json()
+            #expect(s["tx_packets"] as? Int == 4000, "\(path): forwarding did not resume within 2 s: \(s["tx_packets"] ?? "?")")
+            #expect((s["link_down_events"] as? Int ?? 0) >= 1, "\(path): the fall was not counted")
+        }
+    }
+}
