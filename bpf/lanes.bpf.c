@@ -894,10 +894,11 @@ static __always_inline int lanes_xdp_forward(struct xdp_md *ctx, const struct la
 
 /* What every program does first: the config and the queue's counters, the
  * filter (unmatched: passed), the per-flow policer (over: dropped), the matched
- * counts. bytes is the packet's length, every buffer of a multi-buffer one.
- * Returns the verdict, or -1 to go on with *cfg, *st and *p filled in. */
+ * counts. *bytes becomes the packet's length, every buffer of a multi-buffer one
+ * for a program with frags (a helper call, made for matched packets only).
+ * Returns the verdict, or -1 to go on with *cfg, *st, *p and *bytes filled in. */
 static __always_inline int lanes_admit(struct xdp_md *ctx, struct lanes_config **cfg, struct lanes_qstats **st,
-				       struct lanes_pkt *p, __u64 bytes)
+				       struct lanes_pkt *p, int frags, __u64 *bytes)
 {
 	__u32 zero = 0;
 	__u32 q = ctx->rx_queue_index;
@@ -909,16 +910,17 @@ static __always_inline int lanes_admit(struct xdp_md *ctx, struct lanes_config *
 		(*st)->passed++;
 		return XDP_PASS;
 	}
+	*bytes = frags ? bpf_xdp_get_buff_len(ctx) : (__u64)((long)ctx->data_end - (long)ctx->data);
 	if ((*cfg)->flow_cap_bps) {
 		struct lanes_flow_key key = {};
 		lanes_flow_key_of(ctx, p, &key);
-		if (lanes_police(*cfg, &key, bytes)) {
+		if (lanes_police(*cfg, &key, *bytes)) {
 			(*st)->policed++;
 			return XDP_DROP;
 		}
 	}
 	(*st)->matched++;
-	(*st)->matched_bytes += bytes;
+	(*st)->matched_bytes += *bytes;
 	return -1;
 }
 
@@ -928,7 +930,8 @@ int lanes_xdp(struct xdp_md *ctx)
 	struct lanes_config *cfg;
 	struct lanes_qstats *st;
 	struct lanes_pkt p;
-	int admitted = lanes_admit(ctx, &cfg, &st, &p, bpf_xdp_get_buff_len(ctx));
+	__u64 bytes = 0;
+	int admitted = lanes_admit(ctx, &cfg, &st, &p, 1, &bytes);
 	if (admitted >= 0)
 		return admitted;
 	if (cfg->action == LANES_SIGNED_RX && p.proto == IPPROTO_UDP) {
@@ -992,8 +995,8 @@ int lanes_xdp_fwd(struct xdp_md *ctx)
 	struct lanes_config *cfg;
 	struct lanes_qstats *st;
 	struct lanes_pkt p;
-	__u64 bytes = (__u64)((long)ctx->data_end - (long)ctx->data);
-	int admitted = lanes_admit(ctx, &cfg, &st, &p, bytes);
+	__u64 bytes = 0;
+	int admitted = lanes_admit(ctx, &cfg, &st, &p, 0, &bytes);
 	if (admitted >= 0)
 		return admitted;
 	return lanes_xdp_forward(ctx, cfg, st, &p, bytes);
@@ -1005,8 +1008,8 @@ int lanes_fwd_frags(struct xdp_md *ctx)
 	struct lanes_config *cfg;
 	struct lanes_qstats *st;
 	struct lanes_pkt p;
-	__u64 bytes = bpf_xdp_get_buff_len(ctx);
-	int admitted = lanes_admit(ctx, &cfg, &st, &p, bytes);
+	__u64 bytes = 0;
+	int admitted = lanes_admit(ctx, &cfg, &st, &p, 1, &bytes);
 	if (admitted >= 0)
 		return admitted;
 	return lanes_xdp_forward(ctx, cfg, st, &p, bytes);

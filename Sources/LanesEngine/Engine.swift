@@ -227,7 +227,7 @@ public final class Engine {
     /// need more buffers than the kernel takes.
     public static func needsMultiBuffer(_ config: EngineConfig, interfaces: [String], maxSegments: Int) throws(LanesError) -> Bool {
         let rx = receiveBytes(config.umem), fs = config.umem.frameSize
-        let mtu = interfaces.compactMap { Sysfs.read("/sys/class/net/\($0)/mtu").flatMap(Int.init) }.max() ?? 1500
+        let mtu = interfaces.compactMap { Sysfs.mtu(of: $0) }.max() ?? 1500
         let frame = mtu + 14 + 8
         if config.largestPacket > fs * maxSegments {
             throw LanesError("a \(config.largestPacket)-byte packet needs \((config.largestPacket + fs - 1) / fs) frames of \(fs) bytes; the kernel takes at most \(maxSegments) per packet",

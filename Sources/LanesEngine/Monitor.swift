@@ -104,14 +104,12 @@ public struct DeviceWatch {
             self.programID = programID
             self.queues = queues
             self.servesAll = servesAll
-            mtu = DeviceWatch.mtu(name)
+            mtu = Sysfs.mtu(of: name)
             self.takesLargerMTU = takesLargerMTU
         }
     }
     let ports: [Port]
     public init(_ ports: [Port]) { self.ports = ports }
-
-    static func mtu(_ name: String) -> Int? { Sysfs.read("/sys/class/net/\(name)/mtu").flatMap(Int.init) }
 
     /// The first fault seen, in words, or nil.
     public func check() -> String? {
@@ -123,7 +121,7 @@ public struct DeviceWatch {
                 // Programs in two modes at once: the kernel gives no one id to compare.
                 if now?.mode != "multi" && now?.id != id {
                     return "the XDP program on \(p.name) (id \(id)) was " + (now.map { "replaced by '\($0.name)' (id \($0.id))" } ?? "detached")
-                        + " by someone else; nothing reaches the lanes"
+                        + " by someone else; the run would count nothing"
                 }
             }
             if let top = p.queues.max() {
@@ -131,13 +129,14 @@ public struct DeviceWatch {
                 // (ethtool: "requested channel counts are too low for existing zerocopy
                 // AF_XDP sockets"); a driver that did not would leave a lane with nothing.
                 // More, where the lanes took every queue: RSS sends flows to queues no lane serves.
-                let rx = Sysfs.list("/sys/class/net/\(p.name)/queues").filter { $0.hasPrefix("rx-") }.count
+                // Counted as the engine counted them at start (channels, else sysfs).
+                let rx = (try? InterfaceInfo.queueCount(p.name))?.rx ?? 0
                 if rx > 0 && top >= rx { return "\(p.name) has \(rx) RX queue(s) now (ethtool -L): queue \(top), which a lane served, is gone" }
                 if p.servesAll && rx > top + 1 {
                     return "\(p.name) has \(rx) RX queues now (ethtool -L): queue(s) \(top + 1)-\(rx - 1) have no lane, and their packets go to the kernel"
                 }
             }
-            if !p.takesLargerMTU, let was = p.mtu, let now = DeviceWatch.mtu(p.name), now > was {
+            if !p.takesLargerMTU, let was = p.mtu, let now = Sysfs.mtu(of: p.name), now > was {
                 return "\(p.name)'s MTU rose from \(was) to \(now), past what its sockets were bound for (no multi-buffer)"
             }
         }

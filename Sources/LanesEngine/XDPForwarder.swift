@@ -63,7 +63,7 @@ public final class XDPForwarder {
         }
         let routes = config.routes?.routes.count ?? 1
         // On each port, the program without frags unless its MTU needs them.
-        func frags(_ port: String) -> Bool { (Sysfs.read("/sys/class/net/\(port)/mtu").flatMap(Int.init) ?? 0) > XDPProgram.singleBufferMTU }
+        func frags(_ port: String) -> Bool { (Sysfs.mtu(of: port) ?? 0) > XDPProgram.singleBufferMTU }
         func make(_ f: XDPForwarding, on port: String, to: String?) throws(LanesError) -> XDPProgram {
             let p = try XDPProgram(filter: config.filter, action: .forwardInXDP, flowCapBps: config.flowCapBps, forwarding: f, routes: routes,
                                    frags: frags(port))

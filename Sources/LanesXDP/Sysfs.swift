@@ -30,6 +30,9 @@ public enum Sysfs {
 
     public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
+    /// An interface's MTU (in the current namespace), or nil where sysfs has none.
+    public static func mtu(of interface: String) -> Int? { read("/sys/class/net/\(interface)/mtu").flatMap(Int.init) }
+
     public static func list(_ path: String) -> [String] {
         guard let d = opendir(path) else { return [] }
         defer { closedir(d) }

@@ -362,7 +362,7 @@ public final class XDPProgram {
             throw LanesError("interface '\(name)' not found", fix: "see 'ip link', or pass --netns NS (or run 'lanes testbed up')")
         }
         if let et = try? Ethtool(name), let d = try? et.driverInfo(),
-           let refusal = InterfaceInfo.xdpRefusal(interface: name, driver: d.driver, mtu: Sysfs.read("/sys/class/net/\(name)/mtu").flatMap(Int.init), channels: et.channels()) {
+           let refusal = InterfaceInfo.xdpRefusal(interface: name, driver: d.driver, mtu: Sysfs.mtu(of: name), channels: et.channels()) {
             throw refusal
         }
         if let existing = XDPProgram.attached(ifindex: index) {

@@ -62,7 +62,7 @@ struct CaptureCommand: ParsableCommand {
         var config = try options.prepare()
         // At most the largest frame the interface's MTU brings (two VLAN tags on top);
         // past one UMEM frame, the lanes take it in several (multi-buffer).
-        let mtu = Sysfs.read("/sys/class/net/\(config.interface)/mtu").flatMap(Int.init) ?? 1500
+        let mtu = Sysfs.mtu(of: config.interface) ?? 1500
         let keep = min(snaplen, max(config.umem.frameSize - config.umem.headroom, mtu + 22))
         let format = PcapFormat.forFileName(write)
         let fd = open(write, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)

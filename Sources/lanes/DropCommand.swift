@@ -233,7 +233,7 @@ struct FwdCommand: ParsableCommand {
         let f = try XDPForwarder(c)
         try f.dropPrivileges()
         StopSignals.block()
-        let server = try EngineOptions<DutPort>.serve(endpoint) { PrometheusText.render(forwarder: f) }
+        let server = try serveMetrics(endpoint) { PrometheusText.render(forwarder: f) }
         defer { server?.shutdown() }
         printError("lanes fwd: path xdp (\(reason))" + (options.latency ? "; --latency: XDP forwards in the driver's receive poll, with no lane to keep awake" : "") + "\n")
         if !options.json {
@@ -243,7 +243,7 @@ struct FwdCommand: ParsableCommand {
         server?.shutdown()
         f.close()
         if options.json { printJSONLine(summary) } else { options.printSummary(summary) }
-        try EngineOptions<DutPort>.endOnFault(summary)
+        try endOnFault(summary)
     }
 
     func runPipeline<App: LaneApp>(_ config: EngineConfig, _ workerCores: [Int], _ label: String, makeApp: (Int) -> App) throws {
@@ -251,7 +251,7 @@ struct FwdCommand: ParsableCommand {
         let p = try Pipeline(config, workerCores: workerCores)
         try Privileges.keepOnlyNetAdmin()
         StopSignals.block()
-        let server = try EngineOptions<DutPort>.serve(endpoint) { PrometheusText.render(pipeline: p) }
+        let server = try serveMetrics(endpoint) { PrometheusText.render(pipeline: p) }
         defer { server?.shutdown() }
         let json = options.json
         if !json { print("lanes \(label), pipeline: 1 RX lane, \(workerCores.count) worker(s) on cores \(workerCores)") }

@@ -137,21 +137,8 @@ struct EngineOptions<Default: DefaultPort>: ParsableArguments {
         """
     }
 
-    /// A run the device ended (`DeviceWatch`): after its report, the fault in one
-    /// line and a non-zero exit.
-    static func endOnFault(_ summary: RunSummary) throws {
-        if let f = summary.fault { throw LanesError("the run ended at \(String(format: "%.1f", summary.durationS)) s: \(f)") }
-    }
-
     /// `--metrics`, parsed before set-up so that a bad endpoint fails first.
     func metricsEndpoint() throws -> MetricsEndpoint? { try metrics.map(MetricsEndpoint.init(parsing:)) }
-
-    /// Serves `render` at `endpoint` (after set-up and the privilege drop) and says where.
-    static func serve(_ endpoint: MetricsEndpoint?, _ render: @escaping () -> String) throws -> MetricsServer? {
-        let server = try endpoint.map { e throws(LanesError) in try MetricsServer(e, render: render) }
-        if let server { printError("lanes: serving metrics at \(server.endpoint.url)\n") }
-        return server
-    }
 
     /// Runs the engine with an app and prints live reports and the summary.
     /// `report` replaces the default summary output (the generator prints its own).
@@ -165,7 +152,7 @@ struct EngineOptions<Default: DefaultPort>: ParsableArguments {
         let engine = try Engine(config)
         try engine.dropPrivileges()
         StopSignals.block()
-        let server = try EngineOptions.serve(endpoint) { PrometheusText.render(engine: engine, extra: extraMetrics?() ?? "") }
+        let server = try serveMetrics(endpoint) { PrometheusText.render(engine: engine, extra: extraMetrics?() ?? "") }
         defer { server?.shutdown() }
         if !json {
             print("lanes \(mode) on \(config.interface): \(engine.lanes.count) lane(s), bind \(engine.bindSummary)\(engine.multiBuffer ? " multi-buffer" : ""), xdp \(engine.program.attachedMode?.rawValue ?? "not attached"), filter '\(config.filter)', UMEM \(config.umem.bytes / 1024) KiB/lane on \(engine.lanes.first?.umem.placement ?? "")")
@@ -185,7 +172,7 @@ struct EngineOptions<Default: DefaultPort>: ParsableArguments {
         } else {
             printSummary(summary)
         }
-        try EngineOptions.endOnFault(summary)
+        try endOnFault(summary)
         if !summary.framesBalanced {
             throw LanesError("frame accounting does not balance: " + summary.lanes.map { "q\($0.queue) \($0.frames)" }.joined(separator: "; "))
         }
@@ -251,4 +238,17 @@ struct IntervalLine: Encodable {
     /// Frames neither free nor in a ring (0 to two bursts per lane when healthy).
     var framesUnaccounted = 0
     var rssBytes = 0
+}
+
+/// Serves `render` at `endpoint` (after set-up and the privilege drop) and says where.
+func serveMetrics(_ endpoint: MetricsEndpoint?, _ render: @escaping () -> String) throws -> MetricsServer? {
+    let server = try endpoint.map { e throws(LanesError) in try MetricsServer(e, render: render) }
+    if let server { printError("lanes: serving metrics at \(server.endpoint.url)\n") }
+    return server
+}
+
+/// A run the device ended (`DeviceWatch`): after its report, the fault in one
+/// line and a non-zero exit.
+func endOnFault(_ summary: RunSummary) throws {
+    if let f = summary.fault { throw LanesError("the run ended at \(String(format: "%.1f", summary.durationS)) s: \(f)") }
 }

@@ -156,7 +156,7 @@ struct GenCommand: ParsableCommand {
         // The largest frame: what the interface's MTU lets out (Ethernet and a VLAN
         // tag on top), and what the kernel takes as one AF_XDP packet (multi-buffer:
         // at most max_skb_frags + 1 frames; over one frame, sockets bind with XDP_USE_SG).
-        let mtu = Sysfs.read("/sys/class/net/\(config.interface)/mtu").flatMap(Int.init) ?? 1500
+        let mtu = Sysfs.mtu(of: config.interface) ?? 1500
         let mtuFrame = mtu + 14 + (vlan == nil ? 0 : 4)
         let bufferLimit = config.umem.frameSize * Engine.copyModeMaxSegments
         let maxSize = min(mtuFrame, bufferLimit)

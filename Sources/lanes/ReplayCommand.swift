@@ -69,7 +69,7 @@ struct ReplayCommand: ParsableCommand {
         let src = try srcMac.map { t in try MACAddress(t).orThrow(LanesError("bad --src-mac '\(t)'", fix: "use six hex bytes like 02:4c:00:00:00:02")) }
         let loaded = try Self.load(file)
         var config = try options.prepare()
-        let mtu = Sysfs.read("/sys/class/net/\(config.interface)/mtu").flatMap(Int.init) ?? 1500
+        let mtu = Sysfs.mtu(of: config.interface) ?? 1500
         // Over one frame, a packet goes out in several (AF_XDP multi-buffer), at most the kernel's per-packet limit.
         let check = Self.check(loaded.records, cut: loaded.cut, mtu: mtu, frameBytes: config.umem.frameSize * Engine.copyModeMaxSegments)
         if !check.bad.isEmpty && !skipBad {
