@@ -97,8 +97,10 @@ public final class Engine {
     public let ifindex: UInt32
     public let numaNode: Int?
     /// Times the link was seen going down during the run (lanes pause and resume by themselves).
-    public var linkDownEvents: Int { link.downEvents }
-    var link: LinkWatch
+    public private(set) var linkDownEvents = 0
+    /// The kernel log from set-up on, for the device resets it records (opened
+    /// before the privileges are dropped).
+    let kernelLog = KernelLog()
     /// Sockets bound with XDP_USE_SG: packets span frames.
     public let multiBuffer: Bool
     /// The most buffers one TX packet may have (copy mode: net.core.max_skb_frags + 1).
@@ -147,7 +149,6 @@ public final class Engine {
         numaNode = Sysfs.read("/sys/class/net/\(name)/device/numa_node").flatMap(Int.init).flatMap { $0 >= 0 ? $0 : nil }
         umemConfig.numaNode = numaNode
         self.config = config
-        link = LinkWatch(name)
         stats = StatsArea(lanes: queues.count * (config.bidirectional && config.outInterface != nil ? 2 : 1))
         let action: XDPAction = config.kernelFIB != nil ? .forwardByFIB : .redirect
         func fib(_ from: String, _ to: String?) throws(LanesError) -> XDPProgram.FIBConfig? {
@@ -355,23 +356,19 @@ public final class Engine {
         var finishedAt: Double? = nil
         let monitor = Monitor(duration: duration, interval: interval, watching: [config.interface] + (config.outInterface.map { [$0] } ?? []))
         let served = lanes.map(\.queue)
-        var watched = [DeviceWatch.Port(name: config.interface, programID: program.attachedID, queues: served, servesAll: config.queues == nil,
-                                        takesLargerMTU: multiBuffer)]
+        var ports = [DeviceWatch.Port(name: config.interface, programID: program.attachedID, queues: served, servesAll: config.queues == nil,
+                                      takesLargerMTU: multiBuffer)]
         if let out = config.outInterface {
-            watched.append(DeviceWatch.Port(name: out, programID: outProgram?.attachedID, queues: outProgram != nil ? served : [], takesLargerMTU: multiBuffer))
+            ports.append(DeviceWatch.Port(name: out, programID: outProgram?.attachedID, queues: outProgram != nil ? served : [], takesLargerMTU: multiBuffer))
         }
-        let watch = DeviceWatch(watched)
-        var fault: String? = nil
+        var watch = RunWatch(ports, log: kernelLog)
         let exitReason = monitor.run(start: start, check: { now in
             if finishedAt == nil && (0..<(lanes.count * halves)).allSatisfy({ stats.counters($0).snapshot()[.finished] == 1 }) {
                 finishedAt = now
             }
             if let f = finishedAt, now - f >= grace { return .countReached }
-            // A link that goes down: the sockets stay bound and the lanes wait;
-            // count the event and carry on when it comes back.
-            link.check()
-            fault = watch.check()
-            return fault == nil ? nil : .fault
+            // A link that goes down: the sockets stay bound and the lanes wait.
+            return watch.check(now: now, start: start)
         }, tick: { elapsed, seconds in
             let cur = snapshot()
             var report = IntervalReport(elapsed: elapsed, seconds: seconds, lanes: laneLabels, previous: previous, current: cur)
@@ -389,14 +386,10 @@ public final class Engine {
         }
         stop.storeRelaxed(2) // the joins order everything the lanes wrote before what follows
         threads.forEach { $0.join() }
+        linkDownEvents = watch.link.downEvents
         var summary = makeSummary(duration: elapsed, ledgers: results.allLedgers, exitReason: exitReason)
-        summary.fault = fault
+        summary.fault = watch.fault(endedBy: exitReason, monitor)
         summary.ec2Shaping = EC2Shaping.between(allowancesAtStart, EC2Shaping.read(interface: config.interface))
-        if exitReason == .interfaceLost {
-            close()
-            throw LanesError("interface \(config.interface) disappeared during the run (namespace or device removed)",
-                             fix: "check 'ip link'; nothing is left attached")
-        }
         return (summary, results.allApps)
     }
 

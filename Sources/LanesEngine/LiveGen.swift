@@ -128,7 +128,8 @@ public final class LiveGenerator {
         var previous = stats.snapshots(lanes.count)
         var finishedAt: Double? = nil
         var failure: (Int, Int32)? = nil
-        let exitReason = Monitor(duration: duration, interval: interval, poll: 0.02, watching: [interface]).run(start: start, check: { now in
+        let monitor = Monitor(duration: duration, interval: interval, poll: 0.02, watching: [interface])
+        let exitReason = monitor.run(start: start, check: { now in
             let snaps = stats.snapshots(lanes.count)
             if let bad = snaps.firstIndex(where: { $0[.lastError] != 0 }) {
                 failure = (bad, Int32(truncatingIfNeeded: snaps[bad][.lastError]))
@@ -151,7 +152,7 @@ public final class LiveGenerator {
                                     fix: e == ENXIO || e == EINVAL ? "the target cannot take redirected frames; use --tx xsk" : nil)
         }
         if exitReason == .interfaceLost {
-            throw LanesError("interface \(interface) disappeared during the run (namespace or device removed)", fix: "check 'ip link'")
+            throw LanesError(monitor.lostInterface ?? Monitor.lost(interface), fix: "check 'ip link'; nothing is left attached")
         }
         return LiveGenSummary(durationS: elapsed, exitReason: exitReason, lanes: lanes.indices.map { i in
             let s = stats.counters(i).snapshot()

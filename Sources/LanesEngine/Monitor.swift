@@ -39,6 +39,15 @@ public struct Monitor {
         watched = interfaces.map { ($0, if_nametoindex($0)) }
     }
 
+    /// The first watched interface that is gone (its namespace or device removed,
+    /// or another device of its name in its place), in words; nil while all are there.
+    public var lostInterface: String? {
+        watched.first(where: { if_nametoindex($0.name) != $0.index }).map { Monitor.lost($0.name) }
+    }
+    public static func lost(_ name: String) -> String {
+        "interface \(name) disappeared (its namespace or device was removed, or another device took its name)"
+    }
+
     /// Runs until the run ends; returns why. `check(now)` runs at every wake and
     /// may end the run; `tick(elapsed, seconds)` gets the time since `start` and
     /// since the last tick.
@@ -53,7 +62,7 @@ public struct Monitor {
             if let duration { wait = min(wait, max(0.001, duration - (now - start))) }
             let sig = StopSignals.wait(seconds: wait)
             if sig != 0 { return sig == SIGINT ? .sigint : .sigterm }
-            if watched.contains(where: { if_nametoindex($0.name) != $0.index }) { return .interfaceLost }
+            if lostInterface != nil { return .interfaceLost }
             let t = monotonicSeconds()
             if interval > 0 && t - lastTick >= interval {
                 tick(t - start, t - lastTick)
@@ -63,17 +72,37 @@ public struct Monitor {
     }
 }
 
-/// Counts an interface's link going down (operstate "down"), once per fall, at
-/// each `check()`: the engine's and the XDP forwarder's runs carry on through it.
+/// Follows the links of a run's ports (operstate "down"): each fall and each
+/// return is one line on stderr with its time in the run, and the falls are
+/// counted (`link_down_events`). The engine's and the XDP forwarder's runs carry
+/// on through it: the sockets stay bound, the lanes wait, counting resumes when
+/// the link is back. Checked at each monitor wake.
 public struct LinkWatch {
-    let interface: String
+    let interfaces: [String]
     public private(set) var downEvents = 0
-    var up = true
-    public init(_ interface: String) { self.interface = interface }
-    public mutating func check() {
-        let now = Sysfs.read("/sys/class/net/\(interface)/operstate").map { $0 != "down" } ?? true
-        if !now && up { downEvents += 1 }
-        up = now
+    /// When each port's link fell (monotonic seconds), nil while it is up.
+    var downSince: [Double?]
+    public init(_ interfaces: [String]) {
+        self.interfaces = interfaces
+        downSince = interfaces.map { _ in nil }
+    }
+    public static func isUp(_ interface: String) -> Bool {
+        Sysfs.read("/sys/class/net/\(interface)/operstate").map { $0 != "down" } ?? true
+    }
+    /// `now` and `start`: monotonic seconds, now and at the run's start.
+    public mutating func check(now: Double, start: Double) {
+        for (i, name) in interfaces.enumerated() {
+            let up = LinkWatch.isUp(name)
+            let at = String(format: "%.1f", now - start)
+            if !up, downSince[i] == nil {
+                downEvents += 1
+                downSince[i] = now
+                printError("lanes: \(name) link down at \(at) s; the lanes wait for it\n")
+            } else if up, let since = downSince[i] {
+                downSince[i] = nil
+                printError("lanes: \(name) link up at \(at) s after \(String(format: "%.1f", now - since)) s down; counting goes on\n")
+            }
+        }
     }
 }
 
@@ -81,7 +110,8 @@ public struct LinkWatch {
 /// counting nothing while it says it runs: its XDP program detached or replaced
 /// by someone else (`ip link set dev xdp off`, another tool's load), a queue it
 /// serves gone or, where it took every queue, queues added that no lane serves
-/// (`ethtool -L`), the MTU raised past what its sockets take. A run
+/// (`ethtool -L`), the MTU raised past what its sockets take, its PCI function
+/// reset (the kernel log's "resetting"). A run
 /// ends at once on the first (its report, then a non-zero exit naming it;
 /// nothing of its own is left attached, and a program someone else attached is
 /// left alone). A link going down and up is not one: the lanes wait and go on
@@ -98,6 +128,8 @@ public struct DeviceWatch {
         /// The MTU at start, and whether the sockets take more (multi-buffer).
         let mtu: Int?
         let takesLargerMTU: Bool
+        /// The PCI function under it (nil: virtual), whose reset the kernel logs.
+        let pci: String?
         public init(name: String, programID: UInt32?, queues: [Int], servesAll: Bool = false, takesLargerMTU: Bool) {
             self.name = name
             ifindex = if_nametoindex(name)
@@ -106,13 +138,29 @@ public struct DeviceWatch {
             self.servesAll = servesAll
             mtu = Sysfs.mtu(of: name)
             self.takesLargerMTU = takesLargerMTU
+            pci = Sysfs.pciFunction(of: name)
         }
     }
     let ports: [Port]
-    public init(_ ports: [Port]) { self.ports = ports }
+    /// The kernel log from the run's set-up on (nil: unreadable, and resets go unseen).
+    let log: KernelLog?
+    public init(_ ports: [Port], log: KernelLog?) {
+        self.ports = ports
+        self.log = ports.contains { $0.pci != nil } ? log : nil
+    }
 
     /// The first fault seen, in words, or nil.
     public func check() -> String? {
+        // A PCI function reset (sysfs 'reset', a hypervisor's FLR, AER recovery):
+        // the PCI core logs "ADDRESS: resetting". igb, for one, has no reset
+        // handlers and does not re-arm its queues after it (seen on QEMU's igb:
+        // the program still attached, the link up, nothing arrives, for the kernel's
+        // stack too, until 'ip link set dev down/up'): a run going on would count nothing.
+        for m in log?.newMessages() ?? [] {
+            if let p = ports.first(where: { $0.pci.map { m.contains("\($0): resetting") } ?? false }) {
+                return "\(p.name)'s device (PCI \(p.pci!)) was reset under the run; its queues deliver nothing to the lanes after it"
+            }
+        }
         for p in ports {
             // Gone or replaced by another device of the name: the monitor's "interface lost".
             guard if_nametoindex(p.name) == p.ifindex else { continue }
@@ -141,5 +189,33 @@ public struct DeviceWatch {
             }
         }
         return nil
+    }
+}
+
+/// What the monitor checks under a lane run, at each wake: the ports' links
+/// (`LinkWatch`: waited out, said, counted) and their devices (`DeviceWatch`: a
+/// fault ends the run). The engine, the XDP forwarder and the pipeline run under it.
+public struct RunWatch {
+    public private(set) var link: LinkWatch
+    let device: DeviceWatch
+    /// The fault that ended the run, in words (nil: none).
+    public private(set) var fault: String? = nil
+
+    public init(_ ports: [DeviceWatch.Port], log: KernelLog?) {
+        link = LinkWatch(ports.map(\.name))
+        device = DeviceWatch(ports, log: log)
+    }
+
+    /// For `Monitor.run`'s `check`: `.fault` ends the run.
+    public mutating func check(now: Double, start: Double) -> ExitReason? {
+        link.check(now: now, start: start)
+        fault = device.check()
+        return fault == nil ? nil : .fault
+    }
+
+    /// The report's `fault` for a run that `monitor` ended with `reason`: a port
+    /// gone ends it as a fault does (its report, then the line).
+    public func fault(endedBy reason: ExitReason, _ monitor: Monitor) -> String? {
+        reason == .interfaceLost ? monitor.lostInterface ?? Monitor.lost(link.interfaces.first ?? "?") : fault
     }
 }

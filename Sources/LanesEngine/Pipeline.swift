@@ -27,6 +27,8 @@ public final class Pipeline {
     /// Sockets bound with XDP_USE_SG: a packet's descriptors travel to its worker together.
     public let multiBuffer: Bool
     let maxSegments: Int
+    /// The kernel log from set-up on (device resets), opened before the privilege drop.
+    let kernelLog = KernelLog()
 
     public init(_ config: EngineConfig, workerCores: [Int]) throws(LanesError) {
         try requireRoot(for: "AF_XDP")
@@ -144,7 +146,13 @@ public final class Pipeline {
         }
         let start = monotonicSeconds()
         var previous = snapshot()
-        let reason = Monitor(duration: duration, interval: interval, watching: [config.interface, config.outInterface!]).run(start: start, tick: { elapsed, seconds in
+        let monitor = Monitor(duration: duration, interval: interval, watching: [config.interface, config.outInterface!])
+        // The RX lane serves one queue of IN; the workers' OUT queues hold bound
+        // sockets, which the kernel keeps from going.
+        var watch = RunWatch([DeviceWatch.Port(name: config.interface, programID: program.attachedID, queues: [rxQueue], takesLargerMTU: multiBuffer),
+                              DeviceWatch.Port(name: config.outInterface!, programID: nil, queues: [], takesLargerMTU: true)], log: kernelLog)
+        let reason = monitor.run(start: start, check: { now in watch.check(now: now, start: start)
+        }, tick: { elapsed, seconds in
             let cur = snapshot()
             onInterval(IntervalReport(elapsed: elapsed, seconds: seconds, lanes: labels, previous: previous, current: cur))
             previous = cur
@@ -173,10 +181,8 @@ public final class Pipeline {
         var summary = RunSummary(config: config, bindMode: rxSocket.boundMode.rawValue, program: program, umemPlacement: umem.placement,
                                  umemBytes: umem.config.bytes, duration: elapsed, exitReason: reason, multiBuffer: multiBuffer, lanes: lanes)
         summary.ec2Shaping = EC2Shaping.between(allowancesAtStart, EC2Shaping.read(interface: config.interface))
-        if reason == .interfaceLost {
-            close()
-            throw LanesError("interface \(config.interface) disappeared during the run", fix: "check 'ip link'; nothing is left attached")
-        }
+        summary.fault = watch.fault(endedBy: reason, monitor)
+        summary.linkDownEvents = watch.link.downEvents
         return summary
     }
 

@@ -40,6 +40,8 @@ public final class XDPForwarder {
     public let outProgram: XDPProgram?
     /// RX queues of IN (and of OUT) whose counters are read.
     let inQueues: Int, outQueues: Int
+    /// The kernel log from set-up on (device resets), opened before the privilege drop.
+    let kernelLog = KernelLog()
 
     public init(_ config: Config) throws(LanesError) {
         try requireRoot(for: "XDP")
@@ -142,17 +144,12 @@ public final class XDPForwarder {
         let start = monotonicSeconds()
         var previous = counters()
         let monitor = Monitor(duration: duration, interval: interval, watching: [config.interface] + (config.outInterface.map { [$0] } ?? []))
-        var link = LinkWatch(config.interface)
-        var watched = [DeviceWatch.Port(name: config.interface, programID: program.attachedID, queues: [], takesLargerMTU: true)]
+        var ports = [DeviceWatch.Port(name: config.interface, programID: program.attachedID, queues: [], takesLargerMTU: true)]
         if let outProgram, let out = config.outInterface {
-            watched.append(DeviceWatch.Port(name: out, programID: outProgram.attachedID, queues: [], takesLargerMTU: true))
+            ports.append(DeviceWatch.Port(name: out, programID: outProgram.attachedID, queues: [], takesLargerMTU: true))
         }
-        let watch = DeviceWatch(watched)
-        var fault: String? = nil
-        let exitReason = monitor.run(start: start, check: { _ in
-            link.check()
-            fault = watch.check()
-            return fault == nil ? nil : .fault
+        var watch = RunWatch(ports, log: kernelLog)
+        let exitReason = monitor.run(start: start, check: { now in watch.check(now: now, start: start)
         }, tick: { elapsed, seconds in
             let cur = counters()
             let s = max(seconds, 1e-9)
@@ -170,11 +167,6 @@ public final class XDPForwarder {
             previous = cur
         })
         let elapsed = monotonicSeconds() - start
-        if exitReason == .interfaceLost {
-            close()
-            throw LanesError("interface \(config.interface) disappeared during the run (namespace or device removed)",
-                             fix: "check 'ip link'; nothing is left attached")
-        }
         let lanes = counters().map { r in
             XDPForwarder.laneSummary(queue: r.queue, direction: r.direction, r.counters,
                                      r.direction.map { $0.hasPrefix(config.interface + "->") } ?? true ? config.forward : (config.reverse ?? config.forward))
@@ -183,9 +175,9 @@ public final class XDPForwarder {
         var summary = RunSummary(interface: config.interface, bindMode: "none", xdpMode: program.attachedMode?.rawValue ?? "none",
                                  filter: config.filter.description, umemPlacement: "none", framesPerLane: 0, frameSize: 0, umemBytesPerLane: 0,
                                  durationS: elapsed, exitReason: exitReason, processRSSBytes: rss, processBeyondUMEMBytes: rss,
-                                 linkDownEvents: link.downEvents, lanes: lanes)
+                                 linkDownEvents: watch.link.downEvents, lanes: lanes)
         summary.path = "xdp"
-        summary.fault = fault
+        summary.fault = watch.fault(endedBy: exitReason, monitor)
         summary.egressTxDropped = zip(egressPorts, dropsAtStart).map { $1 <= XDPForwarder.txDropped($0) ? XDPForwarder.txDropped($0) - $1 : 0 }.reduce(0, +)
         summary.ec2Shaping = EC2Shaping.between(allowancesAtStart, EC2Shaping.read(interface: config.interface))
         return summary

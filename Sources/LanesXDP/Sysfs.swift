@@ -33,6 +33,19 @@ public enum Sysfs {
     /// An interface's MTU (in the current namespace), or nil where sysfs has none.
     public static func mtu(of interface: String) -> Int? { read("/sys/class/net/\(interface)/mtu").flatMap(Int.init) }
 
+    /// The PCI function under an interface (virtio_net's is the virtio device's
+    /// parent), e.g. "0000:00:05.0"; nil for a virtual one (veth).
+    public static func pciFunction(of interface: String) -> String? {
+        guard let real = realpath("/sys/class/net/\(interface)/device", nil) else { return nil }
+        defer { free(real) }
+        let parts = String(cString: real).split(separator: "/")
+        func isPCI(_ p: Substring) -> Bool {
+            let f = p.split(separator: ":")
+            return f.count == 3 && f[2].contains(".") && f.allSatisfy { $0.allSatisfy { $0.isHexDigit || $0 == "." } }
+        }
+        return parts.last(where: isPCI).map(String.init)
+    }
+
     public static func list(_ path: String) -> [String] {
         guard let d = opendir(path) else { return [] }
         defer { closedir(d) }

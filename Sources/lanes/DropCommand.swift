@@ -264,6 +264,7 @@ struct FwdCommand: ParsableCommand {
         server?.shutdown()
         p.close()
         if json { printJSONLine(summary) } else { options.printSummary(summary) }
+        try endOnFault(summary)
         if !summary.framesBalanced { throw LanesError("frame accounting does not balance: \(summary.lanes[0].frames)") }
     }
 }

@@ -131,9 +131,11 @@ struct EngineOptions<Default: DefaultPort>: ParsableArguments {
     /// What a run does when the device changes under it (the commands' help).
     static var faultsHelp: String {
         """
-        Faults: the XDP program detached or replaced by someone else, a served queue removed (ethtool -L)
-        or the MTU raised past what the sockets take end the run within 1 s: the report of what was counted,
-        then one line naming the fault and exit 1. A link going down and up is waited out (link_down_events).
+        Faults: the XDP program detached or replaced by someone else, a served queue removed or queues added \
+        that no lane serves (ethtool -L), the MTU raised past what the sockets take, a PCI reset of the device \
+        or the interface disappearing end the run within 1 s: the report of what was counted, then one line \
+        naming the fault and exit 1. A link going down and up is waited out: a line at each, counting \
+        resumes (link_down_events).
         """
     }
 

@@ -23,6 +23,7 @@ struct GenCommand: ParsableCommand {
         device takes redirected frames and the frames fit a page, else xsk; the run
         header and the JSON (tx_path, tx_path_reason) say which and why.
         '--rx-only --rx xdp' counts the far end in XDP (per-CPU maps), not in a lane.
+        \(EngineOptions<GenPort>.faultsHelp) (--tx xsk; with --tx xdp only the interface disappearing is watched.)
         Examples:
           lanes gen --flows 64 --rss --rate 1Mpps --duration 10
           lanes gen --count 100000 --size 64,128,256 --rate 50kpps
@@ -70,6 +71,10 @@ struct GenCommand: ParsableCommand {
         /// apart). tx_pps and tx_bps are over this span, not over start-up and drain.
         var sendingS: Double?
         var exitReason: ExitReason
+        /// The run's end by a device fault (`DeviceWatch`), in words.
+        var fault: String? = nil
+        /// Times the port's link went down (the lanes wait; what the kernel held goes when it is back).
+        var linkDownEvents: Int = 0
         var txPackets: UInt64
         var txBytes: UInt64
         var txPps: Double
@@ -335,6 +340,8 @@ struct GenCommand: ParsableCommand {
                          lanes: zip(s.lanes, apps).map { l, a in .init(queue: l.queue, core: l.core, txPackets: l.txPackets, txBytes: l.txBytes, streams: a.plan.streams.count, rxSigned: a.signedReceived) },
                          framesBalanced: s.framesBalanced)
         rep.ec2Shaping = s.ec2Shaping
+        rep.fault = s.fault
+        rep.linkDownEvents = s.linkDownEvents
         if receive {
             var hist = LatencyHistogram()
             for a in apps { hist.add(a.latency) }
@@ -363,6 +370,7 @@ struct GenCommand: ParsableCommand {
         if let p = r.requestedPps { line += " (requested \(fmtRate(p, "pps")))" }
         print(line + "; \(r.flows) flows, stopped by \(r.exitReason)")
         for l in r.lanes { print("  q\(l.queue)/core \(l.core): \(l.txPackets) packets, \(l.streams) streams") }
+        if r.linkDownEvents > 0 { print("  the link went down \(r.linkDownEvents) time(s): the lanes waited, and the frames the kernel held went when it was back") }
         if let rx = r.rxPackets {
             if rx == 0 {
                 print("rx: nothing came back (0 signed packets); the frames need a reflector, e.g. 'lanes fwd --mode macswap' on the dut")

@@ -124,7 +124,8 @@ enum GenXDP {
         var lastCount: UInt64 = 0
         func matched() -> UInt64 { (0..<rxQueues).reduce(0) { $0 + prog.counters(queue: UInt32($1)).dropped } }
         let start = monotonicSeconds()
-        let exitReason = Monitor(duration: options.duration, interval: options.interval, poll: 0.05, watching: [config.interface]).run(start: start, tick: { elapsed, seconds in
+        let monitor = Monitor(duration: options.duration, interval: options.interval, poll: 0.05, watching: [config.interface])
+        let exitReason = monitor.run(start: start, tick: { elapsed, seconds in
             let c = matched()
             let pps = Double(c - lastCount) / seconds
             if json {
@@ -135,7 +136,7 @@ enum GenXDP {
             lastCount = c
         })
         if exitReason == .interfaceLost {
-            throw LanesError("interface \(config.interface) disappeared during the run (namespace or device removed)", fix: "check 'ip link'")
+            throw LanesError(monitor.lostInterface ?? Monitor.lost(config.interface), fix: "check 'ip link'; nothing is left attached")
         }
         let elapsed = monotonicSeconds() - start
         let got = prog.signedReceive()

@@ -56,7 +56,8 @@ struct SinkCommand: ParsableCommand {
         func count(_ c: XDPQueueCounters) -> UInt64 { pass ? c.passed : c.dropped }
         if !json { print("lanes sink on \(iface): \(rxq) queue(s), filter '\(parsed)', xdp \(prog.attachedMode?.rawValue ?? "?")") }
         let start = monotonicSeconds()
-        let reason = Monitor(duration: duration, interval: interval, watching: [iface]).run(start: start, tick: { elapsed, seconds in
+        let monitor = Monitor(duration: duration, interval: interval, watching: [iface])
+        let reason = monitor.run(start: start, tick: { elapsed, seconds in
             let n = count(total())
             let line = "[\(format2(elapsed))s] \(fmtRate(Double(n - lastTotal) / seconds, "pps")), \(n) packets"
             if json { printJSONLine(["elapsed_s": elapsed, "pps": Double(n - lastTotal) / seconds]) } else { print(line) }
@@ -71,7 +72,7 @@ struct SinkCommand: ParsableCommand {
         if json { printJSONLine(r) } else {
             print("sink: \(n) packets in \(format2(elapsed)) s (\(fmtRate(r.pps, "pps"))); per queue: " + per.map { "q\($0.queue) \($0.packets)" }.joined(separator: ", "))
         }
-        if reason == .interfaceLost { throw LanesError("interface \(iface) disappeared during the run") }
+        if reason == .interfaceLost { throw LanesError(monitor.lostInterface ?? Monitor.lost(iface), fix: "check 'ip link'; nothing is left attached") }
     }
 
     /// `--kernel`: per-socket counts from pinned recvmmsg threads.

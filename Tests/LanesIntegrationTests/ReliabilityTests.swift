@@ -100,15 +100,36 @@ extension IntegrationTests {
             }
         }
 
-        @Test func peerNamespaceDeletedEndsTheRunCleanly() throws {
+        /// The device reset of a veth: the pair deleted and made again under its
+        /// names (or the peer's namespace deleted, which takes the pair with it).
+        /// The run ends within 1 s: its report (exit_reason "interface lost", what
+        /// was counted), then one line naming the interface, a non-zero exit, and
+        /// nothing attached to the new d0.
+        @Test(arguments: ["namespace deleted", "pair re-created"])
+        func aVanishedInterfaceEndsTheRunWithItsReport(how: String) throws {
             try withTestbed(queues: 2) { tb in
-                let drop = try Running(["drop", "d0", "--netns", tb.dut, "--interval", "0"])
+                let drop = try Running(["drop", "d0", "--netns", tb.dut, "--filter", "udp dport 9000", "--interval", "0", "--json"])
                 try tb.waitForXDP(tb.dut, "d0")
-                #expect(try ip("netns", "del", tb.gen).status == 0)
-                let o = drop.wait(timeout: 5)
+                try tb.traffic(count: 1000, flows: 8)
+                usleep(300_000)
+                if how == "pair re-created" {
+                    #expect(try ip("-n", tb.dut, "link", "del", "d0").status == 0)
+                    let again = try ip("link", "add", "d0", "netns", tb.dut, "type", "veth", "peer", "name", "g0", "netns", tb.gen)
+                    try #require(again.status == 0, "\(again.stderr)")
+                } else {
+                    #expect(try ip("netns", "del", tb.gen).status == 0)
+                }
+                let gone = Date()
+                let o = drop.wait(timeout: 10)
+                let took = Date().timeIntervalSince(gone)
+                #expect(took < 1.0, "\(how): the run went on \(took) s")
                 #expect(o.status != 0)
-                #expect(o.stderr.split(separator: "\n").count == 1, "\(o.stderr)")
-                #expect(o.stderr.contains("disappeared"), "\(o.stderr)")
+                let lines = o.stderr.split(separator: "\n")
+                #expect(lines.count == 1 && lines[0].contains("the run ended at") && lines[0].contains("interface d0 disappeared"), "\(how): \(o.stderr)")
+                let report = try o.json()
+                #expect(report["exit_reason"] as? String == "interface lost" && (report["fault"] as? String ?? "").contains("interface d0 disappeared"), "\(report)")
+                #expect(report["rx_packets"] as? Int == 1000, "\(how): what was counted before: \(report["rx_packets"] ?? "?")")
+                if how == "pair re-created" { #expect(try !tb.xdpAttached(tb.dut, "d0"), "a program on the new d0") }
             }
         }
 
@@ -436,18 +457,25 @@ extension IntegrationTests.Reliability {
     /// MTU raised past the sockets. Each ends the run within 1 s: the report (exit
     /// reason "fault", what was counted so far), then one line naming the fault and a
     /// non-zero exit; nothing of the run's is left attached.
-    @Test(arguments: ["xdp off", "channels", "mtu", "xdp off on the xdp path"])
+    @Test(arguments: ["xdp off", "channels", "mtu", "xdp off on the xdp path", "xdp off under the pipeline"])
     func aDeviceFaultEndsTheRunAtOnceWithItsReport(fault: String) throws {
         try withTestbed(queues: fault == "channels" ? 4 : 2) { tb in
-            let xdpPath = fault.hasSuffix("xdp path")
+            let xdpPath = fault.hasSuffix("xdp path"), pipeline = fault.hasSuffix("pipeline")
             if fault == "channels" {
                 let two = try ip("netns", "exec", tb.dut, "ethtool", "-L", "d0", "rx", "2", "tx", "2")
                 try #require(two.status == 0, "\(two.stderr)")
             }
-            let args = xdpPath ? ["fwd", "--testbed", tb.name, "--mode", "l3", "--path", "xdp"] : ["drop", "d0", "--netns", tb.dut]
+            let args = xdpPath ? ["fwd", "--testbed", tb.name, "--mode", "l3", "--path", "xdp"]
+                : pipeline ? ["fwd", "--testbed", tb.name, "--mode", "l3", "--pipeline", "--workers", "0,1", "--queues", "0"] : ["drop", "d0", "--netns", tb.dut]
             let run = try Running(args + ["--filter", "udp dport 9000", "--interval", "0", "--json"])
             try tb.waitForXDP(tb.dut, "d0")
-            try tb.traffic(count: 1000, flows: 8, to: xdpPath ? "198.18.1.1" : "198.18.0.2")
+            if pipeline {
+                // The pipeline serves d0's queue 0: sent from g0's queue 0, which a veth delivers there.
+                let gen = try lanes("gen", "--testbed", tb.name, "--queues", "0", "--flows", "8", "--count", "1000", "--rate", "20kpps", "--interval", "0")
+                try #require(gen.status == 0, "\(gen.stderr)")
+            } else {
+                try tb.traffic(count: 1000, flows: 8, to: xdpPath ? "198.18.1.1" : "198.18.0.2")
+            }
             usleep(300_000)
             let inject: Output
             switch fault {
@@ -478,6 +506,38 @@ extension IntegrationTests.Reliability {
 }
 
 extension IntegrationTests.Reliability {
+    /// A link flap on gen's port (g0 down 1 s, then up) while it sends at 20 kpps
+    /// through a macswap reflector: the run goes on to its duration (exit 0), each
+    /// fall and return is one line, the frames the kernel held go when the link is
+    /// back and the pacer pays the rest of the debt (tx_packets within 2% of the
+    /// rate x duration), counting resumes (most of it comes back), the loss is
+    /// exactly what was sent less what came back, and the ledger balances.
+    @Test func aLinkFlapUnderGenIsWaitedOutAndCounted() throws {
+        try withTestbed(queues: 2) { tb in
+            let fwd = try Running(["fwd", "--netns", tb.dut, "d0", "--mode", "macswap", "--filter", "udp dport 9000", "--interval", "0"])
+            try tb.waitForXDP(tb.dut, "d0")
+            let gen = try Running(["gen", "--testbed", tb.name, "--tx", "xsk", "--rx", "--flows", "8", "--rate", "20kpps", "--duration", "6",
+                                   "--interval", "0", "--json"])
+            try tb.waitForXDP(tb.gen, "g0")
+            usleep(1_500_000)
+            #expect(try ip("-n", tb.gen, "link", "set", "g0", "down").status == 0)
+            usleep(1_000_000)
+            #expect(try ip("-n", tb.gen, "link", "set", "g0", "up").status == 0)
+            let o = gen.wait(timeout: 30)
+            fwd.signal(SIGINT)
+            _ = fwd.wait()
+            try #require(o.status == 0, "gen exited on a link flap: \(o.stderr)")
+            #expect(o.stderr.contains("g0 link down at") && o.stderr.contains("g0 link up at") && o.stderr.contains("counting goes on"), "\(o.stderr)")
+            let r = try o.json()
+            let tx = r["tx_packets"] as? Int ?? 0, rx = r["rx_packets"] as? Int ?? 0
+            #expect((r["link_down_events"] as? Int ?? 0) >= 1, "the fall was not counted")
+            #expect(Double(tx) > 0.98 * 20_000 * 6, "the generator did not go on after the link came back: \(tx) sent")
+            #expect(Double(rx) > 0.9 * Double(tx), "counting did not resume: \(rx) of \(tx) came back")
+            #expect(r["lost"] as? Int == tx - rx, "lost \(r["lost"] ?? "?") is not sent less received (\(tx) - \(rx))")
+            #expect(r["frames_balanced"] as? Bool == true)
+        }
+    }
+
     /// `ip link set d0 down; sleep 1; ip link set d0 up` under `lanes fwd`, on both
     /// paths: the run goes on (exit 0), forwarding resumes within 2 s, and the link's
     /// fall is counted.
