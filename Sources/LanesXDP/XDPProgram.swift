@@ -451,6 +451,18 @@ public final class XDPProgram {
         _ = bpf_map_delete_elem(xsksMapFD, &q)
     }
 
+    /// Queues the per-queue counters hold (LANES_MAX_QUEUES in bpf/lanes.bpf.c).
+    public static let maxQueues = 256
+
+    /// Every queue's counters below `queues`, and any queue past them that saw
+    /// a packet (added by 'ethtool -L' during a run that counts in XDP alone).
+    public func countersByQueue(atLeast queues: Int) -> [(queue: Int, counters: XDPQueueCounters)] {
+        (0..<XDPProgram.maxQueues).compactMap { q in
+            let c = counters(queue: UInt32(q))
+            return q < queues || c.matched > 0 || c.passed > 0 ? (q, c) : nil
+        }
+    }
+
     /// Per-queue counters, summed over CPUs.
     public func counters(queue: UInt32) -> XDPQueueCounters {
         let cpus = Int(libbpf_num_possible_cpus())

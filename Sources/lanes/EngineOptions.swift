@@ -251,6 +251,8 @@ func serveMetrics(_ endpoint: MetricsEndpoint?, _ render: @escaping () -> String
 
 /// A run the device ended (`DeviceWatch`): after its report, the fault in one
 /// line and a non-zero exit.
-func endOnFault(_ summary: RunSummary) throws {
-    if let f = summary.fault { throw LanesError("the run ended at \(String(format: "%.1f", summary.durationS)) s: \(f)") }
+func endOnFault(_ summary: RunSummary) throws { try endOnFault(summary.fault, at: summary.durationS) }
+
+func endOnFault(_ fault: String?, at seconds: Double) throws {
+    if let fault { throw LanesError("the run ended at \(String(format: "%.1f", seconds)) s: \(fault)") }
 }

@@ -113,6 +113,7 @@ enum GenXDP {
         let prog = try XDPProgram(filter: config.filter, action: .signedReceive, streams: max(flows.count, Signature.trackedStreams))
         try prog.attach(interface: config.interface, mode: config.xdpMode, force: config.force)
         defer { prog.detach() }
+        let log = KernelLog() // before the privileges go
         try Privileges.keepOnlyNetAdmin()
         StopSignals.block()
         let (rxQueues, _) = try InterfaceInfo.queueCount(config.interface)
@@ -122,10 +123,11 @@ enum GenXDP {
                   + (expected.map { "\($0) stream(s) expected, " } ?? "") + "stream ids below \(prog.streams) tracked")
         }
         var lastCount: UInt64 = 0
-        func matched() -> UInt64 { (0..<rxQueues).reduce(0) { $0 + prog.counters(queue: UInt32($1)).dropped } }
+        func matched() -> UInt64 { prog.countersByQueue(atLeast: rxQueues).reduce(0) { $0 + $1.counters.dropped } }
         let start = monotonicSeconds()
         let monitor = Monitor(duration: options.duration, interval: options.interval, poll: 0.05, watching: [config.interface])
-        let exitReason = monitor.run(start: start, tick: { elapsed, seconds in
+        var watch = RunWatch([DeviceWatch.Port(name: config.interface, programID: prog.attachedID, queues: [], takesLargerMTU: true)], log: log)
+        let exitReason = monitor.run(start: start, check: { now in watch.check(now: now, start: start) }, tick: { elapsed, seconds in
             let c = matched()
             let pps = Double(c - lastCount) / seconds
             if json {
@@ -135,12 +137,9 @@ enum GenXDP {
             }
             lastCount = c
         })
-        if exitReason == .interfaceLost {
-            throw LanesError(monitor.lostInterface ?? Monitor.lost(config.interface), fix: "check 'ip link'; nothing is left attached")
-        }
         let elapsed = monotonicSeconds() - start
         let got = prog.signedReceive()
-        let perQueue = (0..<rxQueues).map { prog.counters(queue: UInt32($0)) }
+        let perQueue = prog.countersByQueue(atLeast: rxQueues)
         prog.detach()
         var hist = LatencyHistogram()
         hist.add(buckets: got.latencyBuckets, count: got.latencyCount, min: got.latencyMin, max: got.latencyMax, sum: Double(got.latencySum))
@@ -153,12 +152,15 @@ enum GenXDP {
             interface: config.interface, bindMode: "none", txPath: "", txPathReason: "", rxPath: "xdp",
             flows: flows.count, sizes: Array(Set(sizes)).sorted(), durationS: elapsed, sendingS: nil, exitReason: exitReason,
             txPackets: 0, txBytes: 0, txPps: 0, txBps: 0, requestedPps: nil, requestedBps: nil, dropTxRingFull: 0, kernelRxDropped: 0,
-            lanes: perQueue.enumerated().map { q, c in
+            lanes: perQueue.map { q, c in
                 .init(queue: q, core: -1, txPackets: 0, txBytes: 0, streams: seen.filter { $0.queue == q }.count, rxSigned: c.dropped)
             },
             framesBalanced: true)
         report.addReceive(seen, untracked: got.overflowPackets, expected: expected, sent: [], latency: hist, plannedFlows: flows)
+        report.fault = watch.fault(endedBy: exitReason, monitor)
+        report.linkDownEvents = watch.link.downEvents
         if got.unsignedPackets > 0 && !json { print("rx: \(got.unsignedPackets) matching packets without a Lanes signature (not counted per stream)") }
         if json { printJSONLine(report) } else { GenCommand.printReport(report) }
+        try endOnFault(report.fault, at: elapsed)
     }
 }

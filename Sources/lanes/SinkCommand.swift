@@ -34,6 +34,9 @@ struct SinkCommand: ParsableCommand {
         var pps: Double
         var queues: [QueueCount]
         var exitReason: ExitReason
+        /// The device fault that ended the run, in words (`DeviceWatch`), and the link's falls.
+        var fault: String?
+        var linkDownEvents: Int
     }
     struct QueueCount: Encodable { var queue: Int; var packets: UInt64; var bytes: UInt64 }
 
@@ -50,29 +53,34 @@ struct SinkCommand: ParsableCommand {
         StopSignals.block()
         let prog = try XDPProgram(filter: parsed, action: pass ? .countAndPass : .sink)
         try prog.attach(interface: iface, mode: xdp, force: force)
+        let log = KernelLog() // before the privileges go
         do { try Privileges.keepOnlyNetAdmin() } catch { prog.detach(); throw error }
         var lastTotal: UInt64 = 0
-        func total() -> XDPQueueCounters { (0..<rxq).reduce(XDPQueueCounters()) { $0 + prog.counters(queue: UInt32($1)) } }
+        // Every queue, those 'ethtool -L' adds during the run included.
+        func total() -> XDPQueueCounters { prog.countersByQueue(atLeast: rxq).reduce(XDPQueueCounters()) { $0 + $1.counters } }
         func count(_ c: XDPQueueCounters) -> UInt64 { pass ? c.passed : c.dropped }
         if !json { print("lanes sink on \(iface): \(rxq) queue(s), filter '\(parsed)', xdp \(prog.attachedMode?.rawValue ?? "?")") }
         let start = monotonicSeconds()
         let monitor = Monitor(duration: duration, interval: interval, watching: [iface])
-        let reason = monitor.run(start: start, tick: { elapsed, seconds in
+        // Counted in XDP on every queue: no socket holds one, and one added is counted too.
+        var watch = RunWatch([DeviceWatch.Port(name: iface, programID: prog.attachedID, queues: [], takesLargerMTU: true)], log: log)
+        let reason = monitor.run(start: start, check: { now in watch.check(now: now, start: start) }, tick: { elapsed, seconds in
             let n = count(total())
             let line = "[\(format2(elapsed))s] \(fmtRate(Double(n - lastTotal) / seconds, "pps")), \(n) packets"
             if json { printJSONLine(["elapsed_s": elapsed, "pps": Double(n - lastTotal) / seconds]) } else { print(line) }
             lastTotal = n
         })
         let elapsed = monotonicSeconds() - start
-        let per = (0..<rxq).map { q in let c = prog.counters(queue: UInt32(q)); return QueueCount(queue: q, packets: count(c), bytes: c.matchedBytes) }
+        let per = prog.countersByQueue(atLeast: rxq).map { q, c in QueueCount(queue: q, packets: count(c), bytes: c.matchedBytes) }
         prog.detach()
         let n = per.reduce(0) { $0 + $1.packets }
         let r = Result(interface: iface, durationS: elapsed, packets: n, bytes: per.reduce(0) { $0 + $1.bytes },
-                       pps: Double(n) / max(elapsed, 1e-9), queues: per, exitReason: reason)
+                       pps: Double(n) / max(elapsed, 1e-9), queues: per, exitReason: reason,
+                       fault: watch.fault(endedBy: reason, monitor), linkDownEvents: watch.link.downEvents)
         if json { printJSONLine(r) } else {
             print("sink: \(n) packets in \(format2(elapsed)) s (\(fmtRate(r.pps, "pps"))); per queue: " + per.map { "q\($0.queue) \($0.packets)" }.joined(separator: ", "))
         }
-        if reason == .interfaceLost { throw LanesError(monitor.lostInterface ?? Monitor.lost(iface), fix: "check 'ip link'; nothing is left attached") }
+        try endOnFault(r.fault, at: elapsed)
     }
 
     /// `--kernel`: per-socket counts from pinned recvmmsg threads.

@@ -457,20 +457,24 @@ extension IntegrationTests.Reliability {
     /// MTU raised past the sockets. Each ends the run within 1 s: the report (exit
     /// reason "fault", what was counted so far), then one line naming the fault and a
     /// non-zero exit; nothing of the run's is left attached.
-    @Test(arguments: ["xdp off", "channels", "mtu", "xdp off on the xdp path", "xdp off under the pipeline"])
+    @Test(arguments: ["xdp off", "channels", "mtu", "xdp off on the xdp path", "xdp off under the pipeline", "xdp off under the sink",
+                      "xdp off under gen's XDP receiver"])
     func aDeviceFaultEndsTheRunAtOnceWithItsReport(fault: String) throws {
         try withTestbed(queues: fault == "channels" ? 4 : 2) { tb in
-            let xdpPath = fault.hasSuffix("xdp path"), pipeline = fault.hasSuffix("pipeline")
+            let xdpPath = fault.hasSuffix("xdp path"), pipeline = fault.hasSuffix("pipeline"), sink = fault.hasSuffix("sink")
+            let receiver = fault.hasSuffix("receiver")
             if fault == "channels" {
                 let two = try ip("netns", "exec", tb.dut, "ethtool", "-L", "d0", "rx", "2", "tx", "2")
                 try #require(two.status == 0, "\(two.stderr)")
             }
             let args = xdpPath ? ["fwd", "--testbed", tb.name, "--mode", "l3", "--path", "xdp"]
-                : pipeline ? ["fwd", "--testbed", tb.name, "--mode", "l3", "--pipeline", "--workers", "0,1", "--queues", "0"] : ["drop", "d0", "--netns", tb.dut]
+                : pipeline ? ["fwd", "--testbed", tb.name, "--mode", "l3", "--pipeline", "--workers", "0,1", "--queues", "0"]
+                : sink ? ["sink", "d0", "--netns", tb.dut] : receiver ? ["gen", "d0", "--netns", tb.dut, "--rx-only", "--rx", "xdp"] : ["drop", "d0", "--netns", tb.dut]
             let run = try Running(args + ["--filter", "udp dport 9000", "--interval", "0", "--json"])
             try tb.waitForXDP(tb.dut, "d0")
-            if pipeline {
-                // The pipeline serves d0's queue 0: sent from g0's queue 0, which a veth delivers there.
+            if pipeline || receiver {
+                // The pipeline serves d0's queue 0: sent from g0's queue 0, which a veth delivers
+                // there; the receiver counts signed packets (gen's).
                 let gen = try lanes("gen", "--testbed", tb.name, "--queues", "0", "--flows", "8", "--count", "1000", "--rate", "20kpps", "--interval", "0")
                 try #require(gen.status == 0, "\(gen.stderr)")
             } else {
@@ -499,7 +503,8 @@ extension IntegrationTests.Reliability {
             #expect(last.contains("the run ended at") && last.contains(words), "\(fault): \(o.stderr)")
             let report = try o.json()
             #expect(report["exit_reason"] as? String == "fault" && (report["fault"] as? String)?.contains(words) == true, "\(report)")
-            #expect(report["rx_packets"] as? Int == 1000, "what was counted before the fault: \(report["rx_packets"] ?? "?")")
+            let counted = sink ? "packets" : "rx_packets"
+            #expect(report[counted] as? Int == 1000, "\(fault): what was counted before the fault: \(report[counted] ?? "?")")
             #expect(try !tb.xdpAttached(tb.dut, "d0") && !tb.xdpAttached(tb.dut, "d1"), "\(fault): a program was left attached")
         }
     }
@@ -535,6 +540,30 @@ extension IntegrationTests.Reliability {
             #expect(Double(rx) > 0.9 * Double(tx), "counting did not resume: \(rx) of \(tx) came back")
             #expect(r["lost"] as? Int == tx - rx, "lost \(r["lost"] ?? "?") is not sent less received (\(tx) - \(rx))")
             #expect(r["frames_balanced"] as? Bool == true)
+        }
+    }
+
+    /// `ethtool -L d0 rx 4 tx 4` under a running `lanes sink d0` that started on
+    /// 2 queues: counting in XDP holds no queue, so the run goes on and counts the
+    /// packets on the added queues too (every one sent).
+    @Test func theSinkCountsQueuesAddedMidRun() throws {
+        try withTestbed(queues: 4) { tb in
+            let two = try ip("netns", "exec", tb.dut, "ethtool", "-L", "d0", "rx", "2", "tx", "2")
+            try #require(two.status == 0, "\(two.stderr)")
+            let sink = try Running(["sink", "d0", "--netns", tb.dut, "--filter", "udp dport 9000", "--interval", "0", "--json"])
+            try tb.waitForXDP(tb.dut, "d0")
+            let four = try ip("netns", "exec", tb.dut, "ethtool", "-L", "d0", "rx", "4", "tx", "4")
+            try #require(four.status == 0, "\(four.stderr)")
+            usleep(300_000)
+            try tb.traffic(count: 2000, flows: 32)
+            usleep(300_000)
+            sink.signal(SIGINT)
+            let o = sink.wait()
+            try #require(o.status == 0, "\(o.stderr)")
+            let r = try o.json()
+            let queues = (r["queues"] as? [[String: Any]] ?? []).filter { ($0["packets"] as? Int ?? 0) > 0 }.compactMap { $0["queue"] as? Int }
+            #expect(r["packets"] as? Int == 2000, "counted \(r["packets"] ?? "?") of 2000, on queues \(queues)")
+            #expect(queues.contains { $0 >= 2 }, "nothing on the added queues: \(queues)")
         }
     }
 
