@@ -570,6 +570,7 @@ public enum RFC2544Runner {
             genRun.duration = seconds
             genRun.count = count
             genRun.rate = pps.map { .pps($0) }
+            let tapDropsBefore = vm?.tapTxDropped(path.txPort) ?? 0
             let g = try Child.run(genRun, timeout: (seconds ?? c.b2bSeconds) + 60, stop: stop)
             usleep(300_000) // the last frames land
             rx.interrupt()
@@ -583,6 +584,17 @@ public enum RFC2544Runner {
                                  offeredPps: gj?.txPps ?? 0, txPackets: tx, rxPackets: got,
                                  lossRatio: tx == 0 ? 1 : Double(tx - min(tx, got)) / Double(tx), latencyNs: latency)
             if stop() { return t } // cut short by a signal: not a trial
+            if let vm, tx > 0, got == 0, pps != nil {
+                // A paced trial of which the guest took nothing, its tap dropping it all: QEMU
+                // stopped reading that tap queue (seen under TCG with QEMU 10.0.2's virtio-net
+                // after an overload, with or without an XDP program; a virtio queue reset
+                // revives it). Every later trial would lose everything: no figure, a clear end.
+                let dropped = vm.tapTxDropped(path.txPort) &- tapDropsBefore
+                if Double(dropped) >= 0.99 * Double(tx) {
+                    throw LanesError("the guest took none of the \(tx) frames of trial \(trials.count + 1) at \(String(format: "%.4f", (pps ?? 0) / 1e6)) Mpps: tap \(path.txPort) dropped \(dropped) (QEMU stopped reading it after the overload, a virtio-net stall of the emulator); no NDR can be found",
+                                     fix: "run it again, or with a guest under KVM")
+                }
+            }
             trials.append(t)
             let what = count.map { "burst of \($0)" } ?? "\(kind) at \(pps.map { String(format: "%.4f Mpps", $0 / 1e6) } ?? "max")"
             progress("[\(trials.count)] \(frame) B, \(flows) flow\(flows == 1 ? "" : "s"), \(what): offered \(String(format: "%.4f", t.offeredPps / 1e6)) Mpps, loss \(String(format: "%.5f%%", t.lossRatio * 100)) (\(Int(Date().timeIntervalSince(started))) s)")

@@ -422,10 +422,7 @@ public enum ScaleRunner {
             }
             c.vethRxDrops = sum(tb.dut, "d0") { $0.hasPrefix("rx_queue_") && $0.hasSuffix("_drops") }
             c.vethXmitErrors = sum(tb.gen, "g0") { $0.hasSuffix("xdp_xmit_errors") }
-            if VMTestbed.exists(name: tb.name) {
-                let t = (try? Shell.run(["ip", "netns", "exec", tb.gen, "cat", "/sys/class/net/g0/statistics/tx_dropped"], check: false))?.stdout ?? ""
-                c.tapTxDrops = UInt64(t.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
-            }
+            if VMTestbed.exists(name: tb.name) { c.tapTxDrops = VMTestbed(name: tb.name).tapTxDropped("g0") }
             let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
             if let cpu = Sysfs.read("/proc/stat")?.split(separator: "\n").first(where: { $0.hasPrefix("cpu ") }) {
                 let f = cpu.split(separator: " ")

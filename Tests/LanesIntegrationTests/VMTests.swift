@@ -103,7 +103,8 @@ extension IntegrationTests {
             try #require(o.status == 0, "\(o.stderr)")
             let r = try #require(try JSONSerialization.jsonObject(with: Data(o.stdout.utf8)) as? [String: Any])
             #expect(r["emulated"] as? Bool == true, "TCG: the figures are marked emulated")
-            #expect(((r["machine"] as? [String: Any])?["driver"] as? String ?? "").hasPrefix("virtio_net in a QEMU guest"), "\(r["machine"] ?? "")")
+            let driver = (r["machine"] as? [String: Any])?["driver"] as? String ?? ""
+            #expect(driver.hasPrefix("virtio_net in a QEMU guest"), "\(r["machine"] ?? "")")
             let points = try #require(r["points"] as? [[String: Any]])
             #expect(points.count == 4)
             for p in points {
