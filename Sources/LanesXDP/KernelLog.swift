@@ -33,10 +33,15 @@ public final class KernelLog: @unchecked Sendable {
                 break // EAGAIN: nothing new
             }
             if n == 0 { break }
-            let record = String(decoding: buf[0..<n], as: UTF8.self)
-            let firstLine = record.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-            if let semi = firstLine.firstIndex(of: ";") { out.append(String(firstLine[firstLine.index(after: semi)...])) }
+            if let m = KernelLog.message(ofRecord: String(decoding: buf[0..<n], as: UTF8.self)) { out.append(m) }
         }
         return out
+    }
+
+    /// A /dev/kmsg record's text: "6,1234,5678901,-;igb 0000:00:05.0: resetting\n
+    /// SUBSYSTEM=pci\n DEVICE=+pci:0000:00:05.0\n" gives "igb 0000:00:05.0: resetting".
+    public static func message(ofRecord record: String) -> String? {
+        let firstLine = record.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        return firstLine.firstIndex(of: ";").map { String(firstLine[firstLine.index(after: $0)...]) }
     }
 }

@@ -38,12 +38,17 @@ public enum Sysfs {
     public static func pciFunction(of interface: String) -> String? {
         guard let real = realpath("/sys/class/net/\(interface)/device", nil) else { return nil }
         defer { free(real) }
-        let parts = String(cString: real).split(separator: "/")
+        return pciFunction(inPath: String(cString: real))
+    }
+
+    /// The last PCI address (DOMAIN:BUS:DEVICE.FUNCTION) in a sysfs device path.
+    public static func pciFunction(inPath path: String) -> String? {
         func isPCI(_ p: Substring) -> Bool {
-            let f = p.split(separator: ":")
-            return f.count == 3 && f[2].contains(".") && f.allSatisfy { $0.allSatisfy { $0.isHexDigit || $0 == "." } }
+            let f = p.split(separator: ":", omittingEmptySubsequences: false)
+            return f.count == 3 && f[0].count == 4 && f[1].count == 2 && f[2].count >= 4 && f[2].contains(".")
+                && f.allSatisfy { $0.allSatisfy { $0.isHexDigit || $0 == "." } }
         }
-        return parts.last(where: isPCI).map(String.init)
+        return path.split(separator: "/").last(where: isPCI).map(String.init)
     }
 
     public static func list(_ path: String) -> [String] {
