@@ -52,7 +52,7 @@ let package = Package(
         ], swiftSettings: optimize),
         .testTarget(name: "LanesPacketTests", dependencies: ["LanesPacket"]),
         .testTarget(name: "LanesCoreTests", dependencies: ["LanesCore"]),
-        .testTarget(name: "LanesXDPTests", dependencies: ["LanesXDP"]),
+        .testTarget(name: "LanesXDPTests", dependencies: ["CLanes", "LanesCore", "LanesXDP"]),
         .testTarget(name: "LanesEngineTests", dependencies: ["CLanes", "LanesEngine", "LanesCore", "LanesPacket", "LanesXDP"]),
         .testTarget(name: "LanesIntegrationTests",
                     dependencies: ["LanesLab", "LanesXDP", "LanesCore", "LanesPacket", "lanes"], exclude: ["fibdiff.py"]),

@@ -20,67 +20,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
-#define LANES_MAX_QUEUES 256
-#define LANES_MAGIC 0x4c414e45 /* "LANE" */
-
-enum lanes_action { LANES_REDIRECT = 0, LANES_SINK = 1, LANES_COUNT_PASS = 2, LANES_SIGNED_RX = 3, LANES_FORWARD_FIB = 4,
-		   LANES_FORWARD_XDP = 5 };
-/* LANES_FORWARD_XDP (`lanes fwd --path xdp`): what the program does before it
- * sends the packet by lanes_tx_port (or back out, macswap). */
-enum lanes_xdp_fwd { LANES_XDP_IO = 0, LANES_XDP_MACSWAP = 1, LANES_XDP_L2 = 2, LANES_XDP_FIB = 3, LANES_XDP_ROUTES = 4 };
-enum lanes_fib_flags { LANES_FIB_DROP_FRAGMENTABLE = 1 };
-enum lanes_proto { LANES_IPV4 = 1, LANES_IPV6 = 2 };
-
-struct lanes_config {
-	__u32 magic;
-	__u32 action;     /* enum lanes_action */
-	__u32 proto_mask; /* enum lanes_proto bits; 0 = nothing matches */
-	__u32 l4;         /* 0 any, IPPROTO_UDP, IPPROTO_TCP */
-	__u16 dport_lo;   /* inclusive; 0..0 = any port */
-	__u16 dport_hi;
-	__u32 streams;    /* LANES_SIGNED_RX: stream ids below this are counted */
-	__u64 flow_cap_bps; /* per-flow policer: 0 = off */
-	__u64 flow_burst_bytes;
-	/* LANES_FORWARD_FIB: the lanes send by this interface only (the forwarder's
-	 * other port); this interface's own MAC; enum lanes_fib_flags. */
-	__u32 fib_egress;
-	__u32 fib_flags;
-	__u8 mac[6];
-	__u8 pad[2];
-	/* LANES_FORWARD_XDP: enum lanes_xdp_fwd; LANES_XDP_L2's next hop; the egress
-	 * port's MAC (LANES_XDP_L2 and LANES_XDP_ROUTES write it as the source). */
-	__u32 xdp_fwd;
-	__u8 next_hop[6];
-	__u8 src_mac[6];
-};
-
-struct lanes_qstats {
-	__u64 redirected; /* matched and handed to the queue's AF_XDP socket */
-	__u64 passed;     /* given to the kernel stack */
-	__u64 dropped;    /* matched in sink mode */
-	__u64 matched_bytes;
-	__u64 policed;    /* over the per-flow cap: dropped here */
-	/* LANES_FORWARD_FIB, by cause (each also in passed or dropped): */
-	__u64 unresolved;    /* next hop without a neighbour: passed (the kernel resolves it) */
-	__u64 blackhole;     /* a blackhole route: dropped */
-	__u64 unreachable;   /* an unreachable or prohibit route: passed (the kernel answers with ICMP) */
-	__u64 ttl_expired;   /* TTL or hop limit 1 or less: passed (ICMP time exceeded) */
-	__u64 too_big;       /* over the egress MTU: passed (ICMP frag-needed or packet-too-big, or fragmented) */
-	__u64 too_big_dropped; /* over the egress MTU with DF clear, and the operator asked for drops */
-	__u64 not_forwarded; /* no unicast route (local, broadcast, no route, throw), forwarding off, martian,
-	                      * not to this port's MAC, IPv4 options or fragments, IPv6 extension headers
-	                      * or link-local: passed, for the kernel to do what it does */
-	__u64 other_port;    /* the route leaves by another interface, or back out of this one: passed */
-	__u64 matched;       /* packets that matched the filter (matched_bytes' packets) */
-	/* LANES_FORWARD_XDP: sent by lanes_tx_port (or XDP_TX), and their bytes; */
-	__u64 forwarded;
-	__u64 forwarded_bytes;
-	/* LANES_XDP_ROUTES, dropped by cause: no route by this port; a malformed
-	 * header or a bad IPv4 header checksum (LANES_XDP_FIB passes these to the
-	 * kernel, which drops them, and counts them in not_forwarded). */
-	__u64 no_route;
-	__u64 bad_header;
-};
+#include "lanes_shared.h"
 
 /* The per-flow policer: a token bucket per 5-tuple, emulating a cloud's
  * per-flow ceiling (EC2: 5 Gbps per flow outside a cluster placement group). */

@@ -9,8 +9,10 @@ struct BPFBuild: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: Target) throws -> [Command] {
         let bpfDir = context.package.directoryURL.appending(path: "bpf")
         let script = bpfDir.appending(path: "embed.sh")
-        let sources = try FileManager.default.contentsOfDirectory(atPath: bpfDir.path)
-            .filter { $0.hasSuffix(".bpf.c") }.sorted()
+        let files = try FileManager.default.contentsOfDirectory(atPath: bpfDir.path)
+        let sources = files.filter { $0.hasSuffix(".bpf.c") }.sorted()
+        // The headers they include (lanes_shared.h): a change rebuilds every object.
+        let headers = files.filter { $0.hasSuffix(".h") }.sorted().map { bpfDir.appending(path: $0) }
         return sources.map { name in
             let stem = String(name.dropLast(".bpf.c".count))
             let input = bpfDir.appending(path: name)
@@ -19,7 +21,7 @@ struct BPFBuild: BuildToolPlugin {
                 displayName: "Compiling XDP program \(name)",
                 executable: URL(fileURLWithPath: "/bin/sh"),
                 arguments: [script.path, input.path, output.path, stem],
-                inputFiles: [script, input],
+                inputFiles: [script, input] + headers,
                 outputFiles: [output])
         }
     }

@@ -28,6 +28,7 @@
 #include <bpf/libbpf.h>
 #include <bpf/bpf.h>
 #include <xdp/xsk.h>
+#include "../../bpf/lanes_shared.h" /* the layouts shared with the XDP programs */
 #include <xdp/libxdp.h>
 #include <numa.h>
 #include <numaif.h>

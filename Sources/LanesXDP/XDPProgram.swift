@@ -57,11 +57,11 @@ public enum XDPForwarding: Sendable, Equatable {
 
     var code: UInt32 {
         switch self {
-        case .io: 0
-        case .macswap: 1
-        case .l2: 2
-        case .fib: 3
-        case .routes: 4
+        case .io: LANES_XDP_IO.rawValue
+        case .macswap: LANES_XDP_MACSWAP.rawValue
+        case .l2: LANES_XDP_L2.rawValue
+        case .fib: LANES_XDP_FIB.rawValue
+        case .routes: LANES_XDP_ROUTES.rawValue
         }
     }
 }
@@ -125,13 +125,12 @@ public struct XDPQueueCounters: Sendable, Equatable, Codable {
     public var badHeader: UInt64 = 0
     public init() {}
 
-    /// The u64 words of struct lanes_qstats, in order.
-    static let words = 18
-    init(words w: UnsafeBufferPointer<UInt64>) {
-        (redirected, passed, dropped, matchedBytes, policed) = (w[0], w[1], w[2], w[3], w[4])
-        (unresolved, blackhole, unreachable, ttlExpired) = (w[5], w[6], w[7], w[8])
-        (tooBig, tooBigDropped, notForwarded, otherPort) = (w[9], w[10], w[11], w[12])
-        (matched, forwarded, forwardedBytes, noRoute, badHeader) = (w[13], w[14], w[15], w[16], w[17])
+    /// One CPU's struct lanes_qstats (bpf/lanes_shared.h).
+    init(_ q: lanes_qstats) {
+        (redirected, passed, dropped, matchedBytes, policed) = (q.redirected, q.passed, q.dropped, q.matched_bytes, q.policed)
+        (unresolved, blackhole, unreachable, ttlExpired) = (q.unresolved, q.blackhole, q.unreachable, q.ttl_expired)
+        (tooBig, tooBigDropped, notForwarded, otherPort) = (q.too_big, q.too_big_dropped, q.not_forwarded, q.other_port)
+        (matched, forwarded, forwardedBytes, noRoute, badHeader) = (q.matched, q.forwarded, q.forwarded_bytes, q.no_route, q.bad_header)
     }
 
     public static func + (a: Self, b: Self) -> Self {
@@ -179,7 +178,7 @@ public final class XDPProgram {
     /// 256 bytes of headroom, 320 of skb_shared_info and 22 of Ethernet, VLAN
     /// tag and FCS; veth's is 3506). The kernel refuses such a program above it.
     public static let singleBufferMTU = InterfaceInfo.enaXDPMaxMTU
-    static let magic: UInt32 = 0x4c41_4e45
+    static let magic = UInt32(LANES_MAGIC)
 
     let object: OpaquePointer
     public let programFD: Int32
@@ -258,48 +257,44 @@ public final class XDPProgram {
         }
     }
 
-    /// Writes the filter, action and per-flow cap into the config map (struct lanes_config:
-    /// six u32 words, flow_cap_bps and flow_burst_bytes as u64, then fib_egress,
-    /// fib_flags, the MAC in two words, xdp_fwd, and next_hop and src_mac in three).
-    /// `.forwardInXDP` with `.fib` takes its FIB config from `forwarding`.
+    /// Writes the filter, action and per-flow cap into the config map (struct
+    /// lanes_config, bpf/lanes_shared.h). `.forwardInXDP` with `.fib` takes its
+    /// FIB config from `forwarding`.
     public func configure(filter: LaneFilter, action: XDPAction, flowCapBps: UInt64 = 0, fib: FIBConfig? = nil,
                           forwarding: XDPForwarding? = nil) throws(LanesError) {
-        var cfg = [UInt32](repeating: 0, count: 18)
+        var cfg = lanes_config()
         var fib = fib
-        cfg[0] = XDPProgram.magic
-        cfg[1] = action.rawValue
-        cfg[2] = filter.protocols.rawValue
-        cfg[3] = UInt32(filter.transport)
-        let lo = UInt32(filter.destinationPorts?.lowerBound ?? 0), hi = UInt32(filter.destinationPorts?.upperBound ?? 0)
-        cfg[4] = lo | hi << 16 // dport_lo, dport_hi as two little-endian u16
-        cfg[5] = UInt32(streams)
+        cfg.magic = XDPProgram.magic
+        cfg.action = action.rawValue
+        cfg.proto_mask = filter.protocols.rawValue
+        cfg.l4 = UInt32(filter.transport)
+        cfg.dport_lo = UInt16(filter.destinationPorts?.lowerBound ?? 0)
+        cfg.dport_hi = UInt16(filter.destinationPorts?.upperBound ?? 0)
+        cfg.streams = UInt32(streams)
+        cfg.flow_cap_bps = flowCapBps
         // Burst: 10 ms at the cap, at least two full-size frames.
-        let burst = flowCapBps == 0 ? 0 : max(flowCapBps / 8 / 100, 2 * 1518)
-        cfg[6] = UInt32(truncatingIfNeeded: flowCapBps); cfg[7] = UInt32(truncatingIfNeeded: flowCapBps >> 32)
-        cfg[8] = UInt32(truncatingIfNeeded: burst); cfg[9] = UInt32(truncatingIfNeeded: burst >> 32)
+        cfg.flow_burst_bytes = flowCapBps == 0 ? 0 : max(flowCapBps / 8 / 100, 2 * 1518)
+        // MACs in the frame's byte order, as the program compares and writes them.
+        func put(_ mac: MACAddress, _ field: inout (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8)) {
+            let m = mac.array
+            field = (m[0], m[1], m[2], m[3], m[4], m[5])
+        }
         if let forwarding {
-            cfg[14] = forwarding.code
-            var next = [UInt8](repeating: 0, count: 6), source = next
+            cfg.xdp_fwd = forwarding.code
             switch forwarding {
-            case .l2(let n, let s): next = n.array; source = s.array
-            case .routes(let s): source = s.array
+            case .l2(let next, let source): put(next, &cfg.next_hop); put(source, &cfg.src_mac)
+            case .routes(let source): put(source, &cfg.src_mac)
             case .fib(let f): fib = f
             case .io, .macswap: break
             }
-            let b = next + source // next_hop[6], src_mac[6] from byte 60
-            for w in 0..<3 { cfg[15 + w] = (0..<4).reduce(0) { $0 | UInt32(b[w * 4 + $1]) << (8 * UInt32($1)) } }
         }
         if let fib {
-            cfg[10] = fib.egressIfindex
-            cfg[11] = fib.dropFragmentable ? 1 : 0 // LANES_FIB_DROP_FRAGMENTABLE
-            let m = fib.mac.array // the frame's byte order, as the program compares it
-            cfg[12] = UInt32(m[0]) | UInt32(m[1]) << 8 | UInt32(m[2]) << 16 | UInt32(m[3]) << 24
-            cfg[13] = UInt32(m[4]) | UInt32(m[5]) << 8
+            cfg.fib_egress = fib.egressIfindex
+            cfg.fib_flags = fib.dropFragmentable ? UInt32(LANES_FIB_DROP_FRAGMENTABLE.rawValue) : 0
+            put(fib.mac, &cfg.mac)
         }
         var key: UInt32 = 0
-        try negErrno("write the XDP filter config") {
-            cfg.withUnsafeBytes { bpf_map_update_elem(configFD, &key, $0.baseAddress, 0) }
-        }
+        try negErrno("write the XDP filter config") { bpf_map_update_elem(configFD, &key, &cfg, 0) }
     }
 
     /// Attaches to `interface` in the current namespace. A Lanes program already
@@ -451,8 +446,8 @@ public final class XDPProgram {
         _ = bpf_map_delete_elem(xsksMapFD, &q)
     }
 
-    /// Queues the per-queue counters hold (LANES_MAX_QUEUES in bpf/lanes.bpf.c).
-    public static let maxQueues = 256
+    /// Queues the per-queue counters hold (LANES_MAX_QUEUES, bpf/lanes_shared.h).
+    public static let maxQueues = Int(LANES_MAX_QUEUES)
 
     /// Every queue's counters below `queues`, and any queue past them that saw
     /// a packet (added by 'ethtool -L' during a run that counts in XDP alone).
@@ -467,16 +462,12 @@ public final class XDPProgram {
     public func counters(queue: UInt32) -> XDPQueueCounters {
         let cpus = Int(libbpf_num_possible_cpus())
         guard cpus > 0 else { return XDPQueueCounters() }
-        let stride = XDPQueueCounters.words
-        var values = [UInt64](repeating: 0, count: cpus * stride)
+        // A per-CPU map's lookup fills one value per possible CPU (each 8-byte aligned: 144 bytes here).
+        var values = [lanes_qstats](repeating: lanes_qstats(), count: cpus)
         var key = queue
         let r = values.withUnsafeMutableBytes { bpf_map_lookup_elem(statsFD, &key, $0.baseAddress) }
-        var c = XDPQueueCounters()
-        guard r == 0 else { return c }
-        values.withUnsafeBufferPointer { v in
-            for cpu in 0..<cpus { c = c + XDPQueueCounters(words: UnsafeBufferPointer(rebasing: v[(cpu * stride)..<((cpu + 1) * stride)])) }
-        }
-        return c
+        guard r == 0 else { return XDPQueueCounters() }
+        return values.reduce(XDPQueueCounters()) { $0 + XDPQueueCounters($1) }
     }
 
     /// The signed receiver's counts, merged over CPUs (action `.signedReceive`).
