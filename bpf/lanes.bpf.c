@@ -78,21 +78,8 @@ struct {
 } lanes_tx_port SEC(".maps");
 
 /* LANES_XDP_ROUTES: the route file's longest-prefix-match tables (value: the
- * route's index in lanes_next_hops), both sized to the route count before load. */
-struct lanes_lpm4 {
-	__u32 prefixlen;
-	__u32 addr;
-};
-struct lanes_lpm6 {
-	__u32 prefixlen;
-	__u8 addr[16];
-};
-struct lanes_next_hop {
-	__u8 mac[6];
-	__u8 usable; /* the route leaves by this program's egress port */
-	__u8 pad;
-};
-
+ * route's index in lanes_next_hops), both sized to the route count before load;
+ * their keys and next hops are in lanes_shared.h. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, 1);
@@ -298,33 +285,8 @@ static __always_inline int lanes_police(const struct lanes_config *cfg, const st
  * overflow_packets, never as unsigned. The first packet of a stream on a CPU records
  * its flow and queue, so the receiver reports what it saw. The window logic is StreamRx's
  * (Sources/LanesEngine/Apps/GenApp.swift) and the buckets are LatencyHistogram's
- * (Sources/LanesCore/LatencyHistogram.swift): keep the three in step. */
-struct lanes_stream_rx {
-	__u64 received;
-	__u64 duplicates;
-	__u64 reordered;
-	__u64 highest;   /* one past the highest sequence seen */
-	__u64 window[4]; /* bit i: sequence highest-1-i seen */
-	__u32 saddr[4];  /* the first packet's flow on this CPU (family 0: none yet) */
-	__u32 daddr[4];
-	__u16 sport;
-	__u16 dport;
-	__u8 family;
-	__u8 proto;
-	__u16 pad;
-	__u32 queue;     /* the RX queue it arrived on */
-	__u32 pad2;
-};
-
-struct lanes_rx_totals {
-	__u64 signed_packets;
-	__u64 unsigned_packets;
-	__u64 latency_count;
-	__u64 latency_min;
-	__u64 latency_max;
-	__u64 latency_sum;
-	__u64 overflow_packets; /* signed, with a stream id of cfg->streams or more */
-};
+ * (Sources/LanesCore/LatencyHistogram.swift): keep the three in step. The
+ * structs (lanes_stream_rx, lanes_rx_totals) are in lanes_shared.h. */
 
 #define LANES_SIGNATURE_MAGIC 0x4c4e /* "LN" */
 #define LANES_HIST_BUCKETS (64 + 35 * 32)

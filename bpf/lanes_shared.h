@@ -79,4 +79,53 @@ _Static_assert(__builtin_offsetof(struct lanes_config, next_hop) == 60, "lanes_c
 _Static_assert(__builtin_offsetof(struct lanes_config, src_mac) == 66, "lanes_config.src_mac at 66");
 _Static_assert(sizeof(struct lanes_qstats) == 18 * 8, "struct lanes_qstats: 18 u64 counters");
 
+/* LANES_XDP_ROUTES: the route file's LPM keys and each route's next hop. */
+struct lanes_lpm4 {
+	__u32 prefixlen;
+	__u32 addr;
+};
+struct lanes_lpm6 {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+struct lanes_next_hop {
+	__u8 mac[6];
+	__u8 usable; /* the route leaves by this program's egress port */
+	__u8 pad;
+};
+
+/* LANES_SIGNED_RX: per stream and CPU (the signature's layout is GenApp's). */
+struct lanes_stream_rx {
+	__u64 received;
+	__u64 duplicates;
+	__u64 reordered;
+	__u64 highest;   /* one past the highest sequence seen */
+	__u64 window[4]; /* bit i: sequence highest-1-i seen */
+	__u32 saddr[4];  /* the first packet's flow on this CPU (family 0: none yet) */
+	__u32 daddr[4];
+	__u16 sport;
+	__u16 dport;
+	__u8 family;
+	__u8 proto;
+	__u16 pad;
+	__u32 queue;     /* the RX queue it arrived on */
+	__u32 pad2;
+};
+
+struct lanes_rx_totals {
+	__u64 signed_packets;
+	__u64 unsigned_packets;
+	__u64 latency_count;
+	__u64 latency_min;
+	__u64 latency_max;
+	__u64 latency_sum;
+	__u64 overflow_packets; /* signed, with a stream id of cfg->streams or more */
+};
+
+_Static_assert(sizeof(struct lanes_lpm4) == 8 && sizeof(struct lanes_lpm6) == 20 && sizeof(struct lanes_next_hop) == 8, "route layouts");
+_Static_assert(sizeof(struct lanes_stream_rx) == 14 * 8, "struct lanes_stream_rx: 14 u64 words");
+_Static_assert(__builtin_offsetof(struct lanes_stream_rx, saddr) == 64 && __builtin_offsetof(struct lanes_stream_rx, family) == 100
+	       && __builtin_offsetof(struct lanes_stream_rx, queue) == 104, "lanes_stream_rx's flow");
+_Static_assert(sizeof(struct lanes_rx_totals) == 7 * 8, "struct lanes_rx_totals: 7 u64 words");
+
 #endif

@@ -418,19 +418,20 @@ public final class XDPProgram {
     public func loadRoutes(_ table: RouteTable, egress: String) throws(LanesError) {
         for (i, r) in table.routes.enumerated() {
             var index = UInt32(i)
-            var hop = r.nextHop.array + [r.port == nil || r.port == egress ? 1 : 0, 0] // struct lanes_next_hop
-            try negErrno("load route \(r.prefix)/\(r.length)'s next hop") {
-                hop.withUnsafeMutableBytes { bpf_map_update_elem(nextHopsFD, &index, $0.baseAddress, 0) }
-            }
-            // struct lanes_lpm4 / lanes_lpm6: prefixlen, then the address in network order.
-            var key = withUnsafeBytes(of: UInt32(r.length).littleEndian) { Array($0) }
-            let fd: Int32
+            let m = r.nextHop.array
+            var hop = lanes_next_hop(mac: (m[0], m[1], m[2], m[3], m[4], m[5]), usable: r.port == nil || r.port == egress ? 1 : 0, pad: 0)
+            try negErrno("load route \(r.prefix)/\(r.length)'s next hop") { bpf_map_update_elem(nextHopsFD, &index, &hop, 0) }
+            // The LPM keys: prefixlen, then the address in network order.
+            let what = "load route \(r.prefix)/\(r.length) into the XDP program's LPM table"
             switch r.prefix {
-            case .v4(let a): key += withUnsafeBytes(of: a.value.bigEndian) { Array($0) }; fd = routes4FD
-            case .v6(let a): key += a.bytes; fd = routes6FD
-            }
-            try negErrno("load route \(r.prefix)/\(r.length) into the XDP program's LPM table") {
-                key.withUnsafeMutableBytes { bpf_map_update_elem(fd, $0.baseAddress, &index, 0) }
+            case .v4(let a):
+                var key = lanes_lpm4(prefixlen: UInt32(r.length), addr: a.value.bigEndian)
+                try negErrno(what) { bpf_map_update_elem(routes4FD, &key, &index, 0) }
+            case .v6(let a):
+                var key = lanes_lpm6()
+                key.prefixlen = UInt32(r.length)
+                withUnsafeMutableBytes(of: &key.addr) { $0.copyBytes(from: a.bytes) }
+                try negErrno(what) { bpf_map_update_elem(routes6FD, &key, &index, 0) }
             }
         }
     }
@@ -474,20 +475,19 @@ public final class XDPProgram {
     public func signedReceive() -> SignedReceive {
         let cpus = max(1, Int(libbpf_num_possible_cpus()))
         var out = SignedReceive(streams: [], latencyBuckets: [])
-        // struct lanes_stream_rx: 14 u64 words (counts, window, then the first packet's flow).
-        let words = 14
-        var v = [UInt64](repeating: 0, count: cpus * words)
+        // struct lanes_stream_rx (bpf/lanes_shared.h), one per CPU.
+        var v = [lanes_stream_rx](repeating: lanes_stream_rx(), count: cpus)
         for i in 0..<streams {
             var key = UInt32(i)
             var c = SignedStreamCounts()
             if v.withUnsafeMutableBytes({ bpf_map_lookup_elem(rxStreamsFD, &key, $0.baseAddress) }) == 0 {
                 var most: UInt64 = 0
                 for cpu in 0..<cpus {
-                    let r = cpu * words
-                    c.received += v[r]; c.duplicates += v[r + 1]; c.reordered += v[r + 2]
-                    c.highest = max(c.highest, v[r + 3])
-                    let seen = v[r] + v[r + 1]
-                    if seen > most, let f = v.withUnsafeBytes({ Self.streamFlow($0.baseAddress! + (r + 8) * 8) }) {
+                    let s = v[cpu]
+                    c.received += s.received; c.duplicates += s.duplicates; c.reordered += s.reordered
+                    c.highest = max(c.highest, s.highest)
+                    let seen = s.received + s.duplicates
+                    if seen > most, let f = Self.streamFlow(s) {
                         most = seen
                         (c.flow, c.queue) = f
                     }
@@ -501,37 +501,36 @@ public final class XDPProgram {
             if b.withUnsafeMutableBytes({ bpf_map_lookup_elem(rxLatencyFD, &key, $0.baseAddress) }) == 0 { n = b.reduce(0, &+) }
             out.latencyBuckets.append(n)
         }
-        var t = [UInt64](repeating: 0, count: cpus * 7)
+        var t = [lanes_rx_totals](repeating: lanes_rx_totals(), count: cpus)
         var zero: UInt32 = 0
         if t.withUnsafeMutableBytes({ bpf_map_lookup_elem(rxTotalsFD, &zero, $0.baseAddress) }) == 0 {
-            for cpu in 0..<cpus {
-                let r = cpu * 7
-                out.signedPackets += t[r] + t[r + 6]; out.unsignedPackets += t[r + 1]; out.overflowPackets += t[r + 6]
-                if t[r + 2] > 0 {
-                    out.latencyCount += t[r + 2]
-                    out.latencyMin = min(out.latencyMin, t[r + 3])
-                    out.latencyMax = max(out.latencyMax, t[r + 4])
-                    out.latencySum += t[r + 5]
+            for r in t {
+                out.signedPackets += r.signed_packets + r.overflow_packets; out.unsignedPackets += r.unsigned_packets
+                out.overflowPackets += r.overflow_packets
+                if r.latency_count > 0 {
+                    out.latencyCount += r.latency_count
+                    out.latencyMin = min(out.latencyMin, r.latency_min)
+                    out.latencyMax = max(out.latencyMax, r.latency_max)
+                    out.latencySum += r.latency_sum
                 }
             }
         }
         return out
     }
 
-    /// The flow part of struct lanes_stream_rx (from `saddr`): addresses in network
-    /// order, ports in host order, then family, protocol and the RX queue.
-    static func streamFlow(_ p: UnsafeRawPointer) -> (FlowKey, Int)? {
-        let family = p.load(fromByteOffset: 36, as: UInt8.self)
+    /// The flow part of struct lanes_stream_rx: addresses in network order, ports
+    /// in host order, family, protocol and the RX queue (nil: family 0, none yet).
+    static func streamFlow(_ s: lanes_stream_rx) -> (FlowKey, Int)? {
+        var s = s
         let src: IPAddress, dst: IPAddress
-        switch family {
-        case 4: src = .v4(IPv4Address(UInt32(bigEndian: p.loadUnaligned(as: UInt32.self))))
-                dst = .v4(IPv4Address(UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 16, as: UInt32.self))))
-        case 6: src = .v6(IPv6Address(reading: p)); dst = .v6(IPv6Address(reading: p + 16))
+        switch s.family {
+        case 4: src = .v4(IPv4Address(UInt32(bigEndian: s.saddr.0))); dst = .v4(IPv4Address(UInt32(bigEndian: s.daddr.0)))
+        case 6:
+            src = withUnsafeBytes(of: &s.saddr) { .v6(IPv6Address(reading: $0.baseAddress!)) }
+            dst = withUnsafeBytes(of: &s.daddr) { .v6(IPv6Address(reading: $0.baseAddress!)) }
         default: return nil
         }
-        let flow = FlowKey(src: src, dst: dst, srcPort: p.load(fromByteOffset: 32, as: UInt16.self),
-                           dstPort: p.load(fromByteOffset: 34, as: UInt16.self), proto: p.load(fromByteOffset: 37, as: UInt8.self))
-        return (flow, Int(p.load(fromByteOffset: 40, as: UInt32.self)))
+        return (FlowKey(src: src, dst: dst, srcPort: s.sport, dstPort: s.dport, proto: s.proto), Int(s.queue))
     }
 
     /// The program attached to an interface now, if any.

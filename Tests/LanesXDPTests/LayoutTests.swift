@@ -53,6 +53,30 @@ import Testing
                 == (1...18).map(UInt64.init))
     }
 
+    @Test func routeKeysAndNextHops() {
+        #expect(MemoryLayout<lanes_lpm4>.size == 8 && MemoryLayout<lanes_lpm4>.offset(of: \.addr) == 4)
+        #expect(MemoryLayout<lanes_lpm6>.size == 20 && MemoryLayout<lanes_lpm6>.offset(of: \.addr) == 4)
+        #expect(MemoryLayout<lanes_next_hop>.size == 8 && MemoryLayout<lanes_next_hop>.offset(of: \.usable) == 6)
+    }
+
+    /// The signed receiver's per-stream counts and totals, and a stream's first
+    /// flow read back from the struct as the program writes it.
+    @Test func signedReceiveCounts() {
+        #expect(MemoryLayout<lanes_stream_rx>.size == 14 * 8)
+        let flow = MemoryLayout<lanes_stream_rx>.offset(of: \.saddr)
+        #expect(flow == 64)
+        #expect(MemoryLayout<lanes_stream_rx>.offset(of: \.daddr) == 80 && MemoryLayout<lanes_stream_rx>.offset(of: \.sport) == 96
+                && MemoryLayout<lanes_stream_rx>.offset(of: \.dport) == 98 && MemoryLayout<lanes_stream_rx>.offset(of: \.family) == 100
+                && MemoryLayout<lanes_stream_rx>.offset(of: \.proto) == 101 && MemoryLayout<lanes_stream_rx>.offset(of: \.queue) == 104)
+        #expect(MemoryLayout<lanes_rx_totals>.size == 7 * 8 && MemoryLayout<lanes_rx_totals>.offset(of: \.overflow_packets) == 48)
+        var s = lanes_stream_rx()
+        s.family = 4; s.proto = 17; s.sport = 1234; s.dport = 9000; s.queue = 3
+        s.saddr.0 = UInt32(0xc612_0001).bigEndian; s.daddr.0 = UInt32(0xc612_0102).bigEndian // network order, as in the packet
+        let f = XDPProgram.streamFlow(s)
+        #expect(f?.0.description == "udp 198.18.0.1:1234 -> 198.18.1.2:9000" && f?.1 == 3, "\(f.map { "\($0.0)" } ?? "none")")
+        #expect(XDPProgram.streamFlow(lanes_stream_rx()) == nil)
+    }
+
     @Test func constantsSpelledInSwiftMatchTheHeader() {
         #expect(XDPProgram.magic == 0x4c41_4e45 && XDPProgram.maxQueues == 256)
         let actions: [(XDPAction, lanes_action)] = [(.redirect, LANES_REDIRECT), (.sink, LANES_SINK), (.countAndPass, LANES_COUNT_PASS),
