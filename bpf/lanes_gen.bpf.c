@@ -41,33 +41,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
-#define LANES_GEN_MAX_CPUS 1024
-#define LANES_GEN_TEMPLATE 128
-
-/* One packet of a lane's pattern. */
-struct lanes_gen_slot {
-	__u64 hdr[LANES_GEN_TEMPLATE / 8]; /* headers and signature; the rest is zero */
-	__u32 stream;                 /* global stream id: index into lanes_gen_seq */
-	__u16 length;                 /* frame length without FCS */
-	__u16 sig;                    /* offset of the 16-byte signature */
-	__u16 csum;                   /* offset of the UDP checksum */
-	__u16 pad[3];
-};
-
-/* A lane's state, at index = its CPU. Written by user space before the lane's
- * first run; `next` and the counters are then the program's, on that CPU only. */
-struct lanes_gen_lane {
-	__u32 first_slot; /* the lane's pattern: slots first_slot .. first_slot+slots-1 */
-	__u32 slots;      /* 0: the lane sends nothing */
-	__u32 next;       /* next slot, 0..slots-1 */
-	__u32 ifindex;    /* redirect target */
-	__u64 sent;       /* frames handed to the redirect */
-	__u64 limit;      /* stop at this many (drop the rest): exact --count */
-	__u64 bytes;      /* of the frames sent */
-	__u64 short_frames; /* data_in smaller than a template: never with Lanes' set-up */
-	__u32 source_ifindex; /* live frames come from this device (BPF_PROG_RUN's: lo) */
-	__u32 pad;
-};
+#include "lanes_shared.h" /* struct lanes_gen_slot, struct lanes_gen_lane */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -1,5 +1,6 @@
 /* The layouts the XDP programs (bpf/lanes.bpf.c) share with Swift: the config
- * map's value, the per-queue counters, the constants and enums. One header,
+ * map's value, the per-queue counters, the route tables, the signed receiver's
+ * counts, the live-frames program's slots and lanes, the constants and enums. One header,
  * compiled by clang -target bpf and imported into Swift through CLanes
  * (Sources/CLanes/shim.h); the static asserts hold the layout on both sides, and
  * Tests/LanesXDPTests/LayoutTests.swift checks Swift's view of it. */
@@ -127,5 +128,38 @@ _Static_assert(sizeof(struct lanes_stream_rx) == 14 * 8, "struct lanes_stream_rx
 _Static_assert(__builtin_offsetof(struct lanes_stream_rx, saddr) == 64 && __builtin_offsetof(struct lanes_stream_rx, family) == 100
 	       && __builtin_offsetof(struct lanes_stream_rx, queue) == 104, "lanes_stream_rx's flow");
 _Static_assert(sizeof(struct lanes_rx_totals) == 7 * 8, "struct lanes_rx_totals: 7 u64 words");
+
+/* bpf/lanes_gen.bpf.c, the live-frames transmit program: its pattern slots and
+ * its lanes' states, in a map user space mmaps (Sources/LanesXDP/LiveFrames.swift). */
+#define LANES_GEN_MAX_CPUS 1024
+#define LANES_GEN_TEMPLATE 128
+
+/* One packet of a lane's pattern. */
+struct lanes_gen_slot {
+	__u64 hdr[LANES_GEN_TEMPLATE / 8]; /* headers and signature; the rest is zero */
+	__u32 stream;                 /* global stream id: index into lanes_gen_seq */
+	__u16 length;                 /* frame length without FCS */
+	__u16 sig;                    /* offset of the 16-byte signature */
+	__u16 csum;                   /* offset of the UDP checksum */
+	__u16 pad[3];
+};
+
+/* A lane's state, at index = its CPU. Written by user space before the lane's
+ * first run; `next` and the counters are then the program's, on that CPU only. */
+struct lanes_gen_lane {
+	__u32 first_slot; /* the lane's pattern: slots first_slot .. first_slot+slots-1 */
+	__u32 slots;      /* 0: the lane sends nothing */
+	__u32 next;       /* next slot, 0..slots-1 */
+	__u32 ifindex;    /* redirect target */
+	__u64 sent;       /* frames handed to the redirect */
+	__u64 limit;      /* stop at this many (drop the rest): exact --count */
+	__u64 bytes;      /* of the frames sent */
+	__u64 short_frames; /* data_in smaller than a template: never with Lanes' set-up */
+	__u32 source_ifindex; /* live frames come from this device (BPF_PROG_RUN's: lo) */
+	__u32 pad;
+};
+
+_Static_assert(sizeof(struct lanes_gen_slot) == 144 && __builtin_offsetof(struct lanes_gen_slot, stream) == 128, "struct lanes_gen_slot");
+_Static_assert(sizeof(struct lanes_gen_lane) == 56 && __builtin_offsetof(struct lanes_gen_lane, source_ifindex) == 48, "struct lanes_gen_lane");
 
 #endif

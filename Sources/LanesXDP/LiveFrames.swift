@@ -9,14 +9,16 @@ import Glibc
 public final class LiveFramesProgram {
     public static let programName = "lanes_gen"
     /// Header bytes copied into every frame (LANES_GEN_TEMPLATE).
-    public static let templateBytes = 128
+    public static let templateBytes = Int(LANES_GEN_TEMPLATE)
     /// The largest frame the kernel's test-run page pool holds on 4 KiB pages
     /// (TEST_MAX_PKT_SIZE in net/bpf/test_run.c, x86-64).
     public static let maxFrameBytes = 3408
     /// Lane states in the map (LANES_GEN_MAX_CPUS): one per CPU.
-    public static let maxCPUs = 1024
-    static let laneBytes = 56 // struct lanes_gen_lane
-    static let slotBytes = 144 // struct lanes_gen_slot
+    public static let maxCPUs = Int(LANES_GEN_MAX_CPUS)
+    static let laneBytes = MemoryLayout<lanes_gen_lane>.stride // bpf/lanes_shared.h
+    /// Where each field of struct lanes_gen_lane lies in the mapped array's element.
+    static func at(_ field: PartialKeyPath<lanes_gen_lane>) -> Int { MemoryLayout<lanes_gen_lane>.offset(of: field)! }
+    static let sentAt = at(\.sent), bytesAt = at(\.bytes), shortFramesAt = at(\.short_frames)
 
     let object: OpaquePointer
     public let programFD: Int32
@@ -56,7 +58,7 @@ public final class LiveFramesProgram {
         // ingress device); anything else is a received packet the program passes.
         sourceIfindex = if_nametoindex("lo")
         for cpu in 0..<LiveFramesProgram.maxCPUs {
-            lane(cpu).storeBytes(of: sourceIfindex, toByteOffset: 48, as: UInt32.self)
+            lane(cpu).storeBytes(of: sourceIfindex, toByteOffset: Self.at(\.source_ifindex), as: UInt32.self)
         }
     }
 
@@ -97,16 +99,14 @@ public final class LiveFramesProgram {
     /// Writes pattern slot `index`: the first `templateBytes` of a built frame and its facts.
     public func writeSlot(_ index: Int, header: UnsafeRawPointer, stream: Int, length: Int,
                           signatureOffset: Int, checksumOffset: Int) throws(LanesError) {
-        var value = [UInt8](repeating: 0, count: LiveFramesProgram.slotBytes)
-        value.withUnsafeMutableBytes { v in
-            v.baseAddress!.copyMemory(from: header, byteCount: LiveFramesProgram.templateBytes)
-            v.storeBytes(of: UInt32(stream), toByteOffset: 128, as: UInt32.self)
-            v.storeBytes(of: UInt16(length), toByteOffset: 132, as: UInt16.self)
-            v.storeBytes(of: UInt16(signatureOffset), toByteOffset: 134, as: UInt16.self)
-            v.storeBytes(of: UInt16(checksumOffset), toByteOffset: 136, as: UInt16.self)
-        }
+        var value = lanes_gen_slot()
+        withUnsafeMutableBytes(of: &value.hdr) { $0.baseAddress!.copyMemory(from: header, byteCount: LiveFramesProgram.templateBytes) }
+        value.stream = UInt32(stream)
+        value.length = UInt16(length)
+        value.sig = UInt16(signatureOffset)
+        value.csum = UInt16(checksumOffset)
         var key = UInt32(index)
-        try negErrno("write live-frames slot \(index)") { value.withUnsafeBytes { bpf_map_update_elem(slotsFD, &key, $0.baseAddress, 0) } }
+        try negErrno("write live-frames slot \(index)") { bpf_map_update_elem(slotsFD, &key, &value, 0) }
     }
 
     /// A lane's state, in the mapped array: fields of struct lanes_gen_lane.
@@ -117,11 +117,11 @@ public final class LiveFramesProgram {
     public func setLane(cpu: Int, firstSlot: Int, slots: Int, ifindex: UInt32, limit: UInt64) {
         let l = lane(cpu)
         l.initializeMemory(as: UInt8.self, repeating: 0, count: LiveFramesProgram.laneBytes)
-        l.storeBytes(of: sourceIfindex, toByteOffset: 48, as: UInt32.self)
-        l.storeBytes(of: UInt32(firstSlot), toByteOffset: 0, as: UInt32.self)
-        l.storeBytes(of: UInt32(slots), toByteOffset: 4, as: UInt32.self)
-        l.storeBytes(of: ifindex, toByteOffset: 12, as: UInt32.self)
-        l.storeBytes(of: limit, toByteOffset: 24, as: UInt64.self)
+        l.storeBytes(of: sourceIfindex, toByteOffset: Self.at(\.source_ifindex), as: UInt32.self)
+        l.storeBytes(of: UInt32(firstSlot), toByteOffset: Self.at(\.first_slot), as: UInt32.self)
+        l.storeBytes(of: UInt32(slots), toByteOffset: Self.at(\.slots), as: UInt32.self)
+        l.storeBytes(of: ifindex, toByteOffset: Self.at(\.ifindex), as: UInt32.self)
+        l.storeBytes(of: limit, toByteOffset: Self.at(\.limit), as: UInt64.self)
     }
 
     /// Frames the lane on `cpu` has handed to the redirect so far. The program
@@ -129,15 +129,15 @@ public final class LiveFramesProgram {
     /// sees a whole value (no fence: nothing else is read in step with it).
     @inline(__always)
     public func sent(cpu: Int) -> UInt64 {
-        lanes_load_relaxed_u64(lane(cpu).advanced(by: 16).assumingMemoryBound(to: UInt64.self))
+        lanes_load_relaxed_u64(lane(cpu).advanced(by: Self.sentAt).assumingMemoryBound(to: UInt64.self))
     }
 
     public func bytes(cpu: Int) -> UInt64 {
-        lanes_load_relaxed_u64(lane(cpu).advanced(by: 32).assumingMemoryBound(to: UInt64.self))
+        lanes_load_relaxed_u64(lane(cpu).advanced(by: Self.bytesAt).assumingMemoryBound(to: UInt64.self))
     }
 
     public func shortFrames(cpu: Int) -> UInt64 {
-        lanes_load_relaxed_u64(lane(cpu).advanced(by: 40).assumingMemoryBound(to: UInt64.self))
+        lanes_load_relaxed_u64(lane(cpu).advanced(by: Self.shortFramesAt).assumingMemoryBound(to: UInt64.self))
     }
 
     /// Next sequence number of each stream (= packets sent per stream), after the run.

@@ -77,6 +77,20 @@ import Testing
         #expect(XDPProgram.streamFlow(lanes_stream_rx()) == nil)
     }
 
+    /// The live-frames program's slots (written whole) and lanes (an mmapped array
+    /// of them, fields stored and loaded at these offsets).
+    @Test func liveFramesSlotsAndLanes() {
+        #expect(MemoryLayout<lanes_gen_slot>.size == 144 && MemoryLayout<lanes_gen_slot>.offset(of: \.stream) == 128
+                && MemoryLayout<lanes_gen_slot>.offset(of: \.length) == 132 && MemoryLayout<lanes_gen_slot>.offset(of: \.sig) == 134
+                && MemoryLayout<lanes_gen_slot>.offset(of: \.csum) == 136)
+        #expect(LiveFramesProgram.laneBytes == 56 && LiveFramesProgram.templateBytes == 128 && LiveFramesProgram.maxCPUs == 1024)
+        let fields: [(String, PartialKeyPath<lanes_gen_lane>, Int)] = [
+            ("first_slot", \.first_slot, 0), ("slots", \.slots, 4), ("next", \.next, 8), ("ifindex", \.ifindex, 12), ("sent", \.sent, 16),
+            ("limit", \.limit, 24), ("bytes", \.bytes, 32), ("short_frames", \.short_frames, 40), ("source_ifindex", \.source_ifindex, 48),
+        ]
+        for (name, path, want) in fields { #expect(LiveFramesProgram.at(path) == want, "lanes_gen_lane.\(name)") }
+    }
+
     @Test func constantsSpelledInSwiftMatchTheHeader() {
         #expect(XDPProgram.magic == 0x4c41_4e45 && XDPProgram.maxQueues == 256)
         let actions: [(XDPAction, lanes_action)] = [(.redirect, LANES_REDIRECT), (.sink, LANES_SINK), (.countAndPass, LANES_COUNT_PASS),
