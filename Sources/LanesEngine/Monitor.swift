@@ -82,25 +82,37 @@ public struct LinkWatch {
     public private(set) var downEvents = 0
     /// When each port's link fell (monotonic seconds), nil while it is up.
     var downSince: [Double?]
+    /// A fall seen at the last check, said at the next one if the port is still
+    /// there: a device being removed loses its link just before its name, and
+    /// that is the monitor's "interface lost", not a fall.
+    var pending: [Double?]
     public init(_ interfaces: [String]) {
         self.interfaces = interfaces
         downSince = interfaces.map { _ in nil }
+        pending = downSince
     }
     public static func isUp(_ interface: String) -> Bool {
         Sysfs.read("/sys/class/net/\(interface)/operstate").map { $0 != "down" } ?? true
     }
     /// `now` and `start`: monotonic seconds, now and at the run's start.
     public mutating func check(now: Double, start: Double) {
+        func at(_ t: Double) -> String { String(format: "%.1f", t - start) }
         for (i, name) in interfaces.enumerated() {
-            let up = LinkWatch.isUp(name)
-            let at = String(format: "%.1f", now - start)
-            if !up, downSince[i] == nil {
+            guard if_nametoindex(name) != 0 else { pending[i] = nil; continue }
+            if let fell = pending[i] {
+                pending[i] = nil
                 downEvents += 1
-                downSince[i] = now
-                printError("lanes: \(name) link down at \(at) s; the lanes wait for it\n")
+                downSince[i] = fell
+                printError("lanes: \(name) link down at \(at(fell)) s; the lanes wait for it\n")
+            }
+            let up = LinkWatch.isUp(name)
+            if !up, downSince[i] == nil, pending[i] == nil {
+                pending[i] = now
             } else if up, let since = downSince[i] {
                 downSince[i] = nil
-                printError("lanes: \(name) link up at \(at) s after \(String(format: "%.1f", now - since)) s down; counting goes on\n")
+                printError("lanes: \(name) link up at \(at(now)) s after \(String(format: "%.1f", now - since)) s down; counting goes on\n")
+            } else if up {
+                pending[i] = nil
             }
         }
     }
@@ -148,6 +160,9 @@ public struct DeviceWatch {
         self.ports = ports
         self.log = ports.contains { $0.pci != nil } ? log : nil
     }
+
+    /// Whether a port is gone or another device took its name.
+    var aPortIsGone: Bool { ports.contains { if_nametoindex($0.name) != $0.ifindex } }
 
     /// The first fault seen, in words, or nil.
     public func check() -> String? {
@@ -209,8 +224,16 @@ public struct RunWatch {
     /// For `Monitor.run`'s `check`: `.fault` ends the run.
     public mutating func check(now: Double, start: Double) -> ExitReason? {
         link.check(now: now, start: start)
-        fault = device.check()
-        return fault == nil ? nil : .fault
+        guard let f = device.check() else { return nil }
+        // A device being removed (its namespace deleted) loses its program and
+        // its link before its name: give it 100 ms, so that it ends the run as
+        // "interface lost" (the monitor's next look), not as this fault.
+        for _ in 0..<5 where !device.aPortIsGone {
+            usleep(20_000)
+        }
+        if device.aPortIsGone { return nil }
+        fault = f
+        return .fault
     }
 
     /// The report's `fault` for a run that `monitor` ended with `reason`: a port
