@@ -91,7 +91,7 @@ public struct LinkWatch {
         downSince = interfaces.map { _ in nil }
         pending = downSince
     }
-    public static func isUp(_ interface: String) -> Bool {
+    static func isUp(_ interface: String) -> Bool {
         Sysfs.read("/sys/class/net/\(interface)/operstate").map { $0 != "down" } ?? true
     }
     /// `now` and `start`: monotonic seconds, now and at the run's start.
@@ -106,13 +106,11 @@ public struct LinkWatch {
                 printError("lanes: \(name) link down at \(at(fell)) s; the lanes wait for it\n")
             }
             let up = LinkWatch.isUp(name)
-            if !up, downSince[i] == nil, pending[i] == nil {
+            if !up, downSince[i] == nil {
                 pending[i] = now
             } else if up, let since = downSince[i] {
                 downSince[i] = nil
                 printError("lanes: \(name) link up at \(at(now)) s after \(String(format: "%.1f", now - since)) s down; counting goes on\n")
-            } else if up {
-                pending[i] = nil
             }
         }
     }
