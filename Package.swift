@@ -6,6 +6,8 @@
 //   -> LanesXDP (UMEM, AF_XDP sockets and typed views of their rings, XDP program,
 //      ethtool, netlink, netns, threads, atomics on shared words)
 //   -> CLanes (libxdp, libbpf, libnuma, linux headers, shims)
+//   LanesReport (the one end-of-run report every command prints and the lab reads)
+//   sits between LanesEngine/LanesLab and LanesXDP.
 // LanesEngine imports no C module: every ring verb, kick and atomic it uses is a
 // LanesXDP inlinable (the release build inlines them into the lane loop).
 // LanesLab drives the engine through `lanes` child processes, one per namespace
@@ -30,6 +32,7 @@ let package = Package(
         .library(name: "LanesCore", targets: ["LanesCore"]),
         .library(name: "LanesXDP", targets: ["LanesXDP"]),
         .library(name: "LanesEngine", targets: ["LanesEngine"]),
+        .library(name: "LanesReport", targets: ["LanesReport"]),
         .library(name: "LanesLab", targets: ["LanesLab"]),
     ],
     dependencies: [
@@ -43,19 +46,20 @@ let package = Package(
         .target(name: "LanesCore"),
         .target(name: "LanesXDP", dependencies: ["CLanes", "LanesCore", "LanesPacket"],
                 swiftSettings: optimize, plugins: ["BPFBuild"]),
-        .target(name: "LanesEngine", dependencies: ["LanesXDP", "LanesCore", "LanesPacket"],
+        .target(name: "LanesReport", dependencies: ["LanesXDP", "LanesCore"]),
+        .target(name: "LanesEngine", dependencies: ["LanesReport", "LanesXDP", "LanesCore", "LanesPacket"],
                 swiftSettings: optimize),
-        .target(name: "LanesLab", dependencies: ["LanesXDP", "LanesCore"], swiftSettings: optimize),
+        .target(name: "LanesLab", dependencies: ["LanesReport", "LanesXDP", "LanesCore"], swiftSettings: optimize),
         .executableTarget(name: "lanes", dependencies: [
-            "LanesLab", "LanesEngine", "LanesXDP", "LanesPacket", "LanesCore",
+            "LanesLab", "LanesEngine", "LanesReport", "LanesXDP", "LanesPacket", "LanesCore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: optimize),
         .testTarget(name: "LanesPacketTests", dependencies: ["LanesPacket"]),
         .testTarget(name: "LanesCoreTests", dependencies: ["LanesCore"]),
         .testTarget(name: "LanesXDPTests", dependencies: ["CLanes", "LanesCore", "LanesXDP"]),
-        .testTarget(name: "LanesEngineTests", dependencies: ["CLanes", "LanesEngine", "LanesCore", "LanesPacket", "LanesXDP"]),
+        .testTarget(name: "LanesEngineTests", dependencies: ["CLanes", "LanesEngine", "LanesReport", "LanesCore", "LanesPacket", "LanesXDP"]),
         .testTarget(name: "LanesIntegrationTests",
-                    dependencies: ["LanesLab", "LanesXDP", "LanesCore", "LanesPacket", "lanes"], exclude: ["fibdiff.py"]),
+                    dependencies: ["LanesLab", "LanesReport", "LanesXDP", "LanesCore", "LanesPacket", "lanes"], exclude: ["fibdiff.py"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,5 +1,6 @@
 import Glibc
 import LanesCore
+import LanesReport
 import LanesXDP
 
 /// How an engine is set up: which interface, which queues on which cores, the
@@ -75,10 +76,16 @@ public final class LaneResources {
     init(queue: Int, core: Int, umem: UMEM, socket: XSKSocket, outSocket: XSKSocket?) {
         self.queue = queue; self.core = core; self.umem = umem; self.socket = socket; self.outSocket = outSocket
     }
-    /// IN -> OUT (or IN -> IN with one port); OUT -> IN for `reverse`.
+    /// IN -> OUT (or IN -> IN with one port); OUT -> IN for `reverse`: taken
+    /// from the sockets by the lane, once (a second take stops the process).
     func rings(reverse: Bool = false) -> LaneRings {
         let o = outSocket ?? socket
         return reverse ? LaneRings(receiving: o, transmitting: socket) : LaneRings(receiving: socket, transmitting: o)
+    }
+    /// What that lane's rings hold now, read through the sockets (the monitor).
+    func occupancy(reverse: Bool = false) -> RingOccupancy {
+        let o = outSocket ?? socket
+        return reverse ? XSKSocket.occupancy(receiving: o, transmitting: socket) : XSKSocket.occupancy(receiving: socket, transmitting: o)
     }
 }
 
@@ -245,11 +252,6 @@ public final class Engine {
         return config.multiBuffer ?? needed
     }
 
-    /// After set-up the data path needs no privilege: the sockets, rings, UMEM and
-    /// map fds are open. Keep only CAP_NET_ADMIN, to detach the XDP program at the
-    /// end; call before any lane or monitor thread starts (they inherit it).
-    public func dropPrivileges() throws(LanesError) { try Privileges.keepOnlyNetAdmin() }
-
     /// Detaches the program and releases sockets and UMEM. Safe to call twice.
     public func close() {
         program.detach()
@@ -413,7 +415,7 @@ public final class Engine {
                 let total = halves == 2 ? (h == 0 ? l.umem.config.frameCount / 2 : l.umem.config.frameCount - l.umem.config.frameCount / 2) : l.umem.config.frameCount
                 let counters = stats.counters(i * halves + h)
                 let count = { () -> Int in
-                    let o = l.rings(reverse: h == 1).occupancy
+                    let o = l.occupancy(reverse: h == 1)
                     return o.completion + o.tx + o.rx + o.fill + Int(counters.snapshot()[.freeFrames])
                 }
                 // A lane mid-turn on every one of 1000 tries: a plain read will do.

@@ -10,7 +10,7 @@ public struct InMemoryLane<App: LaneApp>: ~Copyable {
     public init(app: App, port: InMemoryPort, batch: Int = 64, primed: Int = 0, multiBuffer: Bool = false, maxSegments: Int = 18) {
         self.port = port
         stats = StatsArea(lanes: 1)
-        lane = Lane(rings: port.rings, app: app, umem: port.umem, frameSize: port.frameSize,
+        lane = Lane(rings: port.takeRings(), app: app, umem: port.umem, frameSize: port.frameSize,
                     frameCount: port.frameCount, primed: primed, batch: batch, counters: stats.counters(0),
                     multiBuffer: multiBuffer, maxSegments: maxSegments)
         lane.refill()

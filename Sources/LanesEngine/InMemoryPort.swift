@@ -12,7 +12,7 @@ public final class InMemoryPort {
     public let frameSize: Int
     public let frameCount: Int
     public let umem: UnsafeMutableRawPointer
-    /// The rings, laid out as the kernel's; the lane works them through `rings`.
+    /// The rings, laid out as the kernel's; the lane works them through the views `takeRings` hands it.
     public let memory: MemoryRings
     @usableFromInline let words: UnsafeMutablePointer<UInt32> // producer, consumer, flags x 4 rings
     @usableFromInline let rxDescs, txDescs: UnsafeMutablePointer<FrameDesc>
@@ -36,8 +36,10 @@ public final class InMemoryPort {
 
     deinit { umem.deallocate() }
 
-    /// Views for a lane over these rings.
-    public var rings: LaneRings { memory.laneRings }
+    /// Views for the one lane over these rings (taken once).
+    public func takeRings() -> LaneRings { memory.takeLaneRings() }
+    /// Frames on the fill ring at set-up, before the lane takes the rings.
+    public func primeFill(frames: Range<Int>) -> Int { memory.primeFill(frames: frames, frameSize: frameSize) }
 
     /// The packet the fake kernel "receives", copied into each frame as copy-mode
     /// AF_XDP does; with `copy: false` only its length goes into the descriptors

@@ -32,7 +32,7 @@ public final class KernelReceiver {
             do {
                 fd = try syscall("socket(AF_INET, SOCK_DGRAM) for the kernel receiver") { socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
             } catch {
-                opened.forEach { close($0) }
+                opened.forEach { Glibc.close($0) }
                 throw error
             }
             opened.append(fd)
@@ -50,7 +50,7 @@ public final class KernelReceiver {
             let r = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
             if r != 0 {
                 let e = errno
-                opened.forEach { close($0) }
+                opened.forEach { Glibc.close($0) }
                 throw LanesError.system("bind UDP port \(port) for the kernel receiver", errno: e, fix: e == EADDRINUSE ? "another program holds the port; pick another --port" : nil)
             }
         }
@@ -58,7 +58,7 @@ public final class KernelReceiver {
         stats = StatsArea(lanes: cores.count)
     }
 
-    deinit { fds.forEach { close($0) } }
+    deinit { fds.forEach { Glibc.close($0) } }
 
     /// Starts one pinned thread per socket; they run until `stop` is raised.
     public func start(stop: StopFlag) throws(LanesError) -> [PinnedThread] {

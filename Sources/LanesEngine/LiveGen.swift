@@ -1,5 +1,6 @@
 import Glibc
 import LanesCore
+import LanesReport
 import LanesXDP
 
 /// One lane of the live-frames generator: a pinned thread that runs the

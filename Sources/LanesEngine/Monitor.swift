@@ -1,20 +1,6 @@
 import Glibc
+import LanesReport
 import LanesXDP
-
-/// Why a run ended (the summaries' `exit_reason`).
-public enum ExitReason: String, Sendable, Codable, CustomStringConvertible {
-    case duration
-    case sigint = "SIGINT"
-    case sigterm = "SIGTERM"
-    case interfaceLost = "interface lost"
-    case countReached = "count reached"
-    /// A lane stopped on an error it reported (live-frames transmit).
-    case error
-    /// The device changed under the run (`DeviceWatch`): the report says how.
-    case fault
-
-    public var description: String { rawValue }
-}
 
 /// The one monitor loop, on the main thread while the lanes run: it waits in
 /// sigtimedwait (SIGINT and SIGTERM are blocked everywhere else), ends the run

@@ -1,5 +1,6 @@
 import Glibc
 import LanesCore
+import LanesReport
 import LanesXDP
 
 /// Pipeline mode (`lanes fwd --pipeline`): software RSS for NICs with fewer

@@ -1,4 +1,5 @@
 import LanesCore
+import LanesReport
 import LanesXDP
 
 /// Rates over one monitor interval.
@@ -71,9 +72,10 @@ extension String {
     func padding(_ n: Int) -> String { count >= n ? self : self + String(repeating: " ", count: n - count) }
 }
 
-/// The end-of-run summary; `--json` prints it as one object.
-public struct RunSummary: Encodable, Sendable {
-    public struct LaneSummary: Codable, Sendable {
+/// The end-of-run result of a run of lanes (the engine, the pipeline, the XDP
+/// forwarder); `--json` prints its `report`.
+public struct RunSummary: Sendable {
+    public struct LaneSummary: Sendable {
         public var queue: Int, core: Int
         /// "IN->OUT" for two-port forwarding.
         public var direction: String?
@@ -118,46 +120,31 @@ public struct RunSummary: Encodable, Sendable {
     public var txBytes: UInt64 { lanes.reduce(0) { $0 + $1.txBytes } }
     public var framesBalanced: Bool { lanes.allSatisfy { $0.frames.balanced } }
 
-    enum CodingKeys: String, CodingKey {
-        case interface, bindMode, xdpMode, filter, umemPlacement, framesPerLane, frameSize, umemBytesPerLane
-        case durationS, exitReason, processRSSBytes = "processRssBytes", processBeyondUMEMBytes = "processBeyondUmemBytes", linkDownEvents, fault, lanes, cpuS, ec2Shaping, multiBuffer, path, egressTxDropped
-        case rxPackets, txPackets, rxBytes, txBytes, rxPps, txPps, framesBalanced, drops, xsk, xdp
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(interface, forKey: .interface)
-        try c.encode(bindMode, forKey: .bindMode)
-        try c.encode(xdpMode, forKey: .xdpMode)
-        try c.encode(filter, forKey: .filter)
-        try c.encode(umemPlacement, forKey: .umemPlacement)
-        try c.encode(framesPerLane, forKey: .framesPerLane)
-        try c.encode(frameSize, forKey: .frameSize)
-        try c.encode(umemBytesPerLane, forKey: .umemBytesPerLane)
-        try c.encode(durationS, forKey: .durationS)
-        try c.encode(exitReason, forKey: .exitReason)
-        try c.encode(processRSSBytes, forKey: .processRSSBytes)
-        try c.encode(processBeyondUMEMBytes, forKey: .processBeyondUMEMBytes)
-        try c.encode(linkDownEvents, forKey: .linkDownEvents)
-        try c.encodeIfPresent(fault, forKey: .fault)
-        try c.encode(lanes, forKey: .lanes)
-        try c.encode(cpuS, forKey: .cpuS)
-        try c.encodeIfPresent(ec2Shaping, forKey: .ec2Shaping)
-        try c.encode(multiBuffer, forKey: .multiBuffer)
-        try c.encode(path, forKey: .path)
-        try c.encodeIfPresent(egressTxDropped, forKey: .egressTxDropped)
-        try c.encode(rxPackets, forKey: .rxPackets)
-        try c.encode(txPackets, forKey: .txPackets)
-        try c.encode(rxBytes, forKey: .rxBytes)
-        try c.encode(txBytes, forKey: .txBytes)
-        try c.encode(Double(rxPackets) / max(durationS, 1e-9), forKey: .rxPps)
-        try c.encode(Double(txPackets) / max(durationS, 1e-9), forKey: .txPps)
-        try c.encode(framesBalanced, forKey: .framesBalanced)
+    /// The run's report (the keys `--json` has always printed for it).
+    public var report: Report {
+        var r = Report(interface: interface, durationS: durationS, exitReason: exitReason)
+        r.bindMode = bindMode; r.xdpMode = xdpMode; r.filter = filter; r.umemPlacement = umemPlacement
+        r.framesPerLane = framesPerLane; r.frameSize = frameSize; r.umemBytesPerLane = umemBytesPerLane
+        r.processRssBytes = processRSSBytes; r.processBeyondUmemBytes = processBeyondUMEMBytes
+        r.linkDownEvents = linkDownEvents; r.fault = fault; r.cpuS = cpuS; r.ec2Shaping = ec2Shaping
+        r.multiBuffer = multiBuffer; r.path = path; r.egressTxDropped = egressTxDropped
+        r.lanes = lanes.map { l in
+            var x = Report.Lane(queue: l.queue, core: l.core)
+            x.direction = l.direction
+            x.rxPackets = l.rxPackets; x.txPackets = l.txPackets; x.rxBytes = l.rxBytes; x.txBytes = l.txBytes
+            x.drops = l.drops; x.txKicks = l.txKicks; x.idlePolls = l.idlePolls; x.xsk = l.xsk; x.xdp = l.xdp; x.frames = l.frames
+            return x
+        }
+        r.rxPackets = rxPackets; r.txPackets = txPackets; r.rxBytes = rxBytes; r.txBytes = txBytes
+        r.rxPps = Double(rxPackets) / max(durationS, 1e-9)
+        r.txPps = Double(txPackets) / max(durationS, 1e-9)
+        r.framesBalanced = framesBalanced
         var drops: [String: UInt64] = [:]
         for l in lanes { for (k, v) in l.drops { drops[k, default: 0] += v } }
-        try c.encode(drops, forKey: .drops)
-        try c.encode(lanes.reduce(XSKStatistics()) { $0 + $1.xsk }, forKey: .xsk)
-        try c.encode(lanes.reduce(XDPQueueCounters()) { $0 + $1.xdp }, forKey: .xdp)
+        r.drops = drops
+        r.xsk = lanes.reduce(XSKStatistics()) { $0 + $1.xsk }
+        r.xdp = lanes.reduce(XDPQueueCounters()) { $0 + $1.xdp }
+        return r
     }
 }
 

@@ -1,6 +1,7 @@
 import Glibc
 import LanesCore
 import LanesPacket
+import LanesReport
 import LanesXDP
 
 /// `lanes fwd --path xdp`: the forwarder in the XDP program itself, as
@@ -100,9 +101,6 @@ public final class XDPForwarder {
         program.detach()
         outProgram?.detach()
     }
-
-    /// After set-up only detaching needs a privilege: keep CAP_NET_ADMIN alone.
-    public func dropPrivileges() throws(LanesError) { try Privileges.keepOnlyNetAdmin() }
 
     /// One row per RX queue and direction: (queue, direction, counters).
     public func counters() -> [(queue: Int, direction: String?, counters: XDPQueueCounters)] {

@@ -1,5 +1,6 @@
 import Foundation
 import LanesCore
+import LanesReport
 import LanesXDP
 
 /// `lanes rfc2544`: RFC 2544's throughput (NDR and PDR), latency, frame loss
@@ -577,9 +578,9 @@ public enum RFC2544Runner {
             let r = rx.wait(timeout: 10)
             guard g.status == 0 || stop() else { throw LanesError("generator failed at \(frame) B, \(flows) flows: \(g.stderr.split(separator: "\n").last ?? "")") }
             guard r.status == 0 || stop() else { throw LanesError("receiver failed at \(frame) B, \(flows) flows: \(r.stderr.split(separator: "\n").last ?? "")") }
-            let gj = ReportLine.last(g.stdout), rj = ReportLine.last(r.stdout)
+            let gj = Report.last(g.stdout), rj = Report.last(r.stdout)
             let tx = gj?.txPackets ?? 0, got = rj?.rxPackets ?? 0
-            let latency = rj?.latency
+            let latency = rj?.latency?.byName
             let t = RFC2544Trial(size: frame, flows: flows, kind: kind, requestedPps: pps, seconds: seconds, burstFrames: count,
                                  offeredPps: gj?.txPps ?? 0, txPackets: tx, rxPackets: got,
                                  lossRatio: tx == 0 ? 1 : Double(tx - min(tx, got)) / Double(tx), latencyNs: latency)

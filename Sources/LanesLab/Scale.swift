@@ -1,5 +1,6 @@
 import Foundation
 import LanesCore
+import LanesReport
 import LanesXDP
 
 /// EC2's per-flow ceilings (single 5-tuple): 5 Gbps outside a cluster placement
@@ -202,7 +203,7 @@ public enum ScaleRunner {
                     // the generator plans its flows by the device's RSS as it is then.
                     if accelerator.isEmpty { accelerator = try vm.up(queues: c.lanes.max() ?? 1).accelerator }
                     let info = try guest([Child.lanesBinary, "info", "d0", "--json"])
-                    let queuesNow = ReportLine.last(info)?.rxQueues
+                    let queuesNow = rxQueues(info)
                     if queuesNow != l { _ = try guest(["ethtool", "-L", "d0", "combined", "\(l)"]) }
                 } else if try tb.up(queues: l, mtu: max(1500, c.size - 14)) {
                     // Jumbo frames: every port's MTU takes them (the lanes then bind multi-buffer).
@@ -364,12 +365,8 @@ public enum ScaleRunner {
     /// Received rate from the dut's interval lines inside the measured window;
     /// per-queue (or per-socket) packets, drops by cause and CPU from its summary.
     static func measure(dut: String, gen: String, warmup: Double, duration: Double) throws(LanesError) -> Measurement {
-        let lines = ReportLine.lines(dut)
-        guard let summary = lines.last, summary.lanes != nil else { throw LanesError("no summary from the dut") }
-        let intervals = lines.dropLast().compactMap { l -> (Double, Double)? in
-            guard let t = l.elapsedS, let r = l.rxPps else { return nil }
-            return (t, r)
-        }
+        guard let summary = Report.last(dut), summary.lanes != nil else { throw LanesError("no report from the dut") }
+        let intervals = IntervalLine.lines(dut).compactMap { l -> (Double, Double)? in l.rxPps.map { (l.elapsedS, $0) } }
         // Traffic starts when the first interval sees packets; skip the warm-up after it, and the last (partial) interval.
         let active = intervals.drop { $0.1 == 0 }
         var window: [Double] = []
@@ -381,21 +378,27 @@ public enum ScaleRunner {
         let perQueue = (summary.lanes ?? []).map { $0.rxPackets ?? 0 }
         let policed = summary.xdp?.policed ?? 0
         var drops: [String: Int64] = [:]
-        if let x = summary.xsk?.rxDropped, x > 0 { drops["xsk_fill_ring_empty"] = x }
-        for (k, v) in summary.drops ?? [:] where k != "drop_app" && v > 0 { drops["lane_" + k.dropFirst(5)] = v }
+        if let x = summary.xsk?.rxDropped, x > 0 { drops["xsk_fill_ring_empty"] = Int64(x) }
+        for (k, v) in summary.drops ?? [:] where k != "drop_app" && v > 0 { drops["lane_" + k.dropFirst(5)] = Int64(v) }
         if policed > 0 { drops["policed"] = Int64(policed) }
-        if let u = summary.udpRcvbufErrors, u > 0 { drops["udp_socket"] = u }
+        if let u = summary.udpRcvbufErrors, u > 0 { drops["udp_socket"] = Int64(u) }
         // What arrived: the lanes' count (drop: received, then dropped by the app), or the kernel sink's.
         let received = (summary.rxPackets ?? 0) + (summary.packets ?? 0)
-        let g = ReportLine.last(gen)
+        let g = Report.last(gen)
         return Measurement(mpps: mpps, offeredMpps: (g?.txPps ?? 0) / 1e6, perQueue: perQueue, policed: policed, bindMode: summary.bindMode ?? "?",
                            offeredPackets: g?.txPackets ?? 0, receivedPackets: received, drops: drops,
                            genCPU: g?.cpuS ?? 0, dutCPU: summary.cpuS ?? 0,
                            shaping: shapingDeltas([summary, g].compactMap { $0 }))
     }
 
+    /// The RX queues `lanes info --json` reports.
+    static func rxQueues(_ infoJSON: String) -> Int? {
+        struct Info: Decodable { var rxQueues: Int }
+        return (try? Report.decoder.decode(Info.self, from: Data(infoJSON.utf8)))?.rxQueues
+    }
+
     /// The `ec2_shaping` deltas of the dut's and the generator's summaries, summed; nil when neither has them.
-    static func shapingDeltas(_ summaries: [ReportLine]) -> [String: UInt64]? {
+    static func shapingDeltas(_ summaries: [Report]) -> [String: UInt64]? {
         let all = summaries.compactMap { $0.ec2Shaping?.deltas }
         guard !all.isEmpty else { return nil }
         var out: [String: UInt64] = [:]

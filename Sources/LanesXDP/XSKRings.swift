@@ -4,8 +4,12 @@ import LanesCore
 
 // The four AF_XDP rings as typed, non-copyable Swift views, with the verbs the
 // lane loop needs (libxdp xsk.h's reserve/submit, peek/release/cancel,
-// needs_wakeup, and the kicks). Only LanesXDP makes them: from a socket, or over
-// plain memory for the in-memory port (`MemoryRings`). The views hold a pointer
+// needs_wakeup, and the kicks). Only their owner makes them, once: a socket hands
+// its RX half (RX, fill) to the one lane that receives on it and its TX half (TX,
+// completion) to the one that transmits on it (`XSKSocket.takeRXHalf`,
+// `takeTXHalf`; a second take stops the process), and `MemoryRings` its four to
+// the in-memory port's lane. Anyone else (the monitor's frame count) reads
+// occupancy through the owner (`XSKSocket.occupancy`), never through a view. The views hold a pointer
 // to libxdp's ring struct (cached indices, mask, and pointers into the shared
 // mmap); the socket or `MemoryRings` that made a view owns that struct and must
 // outlive it. The verbs are libxdp's static inline helpers, inlined into the
@@ -174,9 +178,8 @@ import LanesCore
     public let completion: ConsumerRing<UInt64>
     public let socket: XSKHandle
 
-    public init(_ s: XSKSocket) {
-        tx = ProducerRing(s.tx); completion = ConsumerRing(s.completion); socket = s.xskHandle
-    }
+    /// The TX half of `s`, taken from it (once).
+    public init(_ s: XSKSocket) { self = s.takeTXHalf() }
 
     init(tx: consuming ProducerRing<FrameDesc>, completion: consuming ConsumerRing<UInt64>, socket: XSKHandle) {
         self.tx = tx; self.completion = completion; self.socket = socket
@@ -194,22 +197,16 @@ import LanesCore
     public let out: TXRings
 
     /// Receives on `receiving`, transmits on `transmitting` (the same socket, or one sharing its UMEM).
+    /// Takes the halves from their sockets (once each).
     public init(receiving: XSKSocket, transmitting: XSKSocket) {
-        rx = ConsumerRing(receiving.rx); fill = ProducerRing(receiving.fill); rxSocket = receiving.xskHandle
-        out = TXRings(transmitting)
+        let half = receiving.takeRXHalf()
+        rx = ConsumerRing(half.rx); fill = ProducerRing(half.fill); rxSocket = receiving.xskHandle
+        out = transmitting.takeTXHalf()
     }
 
     init(_ memory: MemoryRings) {
         rx = ConsumerRing(memory.rx); fill = ProducerRing(memory.fill); rxSocket = XSKHandle(rawValue: -1)
         out = TXRings(tx: ProducerRing(memory.tx), completion: ConsumerRing(memory.completion), socket: XSKHandle(rawValue: -1))
-    }
-
-    /// What each ring holds now, as the kernel sees it (any thread). Read
-    /// downstream first (completion, TX, RX, fill): the kernel moves frames
-    /// downstream, so one moving meanwhile is missed, never counted twice.
-    public var occupancy: (fill: Int, rx: Int, tx: Int, completion: Int) {
-        let c = out.completion.occupancy, t = out.tx.occupancy, r = rx.occupancy, f = fill.occupancy
-        return (f, r, t, c)
     }
 }
 
@@ -261,8 +258,44 @@ public final class MemoryRings {
         rx.deallocate(); tx.deallocate(); fill.deallocate(); completion.deallocate()
     }
 
-    /// Views for a lane (the in-memory port has no socket: kicks do nothing).
-    public var laneRings: LaneRings { LaneRings(self) }
+    /// Whether the lane's views were handed out (`takeLaneRings`, once).
+    var taken = false
+
+    /// The views for the one lane that works these rings (the in-memory port has
+    /// no socket: kicks do nothing). A second take stops the process.
+    public func takeLaneRings() -> LaneRings {
+        precondition(!taken, "the in-memory rings' views were taken already: one lane works them")
+        taken = true
+        return LaneRings(self)
+    }
+
+    /// Puts frames on the fill ring before the lane takes the views (set-up, as
+    /// `XSKSocket.primeFill`); returns how many went.
+    public func primeFill(frames: Range<Int>, frameSize: Int) -> Int {
+        precondition(!taken, "prime the fill ring before the lane takes it")
+        return ProducerRing<UInt64>(fill).prime(frames: frames, frameSize: frameSize)
+    }
+
+    /// What each ring holds now (any thread), downstream first, as `XSKSocket.occupancy`.
+    public var occupancy: RingOccupancy {
+        RingOccupancy.read(fill: fill, rx: rx, tx: tx, completion: completion)
+    }
+}
+
+/// What the four rings of a lane hold, as the kernel sees them.
+public struct RingOccupancy: Sendable, Equatable {
+    public var fill: Int, rx: Int, tx: Int, completion: Int
+
+    /// Read downstream first (completion, TX, RX, fill): the kernel moves frames
+    /// downstream, so one moving meanwhile is missed, never counted twice. Acquire
+    /// loads of both indices of each ring (lanes_*_occupancy; the producer's pairs
+    /// with its submit or the kernel's release).
+    static func read(fill: UnsafeMutablePointer<xsk_ring_prod>, rx: UnsafeMutablePointer<xsk_ring_cons>,
+                     tx: UnsafeMutablePointer<xsk_ring_prod>, completion: UnsafeMutablePointer<xsk_ring_cons>) -> RingOccupancy {
+        let c = Int(lanes_cons_occupancy(completion)), t = Int(lanes_prod_occupancy(tx))
+        let r = Int(lanes_cons_occupancy(rx)), f = Int(lanes_prod_occupancy(fill))
+        return RingOccupancy(fill: f, rx: r, tx: t, completion: c)
+    }
 }
 
 extension FrameDesc {

@@ -1,5 +1,6 @@
 import CLanes
 import Glibc
+import LanesCore
 
 /// `--bind auto|copy|zero-copy`.
 public enum BindMode: String, Sendable, CaseIterable, Codable {
@@ -177,6 +178,34 @@ public final class XSKSocket {
     /// attached, so the first packets find frames (the lane then owns them).
     public func primeFill(frames: Range<Int>, frameSize: Int) -> Int {
         ProducerRing<UInt64>(fill).prime(frames: frames, frameSize: frameSize)
+    }
+
+    /// Whether the views of each half went to their lane: taken once, on the
+    /// lane's thread before its loop, and read by no one else.
+    var rxHalfTaken = false, txHalfTaken = false
+
+    /// Hands the RX half (RX ring, fill ring) to the one lane that receives on
+    /// this socket: `LaneRings(receiving:transmitting:)` makes its views right
+    /// after. A second take stops the process: two lanes on one ring is a bug.
+    func takeRXHalf() -> (rx: UnsafeMutablePointer<xsk_ring_cons>, fill: UnsafeMutablePointer<xsk_ring_prod>) {
+        precondition(!rxHalfTaken, "the RX half of the socket on \(interface) queue \(queue) was taken already")
+        rxHalfTaken = true
+        return (rx, fill)
+    }
+
+    /// The TX half's views (TX ring, the completion ring it completes into) for
+    /// the one lane that transmits on this socket; taken once, as `takeRXHalf`.
+    public func takeTXHalf() -> TXRings {
+        precondition(!txHalfTaken, "the TX half of the socket on \(interface) queue \(queue) was taken already")
+        txHalfTaken = true
+        return TXRings(tx: ProducerRing(tx), completion: ConsumerRing(completion), socket: xskHandle)
+    }
+
+    /// What a lane receiving on `receiving` and transmitting on `transmitting`
+    /// holds in their rings now (the monitor's frame count, any thread): through
+    /// the owners, with no view made.
+    public static func occupancy(receiving: XSKSocket, transmitting: XSKSocket) -> RingOccupancy {
+        RingOccupancy.read(fill: receiving.fill, rx: receiving.rx, tx: transmitting.tx, completion: transmitting.completion)
     }
 
     /// The socket's descriptor as the lane uses it (kicks, poll).

@@ -5,6 +5,7 @@ import LanesCore
 import LanesEngine
 import LanesLab
 import LanesPacket
+import LanesReport
 import LanesXDP
 
 /// `lanes capture`: what the filter matches, taken by the lanes (AF_XDP, one per
@@ -35,26 +36,6 @@ struct CaptureCommand: ParsableCommand {
     @Option(help: "Stop after N packets in total.") var count: UInt64?
     @Option(help: "Capture slots per lane between it and the writer (power of two).") var buffer = 8192
 
-    struct Report: Encodable {
-        var interface: String
-        var file: String
-        var format: String
-        /// Packets the lanes took from the interface: each captured or dropped (with --count, taken past it are neither).
-        var rxPackets: UInt64
-        var captured: UInt64
-        var captureDropped: UInt64
-        /// Records that reached the writer after a later one was written (held up past
-        /// the merge window): written out of time order, and counted here.
-        var lateRecords: UInt64
-        var bytesWritten: UInt64
-        var durationS: Double
-        var pps: Double
-        var lanes: [LaneReport]
-        var exitReason: ExitReason
-        var framesBalanced: Bool
-        struct LaneReport: Encodable { var queue: Int; var captured: UInt64; var captureDropped: UInt64 }
-    }
-
     func run() throws {
         guard snaplen >= 14 && snaplen <= 262_144 else { throw LanesError("bad --snaplen \(snaplen)", fix: "give 14-262144 bytes") }
         guard buffer >= 64 && buffer <= 1 << 20 && buffer & (buffer - 1) == 0 else { throw LanesError("bad --buffer \(buffer)", fix: "give a power of two, 64-1048576") }
@@ -76,26 +57,32 @@ struct CaptureCommand: ParsableCommand {
         let writer = try CaptureWriter(fd: fd, format: format, snaplen: keep, lanes: lanes, clock: shared)
         let json = options.json, file = write
         var failure: LanesError? = nil
-        var startError: LanesError? = nil
+        // The writer is a helper of the run: it starts after the privileges are dropped,
+        // with the stop signals blocked, and finishes after the lanes drained.
+        let writerHelper = RunHelper("capture writer", start: { try writer.start(core: -1) }, stop: { writer.finish() })
         try options.run(config, mode: "capture to \(write) (\(format == .pcapng ? "pcapng" : "pcap, ns"), snaplen \(keep))", report: { (summary: RunSummary, apps: [CaptureApp]) in
-            writer.finish()
-            let perLane = zip(summary.lanes, apps).map { Report.LaneReport(queue: $0.queue, captured: $1.captured, captureDropped: $0.drops["drop_capture"] ?? 0) }
-            let dropped = perLane.reduce(0) { $0 + $1.captureDropped } + writer.droppedAfterError
-            let r = Report(interface: summary.interface, file: file, format: format == .pcapng ? "pcapng" : "pcap", rxPackets: summary.rxPackets, captured: writer.records,
-                           captureDropped: dropped, lateRecords: writer.lateRecords, bytesWritten: writer.bytesWritten, durationS: summary.durationS,
-                           pps: Double(writer.records) / max(summary.durationS, 1e-9), lanes: perLane,
-                           exitReason: summary.exitReason, framesBalanced: summary.framesBalanced)
+            let perLane = zip(summary.lanes, apps).map { l, a in
+                var x = Report.Lane(queue: l.queue)
+                (x.captured, x.captureDropped) = (a.captured, l.drops["drop_capture"] ?? 0)
+                return x
+            }
+            let dropped = perLane.reduce(0) { $0 + ($1.captureDropped ?? 0) } + writer.droppedAfterError
+            var r = Report(interface: summary.interface, durationS: summary.durationS, exitReason: summary.exitReason)
+            (r.file, r.format) = (file, format == .pcapng ? "pcapng" : "pcap")
+            (r.rxPackets, r.captured, r.captureDropped) = (summary.rxPackets, writer.records, dropped)
+            (r.lateRecords, r.bytesWritten) = (writer.lateRecords, writer.bytesWritten)
+            r.pps = Double(writer.records) / max(summary.durationS, 1e-9)
+            r.lanes = perLane
+            r.framesBalanced = summary.framesBalanced
             if json { printJSONLine(r) } else {
-                print("capture: \(r.captured) packets to \(file) (\(r.bytesWritten) bytes), \(r.captureDropped) dropped (writer behind), in \(format2(r.durationS)) s, stopped by \(r.exitReason)")
-                for l in perLane { print("  q\(l.queue): \(l.captured) captured, \(l.captureDropped) dropped") }
-                if r.lateRecords > 0 { print("  \(r.lateRecords) records came later than the \(CaptureWriter.mergeWindowNs / 1_000_000) ms merge window and are out of time order in the file") }
+                print("capture: \(writer.records) packets to \(file) (\(writer.bytesWritten) bytes), \(dropped) dropped (writer behind), in \(format2(r.durationS)) s, stopped by \(r.exitReason)")
+                for l in perLane { print("  q\(l.queue ?? 0): \(l.captured ?? 0) captured, \(l.captureDropped ?? 0) dropped") }
+                if writer.lateRecords > 0 { print("  \(writer.lateRecords) records came later than the \(CaptureWriter.mergeWindowNs / 1_000_000) ms merge window and are out of time order in the file") }
             }
             if writer.writeErrno != 0 { failure = LanesError.system("write '\(file)' (\(writer.droppedAfterError) packets not written)", errno: writer.writeErrno) }
-        }) { _, i in
-            // The writer starts here: after privileges are dropped, with the stop signals blocked.
-            if i == 0 { do throws(LanesError) { try writer.start(core: -1) } catch { startError = error } }
-            return CaptureApp(lane: lanes[i], shared: shared, snaplen: keep)
+        }, helpers: [writerHelper]) { _, i in
+            CaptureApp(lane: lanes[i], shared: shared, snaplen: keep)
         }
-        if let e = startError ?? failure { throw e }
+        if let e = failure { throw e }
     }
 }

@@ -154,8 +154,10 @@ struct FwdCommand: ParsableCommand {
         try options.run(config, mode: "\(label) (impaired: \(impair))", report: { summary, apps in
             let dropped = apps.reduce(0) { $0 + $1.dropped }, swapped = apps.reduce(0) { $0 + $1.swapped }
             if json {
-                printJSONLine(summary)
-                printJSONLine(["impair_dropped": dropped, "impair_swapped": swapped])
+                var r = summary.report
+                r.impairDropped = UInt64(dropped)
+                r.impairSwapped = UInt64(swapped)
+                printJSONLine(r)
             } else {
                 options.printSummary(summary)
                 print("impaired on purpose: \(dropped) dropped, \(swapped) pairs swapped")
@@ -229,42 +231,30 @@ struct FwdCommand: ParsableCommand {
         c.xdpMode = config.xdpMode
         c.force = config.force
         c.flowCapBps = config.flowCapBps
-        let endpoint = try options.metricsEndpoint()
-        let f = try XDPForwarder(c)
-        try f.dropPrivileges()
-        StopSignals.block()
-        let server = try serveMetrics(endpoint) { PrometheusText.render(forwarder: f) }
-        defer { server?.shutdown() }
-        printError("lanes fwd: path xdp (\(reason))" + (options.latency ? "; --latency: XDP forwards in the driver's receive poll, with no lane to keep awake" : "") + "\n")
-        if !options.json {
-            print("lanes \(label) on \(config.interface): forwarded in XDP, xdp \(f.program.attachedMode?.rawValue ?? "not attached"), filter '\(config.filter)'")
-        }
-        let summary = try f.run(duration: options.duration, interval: options.interval, onInterval: options.printInterval)
-        server?.shutdown()
-        f.close()
-        if options.json { printJSONLine(summary) } else { options.printSummary(summary) }
-        try endOnFault(summary)
+        let latency = options.latency, json = options.json
+        try Lifecycle.run(options.runOptions(), what: "lanes fwd --path xdp", setUp: { try XDPForwarder(c) },
+                          metrics: { PrometheusText.render(forwarder: $0) }, run: { f in
+            printError("lanes fwd: path xdp (\(reason))" + (latency ? "; --latency: XDP forwards in the driver's receive poll, with no lane to keep awake" : "") + "\n")
+            if !json {
+                print("lanes \(label) on \(config.interface): forwarded in XDP, xdp \(f.program.attachedMode?.rawValue ?? "not attached"), filter '\(config.filter)'")
+            }
+            return try f.run(duration: options.duration, interval: options.interval, onInterval: options.printInterval)
+        }, report: { summary in
+            if json { printJSONLine(summary.report) } else { options.printSummary(summary) }
+            try endOnFault(summary.fault, at: summary.durationS)
+        })
     }
 
     func runPipeline<App: LaneApp>(_ config: EngineConfig, _ workerCores: [Int], _ label: String, makeApp: (Int) -> App) throws {
-        let endpoint = try options.metricsEndpoint()
-        let p = try Pipeline(config, workerCores: workerCores)
-        try Privileges.keepOnlyNetAdmin()
-        StopSignals.block()
-        let server = try serveMetrics(endpoint) { PrometheusText.render(pipeline: p) }
-        defer { server?.shutdown() }
         let json = options.json
-        if !json { print("lanes \(label), pipeline: 1 RX lane, \(workerCores.count) worker(s) on cores \(workerCores)") }
-        let summary = try p.run(duration: options.duration, interval: options.interval, onInterval: { r in
-            if json {
-                printJSONLine(IntervalLine(elapsedS: r.elapsed, rxPps: r.total.rxPps, txPps: r.total.txPps, rxBps: r.total.rxBps,
-                                           txBps: r.total.txBps, laneRxPps: r.rows.map(\.rxPps)))
-            } else { print(r.table) }
-        }, makeApp: makeApp)
-        server?.shutdown()
-        p.close()
-        if json { printJSONLine(summary) } else { options.printSummary(summary) }
-        try endOnFault(summary)
-        if !summary.framesBalanced { throw LanesError("frame accounting does not balance: \(summary.lanes[0].frames)") }
+        try Lifecycle.run(options.runOptions(), what: "lanes fwd --pipeline", setUp: { try Pipeline(config, workerCores: workerCores) },
+                          metrics: { PrometheusText.render(pipeline: $0) }, run: { p in
+            if !json { print("lanes \(label), pipeline: 1 RX lane, \(workerCores.count) worker(s) on cores \(workerCores)") }
+            return try p.run(duration: options.duration, interval: options.interval, onInterval: options.printInterval, makeApp: makeApp)
+        }, report: { summary in
+            if json { printJSONLine(summary.report) } else { options.printSummary(summary) }
+            try endOnFault(summary.fault, at: summary.durationS)
+            try endUnbalanced(summary)
+        })
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import LanesCore
 import LanesEngine
 import LanesLab
+import LanesReport
 import LanesXDP
 
 extension BindMode: ExpressibleByArgument {}
@@ -124,7 +125,7 @@ struct EngineOptions<Default: DefaultPort>: ParsableArguments {
             }
             c.flowCapBps = UInt64(b)
         }
-        if let duration, !(duration > 0) { throw LanesError("bad --duration \(duration)", fix: "give seconds > 0") }
+        _ = try runOptions() // --duration, --interval and --metrics fail before anything is set up
         return c
     }
 
@@ -139,55 +140,51 @@ struct EngineOptions<Default: DefaultPort>: ParsableArguments {
         """
     }
 
-    /// `--metrics`, parsed before set-up so that a bad endpoint fails first.
-    func metricsEndpoint() throws -> MetricsEndpoint? { try metrics.map(MetricsEndpoint.init(parsing:)) }
+    /// What every run takes alike (`--duration`, `--interval`, `--metrics`, `--json`), checked.
+    func runOptions() throws -> RunOptions {
+        try RunOptions(duration: duration, interval: interval, metrics: metrics.map(MetricsEndpoint.init(parsing:)), json: json)
+    }
 
-    /// Runs the engine with an app and prints live reports and the summary.
-    /// `report` replaces the default summary output (the generator prints its own).
+    /// Runs the engine with an app under the one lifecycle and prints live reports
+    /// and the report. `report` replaces the default output (gen, capture, replay
+    /// print their own); `helpers` start after set-up and stop before the report.
     @discardableResult
     func run<App: LaneApp>(_ config: EngineConfig, mode: String, grace: Double = 0.2,
                            report: ((RunSummary, [App]) -> Void)? = nil,
+                           helpers: [RunHelper] = [],
                            makeReverseApp: ((Int) -> App)? = nil,
                            extraMetrics: (() -> String)? = nil,
-                           makeApp: (Engine, Int) -> App) throws -> (RunSummary, [App]) {
-        let endpoint = try metricsEndpoint()
-        let engine = try Engine(config)
-        try engine.dropPrivileges()
-        StopSignals.block()
-        let server = try serveMetrics(endpoint) { PrometheusText.render(engine: engine, extra: extraMetrics?() ?? "") }
-        defer { server?.shutdown() }
-        if !json {
-            print("lanes \(mode) on \(config.interface): \(engine.lanes.count) lane(s), bind \(engine.bindSummary)\(engine.multiBuffer ? " multi-buffer" : ""), xdp \(engine.program.attachedMode?.rawValue ?? "not attached"), filter '\(config.filter)', UMEM \(config.umem.bytes / 1024) KiB/lane on \(engine.lanes.first?.umem.placement ?? "")")
-            // The driver's rules that shape this run (virtio_net's locked XDP TX, igb's, ena's), as 'lanes info' gives them.
-            if let info = try? InterfaceInfo.gather(config.interface), info.driver != "veth" {
-                for n in info.notes where n.hasPrefix(info.driver + ":") { print("  note: \(n)") }
+                           makeApp: @escaping (Engine, Int) -> App) throws -> (RunSummary, [App]) {
+        try Lifecycle.run(runOptions(), what: "lanes \(mode)", setUp: { try Engine(config) },
+                          metrics: { PrometheusText.render(engine: $0, extra: extraMetrics?() ?? "") },
+                          helpers: { _ in helpers },
+                          run: { engine in
+            if !json {
+                print("lanes \(mode) on \(config.interface): \(engine.lanes.count) lane(s), bind \(engine.bindSummary)\(engine.multiBuffer ? " multi-buffer" : ""), xdp \(engine.program.attachedMode?.rawValue ?? "not attached"), filter '\(config.filter)', UMEM \(config.umem.bytes / 1024) KiB/lane on \(engine.lanes.first?.umem.placement ?? "")")
+                // The driver's rules that shape this run (virtio_net's locked XDP TX, igb's, ena's), as 'lanes info' gives them.
+                if let info = try? InterfaceInfo.gather(config.interface), info.driver != "veth" {
+                    for n in info.notes where n.hasPrefix(info.driver + ":") { print("  note: \(n)") }
+                }
             }
-        }
-        let (summary, apps) = try engine.run(duration: duration, interval: interval, grace: grace, onInterval: printInterval, makeReverseApp: makeReverseApp, makeApp: { makeApp(engine, $0) })
-        // No scrape after this: the report may free what the metrics read (histograms).
-        server?.shutdown()
-        engine.close()
-        if let report {
-            report(summary, apps)
-        } else if json {
-            printJSONLine(summary)
-        } else {
-            printSummary(summary)
-        }
-        try endOnFault(summary)
-        if !summary.framesBalanced {
-            throw LanesError("frame accounting does not balance: " + summary.lanes.map { "q\($0.queue) \($0.frames)" }.joined(separator: "; "))
-        }
-        return (summary, apps)
+            return try engine.run(duration: duration, interval: interval, grace: grace, onInterval: printInterval,
+                                  makeReverseApp: makeReverseApp, makeApp: { makeApp(engine, $0) })
+        }, report: { summary, apps in
+            if let report {
+                report(summary, apps)
+            } else if json {
+                printJSONLine(summary.report)
+            } else {
+                printSummary(summary)
+            }
+            try endOnFault(summary.fault, at: summary.durationS)
+            try endUnbalanced(summary)
+        })
     }
 
     /// One live report: a JSON line, or the table (the screen cleared on a terminal).
     func printInterval(_ r: IntervalReport) {
         if json {
-            printJSONLine(IntervalLine(elapsedS: r.elapsed, rxPps: r.total.rxPps, txPps: r.total.txPps,
-                               rxBps: r.total.rxBps, txBps: r.total.txBps, laneRxPps: r.rows.map(\.rxPps),
-                               rxPackets: r.totals.rx, txPackets: r.totals.tx, drops: r.total.drops,
-                               framesUnaccounted: r.framesUnaccounted, rssBytes: r.residentBytes))
+            printJSONLine(IntervalLine(r))
         } else {
             if isatty(1) == 1 { print("\u{1B}[2J\u{1B}[H", terminator: "") }
             print(r.table)
@@ -224,35 +221,18 @@ struct EngineOptions<Default: DefaultPort>: ParsableArguments {
 func format2(_ v: Double) -> String { "\((v * 100).rounded() / 100)" }
 
 func printJSONLine<T: Encodable>(_ value: T) {
-    let enc = JSONEncoder()
-    enc.outputFormatting = [.sortedKeys]
-    enc.keyEncodingStrategy = .convertToSnakeCase
-    if let d = try? enc.encode(value) { print(String(decoding: d, as: UTF8.self)) }
+    if let d = try? Report.encoder.encode(value) { print(String(decoding: d, as: UTF8.self)) }
     fflush(nil) // every output stream: stdout without naming the mutable global
 }
 
-/// One `--json` line per interval.
-struct IntervalLine: Encodable {
-    var elapsedS, rxPps, txPps, rxBps, txBps: Double
-    var laneRxPps: [Double]
-    /// Cumulative totals so far.
-    var rxPackets: UInt64 = 0, txPackets: UInt64 = 0, drops: UInt64 = 0
-    /// Frames neither free nor in a ring (0 to two bursts per lane when healthy).
-    var framesUnaccounted = 0
-    var rssBytes = 0
-}
-
-/// Serves `render` at `endpoint` (after set-up and the privilege drop) and says where.
-func serveMetrics(_ endpoint: MetricsEndpoint?, _ render: @escaping () -> String) throws -> MetricsServer? {
-    let server = try endpoint.map { e throws(LanesError) in try MetricsServer(e, render: render) }
-    if let server { printError("lanes: serving metrics at \(server.endpoint.url)\n") }
-    return server
-}
-
-/// A run the device ended (`DeviceWatch`): after its report, the fault in one
-/// line and a non-zero exit.
-func endOnFault(_ summary: RunSummary) throws { try endOnFault(summary.fault, at: summary.durationS) }
-
-func endOnFault(_ fault: String?, at seconds: Double) throws {
-    if let fault { throw LanesError("the run ended at \(String(format: "%.1f", seconds)) s: \(fault)") }
+extension IntervalLine {
+    /// The lanes' live report as its `--json` line.
+    init(_ r: IntervalReport) {
+        self.init(elapsedS: r.elapsed)
+        (rxPps, txPps, rxBps, txBps) = (r.total.rxPps, r.total.txPps, r.total.rxBps, r.total.txBps)
+        laneRxPps = r.rows.map(\.rxPps)
+        (rxPackets, txPackets, drops) = (r.totals.rx, r.totals.tx, r.total.drops)
+        framesUnaccounted = r.framesUnaccounted
+        rssBytes = r.residentBytes
+    }
 }

@@ -3,164 +3,116 @@ import Foundation
 import LanesCore
 import LanesEngine
 import LanesPacket
+import LanesReport
 import LanesXDP
 
-/// `lanes gen --tx auto|xsk|xdp`.
-enum TxPath: String, ExpressibleByArgument, CaseIterable, Sendable { case auto, xsk, xdp }
-/// `lanes gen --rx xsk|xdp`.
-enum RxPath: String, ExpressibleByArgument, CaseIterable, Sendable { case xsk, xdp }
+extension TxPath: ExpressibleByArgument {}
+extension RxPath: ExpressibleByArgument {}
 
-/// The generator's XDP paths: live-frames transmit and the XDP receiver.
+/// The generator's XDP paths: live-frames transmit and the XDP receiver, each
+/// under the one lifecycle.
 enum GenXDP {
-    struct Choice { var path: TxPath; var reason: String }
-
-    /// Which transmit path runs, and why. `--tx xdp` with an obstacle is an error
-    /// naming it; `auto` takes xsk where AF_XDP binds zero-copy, else xdp unless
-    /// something stands in its way (then xsk, saying what).
-    static func choose(requested: TxPath, interface: String, queues: [Int], cores: [Int], sizes: [Int],
-                       sameportReceive: Bool, metrics: Bool, rxOnly: Bool) throws -> Choice {
-        if rxOnly { return Choice(path: .xsk, reason: "receive only") }
-        if requested == .xsk { return Choice(path: .xsk, reason: "asked for with --tx xsk") }
-        let driver = (try? Ethtool(interface).driverInfo().driver) ?? "?"
-        let features = XDPFeatures.query(ifindex: if_nametoindex(interface))
-        var obstacles: [String] = []
-        if sameportReceive { obstacles.append("--rx receives on the sending port's AF_XDP lanes") }
-        if metrics { obstacles.append("--metrics serves the AF_XDP engine's counters") }
-        if let big = sizes.max(), big > LiveFramesProgram.maxFrameBytes {
-            obstacles.append("a \(big)-byte frame does not fit a live frame (at most \(LiveFramesProgram.maxFrameBytes))")
-        }
-        if let f = features {
-            if !f.contains(.redirectTarget) {
-                // veth advertises ndo_xdp_xmit only while its peer has NAPI: an XDP program or GRO.
-                obstacles.append(driver == "veth"
-                    ? "\(interface)'s veth peer has no XDP program and no GRO, so \(interface) takes no redirected frames (start the receiver first, or 'ethtool -K PEER gro on' in its namespace)"
-                    : "\(driver) cannot be the target of a redirect (no ndo_xdp_xmit)")
-            }
-        } else {
-            obstacles.append("the kernel does not report XDP features (netdev netlink family missing)")
-        }
-        if Set(cores).count != cores.count { obstacles.append("lanes share a core (live frames run one lane per core)") }
-        if driver == "veth" {
-            // veth_xdp_xmit puts a frame on the peer's RX queue smp_processor_id() % queues:
-            // a lane's core decides its queue (the testbed's two ends have equal queue counts).
-            let n = (try? InterfaceInfo.queueCount(interface).rx) ?? 1
-            if let (q, c) = zip(queues, cores).first(where: { $0.1 % n != $0.0 }) {
-                obstacles.append("on veth a redirected frame lands on queue CPU % \(n): the lane for queue \(q) on core \(c) would land on queue \(c % n)")
-            }
-        }
-        if obstacles.isEmpty {
-            do {
-                let probe = try LiveFramesProgram(slots: 1, streams: 1).probe()
-                if probe < 0 { obstacles.append("the kernel does not run XDP live frames (\(String(cString: strerror(-probe))); Linux 5.18+)") }
-            } catch {
-                obstacles.append("the live-frames program does not load: \(error)")
-            }
-        }
-        if requested == .xdp {
-            if let first = obstacles.first { throw LanesError("--tx xdp: \(first)", fix: "use --tx xsk or --tx auto") }
-            return Choice(path: .xdp, reason: "asked for with --tx xdp")
-        }
-        if let f = features, f.contains(.zeroCopy) { return Choice(path: .xsk, reason: "AF_XDP binds zero-copy on \(driver)") }
-        if let first = obstacles.first { return Choice(path: .xsk, reason: first) }
-        return Choice(path: .xdp, reason: "AF_XDP runs in copy mode on \(driver); live frames build no skb per packet")
-    }
-
     /// Runs the live-frames generator and prints gen's report.
-    static func transmit(config: EngineConfig, options: EngineOptions<GenPort>, lanes: [LiveGenLane], choice: Choice, flows: [FlowKey],
-                         sizes: [Int], requestedPps: Double?, requestedBps: Double?) throws {
-        let gen = try LiveGenerator(interface: config.interface, lanes: lanes, batch: config.batch)
-        // Attached to the sending port, the program passes what arrives there, stays in
-        // the kernel's XDP dispatcher between runs (else each run waits for an RCU grace
-        // period) and lets ena, mlx5, ice and i40e take redirected frames. A receiver's
-        // program already on the port stays, and the lanes run unattached in longer calls.
-        let attached = try gen.program.attach(interface: config.interface, mode: config.xdpMode)
-        gen.unattached = !attached
-        defer { gen.program.detach() }
-        try Privileges.keepOnlyNetAdmin()
-        let json = options.json
-        if !json {
-            print("lanes gen on \(config.interface): \(lanes.count) lane(s), tx xdp: live frames (\(choice.reason)), "
-                  + (attached ? "program attached (\(gen.program.attachedMode?.rawValue ?? "")) on \(config.interface)"
-                              : "\(config.interface) has another XDP program: running unattached (each call waits for an RCU grace period)"))
-        }
-        let tty = isatty(1) == 1
-        let allowancesAtStart = EC2Shaping.read(interface: config.interface)
-        let s = try gen.run(duration: options.duration, interval: options.interval, onInterval: { r in
-            if json {
-                printJSONLine(IntervalLine(elapsedS: r.elapsed, rxPps: 0, txPps: r.total.txPps, rxBps: 0, txBps: r.total.txBps,
-                                           laneRxPps: r.rows.map(\.rxPps), rxPackets: 0, txPackets: r.totals.tx))
-            } else {
-                if tty { print("\u{1B}[2J\u{1B}[H", terminator: "") }
-                print(r.table)
+    static func transmit(config: EngineConfig, options: EngineOptions<GenPort>, lanes: [LiveGenLane], choice: TxPathChoice, plan: GenPlan) throws {
+        let json = options.json, iface = config.interface
+        // --busy-poll and --metrics never get here (TxPathChoice: an obstacle to live
+        // frames); --latency holds already: a live-frames lane never sleeps.
+        var allowancesAtStart: [String: UInt64]? = nil
+        try Lifecycle.run(options.runOptions(), what: "lanes gen --tx xdp (live frames)", setUp: { () throws -> LiveGenerator in
+            let gen = try LiveGenerator(interface: iface, lanes: lanes, batch: config.batch)
+            // Attached to the sending port, the program passes what arrives there, stays in
+            // the kernel's XDP dispatcher between runs (else each run waits for an RCU grace
+            // period) and lets ena, mlx5, ice and i40e take redirected frames. A receiver's
+            // program already on the port stays, and the lanes run unattached in longer calls.
+            gen.unattached = !(try gen.program.attach(interface: iface, mode: config.xdpMode))
+            return gen
+        }, run: { gen in
+            if !json {
+                print("lanes gen on \(iface): \(lanes.count) lane(s), tx xdp: live frames (\(choice.reason)), "
+                      + (!gen.unattached ? "program attached (\(gen.program.attachedMode?.rawValue ?? "")) on \(iface)"
+                                         : "\(iface) has another XDP program: running unattached (each call waits for an RCU grace period)"))
             }
+            let tty = isatty(1) == 1
+            allowancesAtStart = EC2Shaping.read(interface: iface)
+            return try gen.run(duration: options.duration, interval: options.interval, onInterval: { r in
+                if json {
+                    var line = IntervalLine(r)
+                    (line.rxPps, line.rxBps, line.rxPackets) = (0, 0, 0)
+                    printJSONLine(line)
+                } else {
+                    if tty { print("\u{1B}[2J\u{1B}[H", terminator: "") }
+                    print(r.table)
+                }
+            })
+        }, report: { s in
+            var report = Report(gen: plan, interface: iface, durationS: s.durationS, exitReason: s.exitReason)
+            (report.bindMode, report.txPath, report.txPathReason) = ("none", "xdp", choice.reason)
+            report.setSent(packets: s.txPackets, bytes: s.txBytes, span: Report.sendingSpan(s.lanes.map { ($0.firstTxNs, $0.lastTxNs) }))
+            (report.dropTxRingFull, report.kernelRxDropped, report.framesBalanced, report.linkDownEvents) = (0, 0, true, 0)
+            report.lanes = zip(s.lanes, lanes).map { l, g in
+                var x = Report.Lane(queue: l.queue, core: l.core)
+                (x.txPackets, x.txBytes, x.streams, x.rxSigned) = (l.txPackets, l.txBytes, g.plan.streams.count, 0)
+                return x
+            }
+            report.ec2Shaping = EC2Shaping.between(allowancesAtStart, EC2Shaping.read(interface: iface))
+            if json { printJSONLine(report) } else { GenCommand.printReport(report) }
         })
-        let span = GenCommand.Report.sendingSpan(s.lanes.map { ($0.firstTxNs, $0.lastTxNs) })
-        let d = max(span ?? s.durationS, 1e-9)
-        var report = GenCommand.Report(
-            interface: config.interface, bindMode: "none", txPath: "xdp", txPathReason: choice.reason, rxPath: nil,
-            flows: flows.count, sizes: Array(Set(sizes)).sorted(), durationS: s.durationS, sendingS: span, exitReason: s.exitReason,
-            txPackets: s.txPackets, txBytes: s.txBytes, txPps: Double(s.txPackets) / d, txBps: Double(s.txBytes) * 8 / d,
-            requestedPps: requestedPps, requestedBps: requestedBps, dropTxRingFull: 0, kernelRxDropped: 0,
-            lanes: zip(s.lanes, lanes).map { l, g in .init(queue: l.queue, core: l.core, txPackets: l.txPackets, txBytes: l.txBytes, streams: g.plan.streams.count, rxSigned: 0) },
-            framesBalanced: true)
-        report.ec2Shaping = EC2Shaping.between(allowancesAtStart, EC2Shaping.read(interface: config.interface))
-        if json { printJSONLine(report) } else { GenCommand.printReport(report) }
     }
 
     /// `--rx-only --rx xdp`: the signed receiver in XDP on every queue of the port,
     /// until --duration or SIGINT; then gen's receive report.
-    static func receive(config: EngineConfig, options: EngineOptions<GenPort>, flows: [FlowKey], expected: Int?, sizes: [Int]) throws {
-        let prog = try XDPProgram(filter: config.filter, action: .signedReceive, streams: max(flows.count, Signature.trackedStreams))
-        try prog.attach(interface: config.interface, mode: config.xdpMode, force: config.force)
-        defer { prog.detach() }
-        let log = KernelLog() // before the privileges go
-        try Privileges.keepOnlyNetAdmin()
-        StopSignals.block()
-        let (rxQueues, _) = try InterfaceInfo.queueCount(config.interface)
-        let json = options.json
-        if !json {
-            print("lanes gen (receive only) on \(config.interface): counted in XDP on \(rxQueues) queue(s), filter '\(config.filter)', "
-                  + (expected.map { "\($0) stream(s) expected, " } ?? "") + "stream ids below \(prog.streams) tracked")
-        }
-        var lastCount: UInt64 = 0
-        func matched() -> UInt64 { prog.countersByQueue(atLeast: rxQueues).reduce(0) { $0 + $1.counters.dropped } }
-        let start = monotonicSeconds()
-        let monitor = Monitor(duration: options.duration, interval: options.interval, poll: 0.05, watching: [config.interface])
-        var watch = RunWatch([DeviceWatch.Port(name: config.interface, programID: prog.attachedID, queues: [], takesLargerMTU: true)], log: log)
-        let exitReason = monitor.run(start: start, check: { now in watch.check(now: now, start: start) }, tick: { elapsed, seconds in
-            let c = matched()
-            let pps = Double(c - lastCount) / seconds
-            if json {
-                printJSONLine(IntervalLine(elapsedS: elapsed, rxPps: pps, txPps: 0, rxBps: 0, txBps: 0, laneRxPps: [], rxPackets: c))
-            } else {
-                print("[\(format2(elapsed))s] rx \(fmtRate(pps, "pps")), \(c) packets")
+    static func receive(config: EngineConfig, options: EngineOptions<GenPort>, plan: GenPlan) throws {
+        let json = options.json, iface = config.interface, flows = plan.flows
+        let refusals = options.busyPoll ? ["--busy-poll: the XDP receiver (--rx xdp) has no socket to busy-poll; drop it or use --rx xsk"] : []
+        if options.latency { printError("lanes gen: --latency: the XDP receiver counts in the driver's receive poll, with no lane to keep awake\n") }
+        try Lifecycle.run(options.runOptions(), what: "lanes gen --rx-only --rx xdp", refusing: refusals, setUp: {
+            try XDPCounter(interface: iface, filter: config.filter, action: .signedReceive,
+                           streams: max(flows.count, Signature.trackedStreams), mode: config.xdpMode, force: config.force)
+        }, run: { rx in
+            if !json {
+                print("lanes gen (receive only) on \(iface): counted in XDP on \(rx.queuesAtStart) queue(s), filter '\(config.filter)', "
+                      + (plan.expected.map { "\($0) stream(s) expected, " } ?? "") + "stream ids below \(rx.program.streams) tracked")
             }
-            lastCount = c
+            var lastCount: UInt64 = 0
+            func matched() -> UInt64 { rx.countersByQueue().reduce(0) { $0 + $1.counters.dropped } }
+            let outcome = rx.run(duration: options.duration, interval: options.interval) { elapsed, seconds in
+                let c = matched()
+                let pps = Double(c - lastCount) / seconds
+                if json {
+                    var line = IntervalLine(elapsedS: elapsed)
+                    (line.rxPps, line.txPps, line.rxBps, line.txBps, line.laneRxPps, line.rxPackets) = (pps, 0, 0, 0, [], c)
+                    printJSONLine(line)
+                } else {
+                    print("[\(format2(elapsed))s] rx \(fmtRate(pps, "pps")), \(c) packets")
+                }
+                lastCount = c
+            }
+            // Read before the lifecycle detaches the program (its maps go with it).
+            return (outcome, rx.program.signedReceive(), rx.countersByQueue())
+        }, report: { outcome, got, perQueue in
+            var hist = LatencyHistogram()
+            hist.add(buckets: got.latencyBuckets, count: got.latencyCount, min: got.latencyMin, max: got.latencyMax, sum: Double(got.latencySum))
+            let seen: [Report.SeenStream] = got.streams.map { c in
+                var r = StreamRx()
+                r.received = c.received; r.duplicates = c.duplicates; r.reordered = c.reordered; r.highest = c.highest
+                return .init(rx: r, flow: c.flow, queue: c.queue)
+            }
+            var report = Report(gen: plan, interface: iface, durationS: outcome.durationS, exitReason: outcome.exitReason)
+            (report.bindMode, report.txPath, report.txPathReason, report.rxPath) = ("none", "", "", "xdp")
+            report.setSent(packets: 0, bytes: 0, span: nil)
+            (report.requestedPps, report.requestedBps) = (nil, nil)
+            (report.dropTxRingFull, report.kernelRxDropped, report.framesBalanced) = (0, 0, true)
+            report.lanes = perQueue.map { q, c in
+                var x = Report.Lane(queue: q, core: -1)
+                (x.txPackets, x.txBytes, x.streams, x.rxSigned) = (0, 0, seen.filter { $0.queue == q }.count, c.dropped)
+                return x
+            }
+            report.addReceive(seen, untracked: got.overflowPackets, expected: plan.expected, sent: [], latency: hist, plannedFlows: flows)
+            report.fault = outcome.fault
+            report.linkDownEvents = outcome.linkDownEvents
+            if got.unsignedPackets > 0 && !json { print("rx: \(got.unsignedPackets) matching packets without a Lanes signature (not counted per stream)") }
+            if json { printJSONLine(report) } else { GenCommand.printReport(report) }
+            try endOnFault(outcome.fault, at: outcome.durationS)
         })
-        let elapsed = monotonicSeconds() - start
-        let got = prog.signedReceive()
-        let perQueue = prog.countersByQueue(atLeast: rxQueues)
-        prog.detach()
-        var hist = LatencyHistogram()
-        hist.add(buckets: got.latencyBuckets, count: got.latencyCount, min: got.latencyMin, max: got.latencyMax, sum: Double(got.latencySum))
-        let seen: [GenCommand.Report.SeenStream] = got.streams.map { c in
-            var r = StreamRx()
-            r.received = c.received; r.duplicates = c.duplicates; r.reordered = c.reordered; r.highest = c.highest
-            return .init(rx: r, flow: c.flow, queue: c.queue)
-        }
-        var report = GenCommand.Report(
-            interface: config.interface, bindMode: "none", txPath: "", txPathReason: "", rxPath: "xdp",
-            flows: flows.count, sizes: Array(Set(sizes)).sorted(), durationS: elapsed, sendingS: nil, exitReason: exitReason,
-            txPackets: 0, txBytes: 0, txPps: 0, txBps: 0, requestedPps: nil, requestedBps: nil, dropTxRingFull: 0, kernelRxDropped: 0,
-            lanes: perQueue.map { q, c in
-                .init(queue: q, core: -1, txPackets: 0, txBytes: 0, streams: seen.filter { $0.queue == q }.count, rxSigned: c.dropped)
-            },
-            framesBalanced: true)
-        report.addReceive(seen, untracked: got.overflowPackets, expected: expected, sent: [], latency: hist, plannedFlows: flows)
-        report.fault = watch.fault(endedBy: exitReason, monitor)
-        report.linkDownEvents = watch.link.downEvents
-        if got.unsignedPackets > 0 && !json { print("rx: \(got.unsignedPackets) matching packets without a Lanes signature (not counted per stream)") }
-        if json { printJSONLine(report) } else { GenCommand.printReport(report) }
-        try endOnFault(report.fault, at: elapsed)
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Glibc
+import LanesEngine
 import LanesXDP
 
 /// `lanes`: the command line. One file per subcommand.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LanesPacket
+import LanesEngine
 import LanesXDP
 
 struct DecodeCommand: ParsableCommand {

@@ -4,6 +4,7 @@ import LanesCore
 import LanesEngine
 import LanesLab
 import LanesPacket
+import LanesReport
 import LanesXDP
 
 /// `lanes replay`: a pcap or pcapng file's packets, as they are, through AF_XDP.
@@ -37,29 +38,6 @@ struct ReplayCommand: ParsableCommand {
     @Option(help: "Rewrite every packet's destination MAC.") var dstMac: String?
     @Option(help: "Rewrite every packet's source MAC.") var srcMac: String?
     @Flag(help: "Send the good packets of a file with bad ones (counted) instead of refusing it.") var skipBad = false
-
-    struct Report: Encodable {
-        var file: String
-        var interface: String
-        var packetsInFile: Int
-        var skipped: [String: Int]
-        var timing: String
-        var sentPackets: UInt64
-        var sentBytes: UInt64
-        var durationS: Double
-        /// From the first send to the last (what the rate is over).
-        var sendingS: Double?
-        var pps: Double
-        var bps: Double
-        var requestedPps: Double?
-        var requestedBps: Double?
-        /// Original timing: the file's own span divided by the speed, per pass.
-        var fileSpanS: Double
-        var lanes: [LaneReport]
-        var exitReason: ExitReason
-        var framesBalanced: Bool
-        struct LaneReport: Encodable { var queue: Int; var packets: UInt64; var bytes: UInt64 }
-    }
 
     func run() throws {
         let timing = try parseTiming()
@@ -105,22 +83,27 @@ struct ReplayCommand: ParsableCommand {
         let json = options.json
         let skipped = check.bad
         try options.run(config, mode: "replay \(file) (\(check.good.count) packets, \(timingText), \(loop) pass(es))", grace: 0.05, report: { (summary: RunSummary, apps: [ReplayApp]) in
-            let span = GenCommand.Report.sendingSpan(apps.map { ($0.firstSentNs, $0.lastSentNs) })
+            let span = Report.sendingSpan(apps.map { ($0.firstSentNs, $0.lastSentNs) })
             let sent = apps.reduce(0) { $0 + $1.sent }, bytes = apps.reduce(0) { $0 + $1.sentBytes }
             let d = max(span ?? summary.durationS, 1e-9)
             let speed: Double = if case .original(let s) = timing { s } else { 1 }
-            let r = Report(file: file, interface: summary.interface, packetsInFile: loaded.records.count + (loaded.cut == nil ? 0 : 1), skipped: skipped,
-                           timing: timingText, sentPackets: sent, sentBytes: bytes, durationS: summary.durationS, sendingS: span,
-                           pps: Double(sent) / d, bps: Double(bytes) * 8 / d, requestedPps: reqPps, requestedBps: reqBps,
-                           fileSpanS: Double(trace.spanNs) / 1e9 / speed,
-                           lanes: zip(summary.lanes, apps).map { .init(queue: $0.queue, packets: $1.sent, bytes: $1.sentBytes) },
-                           exitReason: summary.exitReason, framesBalanced: summary.framesBalanced)
+            var r = Report(interface: summary.interface, durationS: summary.durationS, exitReason: summary.exitReason)
+            (r.file, r.packetsInFile, r.skipped, r.timing) = (file, loaded.records.count + (loaded.cut == nil ? 0 : 1), skipped, timingText)
+            (r.sentPackets, r.sentBytes, r.sendingS) = (sent, bytes, span)
+            (r.pps, r.bps, r.requestedPps, r.requestedBps) = (Double(sent) / d, Double(bytes) * 8 / d, reqPps, reqBps)
+            r.fileSpanS = Double(trace.spanNs) / 1e9 / speed
+            r.lanes = zip(summary.lanes, apps).map { l, a in
+                var x = Report.Lane(queue: l.queue)
+                (x.packets, x.bytes) = (a.sent, a.sentBytes)
+                return x
+            }
+            r.framesBalanced = summary.framesBalanced
             if json { printJSONLine(r); return }
-            print("replay: \(sent) packets, \(bytes) bytes in \(format2(span ?? summary.durationS)) s: \(fmtRate(r.pps, "pps")), \(fmtRate(r.bps, "bps"))"
+            print("replay: \(sent) packets, \(bytes) bytes in \(format2(span ?? summary.durationS)) s: \(fmtRate(r.pps ?? 0, "pps")), \(fmtRate(r.bps ?? 0, "bps"))"
                   + (reqPps.map { " (requested \(fmtRate($0, "pps")))" } ?? "") + (reqBps.map { " (requested \(fmtRate($0, "bps")))" } ?? "")
                   + ", \(timingText), stopped by \(summary.exitReason)")
             if !skipped.isEmpty { print("  skipped: " + skipped.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")) }
-            for l in r.lanes { print("  q\(l.queue): \(l.packets) packets, \(l.bytes) bytes") }
+            for l in r.lanes ?? [] { print("  q\(l.queue ?? 0): \(l.packets ?? 0) packets, \(l.bytes ?? 0) bytes") }
         }) { _, i in
             ReplayApp(trace: trace, indices: perLane[i], total: totals[i], timing: timing, schedule: schedule, lane: i)
         }

@@ -3,6 +3,7 @@ import Glibc
 import LanesCore
 import LanesEngine
 import LanesLab
+import LanesReport
 import LanesXDP
 
 /// An XDP_DROP sink that counts matching packets per queue in XDP itself: the
@@ -26,20 +27,6 @@ struct SinkCommand: ParsableCommand {
     @Option(help: "--kernel: cores, one socket each (default: every online CPU).") var cores: String?
     @Option(help: "--kernel: the UDP port.") var port: UInt16 = 9000
 
-    struct Result: Encodable {
-        var interface: String
-        var durationS: Double
-        var packets: UInt64
-        var bytes: UInt64
-        var pps: Double
-        var queues: [QueueCount]
-        var exitReason: ExitReason
-        /// The device fault that ended the run, in words (`DeviceWatch`), and the link's falls.
-        var fault: String?
-        var linkDownEvents: Int
-    }
-    struct QueueCount: Encodable { var queue: Int; var packets: UInt64; var bytes: UInt64 }
-
     func run() throws {
         try requireRoot(for: "the XDP sink")
         let tb = Testbed(name: testbed)
@@ -49,96 +36,102 @@ struct SinkCommand: ParsableCommand {
         if cores != nil { throw LanesError("--cores works with --kernel", fix: "the XDP sink counts on every queue") }
         let parsed: LaneFilter
         do { parsed = try LaneFilter(parsing: filter) } catch { throw LanesError("bad --filter: \(error)") }
-        let (rxq, _) = try InterfaceInfo.queueCount(iface)
-        StopSignals.block()
-        let prog = try XDPProgram(filter: parsed, action: pass ? .countAndPass : .sink)
-        try prog.attach(interface: iface, mode: xdp, force: force)
-        let log = KernelLog() // before the privileges go
-        do { try Privileges.keepOnlyNetAdmin() } catch { prog.detach(); throw error }
-        var lastTotal: UInt64 = 0
-        // Every queue, those 'ethtool -L' adds during the run included.
-        func total() -> XDPQueueCounters { prog.countersByQueue(atLeast: rxq).reduce(XDPQueueCounters()) { $0 + $1.counters } }
-        func count(_ c: XDPQueueCounters) -> UInt64 { pass ? c.passed : c.dropped }
-        if !json { print("lanes sink on \(iface): \(rxq) queue(s), filter '\(parsed)', xdp \(prog.attachedMode?.rawValue ?? "?")") }
-        let start = monotonicSeconds()
-        let monitor = Monitor(duration: duration, interval: interval, watching: [iface])
-        // Counted in XDP on every queue: no socket holds one, and one added is counted too.
-        var watch = RunWatch([DeviceWatch.Port(name: iface, programID: prog.attachedID, queues: [], takesLargerMTU: true)], log: log)
-        let reason = monitor.run(start: start, check: { now in watch.check(now: now, start: start) }, tick: { elapsed, seconds in
-            let n = count(total())
-            let line = "[\(format2(elapsed))s] \(fmtRate(Double(n - lastTotal) / seconds, "pps")), \(n) packets"
-            if json { printJSONLine(["elapsed_s": elapsed, "pps": Double(n - lastTotal) / seconds]) } else { print(line) }
-            lastTotal = n
+        let pass = self.pass, json = self.json
+        try Lifecycle.run(RunOptions(duration: duration, interval: interval, json: json), what: "lanes sink",
+                          setUp: { try XDPCounter(interface: iface, filter: parsed, action: pass ? .countAndPass : .sink, mode: xdp, force: force) },
+                          run: { sink in
+            func count(_ c: XDPQueueCounters) -> UInt64 { pass ? c.passed : c.dropped }
+            func total() -> UInt64 { count(sink.countersByQueue().reduce(XDPQueueCounters()) { $0 + $1.counters }) }
+            if !json { print("lanes sink on \(iface): \(sink.queuesAtStart) queue(s), filter '\(parsed)', xdp \(sink.program.attachedMode?.rawValue ?? "?")") }
+            var lastTotal: UInt64 = 0
+            let outcome = sink.run(duration: duration, interval: interval) { elapsed, seconds in
+                let n = total()
+                let pps = Double(n - lastTotal) / seconds
+                if json {
+                    var line = IntervalLine(elapsedS: elapsed)
+                    line.pps = pps
+                    printJSONLine(line)
+                } else {
+                    print("[\(format2(elapsed))s] \(fmtRate(pps, "pps")), \(n) packets")
+                }
+                lastTotal = n
+            }
+            // Read before the lifecycle detaches the program (its maps go with it).
+            return (outcome, sink.countersByQueue())
+        }, report: { outcome, perQueue in
+            let per = perQueue.map { q, c in
+                var l = Report.Lane(queue: q)
+                l.packets = pass ? c.passed : c.dropped
+                l.bytes = c.matchedBytes
+                return l
+            }
+            let n = per.reduce(0) { $0 + ($1.packets ?? 0) }
+            var r = Report(interface: iface, durationS: outcome.durationS, exitReason: outcome.exitReason)
+            r.packets = n
+            r.bytes = per.reduce(0) { $0 + ($1.bytes ?? 0) }
+            r.pps = Double(n) / max(outcome.durationS, 1e-9)
+            r.queues = per
+            r.fault = outcome.fault
+            r.linkDownEvents = outcome.linkDownEvents
+            if json { printJSONLine(r) } else {
+                print("sink: \(n) packets in \(format2(outcome.durationS)) s (\(fmtRate(r.pps ?? 0, "pps"))); per queue: " + per.map { "q\($0.queue ?? 0) \($0.packets ?? 0)" }.joined(separator: ", "))
+            }
+            try endOnFault(outcome.fault, at: outcome.durationS)
         })
-        let elapsed = monotonicSeconds() - start
-        let per = prog.countersByQueue(atLeast: rxq).map { q, c in QueueCount(queue: q, packets: count(c), bytes: c.matchedBytes) }
-        prog.detach()
-        let n = per.reduce(0) { $0 + $1.packets }
-        let r = Result(interface: iface, durationS: elapsed, packets: n, bytes: per.reduce(0) { $0 + $1.bytes },
-                       pps: Double(n) / max(elapsed, 1e-9), queues: per, exitReason: reason,
-                       fault: watch.fault(endedBy: reason, monitor), linkDownEvents: watch.link.downEvents)
-        if json { printJSONLine(r) } else {
-            print("sink: \(n) packets in \(format2(elapsed)) s (\(fmtRate(r.pps, "pps"))); per queue: " + per.map { "q\($0.queue) \($0.packets)" }.joined(separator: ", "))
-        }
-        try endOnFault(r.fault, at: elapsed)
     }
 
     /// `--kernel`: per-socket counts from pinned recvmmsg threads.
     func runKernel(_ iface: String) throws {
-        let duration = self.duration ?? .infinity
-        guard duration > 0 else { throw LanesError("bad --duration \(duration)", fix: "give seconds > 0") }
         var coreList = Array(0..<Sysfs.onlineCPUs())
         if let cores {
             guard let c = IndexList.parse(cores), !c.isEmpty else { throw LanesError("bad --cores '\(cores)'", fix: "use e.g. 0-1") }
             coreList = c
         }
         guard if_nametoindex(iface) != 0 else { throw LanesError("interface '\(iface)' not found", fix: "see 'ip link', or pass --netns NS") }
-        let rx = try KernelReceiver(port: port, cores: coreList)
-        try Privileges.keepOnlyNetAdmin()
-        StopSignals.block()
-        let before = KernelReceiver.udpErrors()
-        let stop = StopFlag()
-        let threads = try rx.start(stop: stop)
-        var lastTotal: UInt64 = 0
-        func total() -> UInt64 { (0..<coreList.count).reduce(0) { $0 + rx.stats.counters($1).snapshot()[.rxPackets] } }
-        if !json { print("lanes sink --kernel on \(iface): UDP port \(port), \(coreList.count) socket(s) on cores \(coreList.map(String.init).joined(separator: ","))") }
-        let start = monotonicSeconds()
-        let reason = Monitor(duration: duration.isFinite ? duration : nil, interval: interval, poll: 0.05).run(start: start, tick: { elapsed, seconds in
-            let n = total()
-            let pps = Double(n - lastTotal) / seconds
-            if json { printJSONLine(KernelInterval(elapsedS: elapsed, rxPps: pps, rxPackets: n)) } else { print("[\(format2(elapsed))s] \(fmtRate(pps, "pps")), \(n) packets") }
-            lastTotal = n
+        let json = self.json, port = self.port
+        try Lifecycle.run(RunOptions(duration: duration, interval: interval, json: json), what: "lanes sink --kernel",
+                          setUp: { try KernelReceiver(port: port, cores: coreList) },
+                          run: { rx in
+            let before = KernelReceiver.udpErrors()
+            let stop = StopFlag()
+            let threads = try rx.start(stop: stop)
+            var lastTotal: UInt64 = 0
+            func total() -> UInt64 { (0..<coreList.count).reduce(0) { $0 + rx.stats.counters($1).snapshot()[.rxPackets] } }
+            if !json { print("lanes sink --kernel on \(iface): UDP port \(port), \(coreList.count) socket(s) on cores \(coreList.map(String.init).joined(separator: ","))") }
+            let start = monotonicSeconds()
+            let reason = Monitor(duration: duration, interval: interval, poll: 0.05).run(start: start, tick: { elapsed, seconds in
+                let n = total()
+                let pps = Double(n - lastTotal) / seconds
+                if json {
+                    var line = IntervalLine(elapsedS: elapsed)
+                    (line.rxPps, line.rxPackets) = (pps, n)
+                    printJSONLine(line)
+                } else { print("[\(format2(elapsed))s] \(fmtRate(pps, "pps")), \(n) packets") }
+                lastTotal = n
+            })
+            stop.raise()
+            threads.forEach { $0.join() }
+            let elapsed = monotonicSeconds() - start
+            let after = KernelReceiver.udpErrors()
+            var r = Report(interface: iface, durationS: elapsed, exitReason: reason)
+            r.bindMode = "kernel"
+            r.lanes = coreList.indices.map { i in
+                let s = rx.stats.counters(i).snapshot()
+                var l = Report.Lane(core: coreList[i])
+                (l.socket, l.rxPackets, l.rxBytes) = (i, s[.rxPackets], s[.rxBytes])
+                return l
+            }
+            let n = r.lanes!.reduce(0) { $0 + ($1.rxPackets ?? 0) }
+            r.packets = n
+            r.pps = Double(n) / max(elapsed, 1e-9)
+            (r.udpRcvbufErrors, r.udpInErrors) = (after.rcvbuf - before.rcvbuf, after.inErrors - before.inErrors)
+            r.cpuS = processCPUSeconds()
+            return r
+        }, report: { r in
+            if json { printJSONLine(r) } else {
+                print("sink --kernel: \(r.packets ?? 0) datagrams in \(format2(r.durationS)) s (\(fmtRate(r.pps ?? 0, "pps"))); per socket: "
+                      + (r.lanes ?? []).map { "core \($0.core ?? 0) \($0.rxPackets ?? 0)" }.joined(separator: ", ") + "; UDP receive-buffer drops \(r.udpRcvbufErrors ?? 0)")
+            }
         })
-        stop.raise()
-        threads.forEach { $0.join() }
-        let elapsed = monotonicSeconds() - start
-        let after = KernelReceiver.udpErrors()
-        let per = coreList.indices.map { i in
-            let s = rx.stats.counters(i).snapshot()
-            return KernelSocket(socket: i, core: coreList[i], rxPackets: s[.rxPackets], rxBytes: s[.rxBytes])
-        }
-        let n = per.reduce(0) { $0 + $1.rxPackets }
-        let r = KernelResult(interface: iface, bindMode: "kernel", durationS: elapsed, packets: n, pps: Double(n) / max(elapsed, 1e-9),
-                             udpRcvbufErrors: after.rcvbuf - before.rcvbuf, udpInErrors: after.inErrors - before.inErrors,
-                             lanes: per, exitReason: reason)
-        if json { printJSONLine(r) } else {
-            print("sink --kernel: \(n) datagrams in \(format2(elapsed)) s (\(fmtRate(r.pps, "pps"))); per socket: " + per.map { "core \($0.core) \($0.rxPackets)" }.joined(separator: ", ") + "; UDP receive-buffer drops \(r.udpRcvbufErrors)")
-        }
-    }
-
-    struct KernelInterval: Encodable { var elapsedS: Double; var rxPps: Double; var rxPackets: UInt64 }
-    struct KernelSocket: Encodable { var socket: Int; var core: Int; var rxPackets: UInt64; var rxBytes: UInt64 }
-    struct KernelResult: Encodable {
-        var interface: String
-        var bindMode: String
-        var durationS: Double
-        var packets: UInt64
-        var pps: Double
-        var udpRcvbufErrors: UInt64
-        var udpInErrors: UInt64
-        /// One per socket (named lanes so `lanes scale` reads either dut alike).
-        var lanes: [KernelSocket]
-        var exitReason: ExitReason
-        var cpuS: Double = processCPUSeconds()
     }
 }

@@ -66,7 +66,7 @@ extension GenAppTests {
         let plan = GenLanePlan(streams: [0], flows: Self.flows(v6: false), srcMAC: MACAddress("02:4c:00:00:00:01")!,
                                dstMAC: MACAddress("02:4c:00:00:00:02")!, sizes: [64], pps: nil, count: 1000, receive: false)
         let port = InMemoryPort(ringSize: 256, frameCount: 512)
-        let primed = port.rings.fill.prime(frames: 0..<256, frameSize: port.frameSize)
+        let primed = port.primeFill(frames: 0..<256)
         #expect(GenApp(plan: plan).generatorFrames(of: 512) == 512 - 64)
         var l = InMemoryLane(app: GenApp(plan: plan), port: port, batch: 32, primed: primed)
         #expect(l.lane.generatorPool.capacity == 256)

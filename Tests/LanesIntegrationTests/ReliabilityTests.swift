@@ -40,6 +40,10 @@ extension IntegrationTests {
                     (["fwd", "d0", "d1", "--mode", "io", "--pipeline", "--burst", "300"] + ns, "burst size 300 out of range"),
                     (["gen", "--tx", "xsk", "--burst", "300"] + gen, "burst size 300 out of range"),
                     (["gen", "--tx", "xdp", "--burst", "300"] + gen, "burst size 300 out of range"),
+                    // Options a mode cannot apply, refused by the lifecycle (or the TX-path choice) before set-up.
+                    (["gen", "--rx-only", "--rx", "xdp", "--busy-poll"] + gen, "--busy-poll: the XDP receiver (--rx xdp) has no socket to busy-poll"),
+                    (["gen", "--rx-only", "--rx", "xdp", "--metrics", "19999"] + gen, "--metrics: lanes gen --rx-only --rx xdp serves no metrics"),
+                    (["gen", "--tx", "xdp", "--busy-poll"] + gen, "--tx xdp: --busy-poll polls AF_XDP sockets, and live frames have none"),
                     (["drop", "d0", "--flow-cap", "fast"] + ns, "bad --flow-cap"),
                     (["fwd", "d0", "--mode", "teleport"] + ns, "not available"),
                     (["fwd", "d0", "d1", "--mode", "l3", "--routes", badRoutes] + ns, "bad route file"),
