@@ -60,11 +60,13 @@ public protocol RunPlane: AnyObject {
 /// capture, replay); a command builds the plan and hands it over:
 /// 1. options checked: `RunOptions`, what the command refuses (`refusing`, one
 ///    line each), `--metrics` where the plane serves none;
-/// 2. set up (`setUp`), with SIGINT and SIGTERM already blocked: held until the
-///    monitor, a signal in set-up ends the run at its first look rather than
-///    killing the process with a program attached;
+/// 2. set up (`setUp`), with the stop signals (SIGINT, SIGTERM, SIGHUP) already
+///    blocked, in this thread and so in every thread started later: step 4 comes
+///    first, so that a signal during set-up is held until the monitor and ends
+///    the run at its first look, rather than killing the process with a program
+///    attached;
 /// 3. privileges dropped to CAP_NET_ADMIN (kept to detach at the end);
-/// 4. the stop signals blocked in every thread started from here on;
+/// 4. (done before 2, see there);
 /// 5. helpers started: the metrics server first, then the declared ones;
 /// 6-8. `run`: the lanes started, monitored (`Monitor`), drained;
 /// 9. helpers stopped (in reverse), the plane closed (nothing left attached);
@@ -86,7 +88,7 @@ public enum Lifecycle {
         if options.metrics != nil && metrics == nil {
             throw LanesError("--metrics: \(what) serves no metrics", fix: "drop --metrics")
         }
-        // 2. (4. too: blocked before set-up, see above; threads inherit the mask.)
+        // 4., then 2.: blocked before set-up (see above); threads inherit the mask.
         StopSignals.block()
         let plane = try setUp()
         var closed = false

@@ -47,7 +47,7 @@ public struct Monitor {
             var wait = poll
             if let duration { wait = min(wait, max(0.001, duration - (now - start))) }
             let sig = StopSignals.wait(seconds: wait)
-            if sig != 0 { return sig == SIGINT ? .sigint : .sigterm }
+            if sig != 0 { return sig == SIGINT ? .sigint : sig == SIGHUP ? .sighup : .sigterm }
             if lostInterface != nil { return .interfaceLost }
             let t = monotonicSeconds()
             if interval > 0 && t - lastTick >= interval {

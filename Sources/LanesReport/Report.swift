@@ -7,6 +7,8 @@ public enum ExitReason: String, Sendable, Codable, CustomStringConvertible {
     case duration
     case sigint = "SIGINT"
     case sigterm = "SIGTERM"
+    /// The terminal or SSH session the run was started from went away.
+    case sighup = "SIGHUP"
     case interfaceLost = "interface lost"
     case countReached = "count reached"
     /// A lane stopped on an error it reported (live-frames transmit).

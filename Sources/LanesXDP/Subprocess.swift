@@ -2,8 +2,9 @@ import CLanes
 import Foundation
 import Glibc
 
-/// A child process started with posix_spawn: stdin from /dev/null, stdout and
-/// stderr into files, every other descriptor closed in the child. The one way
+/// A child process started with posix_spawn: stdin from /dev/null (or a pipe's
+/// read end the caller gives), stdout and stderr into files, every other
+/// descriptor closed in the child. The one way
 /// Lanes starts a process (Child, Shell, the tests). Not Foundation's Process:
 /// its run() reads /proc/self/fd with a 256-byte copy past readdir's record and
 /// crashes now and then (swift-corelibs-foundation PR 5472; it took down a whole
@@ -12,12 +13,14 @@ public final class Subprocess: @unchecked Sendable {
     public let pid: pid_t
     private var status: Int32?
 
-    /// Starts `path` with `args` (argv[1...]); output goes to the files at `stdout` and `stderr`.
-    public init(_ path: String, _ args: [String], stdout: String, stderr: String) throws(LanesError) {
+    /// Starts `path` with `args` (argv[1...]); output goes to the files at `stdout`
+    /// and `stderr`; stdin is `stdin` (a descriptor of the caller's, e.g. a pipe's
+    /// read end) or /dev/null.
+    public init(_ path: String, _ args: [String], stdout: String, stderr: String, stdin: Int32? = nil) throws(LanesError) {
         var fa = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&fa)
         defer { posix_spawn_file_actions_destroy(&fa) }
-        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0)
+        if let stdin { posix_spawn_file_actions_adddup2(&fa, stdin, 0) } else { posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0) }
         posix_spawn_file_actions_addopen(&fa, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         posix_spawn_file_actions_addopen(&fa, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         lanes_spawn_addclosefrom(&fa, 3)

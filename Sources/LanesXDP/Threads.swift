@@ -49,13 +49,16 @@ public final class PinnedThread {
     public func join() { pthread_join(tid, nil) }
 }
 
-/// Signals the engine waits for on the main thread (blocked in every other thread).
+/// Signals the engine waits for on the main thread (blocked in every other
+/// thread): SIGINT, SIGTERM, and SIGHUP (a terminal or SSH session gone), each a
+/// clean stop with its report.
 public enum StopSignals {
     static let set: sigset_t = {
         var s = sigset_t()
         sigemptyset(&s)
         sigaddset(&s, SIGINT)
         sigaddset(&s, SIGTERM)
+        sigaddset(&s, SIGHUP)
         return s
     }()
 
@@ -65,7 +68,7 @@ public enum StopSignals {
         pthread_sigmask(SIG_BLOCK, &s, nil)
     }
 
-    /// Waits up to `seconds` for SIGINT/SIGTERM; returns the signal or 0.
+    /// Waits up to `seconds` for SIGINT/SIGTERM/SIGHUP; returns the signal or 0.
     public static func wait(seconds: Double) -> Int32 {
         var s = set
         var ts = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - Double(Int(seconds))) * 1e9))

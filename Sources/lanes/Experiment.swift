@@ -4,20 +4,20 @@ import LanesEngine
 import LanesXDP
 
 /// What the long experiments (`scale`, `rfc2544`) share: the output directory,
-/// checked before any work; SIGINT/SIGTERM latched between measurements; the
+/// checked before any work; SIGINT/SIGTERM/SIGHUP latched between measurements; the
 /// JSON encoding; and writing their files.
 enum Experiment {
     /// Blocks the stop signals (from its creation) and polls them, latching the first.
     final class StopLatch {
         private(set) var signal: Int32 = 0
         init() { StopSignals.block() }
-        /// True once SIGINT or SIGTERM has arrived.
+        /// True once SIGINT, SIGTERM or SIGHUP has arrived.
         func poll() -> Bool {
             if signal == 0 { signal = StopSignals.wait(seconds: 0) }
             return signal != 0
         }
-        /// "SIGINT" or "SIGTERM" once one arrived.
-        var name: String? { poll() ? (signal == SIGINT ? "SIGINT" : "SIGTERM") : nil }
+        /// "SIGINT", "SIGTERM" or "SIGHUP" once one arrived.
+        var name: String? { poll() ? (signal == SIGINT ? "SIGINT" : signal == SIGHUP ? "SIGHUP" : "SIGTERM") : nil }
     }
 
     static func json<T: Encodable>(_ value: T) throws -> Data {

@@ -19,6 +19,14 @@ struct Lanes: ParsableCommand {
 @main
 enum Main {
     static func main() {
+        // A reader gone (an SSH connection lost, a closed pipe) makes a write fail
+        // with EPIPE instead of killing the process with its XDP program attached.
+        signal(SIGPIPE, SIG_IGN)
+        // A shell starts a background job with SIGINT ignored, and an ignored signal
+        // never reaches the monitor's sigtimedwait: set it back, so that SIGINT stops
+        // a run wherever it was started from (SIGHUP stays as given: under nohup a
+        // run outlives its terminal).
+        signal(SIGINT, SIG_DFL)
         do {
             let args = bareFlags(Array(CommandLine.arguments.dropFirst()))
             if let stray = StrayWord.find(in: args) { fail(stray) }
