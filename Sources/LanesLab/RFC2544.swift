@@ -20,6 +20,19 @@ import LanesXDP
 /// bisects from the bracket the NDR search left. Trials at 1.1x NDR, as long as
 /// the verification, show the rate above NDR loses; when three do not, that rate
 /// is the NDR and the search goes on above it (`RFC2544Search.confirm`).
+/// rfc2544's sides between hosts: the generator's port, the receiving port and,
+/// for `--dut lanes` or `kernel`, the dut's IN and OUT ports (lanes fwd runs there;
+/// the frames go to IN's MAC).
+public struct RFC2544Hosts: Sendable {
+    public var gen: (host: HostSpec, port: String)
+    public var rx: (host: HostSpec, port: String)
+    public var dut: (host: HostSpec, ports: [String])?
+    public var access: SSHAccess
+    public init(gen: (HostSpec, String), rx: (HostSpec, String), dut: (HostSpec, [String])?, access: SSHAccess) {
+        self.gen = gen; self.rx = rx; self.dut = dut; self.access = access
+    }
+}
+
 public struct RFC2544Config: Sendable {
     /// lanes (lanes fwd --mode l3), kernel (Linux IP forwarding), none (the plain
     /// veth g0 -> d0: calibration) or external (the user's ports, nothing set up).
@@ -57,6 +70,9 @@ public struct RFC2544Config: Sendable {
     public var txNetns: String? = nil
     public var rxNetns: String? = nil
     public var dstMac: String? = nil
+    /// Between hosts (`--gen-host`, `--rx-host`, `--dut-host`): each side's port on
+    /// its host, reached over SSH; nil: the testbed (or `--dut external` here).
+    public var hosts: RFC2544Hosts? = nil
     public init() {}
 }
 
@@ -417,6 +433,31 @@ public enum RFC2544Runner {
         if c.dutPath != "xsk" && (c.dut != "lanes" || c.impair != nil) {
             throw LanesError("--dut-path needs --dut lanes (and no --impair)")
         }
+        if let h = c.hosts {
+            guard !c.vm else { throw LanesError("--vm and --gen-host/--rx-host/--dut-host conflict", fix: "give one of them") }
+            guard c.impair == nil else { throw LanesError("--impair between hosts: not so far", fix: "drop --impair") }
+            // One-way latency subtracts the generator's send stamp from the receiver's clock.
+            if c.tests.contains(.latency) && h.rx.host != h.gen.host {
+                throw LanesError("--tests latency with the receiver on another host than the generator: their clocks are not comparable",
+                                 fix: "receive on the generator's host (--rx-host as --gen-host), through the dut and back, or drop latency from --tests")
+            }
+            for (flag, v) in [("--tx-port", c.txPort), ("--rx-port", c.rxPort), ("--tx-netns", c.txNetns), ("--rx-netns", c.rxNetns)] where v != nil {
+                throw LanesError("\(flag) and --gen-host/--rx-host conflict", fix: "between hosts the ports are --gen-port and --rx-port, each on its host")
+            }
+            switch c.dut {
+            case "lanes", "kernel":
+                guard let d = h.dut, d.ports.count == 2 else {
+                    throw LanesError("--dut \(c.dut) between hosts needs --dut-host and --dut-port IN,OUT", fix: "e.g. --dut-host root@10.0.0.6 --dut-port ens5,ens6")
+                }
+                if c.dstMac != nil { throw LanesError("--dst-mac and --dut \(c.dut) conflict", fix: "the frames go to the dut's IN port (its MAC is learnt)") }
+            case "external":
+                guard let mac = c.dstMac, isMAC(mac) else { throw LanesError("--dut external needs --dst-mac", fix: "give the MAC of the device's port that --gen-port reaches") }
+                if h.dut != nil { throw LanesError("--dut-host and --dut external conflict", fix: "an external device runs nothing of Lanes: drop --dut-host") }
+            default:
+                if h.dut != nil { throw LanesError("--dut-host and --dut none conflict", fix: "drop --dut-host") }
+            }
+            return
+        }
         if c.dut == "external" {
             guard let tx = c.txPort, let rx = c.rxPort else {
                 throw LanesError("--dut external needs --tx-port and --rx-port", fix: "name the ports cabled to the device, e.g. --tx-port eth1 --rx-port eth2")
@@ -478,6 +519,8 @@ public enum RFC2544Runner {
     struct Path {
         var txPort: String, txNetns: String?
         var rxPort: String, rxNetns: String?
+        /// Where the generator and the receiver run (between hosts; else here).
+        var txHost: HostSpec = .local, rxHost: HostSpec = .local
         /// The generator's command before the trial's values: the testbed's
         /// defaults, or the TX port and the external device's MAC.
         var gen: LanesCommand
@@ -492,12 +535,35 @@ public enum RFC2544Runner {
         var forwarder: Child? = nil
         defer { if let f = forwarder { f.interrupt(); _ = f.wait(timeout: 10) } }
         let vm = c.vm ? VMTestbed(name: c.testbed) : nil
-        defer { if let vm { try? vm.down() } else if c.dut != "external" { try? tb.down() } }
+        defer { if let vm { try? vm.down() } else if c.dut != "external" && c.hosts == nil { try? tb.down() } }
+        let access = c.hosts?.access ?? SSHAccess()
+        /// Whether `port` in namespace `ns` on `host` has an XDP program.
+        func attached(_ host: HostSpec, _ ns: String?, _ port: String) -> Bool {
+            guard !host.isLocal else { return xdpAttached(namespace: ns, interface: port) }
+            return (try? Remote.run(["ip", "link", "show", port], on: host, access: access))?.stdout.contains("prog/xdp") ?? false
+        }
         var accelerator = ""
         // The testbed's MTU: what the largest frame needs (jumbo: AF_XDP multi-buffer on the Lanes side).
         let largest = c.sizes.map { if case .bytes(let n) = $0 { n } else { 1518 } }.max() ?? 1518
         let mtu = max(1500, largest - 14)
         switch c.dut {
+        case _ where c.hosts != nil:
+            let h = c.hosts!
+            let tx = try Remote.preflight(host: h.gen.host, port: h.gen.port, access: access)
+            let rx = try Remote.preflight(host: h.rx.host, port: h.rx.port, access: access)
+            var mac = c.dstMac
+            var through = "external device (\(c.dstMac ?? ""))"
+            if let d = h.dut {
+                let inPort = try Remote.preflight(host: d.host, port: d.ports[0], access: access)
+                _ = try Remote.preflight(host: d.host, port: d.ports[1], access: access)
+                guard let m = inPort.info.mac else { throw LanesError("\(d.host): port \(d.ports[0]) has no MAC address") }
+                mac = m
+                through = "\(dutName(c)) on \(d.host) \(d.ports[0]) -> \(d.ports[1])"
+            }
+            var g = LanesCommand(.gen, ports: [tx.port])
+            if let mac { g.extra = ["--dst-mac", mac] }
+            path = Path(txPort: tx.port, txNetns: nil, rxPort: rx.port, rxNetns: nil, txHost: tx.host, rxHost: rx.host, gen: g,
+                        label: c.dut == "none" ? "\(tx.host) \(tx.port) -> \(rx.host) \(rx.port)" : "\(tx.host) \(tx.port) -> \(through) -> \(rx.host) \(rx.port)")
         case _ where vm != nil:
             accelerator = try vm!.up(queues: 2).accelerator
             var g = LanesCommand(.gen, testbed: tb.name)
@@ -515,7 +581,22 @@ public enum RFC2544Runner {
             try tb.up(queues: Sysfs.onlineCPUs(), mtu: mtu)
             path = Path(txPort: "g0", txNetns: tb.gen, rxPort: "s0", rxNetns: tb.sink, gen: LanesCommand(.gen, testbed: tb.name), label: "gen:g0 -> dut:d0 ... dut:d1 -> sink:s0")
         }
-        if c.dut == "lanes", let vm {
+        if c.dut == "lanes", let h = c.hosts, let d = h.dut {
+            // lanes fwd on the dut's host, IN -> OUT by that host's kernel FIB.
+            var fwd = LanesCommand(.fwd, ports: d.ports)
+            fwd.mode = "l3"
+            fwd.filter = "udp dport 9000"
+            fwd.extra = ["--path", c.dutPath]
+            let f = try Child(fwd, on: d.host, access: access)
+            forwarder = f
+            var waited = 0.0
+            while !attached(d.host, nil, d.ports[0]) && waited < 30 { usleep(100_000); waited += 0.1 }
+            guard attached(d.host, nil, d.ports[0]) else {
+                f.interrupt()
+                throw LanesError("lanes fwd did not start on \(d.host): \(f.wait(timeout: 10).stderr.split(whereSeparator: \.isNewline).last ?? "")")
+            }
+            usleep(300_000)
+        } else if c.dut == "lanes", let vm {
             // lanes fwd in the guest, d0 -> d1 by the guest kernel's routes, through exec.
             var fwd = LanesCommand(.fwd, ports: ["d0", "d1"])
             fwd.mode = "l3"
@@ -546,7 +627,7 @@ public enum RFC2544Runner {
             }
             usleep(300_000)
         }
-        if c.dut == "kernel" && vm == nil {
+        if c.dut == "kernel" && vm == nil && c.hosts == nil {
             // As in `lanes scale`: with veth's default softirq the kernel's forwarding runs
             // in the sender's context and slows the generator to its own pace (every trial
             // lossless, generator-bound); a NAPI kthread per queue, pinned, decouples them.
@@ -561,9 +642,9 @@ public enum RFC2544Runner {
             rxRun.extra = ["--rx-only", "--rx", "xdp"]
             rxRun.flows = flows
             rxRun.duration = Double(Int((seconds ?? 0) + 60))
-            let rx = try Child(rxRun)
+            let rx = try Child(rxRun, on: path.rxHost, access: access)
             var waited = 0.0
-            while !xdpAttached(namespace: path.rxNetns, interface: path.rxPort) && waited < 15 { usleep(20_000); waited += 0.02 }
+            while !attached(path.rxHost, path.rxNetns, path.rxPort) && waited < 15 { usleep(path.rxHost.isLocal ? 20_000 : 100_000); waited += path.rxHost.isLocal ? 0.02 : 0.1 }
             usleep(200_000)
             var genRun = path.gen
             genRun.flows = flows
@@ -572,7 +653,7 @@ public enum RFC2544Runner {
             genRun.count = count
             genRun.rate = pps.map { .pps($0) }
             let tapDropsBefore = vm?.tapTxDropped(path.txPort) ?? 0
-            let g = try Child.run(genRun, timeout: (seconds ?? c.b2bSeconds) + 60, stop: stop)
+            let g = try Child(genRun, on: path.txHost, access: access).wait(timeout: (seconds ?? c.b2bSeconds) + 60, stop: stop)
             usleep(300_000) // the last frames land
             rx.interrupt()
             let r = rx.wait(timeout: 10)

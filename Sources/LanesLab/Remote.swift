@@ -94,7 +94,9 @@ public enum Remote {
     /// asynchronous list with SIGINT ignored: lanes sets it back, see main.)
     public static func stopOnHangUp(_ argv: [String]) -> String {
         let cmd = argv.map(quote).joined(separator: " ")
-        return "sh -c " + quote("exec 3<&0; \(cmd) </dev/null 3<&- & p=$!; (read _ <&3; kill -INT $p 2>/dev/null) & r=$!; exec 3<&-; wait $p; s=$?; kill $r 2>/dev/null; exit $s")
+        // SIGINT again every 0.2 s until it is gone: a stop that comes before lanes runs
+        // (the controller gone as the side starts) would find SIGINT still ignored.
+        return "sh -c " + quote("exec 3<&0; \(cmd) </dev/null 3<&- & p=$!; (read _ <&3; while kill -INT $p 2>/dev/null; do sleep 0.2; done) & r=$!; exec 3<&-; wait $p; s=$?; kill $r 2>/dev/null; exit $s")
     }
 
     /// Runs `argv` on `host` to completion (a short tool: info, sha256sum, ethtool);

@@ -40,7 +40,20 @@ public struct ScaleConfig: Sendable {
     /// through `lanes testbed exec`), its queues set with `ethtool -L` per lane count,
     /// the generator's flows planned by the guest device's own RSS.
     public var vm = false
+    /// Two hosts (`--gen-host`/`--dut-host`): the generator's and the dut's ports,
+    /// each on its host, reached over SSH; nil: the built-in testbed.
+    public var sides: SweepSides? = nil
     public init() {}
+}
+
+/// The generator's and the dut's side of a sweep between two hosts.
+public struct SweepSides: Sendable {
+    public var gen: (host: HostSpec, port: String)
+    public var dut: (host: HostSpec, port: String)
+    public var access: SSHAccess
+    public init(gen: (HostSpec, String), dut: (HostSpec, String), access: SSHAccess) {
+        self.gen = gen; self.dut = dut; self.access = access
+    }
 }
 
 /// Where a veth's receive processing (XDP, the copy into UMEM, or the IP/UDP
@@ -131,6 +144,19 @@ public struct ScaleResult: Codable, Sendable {
     public var emulated: Bool? = nil
     /// The signal that ended the sweep early ("SIGINT", "SIGTERM"); absent when it ran to the end.
     public var interrupted: String?
+    /// Between two hosts: each side's host, port and the port's facts (driver,
+    /// MTU, queues, MAC) as `lanes info` gave them there; absent on the testbed.
+    public var sides: [SideFacts]?
+    public struct SideFacts: Codable, Sendable {
+        public var role: String
+        public var host: String
+        public var port: String
+        public var driver: String
+        public var mtu: Int?
+        public var rxQueues: Int
+        public var mac: String?
+        public var xdpFeatures: [String]?
+    }
     public var points: [ScalePoint]
 }
 
@@ -149,12 +175,20 @@ public enum ScaleRunner {
         guard ["drop", "macswap"].contains(c.mode) else {
             throw LanesError("mode '\(c.mode)' is not available", fix: "use --mode drop or macswap")
         }
+        guard c.flows.allSatisfy({ $0 >= 1 && $0 <= 4096 }) else { throw LanesError("bad --flows list", fix: "use counts 1-4096") }
+        guard c.repeats >= 1, c.duration > 0, c.warmup >= 0 else { throw LanesError("bad --repeat/--duration/--warmup") }
+        if c.sides != nil {
+            // The hosts' CPUs and queues are checked in the preflight, over SSH.
+            if c.vm { throw LanesError("--vm and --gen-host/--dut-host conflict", fix: "the VM testbed is one machine: give one of them") }
+            if c.duts != ["lanes"] { throw LanesError("--dut \(c.duts.joined(separator: ",")) between two hosts: only --dut lanes so far", fix: "use --dut lanes") }
+            if c.napi != nil { throw LanesError("--napi is the testbed's veth setting: a host's NIC does its own", fix: "drop --napi") }
+            guard c.lanes.allSatisfy({ $0 >= 1 }) else { throw LanesError("bad --lanes list", fix: "use counts of 1 or more") }
+            return
+        }
         let online = Sysfs.onlineCPUs()
         if let bad = c.lanes.first(where: { $0 < 1 || $0 > online }) {
             throw LanesError("\(bad) lanes: this machine has \(online) online CPUs", fix: "use --lanes within 1-\(online)")
         }
-        guard c.flows.allSatisfy({ $0 >= 1 && $0 <= 4096 }) else { throw LanesError("bad --flows list", fix: "use counts 1-4096") }
-        guard c.repeats >= 1, c.duration > 0, c.warmup >= 0 else { throw LanesError("bad --repeat/--duration/--warmup") }
         let tb = Testbed(name: c.testbed)
         try Testbed.validate(name: tb.name)
         if c.vm {
@@ -175,6 +209,7 @@ public enum ScaleRunner {
     /// the points finished so far come back, with `interrupted` set by the caller.
     public static func run(_ c: ScaleConfig, stop: () -> Bool = { false }, progress: (String) -> Void) throws(LanesError) -> ScaleResult {
         try check(c)
+        if let sides = c.sides { return try runBetweenHosts(c, sides, stop: stop, progress: progress) }
         let online = Sysfs.onlineCPUs()
         let tb = Testbed(name: c.testbed)
         var points: [ScalePoint] = []
@@ -308,7 +343,17 @@ public enum ScaleRunner {
                 }
             }
         }
-        // Points in table order; an interrupted sweep reports the runs it finished.
+        points = ScaleRunner.points(acc, c)
+        var result = ScaleRunner.result(c, points: points, driver: vm == nil ? "veth" : "virtio_net in a QEMU guest (\(accelerator)\(accelerator == "tcg" ? ": emulated, not performance figures" : ""))",
+                                        bindMode: bindMode)
+        if vm != nil { result.emulated = accelerator == "tcg" }
+        return result
+    }
+
+    /// The points in table order, from each point's runs (an interrupted sweep
+    /// reports the points it finished).
+    static func points(_ acc: [String: Accumulated], _ c: ScaleConfig) -> [ScalePoint] {
+        var points: [ScalePoint] = []
         for l in c.lanes {
             for dut in c.duts {
                 for f in c.flows {
@@ -319,7 +364,7 @@ public enum ScaleRunner {
                     let expected = dut == "kernel" ? used : min(f, l)
                     let med = median(a.runs)
                     let generatorBound = med >= 0.95 * median(a.offered) && c.capBps == nil
-                    points.append(ScalePoint(lanes: l, flows: f, dut: dut, napi: c.vm ? "guest" : a.napi.rawValue, mode: dut == "kernel" ? "udp sockets" : c.mode,
+                    points.append(ScalePoint(lanes: l, flows: f, dut: dut, napi: c.vm ? "guest" : c.sides != nil ? "device" : a.napi.rawValue, mode: dut == "kernel" ? "udp sockets" : c.mode,
                                              mppsMedian: med, mppsMin: a.runs.min() ?? 0, mppsMax: a.runs.max() ?? 0,
                                              gbpsMedian: med * 1e6 * Double(c.size) * 8 / 1e9, offeredMppsMedian: median(a.offered),
                                              queuesUsed: used, queuesExpected: expected, perQueuePackets: a.perQueue, policedPackets: a.policed,
@@ -330,18 +375,19 @@ public enum ScaleRunner {
                 }
             }
         }
+        return points
+    }
+
+    /// The sweep's result around its points: this machine's facts and the run's settings.
+    static func result(_ c: ScaleConfig, points: [ScalePoint], driver: String, bindMode: String) -> ScaleResult {
         let uname = (try? Shell.run(["uname", "-r"]))?.stdout.trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
         let cpu = (Sysfs.read("/proc/cpuinfo") ?? "").split(separator: "\n").first { $0.hasPrefix("model name") }
             .map { String($0.split(separator: ":", maxSplits: 1).last ?? "").trimmingCharacters(in: .whitespaces) } ?? "?"
-        let host = ProcessInfo.processInfo.hostName
         let date = ISO8601DateFormatter().string(from: Date())
-        var result = ScaleResult(date: date, machine: .init(cpuModel: cpu, cores: online, kernel: uname,
-                                                            driver: vm == nil ? "veth" : "virtio_net in a QEMU guest (\(accelerator)\(accelerator == "tcg" ? ": emulated, not performance figures" : ""))",
-                                                            bindMode: bindMode, hostname: host),
-                                 mode: c.mode, frameSize: c.size, durationS: c.duration, warmupS: c.warmup, repeats: c.repeats, duts: c.duts,
-                                 capGbps: c.capBps.map { $0 / 1e9 }, capDescription: c.capDescription, points: points)
-        if vm != nil { result.emulated = accelerator == "tcg" }
-        return result
+        return ScaleResult(date: date, machine: .init(cpuModel: cpu, cores: Sysfs.onlineCPUs(), kernel: uname, driver: driver,
+                                                      bindMode: bindMode, hostname: ProcessInfo.processInfo.hostName),
+                           mode: c.mode, frameSize: c.size, durationS: c.duration, warmupS: c.warmup, repeats: c.repeats, duts: c.duts,
+                           capGbps: c.capBps.map { $0 / 1e9 }, capDescription: c.capDescription, points: points)
     }
 
     /// One point's runs so far.

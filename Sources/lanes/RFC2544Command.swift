@@ -42,10 +42,17 @@ struct RFC2544Command: ParsableCommand {
     @Option(help: "Testbed name for the run.") var testbed = "lanes-2544"
     @Flag(help: "On the VM testbed: the dut (--dut lanes or kernel) forwards d0 (virtio_net) -> d1 (igb) in a QEMU guest; TCG figures are marked emulated.") var vm = false
     @Option(help: "--dut external: the port frames leave from.") var txPort: String?
-    @Option(help: "--dut external: the port they come back on.") var rxPort: String?
+    @Option(help: "--dut external, or between hosts: the port frames come back on (between hosts, on --rx-host).") var rxPort: String?
     @Option(help: "--dut external: the transmit port's network namespace (default: this one).") var txNetns: String?
     @Option(help: "--dut external: the receive port's network namespace (default: this one).") var rxNetns: String?
     @Option(help: "--dut external: destination MAC, the device's port that --tx-port reaches.") var dstMac: String?
+    @Option(help: "Between hosts: the generator's host, [USER@]HOST[:PORT] over ssh (BatchMode), or 'local'.") var genHost: String?
+    @Option(help: "Between hosts: the port frames leave from, on the generator's host.") var genPort: String?
+    @Option(help: "Between hosts: the receiving side's host (default: the generator's).") var rxHost: String?
+    @Option(help: "Between hosts, --dut lanes or kernel: the dut's host.") var dutHost: String?
+    @Option(help: "Between hosts, --dut lanes or kernel: the dut's ports IN,OUT (frames go to IN's MAC; lanes fwd forwards IN -> OUT by that host's routes).") var dutPort: String?
+    @Option(help: "Between hosts: an ssh config file (ssh -F; default: the user's own).") var sshConfig: String?
+    @Option(help: "Between hosts: the path of lanes on the hosts (default: this binary's; the same build).") var remoteLanes: String?
     @Option(help: "Directory for results.json, report.md and plot.svg.") var out: String?
     @Flag(help: "Print the JSON on stdout instead of the report.") var json = false
     @Option(help: ArgumentHelp("Check the method against a known-bad device: the dut is 'lanes fwd --mode io --impair SPEC' (e.g. drop=100: 1% lost).", valueName: "drop=N,reorder=M")) var impair: String?
@@ -81,6 +88,22 @@ struct RFC2544Command: ParsableCommand {
         c.testbed = testbed
         c.vm = vm
         (c.txPort, c.rxPort, c.txNetns, c.rxNetns, c.dstMac) = (txPort, rxPort, txNetns, rxNetns, dstMac)
+        if genHost != nil || genPort != nil || rxHost != nil || dutHost != nil || dutPort != nil {
+            // Between hosts --rx-port is the receiving host's port.
+            guard let genPort, let rxPort else {
+                throw LanesError("between hosts the generator's and the receiving ports are needed", fix: "give --gen-port and --rx-port (with --gen-host/--rx-host)")
+            }
+            c.rxPort = nil
+            if let sshConfig, !FileManager.default.isReadableFile(atPath: sshConfig) {
+                throw LanesError("cannot read --ssh-config '\(sshConfig)'", fix: "give an ssh config file")
+            }
+            let gen = try HostSpec(parsing: genHost ?? "local")
+            let dutPorts = dutPort.map { $0.split(separator: ",").map(String.init) }
+            if let d = dutPorts, d.count != 2 { throw LanesError("bad --dut-port '\(dutPort!)'", fix: "give the dut's IN,OUT ports, e.g. ens5,ens6") }
+            c.hosts = RFC2544Hosts(gen: (gen, genPort), rx: (try rxHost.map { try HostSpec(parsing: $0) } ?? gen, rxPort),
+                                   dut: try dutPorts.map { (try HostSpec(parsing: dutHost ?? "local"), $0) },
+                                   access: SSHAccess(configFile: sshConfig, lanesPath: remoteLanes))
+        }
         if let dutRoutes {
             guard dut == "lanes", impair == nil else { throw LanesError("--dut-routes needs --dut lanes (and no --impair)") }
             guard dutRoutes == "kernel" || FileManager.default.isReadableFile(atPath: dutRoutes) else {

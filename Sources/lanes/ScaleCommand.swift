@@ -20,7 +20,13 @@ struct ScaleCommand: ParsableCommand {
         --flow-cap or --ec2 adds an XDP per-flow policer on the dut's ingress (a token bucket
         per 5-tuple) that emulates EC2's per-flow ceiling: 5 Gbps (default), 10 Gbps
         (placement-group), 25 Gbps (ena-express), scaled by --cap-scale to what veth carries.
-        Example: lanes scale --lanes 1,2 --flows 1,4,16,64 --ec2 default --out results
+        Between two hosts (the generator on one, the dut on another, as on EC2), each side's
+        lanes runs on its host over the user's OpenSSH: --gen-host/--gen-port and
+        --dut-host/--dut-port ('local' names this machine). Both hosts must run this same build
+        (checked first, with each port's facts); each lane count sets both ports' channels with
+        'ethtool -L' (put back at the end); the generator plans its flows by the dut port's RSS.
+        Examples: lanes scale --lanes 1,2 --flows 1,4,16,64 --ec2 default --out results
+          lanes scale --gen-host ec2-user@10.0.0.5 --gen-port ens5 --dut-host ec2-user@10.0.0.6 --dut-port ens5 --lanes 1,2,4
         """)
     @Option(help: "Lane counts, e.g. 1,2,4 (default: 1 up to the online CPUs).") var lanes: String?
     @Option(help: "Flow counts.") var flows = "1,2,4,8,16,32,64"
@@ -38,6 +44,12 @@ struct ScaleCommand: ParsableCommand {
     @Flag(help: "On the VM testbed: the dut is a QEMU guest's virtio_net (KVM, else TCG, where the figures are marked emulated); flows planned by the guest device's own RSS.") var vm = false
     @Flag(help: "Print the JSON on stdout instead of the table.") var json = false
     @Option(help: "Device under test: lanes (XDP + AF_XDP lanes), kernel (one UDP socket per core: SO_REUSEPORT, recvmmsg, pinned), or both.") var dut = "lanes"
+    @Option(help: "Between two hosts: the generator's host, [USER@]HOST[:PORT] over ssh (BatchMode: keys or an agent), or 'local'.") var genHost: String?
+    @Option(help: "Between two hosts: the generator's port on its host.") var genPort: String?
+    @Option(help: "Between two hosts: the dut's host, [USER@]HOST[:PORT] or 'local'.") var dutHost: String?
+    @Option(help: "Between two hosts: the dut's port on its host.") var dutPort: String?
+    @Option(help: "Between two hosts: an ssh config file (ssh -F; default: the user's own ssh config and agent).") var sshConfig: String?
+    @Option(help: "Between two hosts: the path of lanes on the hosts (default: this binary's path; both must run this same build).") var remoteLanes: String?
     @Option(help: "Where the dut veth's receive work runs: softirq (in the sender's softirq) or threaded (a NAPI kthread per queue pinned to its lane's core). Default: softirq for lanes, threaded for kernel (measured; see the README).") var napi: NAPIMode?
 
     func run() throws {
@@ -79,6 +91,17 @@ struct ScaleCommand: ParsableCommand {
         } else if let ec2 {
             c.capBps = ec2.perFlowBps * capScale
             c.capDescription = "EC2 \(ec2.rawValue): \(ec2.perFlowBps / 1e9) Gbps per flow x \(capScale)"
+        }
+        if genHost != nil || dutHost != nil || genPort != nil || dutPort != nil {
+            guard let genPort, let dutPort else {
+                throw LanesError("between two hosts both ports are needed", fix: "give --gen-port and --dut-port (with --gen-host and/or --dut-host)")
+            }
+            if let sshConfig, !FileManager.default.isReadableFile(atPath: sshConfig) {
+                throw LanesError("cannot read --ssh-config '\(sshConfig)'", fix: "give an ssh config file")
+            }
+            c.sides = SweepSides(gen: (try HostSpec(parsing: genHost ?? "local"), genPort), dut: (try HostSpec(parsing: dutHost ?? "local"), dutPort),
+                                 access: SSHAccess(configFile: sshConfig, lanesPath: remoteLanes))
+            if lanes == nil { c.lanes = [1, 2] }
         }
         let dir = try out.map(Experiment.outputDirectory)
         try ScaleRunner.check(c)

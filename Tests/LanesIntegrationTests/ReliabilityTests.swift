@@ -65,10 +65,15 @@ extension IntegrationTests {
                     (["testbed", "traffic", "--name", tb.name, "--count", "0"], "bad --count 0"),
                     (["testbed", "traffic", "--name", tb.name, "--pps=-5"], "bad --pps"),
                     (["scale", "--lanes", "9"], "online CPUs"),
+                    // Between hosts: refused before any connection or traffic.
+                    (["scale", "--dut-host", "root@198.19.254.1"], "between two hosts both ports are needed"),
+                    (["scale", "--gen-host", "root@", "--gen-port", "g0", "--dut-port", "d0"], "bad host 'root@'"),
+                    (["rfc2544", "--dut", "none", "--gen-host", "root@198.19.254.1", "--gen-port", "g0", "--rx-host", "root@198.19.254.2", "--rx-port", "s0",
+                      "--tests", "throughput,latency"], "their clocks are not comparable"),
                 ]
                 #expect(cases.count >= 25)
                 for (args, message) in cases {
-                    let o = try run(args + (args[0] == "decode" || args[0] == "testbed" || args[0] == "scale" ? [] : ["--duration", "1", "--interval", "0"]))
+                    let o = try run(args + (args[0] == "decode" || args[0] == "testbed" || args[0] == "scale" || args[0] == "rfc2544" ? [] : ["--duration", "1", "--interval", "0"]))
                     #expect(o.status != 0, "\(args): exit 0")
                     let lines = o.stderr.split(separator: "\n")
                     #expect(lines.count == 1, "\(args): stderr has \(lines.count) lines: \(o.stderr)")

@@ -14,8 +14,10 @@ final class SSHHosts {
     private(set) var addresses: [String] = []
     private var links: [String] = []
     private var daemons: [Running] = []
+    private let namespaces: [String]
 
     init(namespaces: [String]) throws {
+        self.namespaces = namespaces
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("lanes-ssh-\(getpid())-\(UInt32.random(in: 0 ... .max))").path
         config = dir + "/config"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -49,6 +51,8 @@ final class SSHHosts {
             UsePAM no
             StrictModes no
             PidFile \(dir)/sshd\(i).pid
+            ClientAliveInterval 2
+            ClientAliveCountMax 3
 
             """.write(toFile: cfg, atomically: true, encoding: .utf8)
             daemons.append(try Running(["netns", "exec", ns, "/usr/sbin/sshd", "-D", "-e", "-f", cfg], tool: "/usr/sbin/ip"))
@@ -74,6 +78,13 @@ final class SSHHosts {
 
     deinit {
         for d in daemons { d.signal(SIGTERM); d.wait(timeout: 5) }
+        // Sessions whose client went (a killed ssh) outlive the listener: end them
+        // while their namespace is there (gone with it, they would wait forever).
+        for ns in namespaces {
+            for pid in (try? ip("netns", "pids", ns).stdout.split(separator: "\n")) ?? [] {
+                if let p = Int32(pid), (try? String(contentsOfFile: "/proc/\(p)/comm", encoding: .utf8))?.hasPrefix("sshd") == true { kill(p, SIGTERM) }
+            }
+        }
         for l in links { _ = try? ip("link", "del", l) }
         try? FileManager.default.removeItem(atPath: dir)
     }
@@ -161,6 +172,90 @@ extension IntegrationTests {
                 let name = [SIGINT: "SIGINT", SIGTERM: "SIGTERM", SIGHUP: "SIGHUP"][signal]!
                 #expect(Report.last(o.stdout)?.exitReason.rawValue == name, "\(o.stdout.suffix(200))")
                 #expect(try !tb.xdpAttached(tb.dut, "d0"))
+            }
+        }
+
+        /// `lanes scale` between two hosts (sshd in the generator's and the dut's
+        /// namespaces, driven from the root namespace): the sweep's points, each side's
+        /// port facts, the ports' channels put back, nothing left on either host.
+        @Test func scaleBetweenTwoHostsGivesTheSweepsPoints() throws {
+            try withTestbed(queues: 2) { tb in
+                let hosts = try SSHHosts(namespaces: [tb.gen, tb.dut])
+                let o = try lanes("scale", "--gen-host", "root@\(hosts.addresses[0])", "--gen-port", "g0", "--dut-host", "root@\(hosts.addresses[1])",
+                                  "--dut-port", "d0", "--ssh-config", hosts.config, "--lanes", "1,2", "--flows", "1,16", "--repeat", "1",
+                                  "--duration", "1", "--warmup", "0.3", "--json", timeout: 300)
+                try #require(o.status == 0, "\(o.stderr)")
+                let result = try #require(try JSONSerialization.jsonObject(with: Data(o.stdout.utf8)) as? [String: Any])
+                let points = try #require(result["points"] as? [[String: Any]])
+                #expect(points.map { "\($0["lanes"] ?? 0)x\($0["flows"] ?? 0)" } == ["1x1", "1x16", "2x1", "2x16"])
+                for p in points {
+                    let label = "\(p["lanes"] ?? 0) lanes \(p["flows"] ?? 0) flows"
+                    let offered = p["offered_packets"] as? Int ?? 0, received = p["received_packets"] as? Int ?? 0
+                    #expect(offered > 0 && received > 0 && received <= offered, "\(label): \(received) of \(offered)")
+                    #expect(p["bound"] as? String != nil && p["napi"] as? String == "device")
+                    if p["flows"] as? Int == 16 && p["lanes"] as? Int == 2 {
+                        #expect(p["queues_used"] as? Int == 2, "\(label): 16 flows planned by the dut's RSS use both queues: \(p["per_queue_packets"] ?? "?")")
+                    }
+                    if p["flows"] as? Int == 1 { #expect(p["queues_used"] as? Int == 1, "\(label): one flow, one queue") }
+                }
+                let sides = try #require(result["sides"] as? [[String: Any]])
+                #expect(sides.map { $0["role"] as? String } == ["generator", "dut"])
+                #expect(sides.map { $0["port"] as? String } == ["g0", "d0"] && sides.allSatisfy { $0["driver"] as? String == "veth" })
+                #expect(sides[1]["mac"] as? String == "02:4c:00:00:00:02" && sides[0]["host"] as? String == "root@\(hosts.addresses[0])")
+                for (ns, port) in [(tb.gen, "g0"), (tb.dut, "d0")] {
+                    #expect(try lanesProcesses(in: ns).isEmpty, "lanes left in \(ns)")
+                    #expect(try !tb.xdpAttached(ns, port), "a program left on \(port)")
+                    let q = try lanes("info", port, "--netns", ns, "--json")
+                    #expect(q.stdout.contains("\"rx_queues\" : 2"), "\(port)'s channels put back")
+                }
+            }
+        }
+
+        /// `lanes rfc2544` across three hosts: the generator's, the dut's (lanes fwd
+        /// l3 there, d0 -> d1 by that host's routes, frames sent to d0's learnt MAC) and
+        /// the receiver's; an NDR comes back, the path names each host, nothing is left.
+        @Test func rfc2544AcrossHostsFindsAnNDR() throws {
+            try withTestbed(queues: 2) { tb in
+                let hosts = try SSHHosts(namespaces: [tb.gen, tb.dut, tb.sink])
+                let o = try lanes("rfc2544", "--gen-host", "root@\(hosts.addresses[0])", "--gen-port", "g0", "--dut-host", "root@\(hosts.addresses[1])",
+                                  "--dut-port", "d0,d1", "--rx-host", "root@\(hosts.addresses[2])", "--rx-port", "s0", "--ssh-config", hosts.config,
+                                  "--tests", "throughput", "--sizes", "128", "--flows", "4", "--trial-duration", "0.3", "--verify-duration", "0.6",
+                                  "--precision", "10%", "--json", timeout: 300)
+                try #require(o.status == 0, "\(o.stderr)")
+                let r = try #require(try JSONSerialization.jsonObject(with: Data(o.stdout.utf8)) as? [String: Any])
+                let path = r["path"] as? String ?? ""
+                #expect(path.contains("root@\(hosts.addresses[0]) g0") && path.contains("root@\(hosts.addresses[1]) d0 -> d1") && path.contains("root@\(hosts.addresses[2]) s0"), "\(path)")
+                let p = try #require((r["points"] as? [[String: Any]])?.first)
+                #expect(((p["ndr"] as? [String: Any])?["pps"] as? Double ?? 0) > 0, "\(p)")
+                #expect((p["generator_max_pps"] as? Double ?? 0) > 10_000)
+                for (ns, port) in [(tb.gen, "g0"), (tb.dut, "d0"), (tb.sink, "s0")] {
+                    #expect(try lanesProcesses(in: ns).isEmpty, "lanes left in \(ns)")
+                    #expect(try !tb.xdpAttached(ns, port), "a program left on \(port)")
+                }
+            }
+        }
+
+        /// The controller killed mid-sweep: each host's side stops on its own (its
+        /// SSH channel's EOF), nothing left on either host.
+        @Test func aKilledControllerLeavesNothingOnEitherHost() throws {
+            try withTestbed(queues: 2) { tb in
+                let hosts = try SSHHosts(namespaces: [tb.gen, tb.dut])
+                let sweep = try Running(["scale", "--gen-host", "root@\(hosts.addresses[0])", "--gen-port", "g0", "--dut-host", "root@\(hosts.addresses[1])",
+                                         "--dut-port", "d0", "--ssh-config", hosts.config, "--lanes", "1", "--flows", "1,16", "--repeat", "3",
+                                         "--duration", "2", "--json"])
+                try tb.waitForXDP(tb.dut, "d0", timeout: 60)
+                usleep(500_000)
+                sweep.signal(SIGKILL)
+                _ = sweep.wait(timeout: 5)
+                let killed = Date(), deadline = killed.addingTimeInterval(20)
+                func clean() throws -> Bool {
+                    try lanesProcesses(in: tb.gen).isEmpty && lanesProcesses(in: tb.dut).isEmpty && !tb.xdpAttached(tb.dut, "d0") && !tb.xdpAttached(tb.gen, "g0")
+                }
+                // A side the controller started just before it died comes up after it (its
+                // ssh connects, then reads the EOF): look for 3 s at least.
+                while try (!clean() || Date() < killed.addingTimeInterval(3)) && Date() < deadline { usleep(100_000) }
+                let left = (try lanesProcesses(in: tb.gen), try lanesProcesses(in: tb.dut))
+                #expect(try clean(), "lanes left: gen \(left.0), dut \(left.1)")
             }
         }
 

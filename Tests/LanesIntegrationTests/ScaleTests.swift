@@ -84,7 +84,12 @@ extension IntegrationTests {
                 if dut == "lanes" {
                     if flows == 1 { #expect(p["queues_used"] as? Int == 1, "\(label): one flow must land on one queue") }
                     #expect(p["napi"] as? String == "softirq")
-                    if flows > 1 { #expect(p["bound"] as? String == "device", "\(label): \(p["bound"] ?? "?"), offered \(p["offered_mpps_median"] ?? 0) received \(p["mpps_median"] ?? 0)") }
+                    // Device-bound needs a generator that outruns the lanes: live frames do; the
+                    // AF_XDP generator (where the kernel refuses them) does only by a few percent
+                    // on two vCPUs, and some runs the lanes take 95% of it (seen 2026-12-07).
+                    if flows > 1 {
+                        LiveFrames.premise { #expect(p["bound"] as? String == "device", "\(label): \(p["bound"] ?? "?"), offered \(p["offered_mpps_median"] ?? 0) received \(p["mpps_median"] ?? 0)") }
+                    }
                 } else {
                     #expect(p["napi"] as? String == "threaded")
                     // With an AF_XDP copy-mode generator (no live frames) the sender's own
