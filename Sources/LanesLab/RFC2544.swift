@@ -28,6 +28,9 @@ public struct RFC2544Hosts: Sendable {
     public var rx: (host: HostSpec, port: String)
     public var dut: (host: HostSpec, ports: [String])?
     public var access: SSHAccess
+    /// The flows' source and destination addresses (nil: the testbed's 198.18.0.1 ->
+    /// 198.18.1.1): the destination is what the dut routes to the receiving port.
+    public var genIP: String? = nil, dstIP: String? = nil
     public init(gen: (HostSpec, String), rx: (HostSpec, String), dut: (HostSpec, [String])?, access: SSHAccess) {
         self.gen = gen; self.rx = rx; self.dut = dut; self.access = access
     }
@@ -562,6 +565,7 @@ public enum RFC2544Runner {
             }
             var g = LanesCommand(.gen, ports: [tx.port])
             if let mac { g.extra = ["--dst-mac", mac] }
+            g.extra += (h.genIP.map { ["--src-ip", $0] } ?? []) + (h.dstIP.map { ["--dst-ip", $0] } ?? [])
             path = Path(txPort: tx.port, txNetns: nil, rxPort: rx.port, rxNetns: nil, txHost: tx.host, rxHost: rx.host, gen: g,
                         label: c.dut == "none" ? "\(tx.host) \(tx.port) -> \(rx.host) \(rx.port)" : "\(tx.host) \(tx.port) -> \(through) -> \(rx.host) \(rx.port)")
         case _ where vm != nil:

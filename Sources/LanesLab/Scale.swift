@@ -51,6 +51,9 @@ public struct SweepSides: Sendable {
     public var gen: (host: HostSpec, port: String)
     public var dut: (host: HostSpec, port: String)
     public var access: SSHAccess
+    /// The flows' source and destination addresses (nil: the testbed's 198.18.0.1 ->
+    /// 198.18.1.1) and the MAC they are sent to (nil: the dut port's, learnt there).
+    public var genIP: String? = nil, dutIP: String? = nil, dutMAC: String? = nil
     public init(gen: (HostSpec, String), dut: (HostSpec, String), access: SSHAccess) {
         self.gen = gen; self.dut = dut; self.access = access
     }

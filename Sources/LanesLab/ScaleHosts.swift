@@ -17,7 +17,9 @@ extension ScaleRunner {
         let access = sides.access
         let gen = try Remote.preflight(host: sides.gen.host, port: sides.gen.port, access: access)
         let dut = try Remote.preflight(host: sides.dut.host, port: sides.dut.port, access: access)
-        guard let dutMAC = dut.info.mac else { throw LanesError("\(dut.host): port \(dut.port) has no MAC address") }
+        guard let dutMAC = sides.dutMAC ?? dut.info.mac else {
+            throw LanesError("\(dut.host): port \(dut.port) has no MAC address", fix: "give the MAC frames go to with --dut-mac")
+        }
         func tool(_ argv: [String], on side: Remote.Side) throws(LanesError) -> String {
             let o = try Remote.run(argv, on: side.host, access: access)
             guard o.status == 0 else {
@@ -88,6 +90,7 @@ extension ScaleRunner {
                     genRun.queues = queues; genRun.cores = cores; genRun.flows = f; genRun.rss = true
                     genRun.rate = c.rate; genRun.duration = c.warmup + c.duration
                     genRun.extra = ["--size", "\(c.size)", "--dst-mac", dutMAC] + (hasTable ? ["--rss-table", rssFile] : [])
+                        + (sides.genIP.map { ["--src-ip", $0] } ?? []) + (sides.dutIP.map { ["--dst-ip", $0] } ?? [])
                     let g = try Child(genRun, on: gen.host, access: access).wait(timeout: c.warmup + c.duration + 60, stop: stop)
                     child.interrupt()
                     let d = child.wait(timeout: 30)

@@ -51,6 +51,8 @@ struct RFC2544Command: ParsableCommand {
     @Option(help: "Between hosts: the receiving side's host (default: the generator's).") var rxHost: String?
     @Option(help: "Between hosts, --dut lanes or kernel: the dut's host.") var dutHost: String?
     @Option(help: "Between hosts, --dut lanes or kernel: the dut's ports IN,OUT (frames go to IN's MAC; lanes fwd forwards IN -> OUT by that host's routes).") var dutPort: String?
+    @Option(help: "Between hosts: the flows' source address or range (default 198.18.0.1; inside 198.18.0.0/15).") var genIp: String?
+    @Option(help: "Between hosts: the flows' destination, routed by the dut to --rx-port (default 198.18.1.1; inside 198.18.0.0/15).") var dstIp: String?
     @Option(help: "Between hosts: an ssh config file (ssh -F; default: the user's own).") var sshConfig: String?
     @Option(help: "Between hosts: the path of lanes on the hosts (default: this binary's; the same build).") var remoteLanes: String?
     @Option(help: "Directory for results.json, report.md and plot.svg.") var out: String?
@@ -103,6 +105,9 @@ struct RFC2544Command: ParsableCommand {
             c.hosts = RFC2544Hosts(gen: (gen, genPort), rx: (try rxHost.map { try HostSpec(parsing: $0) } ?? gen, rxPort),
                                    dut: try dutPorts.map { (try HostSpec(parsing: dutHost ?? "local"), $0) },
                                    access: SSHAccess(configFile: sshConfig, lanesPath: remoteLanes))
+            (c.hosts!.genIP, c.hosts!.dstIP) = (genIp, dstIp)
+        } else if genIp != nil || dstIp != nil {
+            throw LanesError("--gen-ip and --dst-ip are for a run between hosts", fix: "add --gen-host/--gen-port and --rx-port, or drop them")
         }
         if let dutRoutes {
             guard dut == "lanes", impair == nil else { throw LanesError("--dut-routes needs --dut lanes (and no --impair)") }

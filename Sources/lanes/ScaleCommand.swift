@@ -3,6 +3,7 @@ import Foundation
 import LanesCore
 import LanesEngine
 import LanesLab
+import LanesPacket
 import LanesXDP
 
 extension EC2Preset: ExpressibleByArgument {}
@@ -48,6 +49,9 @@ struct ScaleCommand: ParsableCommand {
     @Option(help: "Between two hosts: the generator's port on its host.") var genPort: String?
     @Option(help: "Between two hosts: the dut's host, [USER@]HOST[:PORT] or 'local'.") var dutHost: String?
     @Option(help: "Between two hosts: the dut's port on its host.") var dutPort: String?
+    @Option(help: "Between two hosts: the flows' source address or range (default 198.18.0.1; inside 198.18.0.0/15).") var genIp: String?
+    @Option(help: "Between two hosts: the flows' destination address or range (default 198.18.1.1; inside 198.18.0.0/15).") var dutIp: String?
+    @Option(help: "Between two hosts: the MAC the frames go to (default: the dut port's, learnt on its host).") var dutMac: String?
     @Option(help: "Between two hosts: an ssh config file (ssh -F; default: the user's own ssh config and agent).") var sshConfig: String?
     @Option(help: "Between two hosts: the path of lanes on the hosts (default: this binary's path; both must run this same build).") var remoteLanes: String?
     @Option(help: "Where the dut veth's receive work runs: softirq (in the sender's softirq) or threaded (a NAPI kthread per queue pinned to its lane's core). Default: softirq for lanes, threaded for kernel (measured; see the README).") var napi: NAPIMode?
@@ -101,7 +105,11 @@ struct ScaleCommand: ParsableCommand {
             }
             c.sides = SweepSides(gen: (try HostSpec(parsing: genHost ?? "local"), genPort), dut: (try HostSpec(parsing: dutHost ?? "local"), dutPort),
                                  access: SSHAccess(configFile: sshConfig, lanesPath: remoteLanes))
+            (c.sides!.genIP, c.sides!.dutIP, c.sides!.dutMAC) = (genIp, dutIp, dutMac)
+            if let dutMac, MACAddress(dutMac) == nil { throw LanesError("bad --dut-mac '\(dutMac)'", fix: "six hex bytes like 02:4c:00:00:00:02") }
             if lanes == nil { c.lanes = [1, 2] }
+        } else if genIp != nil || dutIp != nil || dutMac != nil {
+            throw LanesError("--gen-ip, --dut-ip and --dut-mac are for a sweep between two hosts", fix: "add --gen-host/--gen-port and --dut-host/--dut-port, or drop them")
         }
         let dir = try out.map(Experiment.outputDirectory)
         try ScaleRunner.check(c)

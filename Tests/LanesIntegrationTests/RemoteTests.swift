@@ -182,7 +182,7 @@ extension IntegrationTests {
             try withTestbed(queues: 2) { tb in
                 let hosts = try SSHHosts(namespaces: [tb.gen, tb.dut])
                 let o = try lanes("scale", "--gen-host", "root@\(hosts.addresses[0])", "--gen-port", "g0", "--dut-host", "root@\(hosts.addresses[1])",
-                                  "--dut-port", "d0", "--ssh-config", hosts.config, "--lanes", "1,2", "--flows", "1,16", "--repeat", "1",
+                                  "--dut-port", "d0", "--dut-mac", "02:4c:00:00:00:02", "--dut-ip", "198.18.1.1", "--ssh-config", hosts.config, "--lanes", "1,2", "--flows", "1,16", "--repeat", "1",
                                   "--duration", "1", "--warmup", "0.3", "--json", timeout: 300)
                 try #require(o.status == 0, "\(o.stderr)")
                 let result = try #require(try JSONSerialization.jsonObject(with: Data(o.stdout.utf8)) as? [String: Any])
@@ -235,9 +235,11 @@ extension IntegrationTests {
             }
         }
 
-        /// The controller killed mid-sweep: each host's side stops on its own (its
-        /// SSH channel's EOF), nothing left on either host.
-        @Test func aKilledControllerLeavesNothingOnEitherHost() throws {
+        /// The controller stopped mid-sweep, by SIGINT (as a user's Ctrl-C: the sides
+        /// stopped, the finished points printed, exit 130) or killed outright (each
+        /// host's side stops by itself on its SSH channel's EOF): nothing left on either host.
+        @Test(arguments: [SIGINT, SIGKILL])
+        func aStoppedControllerLeavesNothingOnEitherHost(signal: Int32) throws {
             try withTestbed(queues: 2) { tb in
                 let hosts = try SSHHosts(namespaces: [tb.gen, tb.dut])
                 let sweep = try Running(["scale", "--gen-host", "root@\(hosts.addresses[0])", "--gen-port", "g0", "--dut-host", "root@\(hosts.addresses[1])",
@@ -245,8 +247,11 @@ extension IntegrationTests {
                                          "--duration", "2", "--json"])
                 try tb.waitForXDP(tb.dut, "d0", timeout: 60)
                 usleep(500_000)
-                sweep.signal(SIGKILL)
-                _ = sweep.wait(timeout: 5)
+                sweep.signal(signal)
+                let o = sweep.wait(timeout: 30)
+                if signal == SIGINT {
+                    #expect(o.status == 128 + SIGINT && o.stderr.contains("interrupted by SIGINT"), "exit \(o.status): \(o.stderr.suffix(300))")
+                }
                 let killed = Date(), deadline = killed.addingTimeInterval(20)
                 func clean() throws -> Bool {
                     try lanesProcesses(in: tb.gen).isEmpty && lanesProcesses(in: tb.dut).isEmpty && !tb.xdpAttached(tb.dut, "d0") && !tb.xdpAttached(tb.gen, "g0")
