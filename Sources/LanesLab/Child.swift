@@ -91,7 +91,8 @@ public final class Child {
     }
 }
 
-/// Whether an XDP program is attached to `iface` in namespace `ns` (nil: this one), asked with ip.
-public func xdpAttached(namespace ns: String?, interface iface: String) -> Bool {
-    (try? Shell.run((ns.map { ["ip", "-n", $0] } ?? ["ip"]) + ["link", "show", iface], check: false))?.stdout.contains("prog/xdp") ?? false
+/// Whether an XDP program is attached to `iface` in namespace `ns` (nil: the
+/// host's own) on `host` (default: here), asked with ip.
+public func xdpAttached(namespace ns: String?, interface iface: String, on host: HostSpec = .local, access: SSHAccess = SSHAccess()) -> Bool {
+    (try? Remote.run((ns.map { ["ip", "-n", $0] } ?? ["ip"]) + ["link", "show", iface], on: host, access: access))?.stdout.contains("prog/xdp") ?? false
 }

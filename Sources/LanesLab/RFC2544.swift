@@ -540,11 +540,7 @@ public enum RFC2544Runner {
         let vm = c.vm ? VMTestbed(name: c.testbed) : nil
         defer { if let vm { try? vm.down() } else if c.dut != "external" && c.hosts == nil { try? tb.down() } }
         let access = c.hosts?.access ?? SSHAccess()
-        /// Whether `port` in namespace `ns` on `host` has an XDP program.
-        func attached(_ host: HostSpec, _ ns: String?, _ port: String) -> Bool {
-            guard !host.isLocal else { return xdpAttached(namespace: ns, interface: port) }
-            return (try? Remote.run(["ip", "link", "show", port], on: host, access: access))?.stdout.contains("prog/xdp") ?? false
-        }
+        func attached(_ host: HostSpec, _ ns: String?, _ port: String) -> Bool { xdpAttached(namespace: ns, interface: port, on: host, access: access) }
         var accelerator = ""
         // The testbed's MTU: what the largest frame needs (jumbo: AF_XDP multi-buffer on the Lanes side).
         let largest = c.sizes.map { if case .bytes(let n) = $0 { n } else { 1518 } }.max() ?? 1518

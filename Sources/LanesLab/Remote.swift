@@ -65,6 +65,9 @@ public struct SSHAccess: Sendable, Equatable {
         self.lanesPath = lanesPath ?? Child.lanesBinary
     }
 
+    /// The `lanes` to run on `host`: this binary here, `lanesPath` there.
+    public func lanes(on host: HostSpec) -> String { host.isLocal ? Child.lanesBinary : lanesPath }
+
     /// ssh's arguments up to the remote command. BatchMode: never a password
     /// prompt; keep-alives of 2 s x 3: a connection lost is seen in 6 s and the
     /// remote side stops (it reads EOF, see `Remote.stopOnHangUp`).
@@ -99,13 +102,19 @@ public enum Remote {
         return "sh -c " + quote("exec 3<&0; \(cmd) </dev/null 3<&- & p=$!; (read _ <&3; while kill -INT $p 2>/dev/null; do sleep 0.2; done) & r=$!; exec 3<&-; wait $p; s=$?; kill $r 2>/dev/null; exit $s")
     }
 
-    /// Runs `argv` on `host` to completion (a short tool: info, sha256sum, ethtool);
-    /// over SSH, a connection that fails is a one-line error naming the host.
-    public static func run(_ argv: [String], on host: HostSpec, access: SSHAccess, timeout: Double = 60) throws(LanesError) -> Shell.Result {
-        guard !host.isLocal else {
-            let o = try Subprocess.run("/usr/bin/env", argv, timeout: timeout)
-            return Shell.Result(status: o.status, stdout: o.stdout, stderr: o.stderr)
+    /// Runs `argv` on `host` to completion (a short tool: info, sha256sum, ethtool;
+    /// here, `Shell.run`); over SSH, a connection that fails is a one-line error
+    /// naming the host. `check`: a non-zero exit is one too, with the tool's first
+    /// line on stderr.
+    public static func run(_ argv: [String], on host: HostSpec, access: SSHAccess, check: Bool = false, timeout: Double = 60) throws(LanesError) -> Shell.Result {
+        let r = try host.isLocal ? Shell.run(argv, check: false) : overSSH(argv, on: host, access: access, timeout: timeout)
+        if check && r.status != 0 {
+            throw LanesError("\(host): '\(argv.joined(separator: " "))' failed: \(r.stderr.split(whereSeparator: \.isNewline).first ?? "exit \(r.status)")")
         }
+        return r
+    }
+
+    static func overSSH(_ argv: [String], on host: HostSpec, access: SSHAccess, timeout: Double) throws(LanesError) -> Shell.Result {
         let o = try Subprocess.run("/usr/bin/ssh", access.arguments(host) + [argv.map(quote).joined(separator: " ")], timeout: timeout)
         // ssh exits 255 on its own errors (no route, refused, no key): its last line says which.
         if o.status == 255 {

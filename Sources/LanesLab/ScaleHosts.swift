@@ -21,11 +21,7 @@ extension ScaleRunner {
             throw LanesError("\(dut.host): port \(dut.port) has no MAC address", fix: "give the MAC frames go to with --dut-mac")
         }
         func tool(_ argv: [String], on side: Remote.Side) throws(LanesError) -> String {
-            let o = try Remote.run(argv, on: side.host, access: access)
-            guard o.status == 0 else {
-                throw LanesError("\(side.host): '\(argv.joined(separator: " "))' failed: \(o.stderr.split(whereSeparator: \.isNewline).first ?? "exit \(o.status)")")
-            }
-            return o.stdout
+            try Remote.run(argv, on: side.host, access: access, check: true).stdout
         }
         // Each host's CPUs and each port's queues bound the lane counts.
         for side in [gen, dut] {
@@ -75,7 +71,7 @@ extension ScaleRunner {
                     let child = try Child(dutRun, on: dut.host, access: access)
                     var waited = 0.0
                     while waited < 30 && !stop() {
-                        if (try? tool(["ip", "link", "show", dut.port], on: dut))?.contains("prog/xdp") == true { break }
+                        if xdpAttached(namespace: nil, interface: dut.port, on: dut.host, access: access) { break }
                         usleep(100_000); waited += 0.1
                     }
                     usleep(200_000)
@@ -83,7 +79,7 @@ extension ScaleRunner {
                     // The dut port's RSS as it is now (its program attached), for the generator's
                     // plan; a device that reports no table (veth) gets the standard key and the
                     // kernel's default table, as on the testbed.
-                    let now = try tool([dut.host.isLocal ? Child.lanesBinary : access.lanesPath, "info", dut.port, "--json"], on: dut)
+                    let now = try tool([access.lanes(on: dut.host), "info", dut.port, "--json"], on: dut)
                     let hasTable = (try? Report.decoder.decode(InterfaceInfo.self, from: Data(now.utf8)))?.rss.map { !$0.indirection.isEmpty } ?? false
                     if hasTable { _ = try tool(["sh", "-c", "printf '%s' \"$1\" > \"$2\"", "sh", now, rssFile], on: gen) }
                     var genRun = LanesCommand(.gen, ports: [gen.port])

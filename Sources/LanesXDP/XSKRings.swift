@@ -275,11 +275,6 @@ public final class MemoryRings {
         precondition(!taken, "prime the fill ring before the lane takes it")
         return ProducerRing<UInt64>(fill).prime(frames: frames, frameSize: frameSize)
     }
-
-    /// What each ring holds now (any thread), downstream first, as `XSKSocket.occupancy`.
-    public var occupancy: RingOccupancy {
-        RingOccupancy.read(fill: fill, rx: rx, tx: tx, completion: completion)
-    }
 }
 
 /// What the four rings of a lane hold, as the kernel sees them.

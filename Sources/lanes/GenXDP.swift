@@ -32,18 +32,9 @@ enum GenXDP {
                       + (!gen.unattached ? "program attached (\(gen.program.attachedMode?.rawValue ?? "")) on \(iface)"
                                          : "\(iface) has another XDP program: running unattached (each call waits for an RCU grace period)"))
             }
-            let tty = isatty(1) == 1
             allowancesAtStart = EC2Shaping.read(interface: iface)
-            return try gen.run(duration: options.duration, interval: options.interval, onInterval: { r in
-                if json {
-                    var line = IntervalLine(r)
-                    (line.rxPps, line.rxBps, line.rxPackets) = (0, 0, 0)
-                    printJSONLine(line)
-                } else {
-                    if tty { print("\u{1B}[2J\u{1B}[H", terminator: "") }
-                    print(r.table)
-                }
-            })
+            // The lanes' live report (their RX counters stay 0: live frames receive nothing).
+            return try gen.run(duration: options.duration, interval: options.interval, onInterval: options.printInterval)
         }, report: { s in
             var report = Report(gen: plan, interface: iface, durationS: s.durationS, exitReason: s.exitReason)
             (report.bindMode, report.txPath, report.txPathReason) = ("none", "xdp", choice.reason)
@@ -100,7 +91,6 @@ enum GenXDP {
             var report = Report(gen: plan, interface: iface, durationS: outcome.durationS, exitReason: outcome.exitReason)
             (report.bindMode, report.txPath, report.txPathReason, report.rxPath) = ("none", "", "", "xdp")
             report.setSent(packets: 0, bytes: 0, span: nil)
-            (report.requestedPps, report.requestedBps) = (nil, nil)
             (report.dropTxRingFull, report.kernelRxDropped, report.framesBalanced) = (0, 0, true)
             report.lanes = perQueue.map { q, c in
                 var x = Report.Lane(queue: q, core: -1)
