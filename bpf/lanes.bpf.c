@@ -9,7 +9,7 @@
  * they are also checked for the generator's signature and counted per stream
  * (received, duplicates, reordered, highest sequence, one-way latency) before the
  * drop. Per-queue counters live in a per-CPU array.
- * The config map's magic lets a later Lanes recognise a program left behind. */
+ * The run's config is in the object's .rodata (lanes_cfg), frozen at load. */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/ip.h>
@@ -55,12 +55,14 @@ struct {
 	__type(value, __u32);
 } lanes_xsks SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct lanes_config);
-} lanes_config SEC(".maps");
+/* The run's config, written by user space into the object's .rodata before the
+ * load (XDPProgram's init) and frozen there by libbpf: the verifier knows every
+ * field, so a run's program holds only the branches its config takes (no filter
+ * code when nothing is filtered, one forwarding mode, no policer when there is no
+ * cap), and a packet pays no map lookup for it. Read through this volatile type
+ * only: the compiler must not fold the fields to their zero initial values. */
+typedef const volatile struct lanes_config lanes_cfg_t;
+lanes_cfg_t lanes_cfg = {};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -68,6 +70,36 @@ struct {
 	__type(key, __u32);
 	__type(value, struct lanes_qstats);
 } lanes_qstats SEC(".maps");
+
+/* Ethernet addresses by 16-bit words. struct ethhdr is packed, so the compiler
+ * would move them byte by byte (a load, shift and store each); a frame starts
+ * 2-byte aligned (NET_IP_ALIGN), and so do the MACs of struct bpf_fib_lookup and
+ * struct lanes_config. */
+static __always_inline void lanes_mac_copy(void *dst, const void *src)
+{
+	__u16 *d = dst;
+	const __u16 *s = src;
+	d[0] = s[0];
+	d[1] = s[1];
+	d[2] = s[2];
+}
+
+/* A MAC of the config against a frame's, and into a frame, through the volatile type. */
+static __always_inline int lanes_mac_is(const __u8 *frame, const volatile __u8 *mac)
+{
+	const __u16 *f = (const __u16 *)frame;
+	const volatile __u16 *m = (const volatile __u16 *)mac;
+	return f[0] == m[0] && f[1] == m[1] && f[2] == m[2];
+}
+
+static __always_inline void lanes_mac_put(__u8 *frame, const volatile __u8 *mac)
+{
+	__u16 *f = (__u16 *)frame;
+	const volatile __u16 *m = (const volatile __u16 *)mac;
+	f[0] = m[0];
+	f[1] = m[1];
+	f[2] = m[2];
+}
 
 /* LANES_FORWARD_XDP: key 0 is the port packets leave by (the forwarder's other one). */
 struct {
@@ -130,7 +162,7 @@ struct lanes_pkt {
 };
 
 /* Returns 1 when the packet matches the filter; fills *p. */
-static __always_inline int lanes_match(struct xdp_md *ctx, const struct lanes_config *cfg, struct lanes_pkt *p)
+static __always_inline int lanes_match(struct xdp_md *ctx, lanes_cfg_t *cfg, struct lanes_pkt *p)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
@@ -140,7 +172,7 @@ static __always_inline int lanes_match(struct xdp_md *ctx, const struct lanes_co
 
 	if ((void *)(eth + 1) > end)
 		return 0;
-	__u16 type = eth->h_proto;
+	__u16 type = ((__u16 *)data)[6]; /* h_proto, as one load (see lanes_mac_copy) */
 	void *cur = eth + 1;
 	p->tagged = 0;
 #pragma unroll
@@ -239,7 +271,7 @@ static __always_inline void lanes_flow_key_of(struct xdp_md *ctx, const struct l
 }
 
 /* Returns 1 when the flow is over its cap (drop), 0 to let it through. */
-static __always_inline int lanes_police(const struct lanes_config *cfg, const struct lanes_flow_key *key, __u64 bytes)
+static __always_inline int lanes_police(lanes_cfg_t *cfg, const struct lanes_flow_key *key, __u64 bytes)
 {
 	__u64 now = bpf_ktime_get_ns();
 	struct lanes_bucket *b = bpf_map_lookup_elem(&lanes_buckets, key);
@@ -383,7 +415,7 @@ static __always_inline __u32 lanes_hist_index(__u64 v)
 	return idx < LANES_HIST_BUCKETS ? idx : LANES_HIST_BUCKETS - 1;
 }
 
-static __always_inline void lanes_signed_rx(struct xdp_md *ctx, const struct lanes_config *cfg, __u32 l4_offset,
+static __always_inline void lanes_signed_rx(struct xdp_md *ctx, lanes_cfg_t *cfg, __u32 l4_offset,
 					    const struct lanes_flow_key *key)
 {
 	void *data = (void *)(long)ctx->data;
@@ -463,7 +495,7 @@ static __always_inline void lanes_signed_rx(struct xdp_md *ctx, const struct lan
  * drop or handle in its own way (ICMP errors, local delivery, fragmenting,
  * options, redirects) is passed to the kernel, and counted by cause.
  * Returns the XDP verdict, or -1 to redirect to the lane. */
-static __always_inline int lanes_forward_fib(struct xdp_md *ctx, const struct lanes_config *cfg, struct lanes_qstats *st,
+static __always_inline int lanes_forward_fib(struct xdp_md *ctx, lanes_cfg_t *cfg, struct lanes_qstats *st,
 					     const struct lanes_pkt *p)
 {
 	void *data = (void *)(long)ctx->data;
@@ -475,7 +507,7 @@ static __always_inline int lanes_forward_fib(struct xdp_md *ctx, const struct la
 		return XDP_PASS;
 	/* The kernel drops a frame to another host's MAC (PACKET_OTHERHOST), and takes
 	 * broadcast and multicast frames for itself. */
-	if (*(__u32 *)eth->h_dest != *(const __u32 *)cfg->mac || *(__u16 *)(eth->h_dest + 4) != *(const __u16 *)(cfg->mac + 4)) {
+	if (!lanes_mac_is(eth->h_dest, cfg->mac)) {
 		st->not_forwarded++;
 		return XDP_PASS;
 	}
@@ -485,11 +517,12 @@ static __always_inline int lanes_forward_fib(struct xdp_md *ctx, const struct la
 		struct iphdr *ip = p->l3;
 		if ((void *)(ip + 1) > end)
 			return XDP_PASS;
-		__u32 s = bpf_ntohl(ip->saddr), d = bpf_ntohl(ip->daddr);
+		/* The addresses' first octets, as they lie in the header. */
+		__u8 s = ((__u8 *)&ip->saddr)[0], d = ((__u8 *)&ip->daddr)[0];
 		/* Options (ihl > 5) and fragments are the kernel's to forward; so are
 		 * martians (zeronet, loopback, multicast or class E, either side). */
-		if (ip->ihl != 5 || (ip->frag_off & bpf_htons(0x3fff)) || (s >> 24) == 0 || (s >> 24) == 127 || s >= 0xe0000000 ||
-		    (d >> 24) == 0 || (d >> 24) == 127 || d >= 0xe0000000) {
+		if (ip->ihl != 5 || (ip->frag_off & bpf_htons(0x3fff)) || s == 0 || s == 127 || s >= 224 || d == 0 || d == 127 ||
+		    d >= 224) {
 			st->not_forwarded++;
 			return XDP_PASS;
 		}
@@ -526,8 +559,8 @@ static __always_inline int lanes_forward_fib(struct xdp_md *ctx, const struct la
 		fib.flowinfo = *(__be32 *)ip6 & bpf_htonl(0x0fffffff);
 		fib.l4_protocol = nh;
 		fib.tot_len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
-		__builtin_memcpy(fib.ipv6_src, sa, 16);
-		__builtin_memcpy(fib.ipv6_dst, da, 16);
+		__builtin_memcpy(fib.ipv6_src, &ip6->saddr, 16);
+		__builtin_memcpy(fib.ipv6_dst, &ip6->daddr, 16);
 	}
 	/* Without extension headers or options, the ports lanes_match read follow the IP header. */
 	if (p->proto == IPPROTO_UDP || p->proto == IPPROTO_TCP) {
@@ -570,8 +603,8 @@ static __always_inline int lanes_forward_fib(struct xdp_md *ctx, const struct la
 		st->other_port++;
 		return XDP_PASS;
 	}
-	__builtin_memcpy(eth->h_dest, fib.dmac, 6);
-	__builtin_memcpy(eth->h_source, fib.smac, 6);
+	lanes_mac_copy(eth->h_dest, fib.dmac);
+	lanes_mac_copy(eth->h_source, fib.smac);
 	return -1; /* the caller restores the MACs if no socket takes it */
 }
 
@@ -673,7 +706,7 @@ static __always_inline int lanes_ip_check(struct xdp_md *ctx, const struct lanes
 /* LANES_XDP_ROUTES: L3App (`--routes FILE`) in XDP: the header check, the
  * route file's longest-prefix match, TTL, the route's next hop and the egress
  * port's MAC. Drops by cause; returns -1 to send. */
-static __always_inline int lanes_forward_routes(struct xdp_md *ctx, const struct lanes_config *cfg,
+static __always_inline int lanes_forward_routes(struct xdp_md *ctx, lanes_cfg_t *cfg,
 						 struct lanes_qstats *st, const struct lanes_pkt *p, __u64 *frame_len)
 {
 	__u32 ip_len = 0;
@@ -711,8 +744,8 @@ static __always_inline int lanes_forward_routes(struct xdp_md *ctx, const struct
 		st->no_route++;
 		return XDP_DROP;
 	}
-	__u8 dmac[6];
-	__builtin_memcpy(dmac, nh->mac, 6);
+	__u16 dmac[3];
+	lanes_mac_copy(dmac, nh->mac);
 	if (lanes_ip_decrement(ctx, p, ip_len, frame_len)) {
 		st->bad_header++;
 		return XDP_DROP;
@@ -720,8 +753,8 @@ static __always_inline int lanes_forward_routes(struct xdp_md *ctx, const struct
 	struct ethhdr *eth = LANES_RELOAD_DATA(ctx);
 	if ((void *)(eth + 1) > LANES_RELOAD_END(ctx))
 		return XDP_DROP;
-	__builtin_memcpy(eth->h_dest, dmac, 6);
-	__builtin_memcpy(eth->h_source, cfg->src_mac, 6);
+	lanes_mac_copy(eth->h_dest, dmac);
+	lanes_mac_put(eth->h_source, cfg->src_mac);
 	return -1;
 }
 
@@ -731,7 +764,7 @@ static __always_inline int lanes_forward_routes(struct xdp_md *ctx, const struct
  * check first: a packet the kernel would drop for its header goes to the kernel,
  * which drops it; then the same lanes_forward_fib as the lanes, and TTL here) or
  * by the route file's tables; then out by lanes_tx_port. */
-static __always_inline int lanes_xdp_forward(struct xdp_md *ctx, const struct lanes_config *cfg,
+static __always_inline int lanes_xdp_forward(struct xdp_md *ctx, lanes_cfg_t *cfg,
 					     struct lanes_qstats *st, const struct lanes_pkt *p, __u64 frame_len)
 {
 	struct ethhdr *eth = (void *)(long)ctx->data;
@@ -744,17 +777,17 @@ static __always_inline int lanes_xdp_forward(struct xdp_md *ctx, const struct la
 	case LANES_XDP_IO:
 		break;
 	case LANES_XDP_MACSWAP: {
-		__u8 tmp[6];
-		__builtin_memcpy(tmp, eth->h_dest, 6);
-		__builtin_memcpy(eth->h_dest, eth->h_source, 6);
-		__builtin_memcpy(eth->h_source, tmp, 6);
+		__u16 tmp[3];
+		lanes_mac_copy(tmp, eth->h_dest);
+		lanes_mac_copy(eth->h_dest, eth->h_source);
+		lanes_mac_copy(eth->h_source, tmp);
 		st->forwarded++;
 		st->forwarded_bytes += frame_len;
 		return XDP_TX;
 	}
 	case LANES_XDP_L2:
-		__builtin_memcpy(eth->h_dest, cfg->next_hop, 6);
-		__builtin_memcpy(eth->h_source, cfg->src_mac, 6);
+		lanes_mac_put(eth->h_dest, cfg->next_hop);
+		lanes_mac_put(eth->h_source, cfg->src_mac);
 		break;
 	case LANES_XDP_FIB: {
 		__u32 ip_len = 0;
@@ -799,14 +832,13 @@ static __always_inline int lanes_xdp_forward(struct xdp_md *ctx, const struct la
  * counts. *bytes becomes the packet's length, every buffer of a multi-buffer one
  * for a program with frags (a helper call, made for matched packets only).
  * Returns the verdict, or -1 to go on with *cfg, *st, *p and *bytes filled in. */
-static __always_inline int lanes_admit(struct xdp_md *ctx, struct lanes_config **cfg, struct lanes_qstats **st,
+static __always_inline int lanes_admit(struct xdp_md *ctx, lanes_cfg_t **cfg, struct lanes_qstats **st,
 				       struct lanes_pkt *p, int frags, __u64 *bytes)
 {
-	__u32 zero = 0;
 	__u32 q = ctx->rx_queue_index;
-	*cfg = bpf_map_lookup_elem(&lanes_config, &zero);
+	*cfg = &lanes_cfg;
 	*st = bpf_map_lookup_elem(&lanes_qstats, &q);
-	if (!*cfg || !*st)
+	if (!*st)
 		return XDP_PASS;
 	if (!lanes_match(ctx, *cfg, p)) {
 		(*st)->passed++;
@@ -829,7 +861,7 @@ static __always_inline int lanes_admit(struct xdp_md *ctx, struct lanes_config *
 SEC("xdp.frags")
 int lanes_xdp(struct xdp_md *ctx)
 {
-	struct lanes_config *cfg;
+	lanes_cfg_t *cfg;
 	struct lanes_qstats *st;
 	struct lanes_pkt p;
 	__u64 bytes = 0;
@@ -850,13 +882,14 @@ int lanes_xdp(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 	/* LANES_FORWARD_FIB: the frame's MACs as they came, in case no socket takes it. */
-	__u8 macs[12];
+	__u16 macs[6];
 	int rewritten = 0;
 	if (cfg->action == LANES_FORWARD_FIB) {
 		struct ethhdr *eth = (void *)(long)ctx->data;
 		if ((void *)(eth + 1) > (void *)(long)ctx->data_end)
 			return XDP_PASS;
-		__builtin_memcpy(macs, eth, 12);
+		lanes_mac_copy(macs, eth->h_dest);
+		lanes_mac_copy(macs + 3, eth->h_source);
 		int verdict = lanes_forward_fib(ctx, cfg, st, &p);
 		if (verdict == XDP_PASS) {
 			st->passed++;
@@ -878,7 +911,8 @@ int lanes_xdp(struct xdp_md *ctx)
 		struct ethhdr *eth = (void *)(long)ctx->data;
 		if ((void *)(eth + 1) > (void *)(long)ctx->data_end)
 			return XDP_PASS;
-		__builtin_memcpy(eth, macs, 12);
+		lanes_mac_copy(eth->h_dest, macs);
+		lanes_mac_copy(eth->h_source, macs + 3);
 	}
 	st->passed++;
 	return verdict;
@@ -894,7 +928,7 @@ int lanes_xdp(struct xdp_md *ctx)
 SEC("xdp")
 int lanes_xdp_fwd(struct xdp_md *ctx)
 {
-	struct lanes_config *cfg;
+	lanes_cfg_t *cfg;
 	struct lanes_qstats *st;
 	struct lanes_pkt p;
 	__u64 bytes = 0;
@@ -907,7 +941,7 @@ int lanes_xdp_fwd(struct xdp_md *ctx)
 SEC("xdp.frags")
 int lanes_fwd_frags(struct xdp_md *ctx)
 {
-	struct lanes_config *cfg;
+	lanes_cfg_t *cfg;
 	struct lanes_qstats *st;
 	struct lanes_pkt p;
 	__u64 bytes = 0;

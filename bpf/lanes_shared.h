@@ -1,5 +1,5 @@
 /* The layouts the XDP programs (bpf/lanes.bpf.c) share with Swift: the config
- * map's value, the per-queue counters, the route tables, the signed receiver's
+ * (the object's .rodata, lanes_cfg), the per-queue counters, the route tables, the signed receiver's
  * counts, the live-frames program's slots and lanes, the constants and enums. One header,
  * compiled by clang -target bpf and imported into Swift through CLanes
  * (Sources/CLanes/shim.h); the static asserts hold the layout on both sides, and

@@ -183,7 +183,6 @@ public final class XDPProgram {
     let object: OpaquePointer
     public let programFD: Int32
     public let xsksMapFD: Int32
-    let configFD: Int32
     let statsFD: Int32
     public private(set) var ifindex: UInt32 = 0
     public private(set) var attachedMode: XDPMode?
@@ -210,13 +209,17 @@ public final class XDPProgram {
         // One of the object's programs is loaded, over the same maps: the kernel
         // refuses a map (the devmap) shared by programs with and without frags.
         let program = action != .forwardInXDP ? XDPProgram.programName : frags ? XDPProgram.forwardFragsProgramName : XDPProgram.forwardProgramName
-        let obj = try XDPProgram.loadEmbedded(EmbeddedBPF.lanes, name: "lanes", what: "XDP", program: program,
-                                              maxEntries: [("lanes_rx_streams", self.streams), ("lanes_routes4", routes), ("lanes_routes6", routes), ("lanes_next_hops", routes)])
+        let streams = self.streams
+        var cfg = XDPProgram.config(filter: filter, action: action, flowCapBps: flowCapBps, streams: streams, fib: fib,
+                                    forwarding: forwarding)
+        let obj = try withUnsafeBytes(of: &cfg) { (raw) throws(LanesError) in
+            try XDPProgram.loadEmbedded(EmbeddedBPF.lanes, name: "lanes", what: "XDP", program: program, rodata: raw,
+                                        maxEntries: [("lanes_rx_streams", streams), ("lanes_routes4", routes), ("lanes_routes6", routes), ("lanes_next_hops", routes)])
+        }
         object = obj
         func fd(ofMap name: String) -> Int32 { bpf_object__find_map_fd_by_name(obj, name) }
         programFD = bpf_program__fd(bpf_object__find_program_by_name(obj, program))
         xsksMapFD = fd(ofMap: "lanes_xsks")
-        configFD = fd(ofMap: "lanes_config")
         statsFD = fd(ofMap: "lanes_qstats")
         rxStreamsFD = fd(ofMap: "lanes_rx_streams")
         rxLatencyFD = fd(ofMap: "lanes_rx_latency")
@@ -225,12 +228,11 @@ public final class XDPProgram {
         routes4FD = fd(ofMap: "lanes_routes4")
         routes6FD = fd(ofMap: "lanes_routes6")
         nextHopsFD = fd(ofMap: "lanes_next_hops")
-        guard programFD >= 0, xsksMapFD >= 0, configFD >= 0, statsFD >= 0, rxStreamsFD >= 0, rxLatencyFD >= 0, rxTotalsFD >= 0,
+        guard programFD >= 0, xsksMapFD >= 0, statsFD >= 0, rxStreamsFD >= 0, rxLatencyFD >= 0, rxTotalsFD >= 0,
               txPortFD >= 0, routes4FD >= 0, routes6FD >= 0, nextHopsFD >= 0 else {
             bpf_object__close(obj)
             throw LanesError("embedded XDP object lacks its program or maps", fix: "rebuild with 'swift build'")
         }
-        try configure(filter: filter, action: action, flowCapBps: flowCapBps, fib: fib, forwarding: forwarding)
     }
 
     deinit {
@@ -257,11 +259,12 @@ public final class XDPProgram {
         }
     }
 
-    /// Writes the filter, action and per-flow cap into the config map (struct
-    /// lanes_config, bpf/lanes_shared.h). `.forwardInXDP` with `.fib` takes its
-    /// FIB config from `forwarding`.
-    public func configure(filter: LaneFilter, action: XDPAction, flowCapBps: UInt64 = 0, fib: FIBConfig? = nil,
-                          forwarding: XDPForwarding? = nil) throws(LanesError) {
+    /// The program's config (struct lanes_config, bpf/lanes_shared.h): the filter,
+    /// action and per-flow cap, loaded as the object's .rodata and frozen there, so
+    /// the kernel's verifier removes the code this config never runs. `.forwardInXDP`
+    /// with `.fib` takes its FIB config from `forwarding`.
+    static func config(filter: LaneFilter, action: XDPAction, flowCapBps: UInt64, streams: Int, fib: FIBConfig?,
+                       forwarding: XDPForwarding?) -> lanes_config {
         var cfg = lanes_config()
         var fib = fib
         cfg.magic = XDPProgram.magic
@@ -293,8 +296,7 @@ public final class XDPProgram {
             cfg.fib_flags = fib.dropFragmentable ? UInt32(LANES_FIB_DROP_FRAGMENTABLE.rawValue) : 0
             put(fib.mac, &cfg.mac)
         }
-        var key: UInt32 = 0
-        try negErrno("write the XDP filter config") { bpf_map_update_elem(configFD, &key, &cfg, 0) }
+        return cfg
     }
 
     /// Attaches to `interface` in the current namespace. A Lanes program already
@@ -311,10 +313,11 @@ public final class XDPProgram {
     public private(set) var attachedID: UInt32?
 
     /// Opens one of the embedded objects (bpf/*.bpf.c), sizes the maps named in
-    /// `maxEntries` (at least 1 entry each) and loads it into the kernel: all its
+    /// `maxEntries` (at least 1 entry each), gives its .rodata the bytes `rodata`
+    /// (which must be the section's size) and loads it into the kernel: all its
     /// programs, or only `program`.
     static func loadEmbedded(_ base64: String, name: String, what: String, program: String? = nil,
-                             maxEntries: [(String, Int)]) throws(LanesError) -> OpaquePointer {
+                             rodata: UnsafeRawBufferPointer? = nil, maxEntries: [(String, Int)]) throws(LanesError) -> OpaquePointer {
         _ = libbpfQuiet
         guard let bytes = base64Decode(base64) else {
             throw LanesError("embedded \(what) object is corrupt", fix: "rebuild with 'swift build'")
@@ -332,6 +335,23 @@ public final class XDPProgram {
         }
         for (map, entries) in maxEntries {
             _ = bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, map), UInt32(max(entries, 1)))
+        }
+        if let rodata {
+            var size = 0
+            var m = bpf_object__next_map(obj, nil)
+            while let map = m, !(bpf_map__is_internal(map) && String(cString: bpf_map__name(map)).hasSuffix(".rodata")) {
+                m = bpf_object__next_map(obj, map)
+            }
+            guard let map = m, bpf_map__initial_value(map, &size) != nil, size == rodata.count else {
+                bpf_object__close(obj)
+                throw LanesError("embedded \(what) object's .rodata is not its config (\(size) bytes, not \(rodata.count))",
+                                 fix: "rebuild with 'swift build'")
+            }
+            let set = bpf_map__set_initial_value(map, rodata.baseAddress, rodata.count)
+            if set < 0 {
+                bpf_object__close(obj)
+                throw LanesError.system("set the \(what) program's config (.rodata)", errno: -set)
+            }
         }
         if let program {
             var p = bpf_object__next_program(obj, nil)
