@@ -127,21 +127,36 @@ def main():
         med = statistics.median(ndrs) if ndrs else 0
         return med, bound
 
+    def paired(x, y, size, flows):
+        """x's NDR over y's, round by round (the two ran back to back, so a round's
+        pair shares whatever the host was doing then): the median and the range."""
+        if x not in results or y not in results:
+            return "-"
+        def ndr(n):
+            return [next(((p.get("ndr") or {}).get("pps", 0) for p in res["points"] if str(p["size"]) == str(size) and p["flows"] == flows), 0)
+                    for res in results[n]]
+        rs = [a / b for a, b in zip(ndr(x), ndr(y)) if b]
+        return f"{statistics.median(rs):.2f}x ({min(rs):.2f}-{max(rs):.2f})" if rs else "-"
+
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"### {date}: fwd --path xdp and --path xsk against xdp-forward and Linux, {machine()}, veth copy mode", "",
              f"`Benchmarks/fwd_paths.py --rounds {rounds} --sizes {a.sizes} --flows {a.flows} --devices '{a.devices}'`: `lanes rfc2544 --tests throughput "
              "--trial-duration 1 --verify-duration 2 --precision 2%`, the same generator (lanes gen, AF_XDP) and XDP receiver for "
              "every device; NDR in Mpps, medians over rounds; '>=' is generator-bound (no loss at the generator's maximum). "
              f"{stalls}", "",
-             "| frame B | flows | " + " | ".join(names) + " | lanes xdp / xdp-forward | lanes xdp / lanes xsk |",
-             "|---|---:|" + "---:|" * len(names) + "---:|---:|"]
+             "The paired column divides each round's lanes xdp NDR by the same round's xdp-forward NDR (run back to back) "
+             "and gives the median and range of those ratios: steadier than a ratio of medians on a host whose speed drifts "
+             "between rounds.", "",
+             "| frame B | flows | " + " | ".join(names) + " | lanes xdp / xdp-forward | the same, paired by round | lanes xdp / lanes xsk |",
+             "|---|---:|" + "---:|" * len(names) + "---:|---:|---:|"]
     for size in a.sizes.split(","):
         for flows in (int(f) for f in a.flows.split(",")):
             cells = {n: cell(n, size, flows) for n in names}
             fmt = lambda c: ("&ge; " if c[1] else "") + f"{c[0] / 1e6:.3f}"
             ratio = lambda x, y: "-" if x not in cells or y not in cells or not cells[y][0] else \
                 f"{cells[x][0] / cells[y][0]:.2f}x" + (" (both generator-bound)" if cells[x][1] and cells[y][1] else "")
-            lines.append(f"| {size} | {flows} | " + " | ".join(fmt(cells[n]) for n in names) + f" | {ratio('lanes xdp', 'xdp-forward')} | {ratio('lanes xdp', 'lanes xsk')} |")
+            lines.append(f"| {size} | {flows} | " + " | ".join(fmt(cells[n]) for n in names) + f" | {ratio('lanes xdp', 'xdp-forward')} | "
+                         f"{paired('lanes xdp', 'xdp-forward', size, flows)} | {ratio('lanes xdp', 'lanes xsk')} |")
     lines.append("")
     publish(lines, append=not a.no_append)
 
