@@ -120,8 +120,12 @@ def main():
             sys.exit(1)
         results = {n: v[:rounds] for n, v in results.items()}
 
+    def points(n, size, flows):
+        """n's points at size and flows, one per round, in round order."""
+        return [p for res in results[n] for p in res["points"] if str(p["size"]) == str(size) and p["flows"] == flows]
+
     def cell(n, size, flows):
-        pts = [p for res in results[n] for p in res["points"] if str(p["size"]) == str(size) and p["flows"] == flows]
+        pts = points(n, size, flows)
         ndrs = [(p.get("ndr") or {}).get("pps", 0) for p in pts]
         bound = all((p.get("ndr") or {}).get("generator_bound") for p in pts)
         med = statistics.median(ndrs) if ndrs else 0
@@ -133,8 +137,7 @@ def main():
         if x not in results or y not in results:
             return "-"
         def ndr(n):
-            return [next(((p.get("ndr") or {}).get("pps", 0) for p in res["points"] if str(p["size"]) == str(size) and p["flows"] == flows), 0)
-                    for res in results[n]]
+            return [(p.get("ndr") or {}).get("pps", 0) for p in points(n, size, flows)]
         rs = [a / b for a, b in zip(ndr(x), ndr(y)) if b]
         return f"{statistics.median(rs):.2f}x ({min(rs):.2f}-{max(rs):.2f})" if rs else "-"
 

@@ -74,31 +74,23 @@ struct {
 /* Ethernet addresses by 16-bit words. struct ethhdr is packed, so the compiler
  * would move them byte by byte (a load, shift and store each); a frame starts
  * 2-byte aligned (NET_IP_ALIGN), and so do the MACs of struct bpf_fib_lookup and
- * struct lanes_config. */
-static __always_inline void lanes_mac_copy(void *dst, const void *src)
+ * struct lanes_config. The source is read through a volatile type, as the
+ * config's must be (lanes_cfg_t). */
+static __always_inline void lanes_mac_copy(void *dst, const volatile void *src)
 {
 	__u16 *d = dst;
-	const __u16 *s = src;
+	const volatile __u16 *s = src;
 	d[0] = s[0];
 	d[1] = s[1];
 	d[2] = s[2];
 }
 
-/* A MAC of the config against a frame's, and into a frame, through the volatile type. */
+/* A MAC of the config against a frame's. */
 static __always_inline int lanes_mac_is(const __u8 *frame, const volatile __u8 *mac)
 {
 	const __u16 *f = (const __u16 *)frame;
 	const volatile __u16 *m = (const volatile __u16 *)mac;
 	return f[0] == m[0] && f[1] == m[1] && f[2] == m[2];
-}
-
-static __always_inline void lanes_mac_put(__u8 *frame, const volatile __u8 *mac)
-{
-	__u16 *f = (__u16 *)frame;
-	const volatile __u16 *m = (const volatile __u16 *)mac;
-	f[0] = m[0];
-	f[1] = m[1];
-	f[2] = m[2];
 }
 
 /* LANES_FORWARD_XDP: key 0 is the port packets leave by (the forwarder's other one). */
@@ -754,7 +746,7 @@ static __always_inline int lanes_forward_routes(struct xdp_md *ctx, lanes_cfg_t 
 	if ((void *)(eth + 1) > LANES_RELOAD_END(ctx))
 		return XDP_DROP;
 	lanes_mac_copy(eth->h_dest, dmac);
-	lanes_mac_put(eth->h_source, cfg->src_mac);
+	lanes_mac_copy(eth->h_source, cfg->src_mac);
 	return -1;
 }
 
@@ -786,8 +778,8 @@ static __always_inline int lanes_xdp_forward(struct xdp_md *ctx, lanes_cfg_t *cf
 		return XDP_TX;
 	}
 	case LANES_XDP_L2:
-		lanes_mac_put(eth->h_dest, cfg->next_hop);
-		lanes_mac_put(eth->h_source, cfg->src_mac);
+		lanes_mac_copy(eth->h_dest, cfg->next_hop);
+		lanes_mac_copy(eth->h_source, cfg->src_mac);
 		break;
 	case LANES_XDP_FIB: {
 		__u32 ip_len = 0;
@@ -827,28 +819,27 @@ static __always_inline int lanes_xdp_forward(struct xdp_md *ctx, lanes_cfg_t *cf
 	return verdict;
 }
 
-/* What every program does first: the config and the queue's counters, the
+/* What every program does first: the queue's counters, the
  * filter (unmatched: passed), the per-flow policer (over: dropped), the matched
  * counts. *bytes becomes the packet's length, every buffer of a multi-buffer one
  * for a program with frags (a helper call, made for matched packets only).
- * Returns the verdict, or -1 to go on with *cfg, *st, *p and *bytes filled in. */
-static __always_inline int lanes_admit(struct xdp_md *ctx, lanes_cfg_t **cfg, struct lanes_qstats **st,
+ * Returns the verdict, or -1 to go on with *st, *p and *bytes filled in. */
+static __always_inline int lanes_admit(struct xdp_md *ctx, lanes_cfg_t *cfg, struct lanes_qstats **st,
 				       struct lanes_pkt *p, int frags, __u64 *bytes)
 {
 	__u32 q = ctx->rx_queue_index;
-	*cfg = &lanes_cfg;
 	*st = bpf_map_lookup_elem(&lanes_qstats, &q);
 	if (!*st)
 		return XDP_PASS;
-	if (!lanes_match(ctx, *cfg, p)) {
+	if (!lanes_match(ctx, cfg, p)) {
 		(*st)->passed++;
 		return XDP_PASS;
 	}
 	*bytes = frags ? bpf_xdp_get_buff_len(ctx) : (__u64)((long)ctx->data_end - (long)ctx->data);
-	if ((*cfg)->flow_cap_bps) {
+	if (cfg->flow_cap_bps) {
 		struct lanes_flow_key key = {};
 		lanes_flow_key_of(ctx, p, &key);
-		if (lanes_police(*cfg, &key, *bytes)) {
+		if (lanes_police(cfg, &key, *bytes)) {
 			(*st)->policed++;
 			return XDP_DROP;
 		}
@@ -861,11 +852,11 @@ static __always_inline int lanes_admit(struct xdp_md *ctx, lanes_cfg_t **cfg, st
 SEC("xdp.frags")
 int lanes_xdp(struct xdp_md *ctx)
 {
-	lanes_cfg_t *cfg;
+	lanes_cfg_t *cfg = &lanes_cfg;
 	struct lanes_qstats *st;
 	struct lanes_pkt p;
 	__u64 bytes = 0;
-	int admitted = lanes_admit(ctx, &cfg, &st, &p, 1, &bytes);
+	int admitted = lanes_admit(ctx, cfg, &st, &p, 1, &bytes);
 	if (admitted >= 0)
 		return admitted;
 	if (cfg->action == LANES_SIGNED_RX && p.proto == IPPROTO_UDP) {
@@ -928,11 +919,11 @@ int lanes_xdp(struct xdp_md *ctx)
 SEC("xdp")
 int lanes_xdp_fwd(struct xdp_md *ctx)
 {
-	lanes_cfg_t *cfg;
+	lanes_cfg_t *cfg = &lanes_cfg;
 	struct lanes_qstats *st;
 	struct lanes_pkt p;
 	__u64 bytes = 0;
-	int admitted = lanes_admit(ctx, &cfg, &st, &p, 0, &bytes);
+	int admitted = lanes_admit(ctx, cfg, &st, &p, 0, &bytes);
 	if (admitted >= 0)
 		return admitted;
 	return lanes_xdp_forward(ctx, cfg, st, &p, bytes);
@@ -941,11 +932,11 @@ int lanes_xdp_fwd(struct xdp_md *ctx)
 SEC("xdp.frags")
 int lanes_fwd_frags(struct xdp_md *ctx)
 {
-	lanes_cfg_t *cfg;
+	lanes_cfg_t *cfg = &lanes_cfg;
 	struct lanes_qstats *st;
 	struct lanes_pkt p;
 	__u64 bytes = 0;
-	int admitted = lanes_admit(ctx, &cfg, &st, &p, 1, &bytes);
+	int admitted = lanes_admit(ctx, cfg, &st, &p, 1, &bytes);
 	if (admitted >= 0)
 		return admitted;
 	return lanes_xdp_forward(ctx, cfg, st, &p, bytes);
