@@ -478,6 +478,59 @@ static __always_inline void lanes_signed_rx(struct xdp_md *ctx, lanes_cfg_t *cfg
 #define AF_INET6 10
 #endif
 
+/* An IPv4 packet the kernel never forwards: a martian source or destination
+ * (zeronet, loopback, multicast or class E, either side), by the addresses'
+ * first octets as they lie in the header. */
+static __always_inline int lanes_ip4_martian(const struct iphdr *ip)
+{
+	__u8 s = ((const __u8 *)&ip->saddr)[0], d = ((const __u8 *)&ip->daddr)[0];
+	return s == 0 || s == 127 || s >= 224 || d == 0 || d == 127 || d >= 224;
+}
+
+/* What bpf_fib_lookup's answer rc makes of a packet (lanes_forward_fib's and
+ * lanes_fwd_fib4's): the verdict, counted by cause; or, where the kernel would
+ * forward it by the lanes' other port, the frame's MACs the next hop's and the
+ * port's, and -1. v4 and df: an IPv4 packet, and its DF bit. */
+static __always_inline int lanes_fib_fate(struct xdp_md *ctx, lanes_cfg_t *cfg, struct lanes_qstats *st,
+					  struct ethhdr *eth, const struct bpf_fib_lookup *fib, long rc, int v4, int df)
+{
+	switch (rc) {
+	case BPF_FIB_LKUP_RET_SUCCESS:
+		break;
+	case BPF_FIB_LKUP_RET_BLACKHOLE:
+		st->blackhole++;
+		return XDP_DROP;
+	case BPF_FIB_LKUP_RET_UNREACHABLE:
+	case BPF_FIB_LKUP_RET_PROHIBIT:
+		st->unreachable++;
+		return XDP_PASS;
+	case BPF_FIB_LKUP_RET_FRAG_NEEDED:
+		if (v4 && !df && (cfg->fib_flags & LANES_FIB_DROP_FRAGMENTABLE)) {
+			st->too_big_dropped++;
+			return XDP_DROP;
+		}
+		st->too_big++;
+		return XDP_PASS;
+	case BPF_FIB_LKUP_RET_NO_NEIGH:
+		/* The kernel forwards it and resolves the neighbour (ARP, NDP); the
+		 * lanes take the flow once the neighbour is there. */
+		st->unresolved++;
+		return XDP_PASS;
+	default: /* NOT_FWDED, FWD_DISABLED, UNSUPP_LWT */
+		st->not_forwarded++;
+		return XDP_PASS;
+	}
+	/* Back out of the port it came in on (the kernel also sends a redirect), or by
+	 * an interface the lanes do not send on. */
+	if (fib->ifindex != cfg->fib_egress || fib->ifindex == ctx->ingress_ifindex) {
+		st->other_port++;
+		return XDP_PASS;
+	}
+	lanes_mac_copy(eth->h_dest, fib->dmac);
+	lanes_mac_copy(eth->h_source, fib->smac);
+	return -1;
+}
+
 /* `lanes fwd --mode l3 --routes kernel`: the kernel's FIB decides, once per packet.
  * bpf_fib_lookup applies the policy rules, every table, every route type and the
  * kernel's own multipath choice (fib_multipath_hash_policy, from the addresses,
@@ -509,12 +562,8 @@ static __always_inline int lanes_forward_fib(struct xdp_md *ctx, lanes_cfg_t *cf
 		struct iphdr *ip = p->l3;
 		if ((void *)(ip + 1) > end)
 			return XDP_PASS;
-		/* The addresses' first octets, as they lie in the header. */
-		__u8 s = ((__u8 *)&ip->saddr)[0], d = ((__u8 *)&ip->daddr)[0];
-		/* Options (ihl > 5) and fragments are the kernel's to forward; so are
-		 * martians (zeronet, loopback, multicast or class E, either side). */
-		if (ip->ihl != 5 || (ip->frag_off & bpf_htons(0x3fff)) || s == 0 || s == 127 || s >= 224 || d == 0 || d == 127 ||
-		    d >= 224) {
+		/* Options (ihl > 5) and fragments are the kernel's to forward; so are martians. */
+		if (ip->ihl != 5 || (ip->frag_off & bpf_htons(0x3fff)) || lanes_ip4_martian(ip)) {
 			st->not_forwarded++;
 			return XDP_PASS;
 		}
@@ -563,41 +612,8 @@ static __always_inline int lanes_forward_fib(struct xdp_md *ctx, lanes_cfg_t *cf
 	}
 	fib.ifindex = ctx->ingress_ifindex;
 	long rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
-	switch (rc) {
-	case BPF_FIB_LKUP_RET_SUCCESS:
-		break;
-	case BPF_FIB_LKUP_RET_BLACKHOLE:
-		st->blackhole++;
-		return XDP_DROP;
-	case BPF_FIB_LKUP_RET_UNREACHABLE:
-	case BPF_FIB_LKUP_RET_PROHIBIT:
-		st->unreachable++;
-		return XDP_PASS;
-	case BPF_FIB_LKUP_RET_FRAG_NEEDED:
-		if (v4 && !df && (cfg->fib_flags & LANES_FIB_DROP_FRAGMENTABLE)) {
-			st->too_big_dropped++;
-			return XDP_DROP;
-		}
-		st->too_big++;
-		return XDP_PASS;
-	case BPF_FIB_LKUP_RET_NO_NEIGH:
-		/* The kernel forwards it and resolves the neighbour (ARP, NDP); the
-		 * lanes take the flow once the neighbour is there. */
-		st->unresolved++;
-		return XDP_PASS;
-	default: /* NOT_FWDED, FWD_DISABLED, UNSUPP_LWT */
-		st->not_forwarded++;
-		return XDP_PASS;
-	}
-	/* Back out of the port it came in on (the kernel also sends a redirect), or by
-	 * an interface the lanes do not send on. */
-	if (fib.ifindex != cfg->fib_egress || fib.ifindex == ctx->ingress_ifindex) {
-		st->other_port++;
-		return XDP_PASS;
-	}
-	lanes_mac_copy(eth->h_dest, fib.dmac);
-	lanes_mac_copy(eth->h_source, fib.smac);
-	return -1; /* the caller restores the MACs if no socket takes it */
+	/* On -1 the caller restores the MACs if no socket takes it. */
+	return lanes_fib_fate(ctx, cfg, st, eth, &fib, rc, v4, df);
 }
 
 /* The IPv4 header checksum over ihl 32-bit words: 0xffff when right. Each word
@@ -750,6 +766,97 @@ static __always_inline int lanes_forward_routes(struct xdp_md *ctx, lanes_cfg_t 
 	return -1;
 }
 
+/* A verdict counted: XDP_PASS in passed, XDP_DROP in dropped; -1 (go on) as it is. */
+static __always_inline int lanes_counted(struct lanes_qstats *st, int verdict)
+{
+	if (verdict == XDP_PASS)
+		st->passed++;
+	else if (verdict == XDP_DROP)
+		st->dropped++;
+	return verdict;
+}
+
+/* LANES_FORWARD_XDP's last step: XDP_PASS and XDP_DROP counted, -1 sent by
+ * lanes_tx_port (forwarded, frame_len bytes; no port there: dropped). */
+static __always_inline int lanes_xdp_out(struct lanes_qstats *st, int verdict, __u64 frame_len)
+{
+	if (lanes_counted(st, verdict) != -1)
+		return verdict;
+	verdict = bpf_redirect_map(&lanes_tx_port, 0, XDP_DROP);
+	if (verdict == XDP_REDIRECT) {
+		st->forwarded++;
+		st->forwarded_bytes += frame_len;
+	} else {
+		st->no_route++;
+		st->dropped++;
+	}
+	return verdict;
+}
+
+/* LANES_XDP_FIB's common case in one pass, for lanes_xdp_fwd: an untagged IPv4
+ * packet without options that fills its frame exactly (nothing to trim), to
+ * this port's MAC, its header checksum right, neither a fragment nor a martian,
+ * TTL over 1, and for UDP and TCP the ports in the frame; one the filter takes
+ * (IPv4 with its transport and ports), with no policer. Of such a packet lanes_admit,
+ * lanes_ip_check and lanes_forward_fib would check just this, so its fate and
+ * counts are theirs; it is parsed once, with no struct lanes_pkt to fill and
+ * read back. Returns the verdict, or LANES_GENERAL, having counted and changed
+ * nothing, for any other packet (the general path takes it). */
+#define LANES_GENERAL (-2)
+static __always_inline int lanes_fwd_fib4(struct xdp_md *ctx, lanes_cfg_t *cfg)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > end || ((__u16 *)data)[6] != bpf_htons(ETH_P_IP) || *(__u8 *)ip != 0x45)
+		return LANES_GENERAL;
+	__u64 len = (__u64)(end - data);
+	/* The frame holds the packet and no more (and tot_len covers the header: len is
+	 * at least 34); ip_check's length tests. */
+	if (sizeof(*eth) + bpf_ntohs(ip->tot_len) != len)
+		return LANES_GENERAL;
+	if (ip->ttl <= 1 || (ip->frag_off & bpf_htons(0x3fff)) || lanes_ip4_martian(ip) || !lanes_mac_is(eth->h_dest, cfg->mac))
+		return LANES_GENERAL;
+	if (lanes_ip_csum_fold(ip, end, 5) != 0xffff)
+		return LANES_GENERAL;
+	/* The filter's transport and ports (lanes_match's tests). */
+	__u8 proto = ip->protocol;
+	if (cfg->l4 && proto != cfg->l4)
+		return LANES_GENERAL;
+	struct bpf_fib_lookup fib = {};
+	if (proto == IPPROTO_UDP || proto == IPPROTO_TCP) {
+		__be16 *ports = (void *)(ip + 1);
+		if ((void *)(ports + 2) > end)
+			return LANES_GENERAL;
+		fib.sport = ports[0];
+		fib.dport = ports[1];
+	}
+	if (cfg->dport_lo || cfg->dport_hi) {
+		__u16 dport = bpf_ntohs(fib.dport);
+		if ((fib.sport == 0 && fib.dport == 0) || dport < cfg->dport_lo || dport > cfg->dport_hi)
+			return LANES_GENERAL;
+	}
+	__u32 q = ctx->rx_queue_index;
+	struct lanes_qstats *st = bpf_map_lookup_elem(&lanes_qstats, &q);
+	if (!st)
+		return XDP_PASS;
+	fib.family = AF_INET;
+	fib.tos = ip->tos;
+	fib.l4_protocol = proto;
+	fib.tot_len = len - sizeof(*eth);
+	fib.ipv4_src = ip->saddr;
+	fib.ipv4_dst = ip->daddr;
+	fib.ifindex = ctx->ingress_ifindex;
+	long rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	st->matched++;
+	st->matched_bytes += len;
+	int verdict = lanes_fib_fate(ctx, cfg, st, eth, &fib, rc, 1, (ip->frag_off & bpf_htons(0x4000)) != 0);
+	if (verdict == -1)
+		lanes_ttl_down(ip, end, 1);
+	return lanes_xdp_out(st, verdict, len);
+}
+
 /* LANES_FORWARD_XDP: `lanes fwd --path xdp` forwards in the driver's receive
  * path, as xdp-forward does, with the lanes' counters: io as it came, macswap
  * back out by XDP_TX, l2 to the next hop, l3 by the kernel's FIB (the header
@@ -800,23 +907,7 @@ static __always_inline int lanes_xdp_forward(struct xdp_md *ctx, lanes_cfg_t *cf
 		verdict = lanes_forward_routes(ctx, cfg, st, p, &frame_len);
 		break;
 	}
-	if (verdict == XDP_PASS) {
-		st->passed++;
-		return XDP_PASS;
-	}
-	if (verdict == XDP_DROP) {
-		st->dropped++;
-		return XDP_DROP;
-	}
-	verdict = bpf_redirect_map(&lanes_tx_port, 0, XDP_DROP);
-	if (verdict == XDP_REDIRECT) {
-		st->forwarded++;
-		st->forwarded_bytes += frame_len;
-	} else {
-		st->no_route++;
-		st->dropped++;
-	}
-	return verdict;
+	return lanes_xdp_out(st, verdict, frame_len);
 }
 
 /* What every program does first: the queue's counters, the
@@ -881,15 +972,9 @@ int lanes_xdp(struct xdp_md *ctx)
 			return XDP_PASS;
 		lanes_mac_copy(macs, eth->h_dest);
 		lanes_mac_copy(macs + 3, eth->h_source);
-		int verdict = lanes_forward_fib(ctx, cfg, st, &p);
-		if (verdict == XDP_PASS) {
-			st->passed++;
-			return XDP_PASS;
-		}
-		if (verdict == XDP_DROP) {
-			st->dropped++;
-			return XDP_DROP;
-		}
+		int verdict = lanes_counted(st, lanes_forward_fib(ctx, cfg, st, &p));
+		if (verdict != -1)
+			return verdict;
 		rewritten = 1;
 	}
 	int verdict = bpf_redirect_map(&lanes_xsks, ctx->rx_queue_index, XDP_PASS);
@@ -920,6 +1005,11 @@ SEC("xdp")
 int lanes_xdp_fwd(struct xdp_md *ctx)
 {
 	lanes_cfg_t *cfg = &lanes_cfg;
+	if (cfg->xdp_fwd == LANES_XDP_FIB && (cfg->proto_mask & LANES_IPV4) && !cfg->flow_cap_bps) {
+		int verdict = lanes_fwd_fib4(ctx, cfg);
+		if (verdict != LANES_GENERAL)
+			return verdict;
+	}
 	struct lanes_qstats *st;
 	struct lanes_pkt p;
 	__u64 bytes = 0;

@@ -47,7 +47,11 @@ public final class Child {
         stopLine = fds[1]
     }
 
-    deinit { if stopLine >= 0 { close(stopLine) } }
+    /// A child dropped without `wait` (an error path) leaves no output files behind.
+    deinit {
+        if stopLine >= 0 { close(stopLine) }
+        files.remove()
+    }
 
     /// Kills the local process at once (SIGKILL): here, the lanes child (what a
     /// crash leaves); over SSH, the ssh client, so the connection goes as if lost
