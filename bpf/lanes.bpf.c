@@ -153,6 +153,19 @@ struct lanes_pkt {
 	__u8 ports;      /* sport and dport were in the frame */
 };
 
+/* The filter's destination port range (cfg->dport_lo..dport_hi; 0..0 takes any)
+ * against a UDP or TCP packet's ports: a packet whose ports are both 0 (not in
+ * the frame) never matches a range. */
+static __always_inline int lanes_ports_match(lanes_cfg_t *cfg, __be16 sport, __be16 dport)
+{
+	if (cfg->dport_lo == 0 && cfg->dport_hi == 0)
+		return 1;
+	if (dport == 0 && sport == 0)
+		return 0;
+	__u16 d = bpf_ntohs(dport);
+	return d >= cfg->dport_lo && d <= cfg->dport_hi;
+}
+
 /* Returns 1 when the packet matches the filter; fills *p. */
 static __always_inline int lanes_match(struct xdp_md *ctx, lanes_cfg_t *cfg, struct lanes_pkt *p)
 {
@@ -233,10 +246,7 @@ static __always_inline int lanes_match(struct xdp_md *ctx, lanes_cfg_t *cfg, str
 		return 1;
 	if (proto != IPPROTO_UDP && proto != IPPROTO_TCP)
 		return 0;
-	__u16 dport = bpf_ntohs(p->dport);
-	if (p->dport == 0 && p->sport == 0)
-		return 0;
-	return dport >= cfg->dport_lo && dport <= cfg->dport_hi;
+	return lanes_ports_match(cfg, p->sport, p->dport);
 }
 
 /* The flow key of a packet lanes_match took (the policer's, the signed receiver's). */
@@ -487,6 +497,17 @@ static __always_inline int lanes_ip4_martian(const struct iphdr *ip)
 	return s == 0 || s == 127 || s >= 224 || d == 0 || d == 127 || d >= 224;
 }
 
+/* bpf_fib_lookup's parameters of an IPv4 header (the ports and ifindex are the caller's). */
+static __always_inline void lanes_fib_ip4(struct bpf_fib_lookup *fib, const struct iphdr *ip)
+{
+	fib->family = AF_INET;
+	fib->tos = ip->tos;
+	fib->l4_protocol = ip->protocol;
+	fib->tot_len = bpf_ntohs(ip->tot_len);
+	fib->ipv4_src = ip->saddr;
+	fib->ipv4_dst = ip->daddr;
+}
+
 /* What bpf_fib_lookup's answer rc makes of a packet (lanes_forward_fib's and
  * lanes_fwd_fib4's): the verdict, counted by cause; or, where the kernel would
  * forward it by the lanes' other port, the frame's MACs the next hop's and the
@@ -573,12 +594,7 @@ static __always_inline int lanes_forward_fib(struct xdp_md *ctx, lanes_cfg_t *cf
 		}
 		v4 = 1;
 		df = (ip->frag_off & bpf_htons(0x4000)) != 0;
-		fib.family = AF_INET;
-		fib.tos = ip->tos;
-		fib.l4_protocol = ip->protocol;
-		fib.tot_len = bpf_ntohs(ip->tot_len);
-		fib.ipv4_src = ip->saddr;
-		fib.ipv4_dst = ip->daddr;
+		lanes_fib_ip4(&fib, ip);
 	} else {
 		struct ipv6hdr *ip6 = p->l3;
 		if ((void *)(ip6 + 1) > end)
@@ -832,21 +848,14 @@ static __always_inline int lanes_fwd_fib4(struct xdp_md *ctx, lanes_cfg_t *cfg)
 		fib.sport = ports[0];
 		fib.dport = ports[1];
 	}
-	if (cfg->dport_lo || cfg->dport_hi) {
-		__u16 dport = bpf_ntohs(fib.dport);
-		if ((fib.sport == 0 && fib.dport == 0) || dport < cfg->dport_lo || dport > cfg->dport_hi)
-			return LANES_GENERAL;
-	}
+	/* Other transports keep ports 0 here, which no range matches. */
+	if (!lanes_ports_match(cfg, fib.sport, fib.dport))
+		return LANES_GENERAL;
 	__u32 q = ctx->rx_queue_index;
 	struct lanes_qstats *st = bpf_map_lookup_elem(&lanes_qstats, &q);
 	if (!st)
 		return XDP_PASS;
-	fib.family = AF_INET;
-	fib.tos = ip->tos;
-	fib.l4_protocol = proto;
-	fib.tot_len = len - sizeof(*eth);
-	fib.ipv4_src = ip->saddr;
-	fib.ipv4_dst = ip->daddr;
+	lanes_fib_ip4(&fib, ip);
 	fib.ifindex = ctx->ingress_ifindex;
 	long rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
 	st->matched++;
