@@ -237,7 +237,9 @@ extension IntegrationTests {
         /// it has no reset handlers) ends the run at once: its report (exit_reason
         /// "fault", what was counted), one line naming the reset, a non-zero exit,
         /// nothing left on d1. Under TCG the exit also waits for igb's re-initialisation
-        /// when the program is detached, so the bound here is 2 s from the reset.
+        /// when the program is detached, so the bound here is 3 s from the reset (2093 ms
+        /// was seen once in CI against an earlier 2 s; what it guards is a run that goes
+        /// on, unaware, for the whole 10 s).
         @Test func aDeviceResetOfIgbIsWaitedOutOrEndsTheRun() throws {
             try Self.withVM { name in
                 let drop = try Running(["testbed", "exec", "dut", "--name", name, "--", lanesBinary, "drop", "d1", "--bind", "zero-copy",
@@ -269,7 +271,7 @@ extension IntegrationTests {
                 _ = try? Self.exec(name, "ethtool", "-K", "d1", "rx-all", "off")
                 try #require(reset.status == 0, "the run went on 10 s after the PCI reset (\(reset.status)): \(reset.stderr)")
                 let ms = Int(reset.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
-                #expect(ms >= 0 && ms < 2000, "the run ended \(ms) ms after the reset")
+                #expect(ms >= 0 && ms < 3000, "the run ended \(ms) ms after the reset")
                 #expect(o.status != 0)
                 #expect(o.stderr.contains("d1 link down at") && o.stderr.contains("counting goes on"), "the driver's reset was not said: \(o.stderr)")
                 let last = o.stderr.split(separator: "\n").last.map(String.init) ?? ""
